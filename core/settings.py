@@ -1,0 +1,187 @@
+"""Settings: one YAML file plus `EGOVMON_*` environment overrides, loaded once.
+
+Precedence, highest first: keyword arguments (the CLI's flags), environment
+variables (`EGOVMON_SERVER__PORT=9090`, nested keys joined by `__`), the YAML
+file, the defaults below. `load_settings(path)` is the only entry point; nothing
+is read at import. Secrets are `SecretStr` and known placeholder values are
+refused, so an example config copied as is cannot reach production.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin", "token", "xxx"})
+
+
+class SettingsError(ValueError):
+    """The configuration file or environment is unusable; the message names the key."""
+
+
+def _real_secret(value: SecretStr | None, what: str) -> SecretStr | None:
+    if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        raise ValueError(f"{what} is a placeholder ({value.get_secret_value()!r}); set a real secret")
+    return value
+
+
+class TsdbKind(StrEnum):
+    """Where history goes."""
+
+    NONE = "none"  # bounded history in the embedded database
+    INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write via influxdb-client
+    INFLUXDB1 = "influxdb1"  # InfluxDB 1.x: /write
+
+
+class TsdbSettings(BaseModel):
+    """The time-series database for history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: TsdbKind = Field(TsdbKind.NONE, description="none (embedded history), influxdb2 or influxdb1")
+    url: str | None = Field(None, description="Base URL, e.g. http://127.0.0.1:8086")
+    token: SecretStr | None = Field(None, description="InfluxDB 2/3 API token (influxdb2)")
+    org: str = Field("egovmon", description="InfluxDB 2 organisation (influxdb2)")
+    bucket: str = Field("egovmon", description="InfluxDB 2 bucket (influxdb2)")
+    database: str = Field("egovmon", description="InfluxDB 1.x database (influxdb1)")
+    username: str | None = Field(None, description="InfluxDB 1.x user (influxdb1)")
+    password: SecretStr | None = Field(None, description="InfluxDB 1.x password (influxdb1)")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="One write request's timeout")
+    lines_per_request: int = Field(10_000, ge=100, le=1_000_000, description="Lines per write request")
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20, description="On-disk spool used while the TSDB is down")
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        return _real_secret(v, "tsdb.token")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: SecretStr | None) -> SecretStr | None:
+        return _real_secret(v, "tsdb.password")
+
+    @model_validator(mode="after")
+    def _url_needed(self) -> TsdbSettings:
+        if self.kind is not TsdbKind.NONE and not self.url:
+            raise ValueError(f"tsdb.url is required when tsdb.kind is {self.kind.value}")
+        return self
+
+
+class ServerSettings(BaseModel):
+    """The central server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0: any free port)")
+    workers: int = Field(1, ge=1, le=64, description="Server processes (uvicorn workers)")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the state database; default: SQLite file in data_dir"
+    )
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="Largest accepted request body, as sent")
+    max_decompressed_bytes: int = Field(128 << 20, ge=1024, description="Largest gzip-inflated body")
+    history_retention_hours: float = Field(24, gt=0, description="Embedded history kept (tsdb.kind none)")
+    history_max_points: int = Field(5_000_000, ge=1000, description="Embedded history cap in points")
+    observation_retention_hours: float = Field(72, gt=0, description="Raw observations kept for inventory")
+    batch_id_retention_hours: float = Field(168, gt=0, description="How long a batch id is remembered")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Proxies whose X-Forwarded-For is believed")
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(False, description="One JSON object per log line")
+
+
+class Settings(BaseSettings):
+    """All of egovmon's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EGOVMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(Path("egovmon-data"), description="Where state, spools and the initial token live")
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="Default language of user-facing texts")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest first: explicit overrides, the environment, the YAML file.
+        return (init_settings, env_settings, _YamlSource(settings_cls, _YAML_DATA.get()))
+
+    @property
+    def database_url(self) -> str:
+        """The state database URL, defaulting to a SQLite file in data_dir."""
+        if self.server.database_url:
+            return self.server.database_url
+        return f"sqlite:///{(self.data_dir / 'egovmon.db').resolve()}"
+
+
+_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("egovmon_yaml_data", default={})
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The parsed YAML file as a settings source (below the environment)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from a YAML file (optional), the environment and explicit overrides.
+
+    `overrides` use the same nesting as the file (`server={"port": 0}`) and win
+    over everything, environment included.
+
+    Raises:
+        SettingsError: the file is missing or not YAML, or a value is invalid.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must hold a mapping at the top level")
+        data = loaded
+    reset = _YAML_DATA.set(data)
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    finally:
+        _YAML_DATA.reset(reset)
+
+
+def settings_json_schema() -> str:
+    """The JSON schema of the configuration file, as indented JSON text."""
+    return json.dumps(Settings.model_json_schema(), indent=2, ensure_ascii=False)

@@ -1,0 +1,249 @@
+"""The FastAPI application: `create_app(settings)` builds everything, nothing happens at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import delete, text
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.settings import Settings
+from server.agencies.views import router as agencies_router
+from server.agents.views import router as agents_router
+from server.audit.views import router as audit_router
+from server.auth import service as auth_service
+from server.auth.views import router as auth_router
+from server.database import make_engine, make_sessionmaker, migrate, transaction
+from server.errors import ApiError
+from server.history.build import build_history
+from server.hosts import service as hosts_service
+from server.hosts.views import router as hosts_router
+from server.ingest.hooks import IngestHooks
+from server.ingest.models import IngestedBatch, ObservationRecord
+from server.ingest.pipeline import IngestPipeline
+from server.ingest.views import router as ingest_router
+from server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/api/v1/ingest"
+RETENTION_INTERVAL_SECONDS = 60.0
+HISTORY_STATS = ("write_errors_total", "spooled_lines_total", "replayed_lines_total", "pending_bytes", "pending_segments")
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to any request whose body exceeds the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(scope, send, self.limit)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(scope, send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    response = JSONResponse(
+        {"detail": f"body exceeds the limit of {limit} bytes", "reason": "too_large"}, status_code=413
+    )
+    await response(scope, lambda: _empty(), send)  # type: ignore[arg-type]
+
+
+async def _empty() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _error_body(exc: ApiError) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": exc.message, "reason": exc.reason}
+    errors = getattr(exc, "errors", None)
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The egovmon server for `settings`; storage is opened when the app starts (lifespan)."""
+    metrics = ServerMetrics()
+    hooks = IngestHooks()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_start, app)
+        task = asyncio.create_task(_retention_loop(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await run_in_threadpool(_stop, app)
+
+    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.clock = clock or (lambda: datetime.now(UTC))
+    app.state.metrics = metrics
+    app.state.hooks = hooks
+    app.state.history = None
+    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if request.url.path == INGEST_PATH:
+            metrics.rejects.labels(exc.reason).inc()
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
+        ]
+        first = errors[0] if errors else {"loc": "", "msg": "invalid request"}
+        return JSONResponse(
+            {"detail": f"invalid request: {first['loc']}: {first['msg']}", "reason": "validation", "errors": errors},
+            status_code=422,
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """State database and TSDB reachable."""
+        checks: dict[str, str] = {}
+        try:
+            with app.state.sessions() as session:
+                session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # readiness reports any failure, it does not raise
+            checks["database"] = f"error: {type(exc).__name__}"
+        history = app.state.history
+        if history is not None:
+            checks["tsdb"] = "ok" if history.ping() else "unreachable"
+        else:
+            checks["tsdb"] = "embedded"
+        ready = all(v in ("ok", "embedded") for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    def prometheus_metrics() -> Response:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in (agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router):
+        app.include_router(router)
+    return app
+
+
+def _start(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    _bootstrap_admin(app)
+    history, lock_fd = build_history(settings)
+    app.state.history = history
+    app.state.spool_lock_fd = lock_fd
+    if history is not None:
+        app.state.metrics.watch_history(
+            settings.tsdb.kind.value, lambda: {name: getattr(history, name) for name in HISTORY_STATS}
+        )
+    app.state.pipeline = IngestPipeline(
+        sessions=app.state.sessions, history=history, hooks=app.state.hooks,
+        metrics=app.state.metrics, clock=app.state.clock,
+    )
+    log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)
+
+
+def _bootstrap_admin(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    try:
+        with transaction(app.state.sessions) as session:
+            secret = auth_service.bootstrap_admin(session, now=app.state.clock())
+    except IntegrityError:  # another replica created the admin at the same moment
+        return
+    if secret is not None:
+        path = auth_service.write_initial_token(settings.data_dir, secret)
+        log.warning("created user 'admin' and its first API token; the token is in %s (mode 0600)", path)
+
+
+def _stop(app: FastAPI) -> None:
+    history = app.state.history
+    if history is not None:
+        history.close()
+    if getattr(app.state, "spool_lock_fd", None) is not None:
+        os.close(app.state.spool_lock_fd)
+    engine = getattr(app.state, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def prune(app: FastAPI) -> dict[str, int]:
+    """Apply retention to batch ids, raw observations and embedded history; returns rows deleted per table."""
+    settings: Settings = app.state.settings
+    now: datetime = app.state.clock()
+    server = settings.server
+    with transaction(app.state.sessions) as session:
+        deleted = {
+            "ingested_batches": session.execute(
+                delete(IngestedBatch).where(IngestedBatch.received_at < now - timedelta(hours=server.batch_id_retention_hours))
+            ).rowcount,
+            "observations": session.execute(
+                delete(ObservationRecord).where(
+                    ObservationRecord.received_at < now - timedelta(hours=server.observation_retention_hours)
+                )
+            ).rowcount,
+            "history_points": hosts_service.prune_history(
+                session, older_than=now - timedelta(hours=server.history_retention_hours), max_points=server.history_max_points
+            ),
+        }
+    for table, count in deleted.items():
+        app.state.metrics.pruned.labels(table).inc(count)
+    return deleted
+
+
+async def _retention_loop(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+        try:
+            await run_in_threadpool(prune, app)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("retention run failed")

@@ -1,0 +1,26 @@
+"""The audit log: who changed what, when and from where. Rows are only ever appended."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.database import Base
+
+
+class AuditEvent(Base):
+    """One administrative change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100), comment="user:NAME, agent:ID, cli:OSUSER or system")
+    action: Mapped[str] = mapped_column(String(64), index=True, comment="e.g. agency.create, token.revoke")
+    target_type: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+    remote_addr: Mapped[str | None] = mapped_column(String(64))

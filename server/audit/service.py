@@ -1,0 +1,55 @@
+"""Append to the audit log, in the same transaction as the change it records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.audit.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    details: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Add one audit event to `session` (committed with the caller's transaction)."""
+    event = AuditEvent(
+        at=at or datetime.now(UTC),
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        details=details or {},
+        remote_addr=remote_addr,
+    )
+    session.add(event)
+    return event
+
+
+def list_events(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Newest first, filtered by action, actor and time."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    return list(session.scalars(query))

@@ -1,0 +1,44 @@
+"""/api/v1/audit: the audit log, for admins and the security team."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+
+from server.audit import service
+from server.auth.models import Role
+from server.deps import Caller, DbSession
+from server.errors import ForbiddenError
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+    remote_addr: str | None
+
+
+@router.get("", response_model=list[AuditEventRead])
+def list_audit(
+    caller: Caller,
+    session: DbSession,
+    action: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[AuditEventRead]:
+    if not (caller.is_admin or (caller.kind == "user" and caller.role == Role.SECURITY)):
+        raise ForbiddenError("the audit log is for admins and the security team", reason="admin_required")
+    events = service.list_events(session, action=action, actor=actor, since=since, limit=limit)
+    return [AuditEventRead.model_validate(e) for e in events]

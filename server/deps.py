@@ -1,0 +1,60 @@
+"""FastAPI dependencies: the database session, the clock, the caller and where the call came from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from server.auth import service as auth
+from server.auth.principal import Principal
+from server.errors import UnauthorizedError
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request; the view commits explicitly with `session.commit()` or `begin()`."""
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    return request.app.state.clock
+
+
+def get_now(request: Request) -> datetime:
+    """The time of this request, from the app's clock."""
+    return request.app.state.clock()
+
+
+def remote_addr(request: Request) -> str | None:
+    """The client address, taking X-Forwarded-For only from configured trusted proxies."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in request.app.state.settings.server.trusted_proxies:
+        return forwarded.split(",")[0].strip()
+    return peer
+
+
+def bearer(request: Request) -> str:
+    """The bearer credential of the request. Raises UnauthorizedError."""
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise UnauthorizedError("missing bearer credential (Authorization: Bearer <token>)", reason="missing_credential")
+    return credential.strip()
+
+
+def get_principal(request: Request, session: Annotated[Session, Depends(get_session)]) -> Principal:
+    """The authenticated caller. Raises UnauthorizedError."""
+    principal = auth.authenticate(session, bearer(request), now=request.app.state.clock())
+    session.commit()  # persists last_used_at when it moved
+    return principal
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+Caller = Annotated[Principal, Depends(get_principal)]
+Now = Annotated[datetime, Depends(get_now)]
+RemoteAddr = Annotated[str | None, Depends(remote_addr)]

@@ -1,0 +1,65 @@
+"""Errors the services raise, each with the HTTP status and reason code the API answers with.
+
+Views never build error responses by hand: a service raises one of these and the
+app's handler turns it into `{"detail": message, "reason": reason}`.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Root of errors that become an HTTP response."""
+
+    status_code = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class BadRequestError(ApiError):
+    status_code = 400
+    reason = "bad_request"
+
+
+class UnauthorizedError(ApiError):
+    status_code = 401
+    reason = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status_code = 403
+    reason = "forbidden"
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    reason = "not_found"
+
+
+class ConflictError(ApiError):
+    status_code = 409
+    reason = "conflict"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code = 413
+    reason = "too_large"
+
+
+class UnsupportedMediaError(ApiError):
+    status_code = 415
+    reason = "unsupported_media_type"
+
+
+class UnprocessableError(ApiError):
+    status_code = 422
+    reason = "validation"
+
+
+class UnavailableError(ApiError):
+    status_code = 503
+    reason = "unavailable"

@@ -1,0 +1,60 @@
+"""/api/v1/hosts: every read scoped to the caller's agency (Article 25)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Query, Request
+
+from server.deps import Caller, DbSession, Now
+from server.errors import ConflictError
+from server.hosts import service
+from server.hosts.schemas import HistoryPointRead, HostRead, SeriesValue
+
+router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
+
+
+def _at(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC) + timedelta(microseconds=(ns % 1_000_000_000) // 1000)
+
+
+@router.get("", response_model=list[HostRead])
+def list_hosts(caller: Caller, session: DbSession) -> list[HostRead]:
+    return [HostRead.model_validate(h) for h in service.list_hosts(session, agency_id=caller.agency_scope())]
+
+
+@router.get("/{host_id}", response_model=HostRead)
+def get_host(host_id: int, caller: Caller, session: DbSession) -> HostRead:
+    return HostRead.model_validate(service.get_host(session, host_id=host_id, agency_id=caller.agency_scope()))
+
+
+@router.get("/{host_id}/latest", response_model=list[SeriesValue])
+def latest(host_id: int, caller: Caller, session: DbSession, measurement: str | None = None) -> list[SeriesValue]:
+    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+    return [
+        SeriesValue(measurement=s.measurement, tags=s.tags, fields=s.fields, timestamp=_at(s.ts_ns))
+        for s in service.latest_values(session, host_id=host_id, measurement=measurement)
+    ]
+
+
+@router.get("/{host_id}/history", response_model=list[HistoryPointRead])
+def history(
+    host_id: int,
+    request: Request,
+    caller: Caller,
+    session: DbSession,
+    now: Now,
+    measurement: str = Query(min_length=1, max_length=128),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(10_000, ge=1, le=100_000),
+) -> list[HistoryPointRead]:
+    """Embedded history (only when no TSDB is configured; otherwise query the TSDB)."""
+    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+    if request.app.state.history is not None:
+        raise ConflictError("history is kept in the TSDB; query it there (Grafana)", reason="history_in_tsdb")
+    points = service.history(
+        session, host_id=host_id, measurement=measurement,
+        since=since or now - timedelta(hours=1), until=until or now, limit=limit,
+    )
+    return [HistoryPointRead(tags=p.tags, fields=p.fields, timestamp=_at(p.ts_ns)) for p in points]

@@ -1,0 +1,86 @@
+"""Turn validated sample records into points, line protocol and the newest value per series.
+
+One pass over the samples does the three jobs the pipeline needs, because on a
+10,000-sample batch every extra pass costs milliseconds: it checks each distinct
+timestamp against the accepted window, encodes the line (with the server's
+host and agency tags), and keeps the newest fields per series for latest state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.lineprotocol import LineEncoder, LineProtocolError, timestamp_ns
+from core.models import MAX_FUTURE, MAX_PAST
+from server.history.base import EncodedBatch, Point
+
+
+class TimestampWindowError(ValueError):
+    """A timestamp lies outside the accepted window; the message names the sample."""
+
+
+@dataclass(slots=True)
+class SeriesLatest:
+    """The newest point of one series within a batch; fields of equal timestamps are merged."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    ns: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """A stable text key for a series: `measurement,k1=v1,k2=v2` with tags sorted."""
+    return measurement + "".join(f",{k}={tags[k]}" for k in sorted(tags))
+
+
+def encode_batch(
+    samples: Sequence[Mapping[str, Any]], *, extra_tags: Mapping[str, str], now: datetime
+) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
+    """Points and lines for `samples`, and the newest value per series key.
+
+    Raises:
+        TimestampWindowError: a sample's timestamp is older than MAX_PAST or newer than MAX_FUTURE.
+        LineProtocolError: a value line protocol cannot carry.
+    """
+    oldest = timestamp_ns(now - MAX_PAST)
+    newest = timestamp_ns(now + MAX_FUTURE)
+    encoder = LineEncoder(extra_tags)
+    seen_ns: dict[datetime, int] = {}
+    keys: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    latest: dict[str, SeriesLatest] = {}
+    points: list[Point] = []
+    lines: list[str] = []
+    empty: dict[str, str] = {}
+    for index, sample in enumerate(samples):
+        at = sample["timestamp"]
+        ns = seen_ns.get(at)
+        if ns is None:
+            ns = timestamp_ns(at)
+            if ns < oldest or ns > newest:
+                raise TimestampWindowError(
+                    f"samples.{index}.timestamp {at.isoformat()} is outside the accepted window "
+                    f"({MAX_PAST.days} days back to {int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the server clock)"
+                )
+            seen_ns[at] = ns
+        measurement = sample["measurement"]
+        tags = sample.get("tags") or empty
+        fields = sample["fields"]
+        lines.append(encoder.line(measurement, tags, fields, ns))
+        points.append(Point(measurement, tags, fields, ns))
+        cache_key = (measurement, tuple(tags.items()))
+        key = keys.get(cache_key)
+        if key is None:
+            key = keys[cache_key] = series_key(measurement, tags)
+        current = latest.get(key)
+        if current is None or ns > current.ns:
+            latest[key] = SeriesLatest(measurement, tags, ns, dict(fields))
+        elif ns == current.ns:
+            current.fields.update(fields)
+    return EncodedBatch(points=points, lines=lines), latest
+
+
+__all__ = ["LineProtocolError", "SeriesLatest", "TimestampWindowError", "encode_batch", "series_key"]

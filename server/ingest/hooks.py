@@ -1,0 +1,49 @@
+"""Where ingested data goes after it is durable: inventory takes observations, alerting samples.
+
+The pipeline calls every registered sink after the batch has been committed, so
+a failing sink never loses data; its failure is logged and counted. Later
+packages (inventory, alerting) register their sinks in `create_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.history.base import Point
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sent the data, as established from the credential."""
+
+    agency_id: int
+    agency_code: str
+    host_id: int
+    hostname: str
+    agent_id: int
+
+
+class ObservationSink(Protocol):
+    """Receives the observations of each committed batch (the inventory's entry point)."""
+
+    name: str
+
+    def observations_received(self, origin: Origin, observations: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class SampleSink(Protocol):
+    """Receives the points of each committed batch (the alerting evaluator's entry point)."""
+
+    name: str
+
+    def samples_received(self, origin: Origin, points: Sequence[Point]) -> None: ...
+
+
+@dataclass
+class IngestHooks:
+    """The sinks registered with the app."""
+
+    observation_sinks: list[ObservationSink] = field(default_factory=list)
+    sample_sinks: list[SampleSink] = field(default_factory=list)

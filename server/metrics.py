@@ -1,0 +1,66 @@
+"""The server's own Prometheus metrics, on a registry owned by the app (nothing global)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class ServerMetrics:
+    """Ingest counts, rejects by reason, latencies, in-flight requests and history-store health."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.batches = Counter("egovmon_ingest_batches_total", "Batches acknowledged, by result", ["result"], registry=r)
+        self.samples = Counter("egovmon_ingest_samples_total", "Samples accepted", registry=r)
+        self.observations = Counter("egovmon_ingest_observations_total", "Observations accepted", registry=r)
+        self.rejects = Counter("egovmon_ingest_rejects_total", "Ingest requests refused, by reason", ["reason"], registry=r)
+        self.duration = Histogram(
+            "egovmon_ingest_duration_seconds",
+            "Time from body received to acknowledgement",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.in_flight = Gauge("egovmon_ingest_in_flight", "Ingest requests being processed (queue depth)", registry=r)
+        self.hook_errors = Counter("egovmon_ingest_hook_errors_total", "Failures of downstream hooks", ["hook"], registry=r)
+        self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
+
+    def watch_history(self, name: str, stats: Callable[[], dict[str, float]]) -> None:
+        """Expose the history store's counters (`write_errors_total`, `pending_bytes`, ...) at scrape time."""
+        self.registry.register(_HistoryCollector(name, stats))
+
+
+class _HistoryCollector(Collector):
+    """Reads the history writer's plain counters at scrape time."""
+
+    _COUNTERS = {
+        "write_errors_total": ("egovmon_tsdb_write_errors", "Failed writes to the history store"),
+        "spooled_lines_total": ("egovmon_tsdb_spooled_lines", "Lines written to the on-disk spool"),
+        "replayed_lines_total": ("egovmon_tsdb_replayed_lines", "Lines replayed from the spool"),
+    }
+    _GAUGES = {
+        "pending_bytes": ("egovmon_tsdb_spool_bytes", "Bytes waiting in the on-disk spool"),
+        "pending_segments": ("egovmon_tsdb_spool_segments", "Files waiting in the on-disk spool"),
+    }
+
+    def __init__(self, name: str, stats: Callable[[], dict[str, float]]) -> None:
+        self._name = name
+        self._stats = stats
+
+    def describe(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._stats()
+        for key, (metric, doc) in self._COUNTERS.items():
+            family = CounterMetricFamily(metric, doc, labels=["store"])
+            family.add_metric([self._name], stats.get(key, 0))
+            yield family
+        for key, (metric, doc) in self._GAUGES.items():
+            family = GaugeMetricFamily(metric, doc, labels=["store"])
+            family.add_metric([self._name], stats.get(key, 0))
+            yield family
