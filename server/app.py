@@ -46,9 +46,10 @@ HISTORY_STATS = ("write_errors_total", "spooled_lines_total", "replayed_lines_to
 class BodyLimitMiddleware:
     """Answers 413 to any request whose body exceeds the limit, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, on_reject: Callable[[str], None]) -> None:
         self.app = app
         self.limit = limit
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,6 +57,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                self.on_reject(scope["path"])
                 await _too_large(scope, send, self.limit)
                 return
         received = 0
@@ -72,6 +74,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited, send)
         except _BodyTooLarge:
+            self.on_reject(scope["path"])
             await _too_large(scope, send, self.limit)
 
 
@@ -119,7 +122,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.metrics = metrics
     app.state.hooks = hooks
     app.state.history = None
-    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes)
+    def count_too_large(path: str) -> None:
+        if path == INGEST_PATH:
+            metrics.rejects.labels("too_large").inc()
+
+    app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes, on_reject=count_too_large)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -173,7 +180,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
 def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
     app.state.engine = engine

@@ -42,6 +42,10 @@ def encode_batch(
 ) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
     """Points and lines for `samples`, and the newest value per series key.
 
+    Tags named like `extra_tags` (host, agency) are dropped from the payload's
+    tags and set from `extra_tags` in the lines; points carry the payload's own
+    tags only.
+
     Raises:
         TimestampWindowError: a sample's timestamp is older than MAX_PAST or newer than MAX_FUTURE.
         LineProtocolError: a value line protocol cannot carry.
@@ -68,6 +72,9 @@ def encode_batch(
             seen_ns[at] = ns
         measurement = sample["measurement"]
         tags = sample.get("tags") or empty
+        if tags and any(name in tags for name in extra_tags):
+            # host and agency come from the credential, never from the payload
+            tags = {k: v for k, v in tags.items() if k not in extra_tags}
         fields = sample["fields"]
         lines.append(encoder.line(measurement, tags, fields, ns))
         points.append(Point(measurement, tags, fields, ns))

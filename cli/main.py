@@ -1,0 +1,146 @@
+"""The `egovmon` command.
+
+Server commands import the server stack only when they run, so an agent-only
+install (no FastAPI, no SQLAlchemy) still has a working `egovmon` for its own
+commands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.admin import admin_app
+from core.settings import Settings, SettingsError, load_settings, settings_json_schema
+
+app = typer.Typer(help="egovmon: operations and security monitor of the e-government platform.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration file tools.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(admin_app, name="admin")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file", exists=True, dir_okay=False)]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (overrides the config)")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    fmt = (
+        '{"at":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
+        if settings.log.json_format
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=settings.log.level, format=fmt, stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    return sock
+
+
+def _serve(settings: Settings, config: Path | None) -> None:
+    """Run the server in the foreground until interrupted."""
+    import uvicorn
+
+    from server.app import create_app
+
+    _configure_logging(settings)
+    server = settings.server
+    if server.workers > 1:
+        # Several processes: each builds its own app from the same settings.
+        os.environ["EGOVMON_CONFIG_FILE"] = str(config.resolve()) if config else ""
+        os.environ["EGOVMON_DATA_DIR"] = str(settings.data_dir)
+        os.environ["EGOVMON_SERVER__HOST"] = server.host
+        os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
+        typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
+        uvicorn.run(
+            "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
+            workers=server.workers, log_level=settings.log.level.lower(), access_log=False,
+        )
+        return
+    sock = _bound_socket(server.host, server.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"egovmon server listening on http://{shown}:{port}", color=False)
+    token_file = settings.data_dir / "initial-admin-token"
+    typer.echo(f"data directory: {settings.data_dir.resolve()}; first admin token: {token_file.resolve()}")
+    sys.stdout.flush()
+    uv_config = uvicorn.Config(
+        create_app(settings), log_level=settings.log.level.lower(), access_log=False, lifespan="on"
+    )
+    uvicorn.Server(uv_config).run(sockets=[sock])
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Data directory")] = Path("egovmon-data"),
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port)")] = 8080,
+) -> None:
+    """Run the server on the embedded default (SQLite, embedded history): no external servers needed."""
+    settings = _settings(None, data_dir=data_dir, server={"host": host, "port": port})
+    _serve(settings, None)
+
+
+@app.command()
+def server(
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (overrides the config)")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (overrides the config)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (overrides the config)")] = None,
+) -> None:
+    """Run the central server with a configuration file."""
+    server_overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    settings = _settings(config, data_dir=data_dir, server=server_overrides or None)
+    _serve(settings, config)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the configuration file."""
+    typer.echo(settings_json_schema())
+
+
+@config_app.command("check")
+def config_check(config: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Validate a configuration file (with the environment applied) and print the result."""
+    settings = _settings(config)
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument(help="Directory to write egovmon.yaml and inventory.yaml into")]) -> None:
+    """Write a commented example configuration and an example inventory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    templates = resources.files("cli") / "templates"
+    for name in ("egovmon.yaml", "inventory.yaml"):
+        target = directory / name
+        if target.exists():
+            typer.echo(f"error: {target} exists; not overwriting", err=True)
+            raise typer.Exit(1)
+        target.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
+        typer.echo(f"wrote {target}")
+

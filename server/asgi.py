@@ -1,0 +1,21 @@
+"""ASGI factory for multi-process serving (`uvicorn --factory server.asgi:app_from_environment`).
+
+Settings come from the file named by EGOVMON_CONFIG_FILE (optional) and the
+EGOVMON_* environment, so every worker process builds the same app.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from core.settings import load_settings
+from server.app import create_app
+
+
+def app_from_environment() -> FastAPI:
+    """An app built from EGOVMON_CONFIG_FILE and the environment."""
+    path = os.environ.get("EGOVMON_CONFIG_FILE") or None
+    return create_app(load_settings(Path(path) if path else None))
