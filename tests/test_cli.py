@@ -1,0 +1,117 @@
+"""The `egovmon` command: init, config, admin, and `up` as a real process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from core.settings import load_settings
+
+runner = CliRunner()
+EGOVMON = [sys.executable, "-m", "cli"]
+
+
+def test_init_writes_a_config_that_loads_and_an_inventory(tmp_path):
+    result = runner.invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(tmp_path / "egovmon.yaml")
+    assert (settings.server.port, settings.tsdb.kind.value, settings.language) == (8080, "none", "zh-CN")
+    assert "address_plan:" in (tmp_path / "inventory.yaml").read_text(encoding="utf-8")
+    again = runner.invoke(app, ["init", str(tmp_path)])
+    assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_config_schema_and_check(tmp_path):
+    schema = json.loads(runner.invoke(app, ["config", "schema"]).output)
+    assert {"data_dir", "server", "tsdb", "log"} <= set(schema["properties"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tsdb:\n  kind: influxdb2\n  url: http://127.0.0.1:1\n  token: changeme\n")
+    result = runner.invoke(app, ["config", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "placeholder" in result.output
+
+
+def test_admin_commands_change_state_and_audit(tmp_path):
+    runner.invoke(app, ["init", str(tmp_path / "site")])
+    base = ["admin", "--data-dir", str(tmp_path / "data")]
+    imported = runner.invoke(app, [*base, "agency", "import", str(tmp_path / "site" / "inventory.yaml")])
+    assert imported.exit_code == 0 and "created 3 agencies" in imported.output
+    created = runner.invoke(app, [*base, "--json", "enrollment-token", "create", "--agency", "health", "--note", "web01"])
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)[0]["token"].startswith("egve_")
+    user = runner.invoke(app, [*base, "user", "create", "health1", "--role", "agency", "--agency", "health"])
+    assert user.exit_code == 0, user.output
+    missing = runner.invoke(app, [*base, "user", "create", "x1", "--role", "agency", "--agency", "nope"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    listed = json.loads(runner.invoke(app, [*base, "--json", "agency", "list"]).output)
+    assert [a["code"] for a in listed] == ["egov-office", "health", "public-security"]
+    from server.audit.service import list_events
+    from server.database import make_engine, make_sessionmaker
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'egovmon.db'}")
+    with make_sessionmaker(engine)() as session:
+        events = list_events(session)
+    engine.dispose()
+    assert {e.action for e in events} == {"agency.create", "enrollment_token.create", "user.create"}
+    assert all(e.actor.startswith("cli:") for e in events)
+
+
+def test_up_runs_the_server_and_prints_its_url(tmp_path):
+    """`egovmon up` as a real process: prints the URL, serves, writes the 0600 admin token."""
+    process = subprocess.Popen(
+        [*EGOVMON, "up", "--data-dir", str(tmp_path / "data"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        url = match.group(0)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.1)
+        token_file = tmp_path / "data" / "initial-admin-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        me = httpx.get(f"{url}/api/v1/users/me", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+        assert me.json()["role"] == "admin"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("server did not stop on SIGINT")
+    stderr = process.stderr.read()
+    assert "initial-admin-token" in stderr  # the log says where the token is
+    assert "Application shutdown complete" in stderr  # a clean shutdown, not a crash
+    assert process.returncode in (0, 130, -signal.SIGINT), stderr  # uvicorn re-raises SIGINT on exit
+
+
+def test_cli_imports_without_the_server_stack():
+    """An agent-only install has no FastAPI or SQLAlchemy: `egovmon --help` must not import them."""
+    code = (
+        "import sys; import cli.main; "
+        "bad = [m for m in ('fastapi', 'sqlalchemy', 'uvicorn', 'influxdb_client', 'server') if m in sys.modules]; "
+        "print(bad)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True)
+    assert result.stdout.strip() == "[]"
