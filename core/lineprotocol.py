@@ -119,18 +119,17 @@ class LineEncoder:
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._keys: dict[str, str] = {}
 
-    def line(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, bool | int | float | str], ns: int) -> str:
-        """One line; raises LineProtocolError like `encode_line`."""
-        key = (measurement, tuple(tags.items()))
-        head = self._heads.get(key)
-        if head is None:
-            merged = {**tags, **self._extra}
-            head = escape_measurement(measurement) + "".join(
-                f",{escape_key(k)}={escape_key(merged[k])}" for k in sorted(merged)
-            )
-            self._heads[key] = head
+    def head(self, measurement: str, tags: Mapping[str, str]) -> str:
+        """The escaped `measurement,tag=value,...` part, tags sorted, extra tags applied."""
+        merged = {**tags, **self._extra} if self._extra else tags
+        return escape_measurement(measurement) + "".join(
+            f",{escape_key(k)}={escape_key(merged[k])}" for k in sorted(merged)
+        )
+
+    def fields(self, fields: Mapping[str, bool | int | float | str]) -> str:
+        """The field set `k=v,...`; raises LineProtocolError when empty or not encodable."""
         if not fields:
-            raise LineProtocolError(f"measurement {measurement!r} has no fields")
+            raise LineProtocolError("a line needs at least one field")
         keys = self._keys
         parts = []
         for name, value in fields.items():
@@ -144,7 +143,15 @@ class LineEncoder:
                 parts.append(f"{prefix}{value}i")
             else:
                 parts.append(prefix + format_field_value(value))
-        return f"{head} {','.join(parts)} {ns}"
+        return ",".join(parts)
+
+    def line(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, bool | int | float | str], ns: int) -> str:
+        """One line; raises LineProtocolError like `encode_line`."""
+        key = (measurement, tuple(tags.items()))
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = self.head(measurement, tags)
+        return f"{head} {self.fields(fields)} {ns}"
 
 
 def encode_sample(sample: Sample) -> str:

@@ -122,7 +122,10 @@ class IngestPipeline:
         observations = batch.get("observations", [])
         try:
             encoded, latest = encode_batch(
-                samples, extra_tags={"host": origin.hostname, "agency": origin.agency_code}, now=now
+                samples,
+                extra_tags={"host": origin.hostname, "agency": origin.agency_code},
+                now=now,
+                with_points=self._history is None or bool(self._hooks.sample_sinks),
             )
         except TimestampWindowError as exc:
             raise UnprocessableError(str(exc), reason="timestamp_window") from exc
