@@ -52,9 +52,11 @@ def escape_key(text: str) -> str:
     """Escape a tag key, tag value or field key (commas, equals signs and spaces).
 
     Raises:
-        LineProtocolError: a newline, or a trailing backslash (InfluxDB 1.x and 2.x
+        LineProtocolError: empty, a newline, or a trailing backslash (InfluxDB 1.x and 2.x
             read a backslash before the following separator differently).
     """
+    if not text:
+        raise LineProtocolError("tag keys, tag values and field keys cannot be empty")
     if text.endswith("\\"):
         raise LineProtocolError(f"tag or field {text!r} ends with a backslash")
     return _no_newline(text, "tag or field").translate(_KEY)

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -58,7 +59,8 @@ NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 TAG_VALUE_PATTERN: Final = r"^[^\x00-\x1f\x7f]{0,255}[^\x00-\x1f\x7f\\]$"
 KIND_PATTERN: Final = r"^[a-z][a-z0-9_.]{0,63}$"
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-# RFC 1123 host name (labels of letters, digits and hyphens) or an address.
+# An RFC 1123 host name or an IPv4 address (what agents enrol with; IPv6 literals,
+# which start or end with a colon, are not host names here).
 HOSTNAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9_.:-]{0,251}[A-Za-z0-9])?$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -68,7 +70,21 @@ Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Hostname = Annotated[str, StringConstraints(pattern=HOSTNAME_PATTERN)]
 StringField = Annotated[StrictStr, StringConstraints(max_length=MAX_STRING_FIELD_CHARS)]
 IntField = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
-FloatField = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+def _not_an_int(value: Any) -> Any:
+    """Keep ints out of the float member: StrictFloat takes an int, so 2**63 would pass as 9.2e18.
+
+    Floats pass through; the only int that gets here is one the int member refused
+    (beyond int64). Taking it as a float would drop its low digits and turn an int
+    series into a float one, which InfluxDB refuses as a field type conflict.
+    """
+    if type(value) is int:
+        raise ValueError(f"integer {value} is outside the int64 range [{INT64_MIN}, {INT64_MAX}]")
+    return value
+
+
+FloatField = Annotated[StrictFloat, Field(allow_inf_nan=False), BeforeValidator(_not_an_int)]
 # Order matters only for documentation: pydantic's smart union picks the exact type,
 # so JSON 5 stays an int, 5.0 a float, true a bool.
 FieldValue = StrictBool | IntField | FloatField | StringField

@@ -105,7 +105,13 @@ class Settings(BaseSettings):
     """All of egovmon's configuration."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EGOVMON_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="EGOVMON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        # A model-level error (tsdb.url missing) would otherwise print the whole
+        # tsdb mapping, token and password included, into SettingsError and the log.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(Path("egovmon-data"), description="Where state, spools and the initial token live")
