@@ -40,12 +40,40 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
     return measurement + "".join(f",{k}={tags[k]}" for k in sorted(tags))
 
 
+class SeriesCache:
+    """Line head and series key per (sender, measurement, tags), kept across batches.
+
+    An agent sends the same series batch after batch, so escaping their tags
+    once saves most of the per-series work. Bounded: cleared when it holds
+    `limit` entries (a cheap stand-in for LRU that keeps memory flat).
+    Safe to share between threads: lookups and inserts are single dict
+    operations, and a lost race only costs a recomputation.
+    """
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.limit = limit
+        self._entries: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> tuple[str, str] | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: tuple[str, str]) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def encode_batch(
     samples: Sequence[Mapping[str, Any]],
     *,
     extra_tags: Mapping[str, str],
     now: datetime,
     with_points: bool = True,
+    cache: SeriesCache | None = None,
+    sender: Any = None,
 ) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
     """Lines (and, with `with_points`, points) for `samples`, and the newest value per series key.
 
@@ -59,6 +87,7 @@ def encode_batch(
     oldest = timestamp_ns(now - MAX_PAST)
     newest = timestamp_ns(now + MAX_FUTURE)
     encoder = LineEncoder(extra_tags)
+    cache = cache if cache is not None else SeriesCache()
     encode_fields = encoder.fields
     reserved = frozenset(extra_tags)
     seen_ns: dict[datetime, int] = {}
@@ -87,9 +116,11 @@ def encode_batch(
         key = (measurement, *tags.items())
         entry = series.get(key)
         if entry is None:
-            entry = series[key] = SeriesLatest(
-                measurement, tags, ns, fields, encoder.head(measurement, tags), series_key(measurement, tags)
-            )
+            known = cache.get((sender, key))
+            if known is None:
+                known = (encoder.head(measurement, tags), series_key(measurement, tags))
+                cache.put((sender, key), known)
+            entry = series[key] = SeriesLatest(measurement, tags, ns, fields, *known)
         elif ns > entry.ns:
             entry.ns, entry.fields = ns, fields
         elif ns == entry.ns:
@@ -101,4 +132,4 @@ def encode_batch(
     return EncodedBatch(points=points, lines=lines), latest
 
 
-__all__ = ["LineProtocolError", "SeriesLatest", "TimestampWindowError", "encode_batch", "series_key"]
+__all__ = ["LineProtocolError", "SeriesCache", "SeriesLatest", "TimestampWindowError", "encode_batch", "series_key"]

@@ -30,7 +30,7 @@ from server.errors import ForbiddenError, UnavailableError, UnprocessableError
 from server.history.base import HistoryRejectedError, HistoryWriter, SpoolFullError
 from server.hosts import service as hosts
 from server.hosts.models import Host
-from server.ingest.encode import LineProtocolError, TimestampWindowError, encode_batch
+from server.ingest.encode import LineProtocolError, SeriesCache, TimestampWindowError, encode_batch
 from server.ingest.hooks import IngestHooks, Origin
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.metrics import ServerMetrics
@@ -88,6 +88,7 @@ class IngestPipeline:
         self._metrics = metrics
         self._clock = clock
         self._origins: dict[int, Origin] = {}
+        self._series = SeriesCache()
 
     def ingest(self, principal: Principal, payload: bytes) -> IngestResult:
         """Validate and store one JSON batch from an agent.
@@ -126,6 +127,8 @@ class IngestPipeline:
                 extra_tags={"host": origin.hostname, "agency": origin.agency_code},
                 now=now,
                 with_points=self._history is None or bool(self._hooks.sample_sinks),
+                cache=self._series,
+                sender=origin.agent_id,
             )
         except TimestampWindowError as exc:
             raise UnprocessableError(str(exc), reason="timestamp_window") from exc

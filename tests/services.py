@@ -1,0 +1,443 @@
+"""Start real servers for tests: VictoriaMetrics, InfluxDB 1.6 and PostgreSQL on free loopback ports.
+
+Each `start_*` function launches one server process with its data under a
+directory the caller gives, polls until the server answers (never a fixed
+sleep), and returns a handle that owns the process: `stop()` ends it by its PID.
+How each server is started follows ../shared/REAL_COMPONENTS.md. Nothing starts
+at import; the session fixtures in `tests/conftest.py` call these functions.
+
+Raises (every `start_*`):
+    BinaryMissingError: the server's program is not installed.
+    ServiceStartError: the server exited or did not become ready in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+READY_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class ServiceError(RuntimeError):
+    """Root of errors starting a test server."""
+
+
+class BinaryMissingError(ServiceError):
+    """The server's program is not installed on this machine."""
+
+
+class ServiceStartError(ServiceError):
+    """The server exited, or did not answer in time; the message ends with its log."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.05) -> T:
+    """Call predicate until it returns something truthy, and return that; poll every `interval` seconds.
+
+    Raises:
+        TimeoutError: still falsy after `timeout` seconds; the message names `what`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _require(program: str | Path) -> str:
+    """The path of an installed program."""
+    found = shutil.which(str(program))
+    if found is None:
+        raise BinaryMissingError(f"{program} is not installed (see ../shared/REAL_COMPONENTS.md)")
+    return found
+
+
+@dataclass
+class ServerProcess:
+    """One running server process, its log file, and how to stop it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    stop_signal: int = signal.SIGTERM
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Poll probe until it is true; stop the process and raise ServiceStartError if it exits or times out."""
+
+        def ready() -> bool:
+            if not self.running():
+                raise ServiceStartError(f"{self.name} exited with status {self.popen.returncode}:\n{self.log_tail()}")
+            return probe()
+
+        try:
+            wait_until(ready, timeout, f"{self.name} to answer")
+        except TimeoutError as exc:
+            self.stop()
+            raise ServiceStartError(f"{exc}:\n{self.log_tail()}") from exc
+        except ServiceStartError:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Signal the process by its PID and wait for it to exit; SIGKILL it if it does not in time."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(self.stop_signal)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout)
+
+
+def _spawn(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    user: str | None = None,
+    cwd: Path | None = None,
+    stop_signal: int = signal.SIGTERM,
+) -> ServerProcess:
+    """Start argv in the background with stdout and stderr going to log_path."""
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=user,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return ServerProcess(name, popen, log_path, stop_signal)
+
+
+def _http_status(url: str, method: str = "GET") -> int | None:
+    """The HTTP status of one request, or None when nothing answers."""
+    try:
+        return httpx.request(method, url, timeout=2.0).status_code
+    except httpx.TransportError:
+        return None
+
+
+# VictoriaMetrics ----------------------------------------------------------------------------------
+
+
+@dataclass
+class VictoriaMetrics:
+    """A running VictoriaMetrics; writes go to `url` + /api/v2/write (InfluxDB v2 API)."""
+
+    port: int
+    data_dir: Path
+    process: ServerProcess
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _auth(self) -> tuple[str, str] | None:
+        return (self.username, self.password) if self.username and self.password else None
+
+    def force_flush(self) -> None:
+        """Make every sample received so far searchable (POST /internal/force_flush)."""
+        httpx.post(f"{self.url}/internal/force_flush", auth=self._auth(), timeout=10.0).raise_for_status()
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """The raw samples of the series matching a selector, one dict per series (POST /api/v1/export).
+
+        Each dict has `metric` (labels, `__name__` included), `values` and
+        `timestamps` (milliseconds), as VictoriaMetrics stores them.
+        """
+        self.force_flush()
+        response = httpx.post(f"{self.url}/api/v1/export", data={"match[]": match}, auth=self._auth(), timeout=10.0)
+        response.raise_for_status()
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+    def samples(self, match: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        """Exported samples keyed by sorted labels: [(timestamp_ms, value), ...] sorted by time."""
+        out: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+        for series in self.export(match):
+            key = tuple(sorted(series["metric"].items()))
+            out.setdefault(key, []).extend(zip(series["timestamps"], series["values"], strict=True))
+        return {key: sorted(values) for key, values in out.items()}
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_victoriametrics(
+    tmpdir: Path, *, port: int | None = None, username: str | None = None, password: str | None = None
+) -> VictoriaMetrics:
+    """Start VictoriaMetrics on 127.0.0.1 (a free port unless given), data under tmpdir, and wait for /health.
+
+    Started with `-search.latencyOffset=0s -search.disableCache` so that
+    freshly written samples can be read back at once. With username and
+    password every endpoint, /health excepted, needs HTTP basic auth.
+    """
+    program = _require("victoria-metrics")
+    port = port or free_port()
+    data_dir = Path(tmpdir) / f"victoriametrics-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        program,
+        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-storageDataPath={data_dir}",
+        "-retentionPeriod=1d",
+        "-search.latencyOffset=0s",
+        "-search.disableCache",
+        "-loggerLevel=WARN",
+    ]
+    if username and password:
+        argv += [f"-httpAuth.username={username}", f"-httpAuth.password={password}"]
+    process = _spawn("victoria-metrics", argv, data_dir.with_suffix(".log"))
+    server = VictoriaMetrics(port, data_dir, process, username, password)
+    process.wait_ready(lambda: _http_status(f"{server.url}/health") == 200)
+    return server
+
+
+# InfluxDB 1.x -------------------------------------------------------------------------------------
+
+_INFLUXDB1_CONFIG = """\
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{dir}/meta"
+[data]
+  dir = "{dir}/data"
+  wal-dir = "{dir}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  auth-enabled = {auth}
+  log-enabled = false
+"""
+
+
+@dataclass
+class InfluxDB1:
+    """A running InfluxDB 1.x with the database `egovmon` created."""
+
+    port: int
+    data_dir: Path
+    process: ServerProcess
+    database: str = "egovmon"
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, q: str, *, database: str | None = None, method: str = "GET") -> dict[str, Any]:
+        """Run one InfluxQL statement via /query (timestamps as epoch nanoseconds) and return the decoded JSON.
+
+        Raises:
+            ServiceError: the server answered with an error for the statement.
+        """
+        params = {"q": q, "db": database or self.database, "epoch": "ns"}
+        auth = (self.username, self.password) if self.username and self.password else None
+        response = httpx.request(method, f"{self.url}/query", params=params, auth=auth, timeout=10.0)
+        body: dict[str, Any] = response.json()
+        errors = [body.get("error")] + [r.get("error") for r in body.get("results", [])]
+        if response.status_code != 200 or any(errors):
+            raise ServiceError(f"InfluxQL {q!r} failed ({response.status_code}): {body}")
+        return body
+
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        """The rows of a SELECT as dicts (column name → value), with `_series_tags` from GROUP BY."""
+        out: list[dict[str, Any]] = []
+        for result in self.query(q)["results"]:
+            for series in result.get("series", []):
+                for values in series["values"]:
+                    row = dict(zip(series["columns"], values, strict=True))
+                    row["_series_tags"] = series.get("tags", {})
+                    out.append(row)
+        return out
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_influxdb1(tmpdir: Path, *, username: str | None = None, password: str | None = None) -> InfluxDB1:
+    """Start InfluxDB 1.x (influxd) on free loopback ports, data under tmpdir, and create database egovmon.
+
+    With username and password, authentication is enabled and that user is
+    created as the admin (InfluxDB allows creating the first admin unauthenticated).
+    """
+    program = _require("influxd")
+    port = free_port()
+    rpc_port = free_port()
+    while rpc_port == port:
+        rpc_port = free_port()
+    data_dir = Path(tmpdir) / f"influxdb1-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    auth = bool(username and password)
+    config = data_dir / "influxdb.conf"
+    config.write_text(
+        _INFLUXDB1_CONFIG.format(rpc_port=rpc_port, dir=data_dir, port=port, auth=str(auth).lower()),
+        encoding="utf-8",
+    )
+    process = _spawn("influxd", [program, "-config", str(config)], data_dir.with_suffix(".log"))
+    server = InfluxDB1(port, data_dir, process)
+    process.wait_ready(lambda: _http_status(f"{server.url}/ping") == 204)
+    if auth:
+        server.query(f"CREATE USER \"{username}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES", method="POST")
+        server.username, server.password = username, password
+    server.query(f'CREATE DATABASE "{server.database}"', method="POST")
+    return server
+
+
+# PostgreSQL ---------------------------------------------------------------------------------------
+
+
+def _traversable_by(path: Path, uid: int, gids: set[int]) -> bool:
+    """True when the user can enter path and every directory above it."""
+    for directory in [path, *path.parents]:
+        st = directory.stat()
+        if st.st_uid == uid:
+            allowed = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in gids:
+            allowed = st.st_mode & stat.S_IXGRP
+        else:
+            allowed = st.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
+
+
+@dataclass
+class Postgres:
+    """A running PostgreSQL server listening on 127.0.0.1, trust authentication for user postgres."""
+
+    port: int
+    base_dir: Path
+    process: ServerProcess
+    remove_base_dir: bool = False
+
+    def url(self, dbname: str = "postgres") -> str:
+        """The SQLAlchemy URL (psycopg 3 driver) of one database on this server."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """The libpq connection string of one database."""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} connect_timeout=5"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database and return its SQLAlchemy URL."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def accepts_connections(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT to the postmaster's PID), then remove a data directory made outside tmpdir."""
+        self.process.stop()
+        if self.remove_base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def start_postgres(tmpdir: Path) -> Postgres:
+    """Initialise and start a PostgreSQL cluster on a free loopback port, and wait until it accepts connections.
+
+    Run as root, the server runs as the `postgres` user (PostgreSQL refuses
+    root); its directory, socket directory included, is then owned by postgres.
+    When postgres cannot reach tmpdir (pytest's temporary directories are
+    private to root), the cluster goes into a fresh directory under the
+    system temporary directory, removed again by `stop()`.
+    """
+    initdb = _require(POSTGRES_BIN / "initdb")
+    postgres = _require(POSTGRES_BIN / "postgres")
+    import psycopg  # noqa: F401  (fail here, clearly, when the driver is missing)
+
+    user: str | None = None
+    tmpdir = Path(tmpdir)
+    remove = False
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise BinaryMissingError("PostgreSQL is installed but there is no postgres user") from exc
+        user = "postgres"
+        gids = set(os.getgrouplist("postgres", account.pw_gid))
+        if not _traversable_by(tmpdir, account.pw_uid, gids):
+            tmpdir, remove = Path(tempfile.mkdtemp(prefix="egovmon-postgres-")), True
+            os.chown(tmpdir, account.pw_uid, account.pw_gid)
+        base = Path(tempfile.mkdtemp(prefix="postgres-", dir=tmpdir))
+        os.chown(base, account.pw_uid, account.pw_gid)
+    else:
+        base = Path(tempfile.mkdtemp(prefix="postgres-", dir=tmpdir))
+    data_dir = base / "data"
+    initdb_argv = [initdb, "-D", str(data_dir), "-A", "trust", "-U", "postgres"]
+    initdb_argv += ["--no-sync", "--encoding=UTF8", "--locale=C"]
+    init = subprocess.run(initdb_argv, user=user, capture_output=True, text=True, cwd=base)
+    if init.returncode != 0:
+        if remove:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        raise ServiceStartError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
+    port = free_port()
+    options = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+    argv = [postgres, "-D", str(data_dir), "-p", str(port), "-k", str(base)] + [
+        arg for option in options for arg in ("-c", option)
+    ]
+    process = _spawn("postgres", argv, base / "postgres.log", user=user, cwd=base, stop_signal=signal.SIGINT)
+    server = Postgres(port, tmpdir if remove else base, process, remove_base_dir=remove)
+    try:
+        process.wait_ready(server.accepts_connections)
+    except ServiceStartError:
+        server.stop()
+        raise
+    return server
