@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
-HISTORY_STATS = ("write_errors_total", "spooled_lines_total", "replayed_lines_total", "pending_bytes", "pending_segments")
+HISTORY_STATS = (
+    "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
+)
 
 
 class BodyLimitMiddleware:

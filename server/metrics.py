@@ -41,6 +41,7 @@ class _HistoryCollector(Collector):
         "write_errors_total": ("egovmon_tsdb_write_errors", "Failed writes to the history store"),
         "spooled_lines_total": ("egovmon_tsdb_spooled_lines", "Lines written to the on-disk spool"),
         "replayed_lines_total": ("egovmon_tsdb_replayed_lines", "Lines replayed from the spool"),
+        "dropped_lines_total": ("egovmon_tsdb_dropped_lines", "Spooled lines the store refused on replay (logged)"),
     }
     _GAUGES = {
         "pending_bytes": ("egovmon_tsdb_spool_bytes", "Bytes waiting in the on-disk spool"),
