@@ -13,7 +13,7 @@ import json
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Highest first: explicit overrides, the environment, the YAML file.
-        return (init_settings, env_settings, _YamlSource(settings_cls, _YAML_DATA.get()))
+        return (init_settings, env_settings, yaml_source(settings_cls))
 
     @property
     def database_url(self) -> str:
@@ -157,8 +157,53 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+def read_yaml_file(path: Path) -> dict[str, Any]:
+    """The mapping at the top of a YAML file.
+
+    Raises:
+        SettingsError: the file is missing, not YAML, or not a mapping.
+    """
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_yaml_settings(cls: type[S], path: Path | None, overrides: dict[str, Any]) -> S:
+    """Build settings class `cls` from a YAML file, its environment and overrides (highest first: overrides, env, file).
+
+    `cls` must list `yaml_source(settings_cls)` among its sources.
+
+    Raises:
+        SettingsError: unreadable file or invalid value (the message names the key, never a secret).
+    """
+    data = read_yaml_file(path) if path is not None else {}
+    reset = _YAML_DATA.set(data)
+    try:
+        return cls(**overrides)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    finally:
+        _YAML_DATA.reset(reset)
+
+
+def yaml_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    """The settings source holding the YAML file being loaded by `load_yaml_settings`."""
+    return _YamlSource(settings_cls, _YAML_DATA.get())
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Load settings from a YAML file (optional), the environment and explicit overrides.
+    """Load the server's settings from a YAML file (optional), the environment and explicit overrides.
 
     `overrides` use the same nesting as the file (`server={"port": 0}`) and win
     over everything, environment included.
@@ -166,26 +211,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     Raises:
         SettingsError: the file is missing or not YAML, or a value is invalid.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise SettingsError(f"config file {path} is not valid YAML: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise SettingsError(f"config file {path} must hold a mapping at the top level")
-        data = loaded
-    reset = _YAML_DATA.set(data)
-    try:
-        return Settings(**overrides)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from exc
-    finally:
-        _YAML_DATA.reset(reset)
+    return load_yaml_settings(Settings, path, overrides)
 
 
 def settings_json_schema() -> str:

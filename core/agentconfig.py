@@ -1,0 +1,138 @@
+"""The agent's settings: one YAML file plus `EGOVMON_AGENT_*` environment overrides.
+
+An agent host has its own file (`egovmon agent install` writes one). Nested keys
+in the environment are joined by `__`: `EGOVMON_AGENT_SHIPPER__TIMEOUT_SECONDS=5`.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.models import HOSTNAME_PATTERN
+from core.settings import LogSettings, load_yaml_settings, yaml_source
+
+
+class ScheduleSettings(BaseModel):
+    """When one collector runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Run this collector")
+    interval_seconds: float = Field(15, ge=1, le=86_400, description="Time between runs")
+    jitter_seconds: float = Field(1, ge=0, le=300, description="Random delay added to each run, spreads load")
+    timeout_seconds: float = Field(10, gt=0, le=3600, description="A run that takes longer is abandoned and reported")
+
+
+class CollectorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    netstate: ScheduleSettings = Field(
+        default_factory=lambda: ScheduleSettings(interval_seconds=60),
+        description="Also runs at once when the kernel reports a link, address or route change",
+    )
+    backup: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings(interval_seconds=60, timeout_seconds=120))
+
+
+class BackupJob(BaseModel):
+    """One backup (or restore test) whose success the agent checks.
+
+    kind `path`: the newest file under `path` (recursively, optionally matching
+    `pattern`) must be younger than the RPO; its size is reported.
+    kind `status_file`: `path` holds the last run's outcome, as JSON
+    (`{"status": "success", "finished_at": "...", "size_bytes": N}`) or as a
+    first word `success`/`ok`/`failed`; the file's mtime is the run time.
+    kind `command`: `command` (argv list, no shell) is run; exit status 0 means
+    the last backup succeeded; a JSON object on stdout may add `finished_at` and
+    `size_bytes`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Job name, a tag value")
+    kind: Literal["path", "status_file", "command"]
+    role: Literal["backup", "restore_test"] = Field("backup", description="A backup job or a restore test")
+    rpo_seconds: float = Field(86_400, gt=0, description="Longest acceptable time since the last success")
+    path: Path | None = Field(None, description="Directory or file (path), status file (status_file)")
+    pattern: str = Field("*", description="Glob of backup files under path (path)")
+    command: list[str] | None = Field(None, description="argv of the check command (command)")
+    timeout_seconds: float = Field(60, gt=0, le=3600, description="Longest a check may take")
+
+    @model_validator(mode="after")
+    def _needs(self) -> BackupJob:
+        if self.kind in ("path", "status_file") and self.path is None:
+            raise ValueError(f"backup job {self.name}: kind {self.kind} needs path")
+        if self.kind == "command" and not self.command:
+            raise ValueError(f"backup job {self.name}: kind command needs command (an argv list)")
+        return self
+
+
+class ShipperSettings(BaseModel):
+    """How batches travel to the server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_samples: int = Field(5000, ge=1, le=50_000, description="Samples per batch at most")
+    flush_interval_seconds: float = Field(2, gt=0, le=300, description="Longest a reading waits before it is sent")
+    timeout_seconds: float = Field(15, gt=0, le=300, description="One request's timeout")
+    backoff_initial_seconds: float = Field(1, gt=0, description="First retry delay (doubles, with jitter)")
+    backoff_max_seconds: float = Field(60, gt=0, description="Longest retry delay")
+    queue_max_bytes: int = Field(256 << 20, ge=1 << 16, description="Disk queue bound; the oldest batches go first")
+    gzip_level: int = Field(6, ge=1, le=9)
+
+
+class MetricsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str | None = Field("127.0.0.1:9108", description="host:port of the local /metrics; null turns it off")
+
+
+class AgentSettings(BaseSettings):
+    """All of the agent's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EGOVMON_AGENT_", env_nested_delimiter="__", extra="forbid", validate_default=True,
+        hide_input_in_errors=True,
+    )
+
+    server_url: str = Field("http://127.0.0.1:8080", description="The egovmon server")
+    state_dir: Path = Field(Path("egovmon-agent"), description="Credential, disk queue and state")
+    hostname: str | None = Field(None, pattern=HOSTNAME_PATTERN, description="Default: this machine's host name")
+    collectors: CollectorSettings = Field(default_factory=CollectorSettings)
+    backup_jobs: list[BackupJob] = Field(default_factory=list)
+    shipper: ShipperSettings = Field(default_factory=ShipperSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, yaml_source(settings_cls))
+
+    @property
+    def credential_file(self) -> Path:
+        """Where `egovmon agent enroll` stores the agent credential (mode 0600)."""
+        return self.state_dir / "credential.json"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.state_dir / "queue"
+
+    def resolved_hostname(self) -> str:
+        return self.hostname or socket.gethostname()
+
+
+def load_agent_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
+    """Load agent settings (file, then `EGOVMON_AGENT_*`, then overrides). Raises SettingsError."""
+    return load_yaml_settings(AgentSettings, path, overrides)
