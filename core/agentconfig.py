@@ -23,7 +23,7 @@ class ScheduleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Run this collector")
-    interval_seconds: float = Field(15, ge=1, le=86_400, description="Time between runs")
+    interval_seconds: float = Field(15, gt=0, le=86_400, description="Time between runs")
     jitter_seconds: float = Field(1, ge=0, le=300, description="Random delay added to each run, spreads load")
     timeout_seconds: float = Field(10, gt=0, le=3600, description="A run that takes longer is abandoned and reported")
 
@@ -100,7 +100,7 @@ class AgentSettings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    server_url: str = Field("http://127.0.0.1:8080", description="The egovmon server")
+    server_url: str | None = Field(None, description="The egovmon server; default: the one the agent enrolled with")
     state_dir: Path = Field(Path("egovmon-agent"), description="Credential, disk queue and state")
     hostname: str | None = Field(None, pattern=HOSTNAME_PATTERN, description="Default: this machine's host name")
     collectors: CollectorSettings = Field(default_factory=CollectorSettings)

@@ -5,73 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
+from tests.serverproc import egovmon_server
 from tests.services import free_port, start_victoriametrics, wait_until
-
-
-@dataclass
-class RunningServer:
-    url: str
-    admin: dict[str, str]
-    process: subprocess.Popen[str]
-
-    def agent(self, agency_code: str, hostname: str) -> dict[str, str]:
-        """Create an agency and enrol an agent for `hostname` through the API; returns its headers."""
-        agency = httpx.post(f"{self.url}/api/v1/agencies", json={"code": agency_code, "name": "测试"}, headers=self.admin)
-        assert agency.status_code == 201, agency.text
-        token = httpx.post(
-            f"{self.url}/api/v1/enrollment-tokens", json={"agency_id": agency.json()["id"]}, headers=self.admin
-        ).json()["token"]
-        enrolled = httpx.post(f"{self.url}/api/v1/agents/enroll", json={"token": token, "hostname": hostname})
-        assert enrolled.status_code == 201, enrolled.text
-        return {"Authorization": f"Bearer {enrolled.json()['credential']}"}
-
-    def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics").text
-
-
-@contextmanager
-def egovmon_server(tmp_path: Path, tsdb: str) -> Iterator[RunningServer]:
-    """`egovmon server --config` as a child process on a free loopback port; stopped with SIGINT."""
-    config = tmp_path / "egovmon.yaml"
-    config.write_text(f"data_dir: {tmp_path / 'data'}\nserver: {{port: 0}}\ntsdb: {tsdb}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "server", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert match, f"no URL in {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
-        url = match.group(0)
-
-        def ready() -> bool:
-            assert process.poll() is None, process.stderr.read()
-            try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 30, "egovmon server")
-        token = (tmp_path / "data" / "initial-admin-token").read_text().strip()
-        yield RunningServer(url, {"Authorization": f"Bearer {token}"}, process)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def batch(batch_id: str, at: datetime, **fields: float | int | str | bool) -> dict:

@@ -31,3 +31,14 @@ class HistoryPointRead(BaseModel):
     tags: dict[str, str]
     fields: dict[str, Any]
     timestamp: datetime
+
+
+class ObservationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    subject: str
+    source: str
+    attributes: dict[str, Any]
+    observed_at: datetime
+    received_at: datetime

@@ -15,6 +15,7 @@ from server.errors import NotFoundError
 from server.history.base import Point
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
+from server.ingest.models import ObservationRecord
 
 # ON CONFLICT upserts exist in both dialects with the same API; the table is data.
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -116,4 +117,12 @@ def history(
         .order_by(HistoryPoint.ts_ns)
         .limit(limit)
     )
+    return list(session.scalars(query))
+
+
+def observations(session: Session, *, host_id: int, kind: str | None = None, limit: int = 1000) -> list[ObservationRecord]:
+    """A host's raw observations, newest first, optionally of one kind."""
+    query = select(ObservationRecord).where(ObservationRecord.host_id == host_id).order_by(ObservationRecord.id.desc()).limit(limit)
+    if kind:
+        query = query.where(ObservationRecord.kind == kind)
     return list(session.scalars(query))

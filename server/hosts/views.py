@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from server.deps import Caller, DbSession, Now
 from server.errors import ConflictError
 from server.hosts import service
-from server.hosts.schemas import HistoryPointRead, HostRead, SeriesValue
+from server.hosts.schemas import HistoryPointRead, HostRead, ObservationRead, SeriesValue
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 
@@ -35,6 +35,19 @@ def latest(host_id: int, caller: Caller, session: DbSession, measurement: str | 
         SeriesValue(measurement=s.measurement, tags=s.tags, fields=s.fields, timestamp=_at(s.ts_ns))
         for s in service.latest_values(session, host_id=host_id, measurement=measurement)
     ]
+
+
+@router.get("/{host_id}/observations", response_model=list[ObservationRead])
+def observations(
+    host_id: int,
+    caller: Caller,
+    session: DbSession,
+    kind: str | None = Query(None, max_length=64),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> list[ObservationRead]:
+    """The newest raw observations received from a host's agent (kept for `observation_retention_hours`)."""
+    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+    return [ObservationRead.model_validate(o) for o in service.observations(session, host_id=host_id, kind=kind, limit=limit)]
 
 
 @router.get("/{host_id}/history", response_model=list[HistoryPointRead])

@@ -59,7 +59,10 @@ def test_batch_is_stored_with_host_and_agency_from_the_credential(client, admin,
     with client.app.state.sessions() as session:
         obs = session.scalars(select(ObservationRecord)).one()
     assert (obs.kind, obs.subject, obs.agency_id, obs.host_id) == ("interface_address", "10.30.8.5/22", agent.agency_id, agent.host_id)
-    assert obs.attributes == {"interface": "eth0", "mac": "52:54:00:12:34:56", "up": True}
+    listed = client.get(f"/api/v1/hosts/{agent.host_id}/observations", params={"kind": "interface_address"}, headers=admin).json()
+    assert [(o["subject"], o["source"], o["attributes"]) for o in listed] == [
+        ("10.30.8.5/22", "netstate", {"interface": "eth0", "mac": "52:54:00:12:34:56", "up": True})
+    ]
     assert metric_value(client, "egovmon_ingest_samples_total") == 2
     assert metric_value(client, "egovmon_ingest_batches_total", result="accepted") == 1
 

@@ -1,0 +1,186 @@
+"""Builds and runs an agent: collectors → scheduler → batcher → disk queue → shipper, plus /metrics.
+
+`build(settings)` wires everything and does no I/O; `Agent.run()` opens the
+queue, starts the local /metrics endpoint and runs until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, start_http_server
+
+from agent.metrics import AgentMetrics, LatestReadings
+from agent.queue import DiskQueue
+from agent.scheduler import Job, Scheduler
+from agent.shipping import Batcher, Shipper
+from core.agentconfig import AgentSettings
+from core.collect import Collector, Reading
+
+log = logging.getLogger(__name__)
+
+
+class EnrollmentError(Exception):
+    """The server refused the enrolment, or could not be reached; the message says which."""
+
+
+class NotEnrolledError(Exception):
+    """No credential in the state directory: run `egovmon agent enroll` first."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What enrolment gave this agent; stored in `<state_dir>/credential.json`, mode 0600."""
+
+    server_url: str
+    agent_id: int
+    agency_id: int
+    host_id: int
+    hostname: str
+    credential: str
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(self.__dict__, handle, indent=2)
+        os.chmod(path, 0o600)
+
+    @classmethod
+    def load(cls, path: Path) -> Credential:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise NotEnrolledError(f"no agent credential at {path}; run `egovmon agent enroll` first") from exc
+        return cls(**data)
+
+
+def enroll(server_url: str, token: str, *, hostname: str, state_dir: Path, version: str = "0.1.0") -> Credential:
+    """Exchange a one-time enrolment token for this agent's credential and store it (mode 0600).
+
+    Raises:
+        EnrollmentError: the server refused (its message is kept) or was unreachable.
+    """
+    url = server_url.rstrip("/") + "/api/v1/agents/enroll"
+    try:
+        response = httpx.post(url, json={"token": token, "hostname": hostname, "version": version}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise EnrollmentError(f"cannot reach {server_url}: {exc}") from exc
+    if response.status_code != 201:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise EnrollmentError(f"enrolment refused ({response.status_code}): {detail}")
+    body = response.json()
+    credential = Credential(
+        server_url=server_url.rstrip("/"), agent_id=body["agent_id"], agency_id=body["agency_id"],
+        host_id=body["host_id"], hostname=body["hostname"], credential=body["credential"],
+    )
+    credential.save(state_dir / "credential.json")
+    return credential
+
+
+def _host(settings: AgentSettings) -> Collector:
+    from collectors.host import HostCollector
+
+    return HostCollector()
+
+
+def _netstate(settings: AgentSettings) -> Collector:
+    from collectors.netstate import NetstateCollector
+
+    return NetstateCollector()
+
+
+def _backup(settings: AgentSettings) -> Collector:
+    from collectors.backup import BackupCollector
+
+    return BackupCollector(settings.backup_jobs)
+
+
+# Which collectors an agent can run, by the name used in its configuration.
+COLLECTORS: dict[str, Callable[[AgentSettings], Collector]] = {"host": _host, "netstate": _netstate, "backup": _backup}
+
+
+def default_jobs(settings: AgentSettings) -> list[Job]:
+    """A job per enabled collector of the configuration (backup only when jobs are declared)."""
+    jobs = []
+    for name, factory in COLLECTORS.items():
+        schedule = getattr(settings.collectors, name)
+        if not schedule.enabled or (name == "backup" and not settings.backup_jobs):
+            continue
+        jobs.append(Job(factory(settings), schedule))
+    return jobs
+
+
+class Agent:
+    """One running agent."""
+
+    def __init__(self, settings: AgentSettings, credential: Credential, jobs: list[Job]) -> None:
+        self.settings = settings
+        self.credential = credential
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.metrics = AgentMetrics(self.registry)
+        self.latest = LatestReadings()
+        self.registry.register(self.latest)
+        self.queue = DiskQueue(settings.queue_dir, settings.shipper.queue_max_bytes)
+        self.metrics.watch_queue(self.registry, self.queue)
+        self._wake = asyncio.Event()
+        self.batcher = Batcher(
+            self.queue, hostname=credential.hostname, settings=settings.shipper, wake=self._wake, metrics=self.metrics
+        )
+        self.shipper = Shipper(
+            self.queue, server_url=settings.server_url or credential.server_url, credential=credential.credential,
+            settings=settings.shipper, wake=self._wake, metrics=self.metrics,
+        )
+        self.scheduler = Scheduler(jobs, on_reading=self._on_reading, metrics=self.metrics)
+        self.metrics_server: Any = None
+
+    def _on_reading(self, name: str, reading: Reading, urgent: bool) -> None:
+        self.latest.update(name, reading)
+        self.batcher.add(reading)
+        if urgent:
+            self.batcher.flush()
+
+    def start_metrics_server(self) -> tuple[str, int] | None:
+        """Serve /metrics on settings.metrics.listen (port 0: any free port); returns the bound address."""
+        listen = self.settings.metrics.listen
+        if not listen:
+            return None
+        host, _, port = listen.rpartition(":")
+        server, _thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
+        self.metrics_server = server
+        return server.server_address[:2]
+
+    async def run(self) -> None:
+        """Run until cancelled; flushes what is pending into the queue on the way out."""
+        self.queue.open()
+        self._wake.set()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.scheduler.run(), name="scheduler")
+                group.create_task(self.batcher.run(), name="batcher")
+                group.create_task(self.shipper.run(), name="shipper")
+        finally:
+            self.batcher.flush()
+            if self.metrics_server is not None:
+                self.metrics_server.shutdown()
+
+
+def build(settings: AgentSettings, *, jobs: list[Job] | None = None) -> Agent:
+    """An agent for `settings`, with the configured collectors unless `jobs` are given.
+
+    Raises:
+        NotEnrolledError: no credential in the state directory.
+    """
+    credential = Credential.load(settings.credential_file)
+    return Agent(settings, credential, jobs if jobs is not None else default_jobs(settings))

@@ -1,0 +1,185 @@
+"""Readings → batches on the disk queue → the server, with retries that never lose a batch.
+
+`Batcher` turns readings into gzip JSON batches (each with a fresh `batch_id`
+that stays with it through every retry, so the server stores it once) and puts
+them on the disk queue. `Shipper` sends the queue oldest first; a batch leaves
+the queue only when the server acknowledged it, or refused it for good (a 4xx
+about its content: retrying could never succeed, and it would block the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import httpx
+
+from agent.metrics import AgentMetrics
+from agent.queue import DiskQueue, QueuedBatch
+from core.agentconfig import ShipperSettings
+from core.collect import Reading
+from core.models import Batch, Observation, Sample
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/api/v1/ingest"
+# Refusals about the batch itself: sending it again cannot succeed.
+PERMANENT_REFUSALS = frozenset({400, 413, 415, 422})
+
+
+@dataclass
+class _Pending:
+    samples: list[Sample] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+
+
+def encode_body(batch_id: str, hostname: str, samples: list[Sample], observations: list[Observation], level: int) -> bytes:
+    """The gzip-compressed JSON of one batch."""
+    batch = Batch(batch_id=batch_id, host=hostname, samples=samples, observations=observations)
+    return gzip.compress(batch.model_dump_json().encode(), level)
+
+
+class Batcher:
+    """Collects readings and writes them to the queue as batches of at most `max_batch_samples` samples."""
+
+    def __init__(self, queue: DiskQueue, *, hostname: str, settings: ShipperSettings, wake: asyncio.Event, metrics: AgentMetrics) -> None:
+        self._queue = queue
+        self._hostname = hostname
+        self._settings = settings
+        self._wake = wake
+        self._metrics = metrics
+        self._pending = _Pending()
+
+    def add(self, reading: Reading) -> None:
+        """Queue a reading's samples and observations; full batches are written at once."""
+        pending = self._pending
+        pending.samples.extend(reading.samples)
+        pending.observations.extend(reading.observations)
+        while len(pending.samples) >= self._settings.max_batch_samples:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending as one batch (no-op when nothing is)."""
+        pending = self._pending
+        if not pending.samples and not pending.observations:
+            return
+        limit = self._settings.max_batch_samples
+        samples, rest = pending.samples[:limit], pending.samples[limit:]
+        body = encode_body(uuid.uuid4().hex, self._hostname, samples, pending.observations, self._settings.gzip_level)
+        self._pending = _Pending(samples=rest)
+        try:
+            self._queue.put(body)
+        except (OSError, ValueError) as exc:  # a full disk must not stop collection
+            self._metrics.queue_write_errors.inc()
+            log.error("cannot queue a batch of %d samples: %s", len(samples), exc)
+            return
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Flush every `flush_interval_seconds` until cancelled."""
+        while True:
+            await asyncio.sleep(self._settings.flush_interval_seconds)
+            self.flush()
+
+
+class Outcome(Enum):
+    SENT = "sent"
+    REFUSED = "refused"
+    RETRY = "retry"
+
+
+class Shipper:
+    """Sends queued batches to the server, oldest first, with exponential backoff and jitter."""
+
+    def __init__(
+        self,
+        queue: DiskQueue,
+        *,
+        server_url: str,
+        credential: str,
+        settings: ShipperSettings,
+        wake: asyncio.Event,
+        metrics: AgentMetrics,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._queue = queue
+        self._url = server_url.rstrip("/") + INGEST_PATH
+        self._headers = {
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        self._settings = settings
+        self._wake = wake
+        self._metrics = metrics
+        self._sleep = sleep
+        self._jitter = jitter
+        self._failing = False
+
+    async def run(self) -> None:
+        """Ship until cancelled."""
+        delay = self._settings.backoff_initial_seconds
+        async with httpx.AsyncClient(timeout=self._settings.timeout_seconds) as client:
+            while True:
+                item = self._queue.peek()
+                if item is None:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                    continue
+                outcome = await self._send(client, item)
+                if outcome is Outcome.RETRY:
+                    await self._sleep(delay * (0.5 + self._jitter()))
+                    delay = min(delay * 2, self._settings.backoff_max_seconds)
+                    continue
+                self._queue.ack(item)
+                delay = self._settings.backoff_initial_seconds
+
+    async def _send(self, client: httpx.AsyncClient, item: QueuedBatch) -> Outcome:
+        try:
+            body = await asyncio.to_thread(item.read)
+        except FileNotFoundError:  # dropped for space while we waited
+            return Outcome.REFUSED
+        started = time.perf_counter()
+        try:
+            response = await client.post(self._url, content=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return self._retry(f"server unreachable: {exc!r}")
+        self._metrics.ship_duration.observe(time.perf_counter() - started)
+        if response.status_code == 200:
+            self._metrics.shipped_batches.labels("sent").inc()
+            self._metrics.last_ship_success.set(time.time())
+            if self._failing:
+                log.info("server reachable again; shipping the queue (%d batches)", len(self._queue))
+                self._failing = False
+            return Outcome.SENT
+        detail = _detail(response)
+        if response.status_code in PERMANENT_REFUSALS:
+            self._metrics.shipped_batches.labels("refused").inc()
+            log.error("server refused batch %s for good (%d): %s", item.path.name, response.status_code, detail)
+            return Outcome.REFUSED
+        return self._retry(f"server answered {response.status_code}: {detail}")
+
+    def _retry(self, reason: str) -> Outcome:
+        self._metrics.ship_errors.inc()
+        if not self._failing:
+            log.warning("cannot ship batches (%s); keeping them on disk and retrying", reason)
+            self._failing = True
+        return Outcome.RETRY
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))[:300]
+    except ValueError:
+        return response.text[:300]
