@@ -62,7 +62,7 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(settings: Settings, config: Path | None) -> None:
+def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
 
@@ -92,7 +92,18 @@ def _serve(settings: Settings, config: Path | None) -> None:
     uv_config = uvicorn.Config(
         create_app(settings), log_level=settings.log.level.lower(), access_log=False, lifespan="on"
     )
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    stop_agent = None
+    if local_agent:
+        from cli.local_agent import start_local_agent
+
+        stop_agent = start_local_agent(f"http://{shown}:{port}", settings)
+        typer.echo("local agent: monitoring this host (its state is in data-dir/agent)")
+        sys.stdout.flush()
+    try:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+    finally:
+        if stop_agent is not None:
+            stop_agent.set()
 
 
 @app.command()
@@ -100,10 +111,11 @@ def up(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Data directory")] = Path("egovmon-data"),
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: any free port)")] = 8080,
+    agent: Annotated[bool, typer.Option("--agent/--no-agent", help="Also run a local agent monitoring this host")] = True,
 ) -> None:
-    """Run the server on the embedded default (SQLite, embedded history): no external servers needed."""
+    """Run the server on the embedded default (SQLite, embedded history) and a local agent: no external servers needed."""
     settings = _settings(None, data_dir=data_dir, server={"host": host, "port": port})
-    _serve(settings, None)
+    _serve(settings, None, local_agent=agent)
 
 
 @app.command()

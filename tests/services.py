@@ -441,3 +441,49 @@ def start_postgres(tmpdir: Path) -> Postgres:
         server.stop()
         raise
     return server
+
+
+# Prometheus ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prometheus:
+    """A running Prometheus scraping the targets it was started with."""
+
+    port: int
+    process: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The result vector of an instant query."""
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10.0)
+        response.raise_for_status()
+        return list(response.json()["data"]["result"])
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_prometheus(tmpdir: Path, targets: dict[str, str], *, scrape_interval: str = "1s") -> Prometheus:
+    """Start Prometheus on 127.0.0.1 scraping `targets` (job name → host:port) and wait for /-/ready."""
+    program = _require("prometheus")
+    port = free_port()
+    directory = Path(tmpdir) / f"prometheus-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    jobs = "".join(
+        f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n" for job, target in targets.items()
+    )
+    config = directory / "prometheus.yml"
+    config.write_text(f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\nscrape_configs:\n{jobs}")
+    process = _spawn(
+        "prometheus",
+        [program, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        directory / "prometheus.log",
+    )
+    server = Prometheus(port, process)
+    process.wait_ready(lambda: _http_status(f"{server.url}/-/ready") == 200)
+    return server
