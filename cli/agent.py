@@ -118,6 +118,11 @@ def run_command(
     except NotEnrolledError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    caps = effective_capabilities(Path("/proc/self/status").read_text())
+    if not caps & (1 << CAP_NET_RAW):
+        logging.getLogger("egovmon.agent").warning(
+            "running without CAP_NET_RAW: raw-socket probes (ARP sweep, DHCP, ICMP) are unavailable"
+        )
     address = agent.start_metrics_server()
     if address:
         typer.echo(f"egovmon agent metrics on http://{address[0]}:{address[1]}/metrics")
