@@ -110,6 +110,9 @@ class Scheduler:
     async def _on_change(self, job: Job) -> None:
         watcher = job.collector
         assert isinstance(watcher, ChangeWatcher)
-        async for _ in watcher.changes():
-            await self.run_once(job, urgent=True)
-            await asyncio.sleep(MIN_SECONDS_BETWEEN_CHANGE_RUNS)
+        try:
+            async for _ in watcher.changes():
+                await self.run_once(job, urgent=True)
+                await asyncio.sleep(MIN_SECONDS_BETWEEN_CHANGE_RUNS)
+        except Exception as exc:  # no change source (e.g. no netlink): the interval schedule goes on alone
+            log.warning("collector %s cannot watch for changes (%s); it runs on its interval only", job.name, exc)
