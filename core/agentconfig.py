@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from core.models import HOSTNAME_PATTERN
-from core.settings import LogSettings, load_yaml_settings, yaml_source
+from core.settings import LogSettings, YamlFileSettings, load_yaml_settings
 
 
 class ScheduleSettings(BaseModel):
@@ -92,7 +92,7 @@ class MetricsSettings(BaseModel):
     listen: str | None = Field("127.0.0.1:9108", description="host:port of the local /metrics; null turns it off")
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(YamlFileSettings):
     """All of the agent's configuration."""
 
     model_config = SettingsConfigDict(
@@ -108,17 +108,6 @@ class AgentSettings(BaseSettings):
     shipper: ShipperSettings = Field(default_factory=ShipperSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, yaml_source(settings_cls))
 
     @property
     def credential_file(self) -> Path:

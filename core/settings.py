@@ -101,7 +101,22 @@ class LogSettings(BaseModel):
     json_format: bool = Field(False, description="One JSON object per log line")
 
 
-class Settings(BaseSettings):
+class YamlFileSettings(BaseSettings):
+    """Base of settings loaded by `load_yaml_settings`: overrides, then the environment, then the YAML file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, yaml_source(settings_cls))
+
+
+class Settings(YamlFileSettings):
     """All of egovmon's configuration."""
 
     model_config = SettingsConfigDict(
@@ -119,18 +134,6 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Highest first: explicit overrides, the environment, the YAML file.
-        return (init_settings, env_settings, yaml_source(settings_cls))
 
     @property
     def database_url(self) -> str:
@@ -182,7 +185,7 @@ S = TypeVar("S", bound=BaseSettings)
 def load_yaml_settings(cls: type[S], path: Path | None, overrides: dict[str, Any]) -> S:
     """Build settings class `cls` from a YAML file, its environment and overrides (highest first: overrides, env, file).
 
-    `cls` must list `yaml_source(settings_cls)` among its sources.
+    `cls` is a `YamlFileSettings`.
 
     Raises:
         SettingsError: unreadable file or invalid value (the message names the key, never a secret).
