@@ -197,3 +197,34 @@ def _epoch(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_declared_backup_job_reaches_the_server(tmp_path, server):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "db-2026-11-28.sql.gz").write_bytes(b"\x1f\x8b" + b"0" * 1000)
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'agent'}\nhostname: backup-host\nmetrics: {{listen: null}}\n"
+        "collectors: {host: {enabled: false}, netstate: {enabled: false}, backup: {interval_seconds: 1, jitter_seconds: 0}}\n"
+        f"backup_jobs: [{{name: db, kind: path, path: '{backups}', pattern: '*.sql.gz', rpo_seconds: 3600}}]\n"
+        "shipper: {flush_interval_seconds: 0.2}\n"
+    )
+    assert cli("agent", "enroll", "--config", str(config), "--server", server.url, "--token", server.enrollment_token("dr")).returncode == 0
+    agent = start_agent(config)
+    try:
+        wait_until(lambda: host_id(server, "backup-host") is not None, 30, "the host")
+        ident = host_id(server, "backup-host")
+
+        def backup_fields() -> dict | None:
+            latest = httpx.get(f"{server.url}/api/v1/hosts/{ident}/latest", params={"measurement": "backup"}, headers=server.admin).json()
+            return latest[0]["fields"] if latest else None
+
+        fields = wait_until(backup_fields, 30, "the backup samples")
+        assert (fields["rpo_ok"], fields["check_ok"], fields["size_bytes"]) == (1, 1, 1002)
+        statuses = httpx.get(
+            f"{server.url}/api/v1/hosts/{ident}/observations", params={"kind": "backup_status"}, headers=server.admin
+        ).json()
+        assert statuses[0]["subject"] == "db" and statuses[0]["attributes"]["status"] == "ok"
+    finally:
+        stop(agent)
