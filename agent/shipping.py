@@ -56,10 +56,12 @@ class Batcher:
         self._wake = wake
         self._metrics = metrics
         self._pending = _Pending()
+        self._has_pending = asyncio.Event()
 
     def add(self, reading: Reading) -> None:
         """Queue a reading's samples and observations; full batches are written at once."""
         pending = self._pending
+        self._has_pending.set()
         pending.samples.extend(reading.samples)
         pending.observations.extend(reading.observations)
         while len(pending.samples) >= self._settings.max_batch_samples:
@@ -83,9 +85,11 @@ class Batcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Flush every `flush_interval_seconds` until cancelled."""
+        """Flush readings at most `flush_interval_seconds` after they arrive, until cancelled (idle when nothing comes)."""
         while True:
+            await self._has_pending.wait()
             await asyncio.sleep(self._settings.flush_interval_seconds)
+            self._has_pending.clear()
             self.flush()
 
 
@@ -132,8 +136,8 @@ class Shipper:
                 item = self._queue.peek()
                 if item is None:
                     self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    try:  # woken by the batcher; the timeout only guards against a lost wake-up
+                        await asyncio.wait_for(self._wake.wait(), timeout=30.0)
                     except TimeoutError:
                         pass
                     continue

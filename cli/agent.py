@@ -52,7 +52,7 @@ state_dir: /var/lib/egovmon-agent     # credential (0600) and the disk queue
 # hostname: web01                        # default: this machine's host name
 collectors:
   host: {interval_seconds: 15, jitter_seconds: 1, timeout_seconds: 10}
-  netstate: {interval_seconds: 60, timeout_seconds: 10}   # and at once on every link/address/route change
+  netstate: {interval_seconds: 300, timeout_seconds: 10}  # and at once on every link/address/route change
   backup: {interval_seconds: 60, timeout_seconds: 120}
 backup_jobs: []
 #  - {name: db-dump, kind: path, path: /backup/db, pattern: "*.sql.gz", rpo_seconds: 86400}

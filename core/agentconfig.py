@@ -33,8 +33,9 @@ class CollectorSettings(BaseModel):
 
     host: ScheduleSettings = Field(default_factory=ScheduleSettings)
     netstate: ScheduleSettings = Field(
-        default_factory=lambda: ScheduleSettings(interval_seconds=60),
-        description="Also runs at once when the kernel reports a link, address or route change",
+        default_factory=lambda: ScheduleSettings(interval_seconds=300),
+        description="Runs at once when the kernel reports a link, address, route or forwarding change; "
+        "the interval is the safety net for what netlink does not announce (sockets, NAT rules)",
     )
     backup: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings(interval_seconds=60, timeout_seconds=120))
 
