@@ -58,11 +58,11 @@ class BackupJob(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Job name, a tag value")
     kind: Literal["path", "status_file", "command"]
     role: Literal["backup", "restore_test"] = Field("backup", description="A backup job or a restore test")
-    rpo_seconds: float = Field(86_400, gt=0, description="Longest acceptable time since the last success")
+    rpo_seconds: float = Field(86_400, gt=0, allow_inf_nan=False, description="Longest acceptable time since the last success")
     path: Path | None = Field(None, description="Directory or file (path), status file (status_file)")
     pattern: str = Field("*", description="Glob of backup files under path (path)")
     command: list[str] | None = Field(None, description="argv of the check command (command)")
-    timeout_seconds: float = Field(60, gt=0, le=3600, description="Longest a check may take")
+    timeout_seconds: float = Field(60, gt=0, le=3600, allow_inf_nan=False, description="Longest a check may take")
 
     @model_validator(mode="after")
     def _needs(self) -> BackupJob:
