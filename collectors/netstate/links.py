@@ -1,0 +1,205 @@
+"""Interfaces and their addresses: what kind each link is, its MAC, state, MTU, master and tunnel ends.
+
+From `ip -d -j addr show` (iproute2's JSON of RTM_GETLINK and RTM_GETADDR;
+`linkinfo.info_kind` is the kernel's own name for the driver). Without iproute2,
+the kind comes from /sys/class/net (ARPHRD type, uevent DEVTYPE, bridge/, bonding/,
+tun_flags, the device link) and the addresses from getifaddrs (psutil). sysfs
+cannot tell a veth or macvlan from other virtual Ethernet devices: those are
+`other` there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from collectors.netstate.errors import ParseError, load_json
+from collectors.netstate.models import Interface, InterfaceAddress, IPAddress, SysfsLink, TunnelEndpoints
+from collectors.netstate.shell import read_int, read_text
+from collectors.netstate.tunnels import TUNNEL_KINDS
+
+# Kernel link kinds (IFLA_INFO_KIND, `ip -d link` linkinfo.info_kind) -> our interface kind.
+INFO_KIND: Final[Mapping[str, str]] = {
+    "bridge": "bridge", "vlan": "vlan", "bond": "bond", "wireguard": "wireguard",
+    "gre": "gre", "gretap": "gre", "erspan": "gre", "ip6gre": "gre", "ip6gretap": "gre", "ip6erspan": "gre",
+    "ipip": "ipip", "ip6tnl": "ipip", "sit": "sit", "vxlan": "vxlan", "veth": "veth",
+}
+# sysfs: uevent DEVTYPE -> kind, then the ARPHRD_* number in `type` -> kind (linux/if_arp.h).
+SYSFS_DEVTYPE: Final[Mapping[str, str]] = {
+    "bridge": "bridge", "vlan": "vlan", "bond": "bond", "wireguard": "wireguard", "vxlan": "vxlan",
+}
+ARPHRD_KIND: Final[Mapping[int, str]] = {
+    772: "loopback", 768: "ipip", 769: "ipip", 776: "sit", 778: "gre", 823: "gre",
+}
+IFF_UP: Final = 0x1
+IFF_TUN_TAP: Final = 0x2  # tun_flags: IFF_TAP (IFF_TUN is 0x1)
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _mac(value: str) -> str:
+    """A 6-octet link-layer address in lower case, or "" (tunnels show IPv4 addresses there)."""
+    value = value.strip().lower()
+    return value if _MAC.match(value) else ""
+
+
+def _endpoint(value: Any) -> IPAddress | None:
+    """A tunnel endpoint from iproute2: an address, or None for `any`, absent or unparsable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> tuple[Interface, ...]:
+    """Interfaces from `ip -d -j addr show` (or `ip -d -j link show`).
+
+    `with_device` names interfaces that have a /sys/class/net/<name>/device link:
+    a driver-less interface with a parent device is physical even when this
+    iproute2 or kernel does not print `parentbus`.
+
+    Raises:
+        ParseError: the text is not iproute2's JSON list of links.
+    """
+    doc = load_json(text, "ip -d -j addr")
+    if not isinstance(doc, list):
+        raise ParseError("ip -d -j addr: expected a JSON list")
+    interfaces = []
+    for entry in doc:
+        if not isinstance(entry, dict) or "ifname" not in entry:
+            continue  # iproute2 prints {} placeholders for filtered links
+        info = entry.get("linkinfo") or {}
+        link_kind = str(info.get("info_kind", ""))
+        data = info.get("info_data") or {}
+        if link_kind == "tun":
+            kind = "tap" if data.get("type") == "tap" else "tun"
+        elif link_kind:
+            kind = INFO_KIND.get(link_kind, "other")
+        elif entry.get("link_type") == "loopback":
+            kind = "loopback"
+        elif "parentbus" in entry or entry["ifname"] in with_device:
+            kind = "physical"
+        else:
+            kind = "other"
+        tunnel = None
+        if kind in TUNNEL_KINDS:
+            remote = data.get("remote", data.get("group"))  # VXLAN: unicast remote or multicast group
+            vni = data.get("id") if kind == "vxlan" else None
+            tunnel = TunnelEndpoints(_endpoint(data.get("local")), _endpoint(remote),
+                                     vni if isinstance(vni, int) else None)
+        flags = entry.get("flags", [])
+        operstate = str(entry.get("operstate", "UNKNOWN"))
+        interfaces.append(Interface(
+            name=entry["ifname"], kind=kind, link_kind=link_kind, mac=_mac(str(entry.get("address", ""))),
+            up=operstate == "UP" or (operstate == "UNKNOWN" and "UP" in flags),
+            mtu=int(entry.get("mtu", 0)), master=str(entry.get("master", "")), tunnel=tunnel,
+        ))
+    return tuple(interfaces)
+
+
+def parse_ip_addresses(text: str) -> tuple[InterfaceAddress, ...]:
+    """Addresses from `ip -j addr show` (`addr_info` of each link).
+
+    Raises:
+        ParseError: the text is not iproute2's JSON list of links.
+    """
+    doc = load_json(text, "ip -j addr")
+    if not isinstance(doc, list):
+        raise ParseError("ip -j addr: expected a JSON list")
+    addresses = []
+    for entry in doc:
+        if not isinstance(entry, dict) or "ifname" not in entry:
+            continue
+        for info in entry.get("addr_info", []):
+            if info.get("family") not in ("inet", "inet6") or "local" not in info:
+                continue
+            prefix = int(info["prefixlen"])
+            address = ipaddress.ip_interface(f"{info['local']}/{prefix}")
+            peer = info.get("address")  # point-to-point: `local` is ours, `address` the peer's
+            network = ipaddress.ip_network(f"{peer}/{prefix}", strict=False) if peer else address.network
+            addresses.append(InterfaceAddress(entry["ifname"], address, network, str(info.get("scope", ""))))
+    return tuple(addresses)
+
+
+def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[Any]]) -> tuple[InterfaceAddress, ...]:
+    """Addresses from psutil.net_if_addrs() (getifaddrs), for hosts without iproute2.
+
+    getifaddrs carries no scope; it is derived from the address (host, link or global).
+    """
+    addresses = []
+    for name, entries in ifaddrs.items():
+        for entry in entries:
+            if entry.family not in (socket.AF_INET, socket.AF_INET6) or not entry.netmask:
+                continue
+            ip = ipaddress.ip_address(entry.address.split("%", 1)[0])
+            prefix = bin(int(ipaddress.ip_address(entry.netmask))).count("1")
+            address = ipaddress.ip_interface(f"{ip}/{prefix}")
+            network = (ipaddress.ip_network(f"{entry.ptp}/{prefix}", strict=False)
+                       if getattr(entry, "ptp", None) else address.network)
+            scope = "host" if ip.is_loopback else "link" if ip.is_link_local else "global"
+            addresses.append(InterfaceAddress(name, address, network, scope))
+    return tuple(addresses)
+
+
+def link_from_sysfs(raw: SysfsLink) -> Interface:
+    """Classify one interface from its sysfs files (see SysfsLink); veth and macvlan come out `other`."""
+    if raw.tun_flags is not None:
+        kind = "tap" if raw.tun_flags & IFF_TUN_TAP else "tun"
+    elif raw.has_bridge:
+        kind = "bridge"
+    elif raw.has_bonding:
+        kind = "bond"
+    elif raw.devtype in SYSFS_DEVTYPE:
+        kind = SYSFS_DEVTYPE[raw.devtype]
+    elif raw.arphrd in ARPHRD_KIND:
+        kind = ARPHRD_KIND[raw.arphrd]
+    elif raw.has_device:
+        kind = "physical"
+    else:
+        kind = "other"
+    return Interface(
+        name=raw.name, kind=kind, link_kind="", mac=_mac(raw.address),
+        up=raw.operstate == "up" or (raw.operstate == "unknown" and bool(raw.flags & IFF_UP)),
+        mtu=raw.mtu, master=raw.master, tunnel=TunnelEndpoints() if kind in TUNNEL_KINDS else None,
+    )
+
+
+# -- shell ------------------------------------------------------------------------------
+
+def read_sysfs_link(path: Path) -> SysfsLink:
+    """Read the files of /sys/class/net/<name>/ that `link_from_sysfs` needs.
+
+    Raises:
+        OSError: the interface vanished while being read.
+    """
+    uevent = read_text(path / "uevent") if (path / "uevent").exists() else ""
+    devtype = next((line.split("=", 1)[1] for line in uevent.splitlines() if line.startswith("DEVTYPE=")), "")
+    master = os.path.basename(os.readlink(path / "master")) if (path / "master").is_symlink() else ""
+    return SysfsLink(
+        name=path.name, arphrd=read_int(path / "type") or 0, operstate=read_text(path / "operstate").strip(),
+        flags=read_int(path / "flags", 16) or 0, mtu=read_int(path / "mtu") or 0,
+        address=read_text(path / "address").strip() if (path / "address").exists() else "", devtype=devtype,
+        tun_flags=read_int(path / "tun_flags", 16) if (path / "tun_flags").exists() else None,
+        master=master, has_device=(path / "device").is_symlink(),
+        has_bridge=(path / "bridge").is_dir(), has_bonding=(path / "bonding").is_dir(),
+    )
+
+
+def read_sysfs_links(sys_class_net: Path) -> tuple[SysfsLink, ...]:
+    """Every interface under a /sys/class/net folder, by name (interfaces vanishing meanwhile are skipped)."""
+    links = []
+    for path in sorted(sys_class_net.iterdir()):
+        if not path.is_dir():
+            continue  # bonding_masters is a file
+        try:
+            links.append(read_sysfs_link(path))
+        except FileNotFoundError:
+            continue
+    return tuple(links)

@@ -1,0 +1,94 @@
+"""NetState -> Reading: the observations for the inventory and the counts for history (pure).
+
+Attribute conventions: keys are always present; an empty string means "none"
+(no gateway, no master, no MAC, an endpoint of `any`), -1 an unknown pid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final
+
+from collectors.netstate.models import NetState, TunnelEndpoints
+from collectors.netstate.tunnels import TUNNEL_KINDS
+from core.models import Observation, Sample
+
+SOURCE: Final = "netstate"
+MAX_LIST: Final = 256  # an attribute list holds at most this many values (core.models)
+
+
+def subject_text(text: str) -> str:
+    """Text fit for an Observation subject: control characters, undecodable bytes and a trailing
+    backslash escaped as \\xNN, so that an interface named to break validation cannot blind the monitor."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    if text.endswith("\\"):
+        text = text[:-1] + "\\x5c"
+    return text[:256] or "\\x00"
+
+
+def _str(value: object | None) -> str:
+    return "" if value is None else str(value)
+
+
+def observations(state: NetState, observed_at: datetime) -> tuple[Observation, ...]:
+    """The observations of one collection, in a stable order: interfaces, addresses, routes,
+    forwarding, NAT, listening sockets, tunnels."""
+    def obs(kind: str, subject: str, attributes: dict[str, Any]) -> Observation:
+        return Observation(kind=kind, subject=subject_text(subject), attributes=attributes,
+                           source=SOURCE, observed_at=observed_at)
+
+    result = []
+    by_interface: dict[str, list[str]] = {}
+    for addr in state.addresses:
+        by_interface.setdefault(addr.interface, []).append(str(addr.address))
+    for iface in state.interfaces:
+        mine = by_interface.get(iface.name, [])
+        result.append(obs("interface", iface.name, {
+            "kind": iface.kind, "link_kind": iface.link_kind, "mac": iface.mac, "state": "up" if iface.up else "down",
+            "mtu": iface.mtu, "master": iface.master, "addresses": mine[:MAX_LIST], "address_count": len(mine),
+        }))
+    for addr in state.addresses:
+        result.append(obs("interface_address", str(addr.address), {
+            "interface": addr.interface, "family": addr.family, "network": str(addr.network), "scope": addr.scope,
+        }))
+    for route in state.routes:
+        result.append(obs("route", str(route.destination), {
+            "gateway": _str(route.gateway), "interface": route.interface, "family": route.family,
+            "metric": route.metric, "table": route.table, "default": route.destination.prefixlen == 0,
+        }))
+    result.append(obs("ip_forwarding", "ipv4", {"enabled": state.forwarding.ipv4}))
+    result.append(obs("ip_forwarding", "ipv6", {"enabled": state.forwarding.ipv6}))
+    result.append(obs("nat", "masquerade", {
+        "present": state.nat.present, "source": state.nat.source, "conclusive": state.nat.conclusive,
+    }))
+    for sock in state.sockets:
+        result.append(obs("listening_socket", sock.subject, {
+            "process": sock.process[:1024], "pid": -1 if sock.pid is None else sock.pid,
+        }))
+    peers: dict[str, list[str]] = {}
+    for peer in state.wireguard_peers:
+        peers.setdefault(peer.interface, []).append(peer.endpoint)
+    for iface in state.interfaces:
+        if iface.kind not in TUNNEL_KINDS:
+            continue
+        ends = iface.tunnel or TunnelEndpoints()
+        attributes: dict[str, Any] = {"type": iface.kind, "local": _str(ends.local), "remote": _str(ends.remote)}
+        if iface.kind == "vxlan":
+            attributes["vni"] = -1 if ends.vni is None else ends.vni
+        if iface.kind == "wireguard":
+            endpoints = peers.get(iface.name, [])
+            attributes["peer_endpoints"] = endpoints[:MAX_LIST]
+            attributes["peer_count"] = len(endpoints)
+        result.append(obs("tunnel", iface.name, attributes))
+    return tuple(result)
+
+
+def samples(state: NetState, observed_at: datetime) -> tuple[Sample, ...]:
+    """Counts for history: measurement host_netstate."""
+    return (Sample(measurement="host_netstate", fields={
+        "interfaces": len(state.interfaces), "routes": len(state.routes),
+        "listening_sockets": len(state.sockets),
+        "ip_forwarding_enabled": int(state.forwarding.ipv4 or state.forwarding.ipv6),
+    }, timestamp=observed_at),)
