@@ -394,7 +394,8 @@ def test_listening_sockets_from_real_psutil_connections() -> None:
     try:
         assert child.stdout is not None and child.stdout.readline() == "listening\n"
         me = os.getpid()
-        conns = [c for c in psutil.net_connections(kind="inet") if c.pid in (me, child.pid)]
+        ours = {tcp_port, udp_port, client_port}  # other tests of this process may still hold sockets
+        conns = [c for c in psutil.net_connections(kind="inet") if c.pid in (me, child.pid) and c.laddr.port in ours]
         assert [c.pid for c in conns if c.type == socket.SOCK_STREAM and c.laddr.port == tcp_port].count(me) == 1
         assert len([c for c in conns if c.type == socket.SOCK_STREAM and c.laddr.port == tcp_port]) == 2
         names = {me: "tester", child.pid: "worker"}
