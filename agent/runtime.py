@@ -107,8 +107,16 @@ def _backup(settings: AgentSettings) -> Collector:
     return BackupCollector(settings.backup_jobs)
 
 
+def _flow(settings: AgentSettings) -> Collector:
+    from collectors.flow.collector import FlowCollector
+
+    return FlowCollector(settings.flow)
+
+
 # Which collectors an agent can run, by the name used in its configuration.
-COLLECTORS: dict[str, Callable[[AgentSettings], Collector]] = {"host": _host, "netstate": _netstate, "backup": _backup}
+COLLECTORS: dict[str, Callable[[AgentSettings], Collector]] = {
+    "host": _host, "netstate": _netstate, "backup": _backup, "flow": _flow,
+}
 
 
 def default_jobs(settings: AgentSettings) -> list[Job]:

@@ -38,6 +38,26 @@ class CollectorSettings(BaseModel):
         "the interval is the safety net for what netlink does not announce (sockets, NAT rules)",
     )
     backup: ScheduleSettings = Field(default_factory=lambda: ScheduleSettings(interval_seconds=60, timeout_seconds=120))
+    flow: ScheduleSettings = Field(
+        default_factory=lambda: ScheduleSettings(enabled=False, interval_seconds=60, jitter_seconds=0),
+        description="NetFlow/IPFIX reception on a collector host; the interval is the aggregation window",
+    )
+
+
+class FlowSettings(BaseModel):
+    """Flow reception and aggregation (collector hosts next to core routers and firewalls)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen_host: str = Field("0.0.0.0", description="Address to receive NetFlow/IPFIX on")
+    listen_port: int = Field(2055, ge=0, le=65535, description="UDP port (0: any free port)")
+    receive_buffer_bytes: int = Field(32 << 20, ge=1 << 16, description="Socket receive buffer asked for")
+    approved_prefixes: list[str] = Field(default_factory=list, description="The approved address plan (extranet prefixes)")
+    internal_prefixes: list[str] = Field(
+        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+        description="Address space that counts as internal: internal traffic outside the plan is reported",
+    )
+    top_n: int = Field(20, ge=1, le=1000, description="Conversations kept per exporter and interval")
 
 
 class BackupJob(BaseModel):
@@ -106,6 +126,7 @@ class AgentSettings(YamlFileSettings):
     hostname: str | None = Field(None, pattern=HOSTNAME_PATTERN, description="Default: this machine's host name")
     collectors: CollectorSettings = Field(default_factory=CollectorSettings)
     backup_jobs: list[BackupJob] = Field(default_factory=list)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
     shipper: ShipperSettings = Field(default_factory=ShipperSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

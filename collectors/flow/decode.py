@@ -1,0 +1,192 @@
+"""Decode one NetFlow v5/v9 or IPFIX datagram, keep templates per exporter, read capture files.
+
+`decode` dispatches on the version field to `v5`, `v9` and `ipfix` (each links
+its spec). `TemplateCache` is the caller-owned state those decoders never
+mutate: the listener (or a test) applies each `Decoded` to it.
+`read_datagrams` reads classic libpcap files (https://wiki.wireshark.org/Development/LibpcapFileFormat)
+or raw concatenated export datagrams such as the logstash `.dat` fixtures; it
+is for tests and offline replay, not the receive path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from collectors.flow.ipfix import decode_ipfix
+from collectors.flow.model import Decoded, DecodeError, TemplateKey, TruncatedError, UnknownVersionError
+from collectors.flow.templates import Template
+from collectors.flow.v5 import HEADER as V5_HEADER
+from collectors.flow.v5 import RECORD_BYTES as V5_RECORD_BYTES
+from collectors.flow.v5 import decode_v5
+from collectors.flow.v9 import decode_v9
+
+
+def decode(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Template]) -> Decoded:
+    """Decode one export datagram from `exporter` with the templates known so far.
+
+    Raises:
+        DecodeError: (or a subclass) for anything malformed; nothing else escapes.
+    """
+    if len(datagram) < 2:
+        raise TruncatedError(f"datagram of {len(datagram)} bytes has no version field")
+    version = (datagram[0] << 8) | datagram[1]
+    if version == 9:
+        return decode_v9(datagram, exporter, templates)
+    if version == 10:
+        return decode_ipfix(datagram, exporter, templates)
+    if version == 5:
+        return decode_v5(datagram, exporter)
+    raise UnknownVersionError(f"unsupported export version {version}")
+
+
+class TemplateCache:
+    """The templates of one or more exporters, updated only by `apply`.
+
+    Not thread-safe: one cache belongs to one decoding thread.
+    """
+
+    def __init__(self) -> None:
+        self._templates: dict[TemplateKey, Template] = {}
+
+    def get(self, key: TemplateKey) -> Template | None:
+        """The template for `key`, or None if never learned or withdrawn."""
+        return self._templates.get(key)
+
+    def apply(self, decoded: Decoded) -> None:
+        """Add the templates learned from `decoded` and drop those it withdrew (mapped to None)."""
+        for key, template in decoded.templates.items():
+            if template is None:
+                self._templates.pop(key, None)
+            else:
+                self._templates[key] = template
+
+    def mapping(self) -> Mapping[TemplateKey, Template]:
+        """A read-only live view to pass to `decode`."""
+        return MappingProxyType(self._templates)
+
+    def __len__(self) -> int:
+        return len(self._templates)
+
+
+# Capture files ---------------------------------------------------------------------------------
+
+_PCAP_MAGIC = {
+    b"\xa1\xb2\xc3\xd4": ">",
+    b"\xd4\xc3\xb2\xa1": "<",
+    b"\xa1\xb2\x3c\x4d": ">",  # nanosecond timestamps
+    b"\x4d\x3c\xb2\xa1": "<",
+}
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = (101, 12, 14)
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
+_VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+RAW_FILE_EXPORTER = "0.0.0.0"
+
+
+def read_datagrams(path: Path | str, *, exporter: str = RAW_FILE_EXPORTER) -> Iterator[tuple[str, bytes]]:
+    """Yield (exporter address, UDP payload) from a pcap, or split a raw file of export datagrams.
+
+    In a pcap, the exporter is the IP source address; frames that are not UDP over
+    IPv4/IPv6 are skipped, and checksums are not checked. A raw file (no pcap magic)
+    is split by headers: v5 by 24+48*count, IPFIX by its length field, and v9, which
+    has no length field, is one datagram; `exporter` names its source.
+
+    Raises:
+        DecodeError: a truncated pcap, or raw data that is not NetFlow/IPFIX.
+    """
+    data = Path(path).read_bytes()
+    order = _PCAP_MAGIC.get(data[:4])
+    if order is None:
+        for payload in split_raw(data):
+            yield exporter, payload
+        return
+    if len(data) < 24:
+        raise TruncatedError("pcap global header truncated")
+    linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
+    record = struct.Struct(order + "IIII")
+    pos = 24
+    while pos < len(data):
+        if pos + record.size > len(data):
+            raise TruncatedError("pcap record header truncated")
+        _, _, caplen, _ = record.unpack_from(data, pos)
+        pos += record.size
+        frame = data[pos : pos + caplen]
+        if len(frame) < caplen:
+            raise TruncatedError("pcap record truncated")
+        pos += caplen
+        found = _udp_payload(frame, linktype)
+        if found is not None:
+            yield found
+
+
+def _udp_payload(frame: bytes, linktype: int) -> tuple[str, bytes] | None:
+    """Source address and UDP payload of one captured frame, or None if it is not unfragmented UDP."""
+    if linktype == LINKTYPE_ETHERNET:
+        pos, (ethertype,) = 12, struct.unpack_from(">H", frame, 12) if len(frame) >= 14 else (0, (0,))
+        while ethertype in _VLAN_TYPES and len(frame) >= pos + 6:
+            pos += 4
+            (ethertype,) = struct.unpack_from(">H", frame, pos)
+        packet = frame[pos + 2 :]
+    elif linktype == LINKTYPE_LINUX_SLL and len(frame) >= 16:
+        packet = frame[16:]
+    elif linktype == LINKTYPE_LINUX_SLL2 and len(frame) >= 20:
+        packet = frame[20:]
+    elif linktype in LINKTYPE_RAW or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
+        packet = frame
+    else:
+        return None
+    if not packet:
+        return None
+    ip_version = packet[0] >> 4
+    if ip_version == 4 and len(packet) >= 20:
+        header = (packet[0] & 0x0F) * 4
+        flags_fragment = (packet[6] << 8) | packet[7]
+        if packet[9] != 17 or flags_fragment & 0x3FFF or len(packet) < header + 8:
+            return None
+        source = str(ipaddress.IPv4Address(packet[12:16]))
+        udp = packet[header:]
+    elif ip_version == 6 and len(packet) >= 48:
+        if packet[6] != 17:
+            return None  # extension headers are not followed
+        source = str(ipaddress.IPv6Address(packet[8:24]))
+        udp = packet[40:]
+    else:
+        return None
+    length = (udp[4] << 8) | udp[5]
+    end = length if 8 <= length <= len(udp) else len(udp)
+    return source, udp[8:end]
+
+
+def split_raw(data: bytes) -> Iterator[bytes]:
+    """Split concatenated export datagrams by their headers (v9: the rest of the data is one datagram).
+
+    Raises:
+        TruncatedError: a header or a declared length runs past the data.
+        UnknownVersionError: a version other than 5, 9 or 10.
+    """
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 4:
+            raise TruncatedError("trailing bytes shorter than a header")
+        version, second = struct.unpack_from(">HH", data, pos)
+        if version == 5:
+            size = V5_HEADER.size + second * V5_RECORD_BYTES
+        elif version == 10:
+            size = second
+            if size < 16:
+                raise DecodeError(f"IPFIX message length {size}")
+        elif version == 9:
+            size = len(data) - pos
+        else:
+            raise UnknownVersionError(f"raw datagram of version {version} at byte {pos}")
+        if pos + size > len(data):
+            raise TruncatedError(f"datagram at byte {pos} declares {size} bytes, {len(data) - pos} left")
+        yield data[pos : pos + size]
+        pos += size

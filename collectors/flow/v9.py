@@ -1,0 +1,137 @@
+"""Decode NetFlow v9 export packets (RFC 3954) into FLOW_DTYPE records and options dicts.
+
+Spec: https://www.rfc-editor.org/rfc/rfc3954 (§5 packet layout, §5.2 templates,
+§6 options). Templates are scoped by (exporter, source id, template id). A
+template earlier in the same packet applies to data sets after it; the caller's
+mapping is never changed: what was learned is returned in `Decoded.templates`
+for the caller to apply (see `decode.TemplateCache`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from collectors.flow.model import (
+    BadTemplateError,
+    Decoded,
+    DecodeError,
+    TemplateKey,
+    TruncatedError,
+    UnknownVersionError,
+)
+from collectors.flow.templates import FixedSets, Template, concatenate_flows, decode_data_set, make_template, parse_fields
+
+HEADER = struct.Struct(">HHIIII")
+SET_HEADER = struct.Struct(">HH")
+TEMPLATE_SET = 0
+OPTIONS_TEMPLATE_SET = 1
+MIN_DATA_SET = 256
+
+
+def decode_v9(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Template]) -> Decoded:
+    """Decode one NetFlow v9 packet; times in Unix ms from sysUptime-relative FIRST/LAST_SWITCHED.
+
+    Data sets whose template is unknown are counted in `skipped_sets`.
+
+    Raises:
+        UnknownVersionError: the version field is not 9.
+        TruncatedError: the header or a flowset runs past the end of the packet.
+        BadTemplateError: a template with zero or absurd field lengths.
+        DecodeError: a flowset length below 4.
+    """
+    end = len(datagram)
+    if end < HEADER.size:
+        raise TruncatedError(f"NetFlow v9 header needs {HEADER.size} bytes, got {end}")
+    version, _count, uptime, secs, sequence, source_id = HEADER.unpack_from(datagram)
+    if version != 9:
+        raise UnknownVersionError(f"not NetFlow v9: version {version}")
+    unix_ms = secs * 1000
+    learned: dict[TemplateKey, Template | None] = {}
+    flows: list[np.ndarray] = []
+    options: list[dict[str, Any]] = []
+    skipped = 0
+    fixed = FixedSets()
+    pos = HEADER.size
+    while end - pos >= SET_HEADER.size:
+        set_id, length = SET_HEADER.unpack_from(datagram, pos)
+        if length < SET_HEADER.size:
+            if not any(datagram[pos:]):
+                break  # zero padding after the last flowset
+            raise DecodeError(f"flowset {set_id} has length {length}")
+        set_end = pos + length
+        if set_end > end:
+            raise TruncatedError(f"flowset {set_id} of {length} bytes runs past the packet ({end - pos} left)")
+        body = pos + SET_HEADER.size
+        if set_id == TEMPLATE_SET:
+            _templates(datagram, body, set_end, exporter, source_id, learned)
+        elif set_id == OPTIONS_TEMPLATE_SET:
+            _options_templates(datagram, body, set_end, exporter, source_id, learned)
+        elif set_id >= MIN_DATA_SET:
+            key = TemplateKey(exporter, source_id, set_id)
+            template = learned[key] if key in learned else templates.get(key)
+            if template is None:
+                skipped += 1
+            elif template.plan is not None and template.fixed_length is not None:
+                fixed.add(template.plan, body, set_end)
+            else:
+                records, opts = decode_data_set(template, datagram, body, set_end, unix_ms, uptime)
+                if records is not None and len(records):
+                    flows.append(records)
+                options.extend(opts)
+        pos = set_end
+    flows.extend(fixed.decode(datagram, unix_ms, uptime))
+    return Decoded(
+        version=9,
+        exporter=exporter,
+        domain=source_id,
+        flows=concatenate_flows(flows),
+        options=tuple(options),
+        templates=dict(learned),
+        skipped_sets=skipped,
+        sequence=sequence,
+    )
+
+
+def _templates(
+    data: bytes, pos: int, end: int, exporter: str, source_id: int, learned: dict[TemplateKey, Template | None]
+) -> None:
+    """Parse the template records of one template flowset (RFC 3954 §5.2) into `learned`."""
+    while end - pos >= 4:
+        template_id, count = SET_HEADER.unpack_from(data, pos)
+        if template_id == 0 and count == 0 and not any(data[pos:end]):
+            return  # padding
+        if template_id < MIN_DATA_SET:
+            raise BadTemplateError(f"template id {template_id} below 256")
+        if count == 0:
+            raise BadTemplateError(f"template {template_id} has no fields")
+        fields, pos = parse_fields(data, pos + 4, end, count, ipfix=False)
+        learned[TemplateKey(exporter, source_id, template_id)] = make_template(
+            template_id, fields, is_options=False, version=9
+        )
+
+
+def _options_templates(
+    data: bytes, pos: int, end: int, exporter: str, source_id: int, learned: dict[TemplateKey, Template | None]
+) -> None:
+    """Parse the options template records of one options flowset (RFC 3954 §6.1) into `learned`.
+
+    Scope and option lengths are in bytes (4 per field specifier). Juniper SRX sends
+    a scope field of length 0, which is accepted: it occupies nothing in the record.
+    """
+    while end - pos >= 6:
+        template_id, scope_bytes, option_bytes = struct.unpack_from(">HHH", data, pos)
+        if template_id == 0 and not any(data[pos:end]):
+            return  # padding
+        if template_id < MIN_DATA_SET:
+            raise BadTemplateError(f"options template id {template_id} below 256")
+        if scope_bytes % 4 or option_bytes % 4:
+            raise BadTemplateError(f"options template {template_id}: scope/option lengths not multiples of 4")
+        scope = scope_bytes // 4
+        fields, pos = parse_fields(data, pos + 6, end, scope + option_bytes // 4, ipfix=False, scope=scope)
+        learned[TemplateKey(exporter, source_id, template_id)] = make_template(
+            template_id, fields, is_options=True, version=9
+        )

@@ -1,0 +1,43 @@
+"""The agent's flow collector: real UDP on loopback in, interval samples and observations out."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collectors.flow.collector import FlowCollector
+from collectors.flow.decode import read_datagrams
+from core.agentconfig import FlowSettings
+from core.collect import LOCAL
+from tests.services import wait_until
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "flows"
+AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def test_softflowd_v5_export_becomes_interval_samples():
+    collector = FlowCollector(
+        FlowSettings(listen_host="127.0.0.1", listen_port=0, approved_prefixes=["10.0.2.0/24"]), clock=lambda: AT
+    )
+    collector.start()
+    try:
+        port = collector.listener.address[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _, datagram in read_datagrams(FIXTURES / "netflow5.dat"):
+                sender.sendto(datagram, ("127.0.0.1", port))
+        wait_until(lambda: collector.listener.stats().total("datagrams") == 12, 10, "12 datagrams")
+        reading = asyncio.run(collector.collect(LOCAL, timeout=10))
+        again = asyncio.run(collector.collect(LOCAL, timeout=10))
+    finally:
+        collector.close()
+    by = {(s.measurement, tuple(sorted(s.tags.items()))): s.fields for s in reading.samples}
+    assert by[("flow", (("exporter", "127.0.0.1"),))] == {"bytes": 18684, "packets": 230, "flows": 30}
+    assert by[("flow_receiver", (("exporter", "127.0.0.1"),))]["datagrams_total"] == 12
+    assert by[("flow_unplanned", (("direction", "from"), ("exporter", "127.0.0.1")))]["flows"] == 0
+    assert {o.subject for o in reading.observations if o.kind == "flow_subnet"} == {"10.0.2.0/24"}
+    # the window was taken: the next interval starts empty, the receiver counters stay cumulative
+    again_by = {(s.measurement, tuple(sorted(s.tags.items()))): s.fields for s in again.samples}
+    assert ("flow", (("exporter", "127.0.0.1"),)) not in again_by
+    assert again_by[("flow_receiver", (("exporter", "127.0.0.1"),))]["records_total"] == 30
