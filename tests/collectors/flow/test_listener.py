@@ -1,6 +1,6 @@
 """FlowListener: pure helpers on exact inputs, the UDP shell on real loopback sockets, and `egovmon flow`.
 
-Fixture datagrams are the real exporter payloads in ../shared/fixtures/flows
+Fixture datagrams are the real exporter payloads in tests/fixtures/flows (Apache-2.0 copies)
 (SOURCES.md there says which exporter produced each).
 """
 
@@ -34,8 +34,8 @@ from collectors.flow.listener import (
 )
 from tests.services import wait_until
 
-# ../shared/fixtures next to the repository; EGOVMON_FIXTURES points elsewhere.
-FIXTURES = Path(os.environ.get("EGOVMON_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures")) / "flows"
+# The logstash .dat files are copied into the repository (Apache-2.0), so these tests run anywhere.
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "flows"
 NETFLOW5 = FIXTURES / "netflow5.dat"
 TIMEOUT = 10.0
 
