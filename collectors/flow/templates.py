@@ -139,14 +139,14 @@ class Template:
     version: int = 9
     plan: FixedPlan | None = field(default=None, compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def fixed_length(self) -> int | None:
         """Record length in bytes, or None when a field is variable-length (IPFIX only)."""
         if any(f.length == VARIABLE_LENGTH for f in self.fields) and self.version == 10:
             return None
         return sum(f.length for f in self.fields)
 
-    @property
+    @functools.cached_property
     def min_record_length(self) -> int:
         """The fewest bytes one record can take (variable-length fields count their 1-byte length prefix)."""
         return sum(1 if (f.length == VARIABLE_LENGTH and self.version == 10) else f.length for f in self.fields)
@@ -250,6 +250,9 @@ def _build_plan(fields: tuple[TemplateField, ...]) -> FixedPlan:
                 ntp.append(column)
             break
 
+    src_names, src_formats, src_offsets, dst_formats, dst_offsets = _merge_runs(
+        src_names, src_formats, src_offsets, dst_formats, dst_offsets
+    )
     src_dtype = np.dtype(
         {"names": src_names, "formats": src_formats, "offsets": src_offsets, "itemsize": max(record_length, 1)}
     )
@@ -277,6 +280,39 @@ def _build_plan(fields: tuple[TemplateField, ...]) -> FixedPlan:
         seconds_columns=tuple(seconds),
         ntp_columns=tuple(ntp),
         sampling_mapped="sampling_rate" in mapped,
+    )
+
+
+def _merge_runs(
+    names: list[str], src_formats: list[Any], src_offsets: list[int], dst_formats: list[Any], dst_offsets: list[int]
+) -> tuple[list[str], list[Any], list[int], list[Any], list[int]]:
+    """Merge columns that are adjacent, of one type, both on the wire and in FLOW_DTYPE into subarray fields.
+
+    Structured assignment costs about 0.3 µs per field whatever the record count,
+    so v5's ports, masks, interfaces, ASes, counters and times (pairs on the wire
+    and in FLOW_DTYPE) go as 6 fields instead of 12.
+    """
+    entries = sorted(zip(names, src_formats, src_offsets, dst_formats, dst_offsets, strict=True), key=lambda e: e[4])
+    runs: list[list[Any]] = []  # [name, src scalar, src offset, dst scalar, dst offset, count]
+    for name, src, src_at, dst, dst_at in entries:
+        src, dst = np.dtype(src), np.dtype(dst)
+        last = runs[-1] if runs else None
+        if (
+            last is not None
+            and src.shape == () and dst.shape == ()
+            and last[1] == src and last[3] == dst
+            and src_at == last[2] + last[5] * src.itemsize
+            and dst_at == last[4] + last[5] * dst.itemsize
+        ):
+            last[5] += 1
+        else:
+            runs.append([name, src, src_at, dst, dst_at, 1])
+    return (
+        [r[0] for r in runs],
+        [r[1] if r[5] == 1 else (r[1], (r[5],)) for r in runs],
+        [r[2] for r in runs],
+        [r[3] if r[5] == 1 else (r[3], (r[5],)) for r in runs],
+        [r[4] for r in runs],
     )
 
 
@@ -474,7 +510,13 @@ def concatenate_flows(parts: list[np.ndarray]) -> np.ndarray:
         return parts[0]
     if not parts:
         return np.empty(0, FLOW_DTYPE)
-    return np.concatenate(parts)
+    # np.concatenate promotes structured dtypes in Python (tens of µs); slice assignment does not.
+    out = np.empty(sum(len(p) for p in parts), FLOW_DTYPE)
+    start = 0
+    for part in parts:
+        out[start : start + len(part)] = part
+        start += len(part)
+    return out
 
 
 class FixedSets:

@@ -251,10 +251,10 @@ EXACT = [
     ("ipfix_test_openbsd_pflow_tpl.dat,ipfix_test_openbsd_pflow_data.dat", 2, {"src_addr": "192.168.0.17", "dst_addr": "192.168.0.1", "src_port": 64021, "dst_port": 80, "bytes": 453, "packets": 9, "start_ms": 1469107799000, "end_ms": 1469107801000}),
     ("ipfix_test_vmware_vds_tpl.dat,ipfix_test_vmware_vds_data264.dat", 0, {"src_addr": "172.18.65.21", "dst_addr": "172.18.65.211", "src_port": 61209, "dst_port": 5985, "protocol": 6, "bytes": 100, "packets": 2, "input_if": 3, "output_if": 11, "start_ms": 1482409057000, "end_ms": 1482409057000, "ttl_max": 128}),
     ("ipfix_test_nokia_bras_tpl.dat,ipfix_test_nokia_bras_data256.dat", 0, {"src_addr": "10.0.1.228", "dst_addr": "10.0.0.34", "src_port": 5878, "dst_port": 80, "protocol": 6, "start_ms": 1513236225148, "bytes": 0}),
-    # Not yet settled: the decoder gives this record the other direction (dst 10.0.0.1:443, in 8, out 2147483651);
-    # which of the two is right has not been checked against the bytes by an independent decoder.
-    pytest.param("ipfix_test_netscaler_tpl.dat,ipfix_test_netscaler_data.dat", 1, {"src_addr": "10.0.0.1", "dst_addr": "192.168.0.1", "src_port": 443, "dst_port": 51053, "bytes": 1525, "packets": 2, "input_if": 2147483651, "output_if": 6, "start_ms": 1478866159000},
-                 marks=pytest.mark.xfail(strict=True, reason="NetScaler record direction unverified")),
+    # NetScaler, checked with tshark: the 1525-byte record is 10.0.0.1:443 -> 192.168.0.1:51053, in 0x80000003, out 6.
+    # Flows come grouped by template (D258, D258, then D257; D280 has no template), so it is flow 2.
+    ("ipfix_test_netscaler_tpl.dat,ipfix_test_netscaler_data.dat", 2, {"src_addr": "10.0.0.1", "dst_addr": "192.168.0.1", "src_port": 443, "dst_port": 51053, "bytes": 1525, "packets": 2, "input_if": 2147483651, "output_if": 6, "start_ms": 1478866159000}),
+    ("ipfix_test_netscaler_tpl.dat,ipfix_test_netscaler_data.dat", 1, {"src_addr": "192.168.0.1", "dst_addr": "10.0.0.1", "src_port": 51053, "dst_port": 443, "bytes": 1541, "packets": 2, "input_if": 8, "output_if": 2147483651}),
     ("ipfix_test_yaf_tpl45841.dat,ipfix_test_yaf_data45841.dat", 0, {"src_addr": "172.16.32.201", "dst_addr": "172.16.32.100", "src_port": 46086, "dst_port": 53, "protocol": 17, "bytes": 132, "packets": 2, "start_ms": 1482670715818, "end_ms": 1482670715819}),
     ("akvorado_netflow_juniper-cpid-template.pcap,akvorado_netflow_juniper-cpid-data.pcap", 0, {"input_if": 737, "output_if": 0, "ip_version": 0}),
     ("akvorado_netflow_ipfixprobe-templates.pcap,akvorado_netflow_ipfixprobe-data.pcap", 2, {"src_addr": "10.10.1.4", "dst_addr": "74.53.140.153", "src_port": 1470, "dst_port": 25, "bytes": 21673, "packets": 28, "input_if": 10, "start_ms": 1254722767529, "end_ms": 1254722775106}),
