@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from server.history.base import Point
@@ -41,9 +42,39 @@ class SampleSink(Protocol):
     def samples_received(self, origin: Origin, points: Sequence[Point]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class FindingChange:
+    """A finding that was opened, escalated, or changed status (what alerting listens to).
+
+    `change` is one of "opened", "escalated", "status"; `status` the finding's status after it
+    (open, acknowledged, exempted, remediated, false_positive).
+    """
+
+    finding_id: int
+    rule_id: str
+    article: str
+    severity: str  # info, warning, critical
+    subject: str
+    agency_code: str | None
+    status: str
+    change: str
+    title_zh: str
+    title_en: str
+    at: datetime
+
+
+class FindingSink(Protocol):
+    """Receives finding changes after they are committed (the alerting evaluator's entry point for findings)."""
+
+    name: str
+
+    def findings_changed(self, changes: Sequence[FindingChange]) -> None: ...
+
+
 @dataclass
 class IngestHooks:
     """The sinks registered with the app."""
 
     observation_sinks: list[ObservationSink] = field(default_factory=list)
     sample_sinks: list[SampleSink] = field(default_factory=list)
+    finding_sinks: list[FindingSink] = field(default_factory=list)
