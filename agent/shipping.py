@@ -25,7 +25,7 @@ from agent.metrics import AgentMetrics
 from agent.queue import DiskQueue, QueuedBatch
 from core.agentconfig import ShipperSettings
 from core.collect import Reading
-from core.models import Batch, Observation, Sample
+from core.models import MAX_OBSERVATIONS_PER_BATCH, Batch, Observation, Sample
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,11 @@ class Batcher:
         self._has_pending.set()
         pending.samples.extend(reading.samples)
         pending.observations.extend(reading.observations)
-        while len(pending.samples) >= self._settings.max_batch_samples:
-            self.flush()
+        while (
+            len(self._pending.samples) >= self._settings.max_batch_samples
+            or len(self._pending.observations) >= MAX_OBSERVATIONS_PER_BATCH
+        ):
+            self.flush()  # replaces self._pending with what did not fit
 
     def flush(self) -> None:
         """Write what is pending as one batch (no-op when nothing is)."""
@@ -74,8 +77,10 @@ class Batcher:
             return
         limit = self._settings.max_batch_samples
         samples, rest = pending.samples[:limit], pending.samples[limit:]
-        body = encode_body(uuid.uuid4().hex, self._hostname, samples, pending.observations, self._settings.gzip_level)
-        self._pending = _Pending(samples=rest)
+        observations = pending.observations[:MAX_OBSERVATIONS_PER_BATCH]
+        later = pending.observations[MAX_OBSERVATIONS_PER_BATCH:]
+        body = encode_body(uuid.uuid4().hex, self._hostname, samples, observations, self._settings.gzip_level)
+        self._pending = _Pending(samples=rest, observations=later)
         try:
             self._queue.put(body)
         except (OSError, ValueError) as exc:  # a full disk must not stop collection

@@ -68,7 +68,7 @@ def decode_file(path: Path) -> dict[str, Any]:
         totals["datagrams"] += 1
         cache = caches.setdefault(exporter, TemplateCache())
         try:
-            decoded = decode(datagram, exporter, cache.mapping())
+            decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts())
         except DecodeError:
             totals["malformed"] += 1
             continue
@@ -127,7 +127,7 @@ def listen_command(
     """Listen for NetFlow/IPFIX in the foreground and print per-exporter totals every few seconds."""
     from collectors.flow.listener import FlowListener
 
-    listener = FlowListener(host, port, on_decoded=lambda decoded: None)
+    listener = FlowListener(host, port, on_flows=lambda decoded: None)
     try:
         listener.start()
     except OSError as exc:

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from collectors.flow.aggregate import AggregateSettings, FlowWindow, summarise
 from collectors.flow.listener import FlowListener
-from collectors.flow.model import Decoded
+from collectors.flow.batch import ExporterFlows
 from core.agentconfig import FlowSettings
 from core.collect import Reading, Target
 from core.models import Sample
@@ -41,13 +41,13 @@ class FlowCollector:
         self._window = FlowWindow()
         self._lock = threading.Lock()
         self.listener = FlowListener(
-            settings.listen_host, settings.listen_port, rcvbuf_bytes=settings.receive_buffer_bytes, on_decoded=self._add
+            settings.listen_host, settings.listen_port, rcvbuf_bytes=settings.receive_buffer_bytes, on_flows=self._add
         )
         self._started = False
 
-    def _add(self, decoded: Decoded) -> None:
+    def _add(self, received: ExporterFlows) -> None:
         with self._lock:
-            self._window.add(decoded.exporter, decoded.flows)
+            self._window.add(received.exporter, received.flows)
 
     def start(self) -> None:
         """Bind and start receiving (idempotent). Raises OSError when the port cannot be bound."""

@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from collectors.flow.ipfix import decode_ipfix
-from collectors.flow.model import Decoded, DecodeError, TemplateKey, TruncatedError, UnknownVersionError
+from collectors.flow.model import (
+    NO_CONTEXT,
+    Decoded,
+    DecodeError,
+    ExporterContext,
+    TemplateKey,
+    TruncatedError,
+    UnknownVersionError,
+)
 from collectors.flow.templates import Template
 from collectors.flow.v5 import HEADER as V5_HEADER
 from collectors.flow.v5 import RECORD_BYTES as V5_RECORD_BYTES
@@ -25,8 +34,17 @@ from collectors.flow.v5 import decode_v5
 from collectors.flow.v9 import decode_v9
 
 
-def decode(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Template]) -> Decoded:
-    """Decode one export datagram from `exporter` with the templates known so far.
+def decode(
+    datagram: bytes,
+    exporter: str,
+    templates: Mapping[TemplateKey, Template],
+    *,
+    contexts: Mapping[int, ExporterContext] | None = None,
+    defer: bool = False,
+) -> Decoded:
+    """Decode one export datagram from `exporter` with the templates (and options context) known so far.
+
+    `defer` leaves the flow records in `Decoded.blocks`, undecoded (see `batch.BatchDecoder`).
 
     Raises:
         DecodeError: (or a subclass) for anything malformed; nothing else escapes.
@@ -35,22 +53,28 @@ def decode(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Templ
         raise TruncatedError(f"datagram of {len(datagram)} bytes has no version field")
     version = (datagram[0] << 8) | datagram[1]
     if version == 9:
-        return decode_v9(datagram, exporter, templates)
+        return decode_v9(datagram, exporter, templates, contexts=contexts, defer=defer)
     if version == 10:
-        return decode_ipfix(datagram, exporter, templates)
+        return decode_ipfix(datagram, exporter, templates, contexts=contexts, defer=defer)
     if version == 5:
-        return decode_v5(datagram, exporter)
+        return decode_v5(datagram, exporter, defer=defer)
     raise UnknownVersionError(f"unsupported export version {version}")
 
 
-class TemplateCache:
-    """The templates of one or more exporters, updated only by `apply`.
+MAX_SAMPLING_INTERVALS = 16  # distinct intervals remembered per domain
 
-    Not thread-safe: one cache belongs to one decoding thread.
+
+class TemplateCache:
+    """The templates of one or more exporters, and what their options data said; updated only by `apply`.
+
+    Not thread-safe: one cache belongs to one decoding thread. Key the cache by
+    exporter: `contexts()` is per observation domain / source id only.
     """
 
     def __init__(self) -> None:
         self._templates: dict[TemplateKey, Template] = {}
+        self._intervals: dict[int, set[int]] = {}
+        self._contexts: dict[int, ExporterContext] = {}
 
     def get(self, key: TemplateKey) -> Template | None:
         """The template for `key`, or None if never learned or withdrawn."""
@@ -63,6 +87,27 @@ class TemplateCache:
                 self._templates.pop(key, None)
             else:
                 self._templates[key] = template
+        if decoded.options:
+            self._learn(decoded.domain, decoded.options)
+
+    def _learn(self, domain: int, options: Sequence[Mapping[str, Any]]) -> None:
+        """Sampling intervals and system init time from options records (RFC 7270 §4.1, RFC 3954 §8)."""
+        intervals = self._intervals.setdefault(domain, set())
+        init_ms = self._contexts.get(domain, NO_CONTEXT).system_init_ms
+        for record in options:
+            interval = record.get("sampling_interval")
+            if isinstance(interval, int) and interval > 0 and len(intervals) < MAX_SAMPLING_INTERVALS:
+                intervals.add(interval)
+            init = record.get("system_init_ms")
+            if isinstance(init, int) and init > 0:
+                init_ms = init
+        # Several samplers with different intervals: records do not say which one sampled them.
+        sampling = next(iter(intervals)) if len(intervals) == 1 else 1
+        self._contexts[domain] = ExporterContext(sampling_interval=sampling, system_init_ms=init_ms)
+
+    def contexts(self) -> Mapping[int, ExporterContext]:
+        """A read-only live view, domain → context, to pass to `decode`."""
+        return MappingProxyType(self._contexts)
 
     def mapping(self) -> Mapping[TemplateKey, Template]:
         """A read-only live view to pass to `decode`."""

@@ -7,8 +7,10 @@ A template earlier in the same message applies to data sets after it; the
 caller's mapping is never changed: learned templates and withdrawals (None)
 are returned in `Decoded.templates`.
 
-IPFIX has no sysUptime in its header, so flowStart/EndSysUpTime (IE 22/21) are
-left at 0; absolute times (IE 150-153) are used.
+IPFIX has no sysUptime in its header: flowStart/EndSysUpTime (IE 22/21, which
+softflowd exports) become absolute only once the exporter's options data gave
+systemInitTimeMilliseconds (IE 160; `ExporterContext`), and are 0 until then.
+Absolute times (IE 150-157) need nothing.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from collectors.flow.model import (
+    NO_CONTEXT,
     BadTemplateError,
     Decoded,
+    ExporterContext,
     DecodeError,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
 )
-from collectors.flow.templates import FixedSets, Template, concatenate_flows, decode_data_set, make_template, parse_fields
+from collectors.flow.records import FixedBlock, read_data_set, settle
+from collectors.flow.templates import Template, read_template
 
 HEADER = struct.Struct(">HHIII")
 SET_HEADER = struct.Struct(">HH")
@@ -36,10 +39,20 @@ OPTIONS_TEMPLATE_SET = 3
 MIN_DATA_SET = 256
 
 
-def decode_ipfix(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Template]) -> Decoded:
+def decode_ipfix(
+    datagram: bytes,
+    exporter: str,
+    templates: Mapping[TemplateKey, Template],
+    *,
+    contexts: Mapping[int, ExporterContext] | None = None,
+    defer: bool = False,
+) -> Decoded:
     """Decode one IPFIX message; bytes past the header's length field are ignored.
 
     Data sets whose template is unknown (or withdrawn) are counted in `skipped_sets`.
+    `contexts` (observation domain → what its options data said) supplies the
+    sampling interval and system init time; `defer` leaves flow data sets in
+    `Decoded.blocks` for the caller to decode with other datagrams'.
 
     Raises:
         UnknownVersionError: the version field is not 10.
@@ -57,10 +70,10 @@ def decode_ipfix(datagram: bytes, exporter: str, templates: Mapping[TemplateKey,
     if end > len(datagram):
         raise TruncatedError(f"IPFIX message of {end} bytes, datagram has {len(datagram)}")
     learned: dict[TemplateKey, Template | None] = {}
-    flows: list[np.ndarray] = []
     options: list[dict[str, Any]] = []
     skipped = 0
-    fixed = FixedSets()
+    blocks: list[FixedBlock] = []
+    context = contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT
     pos = HEADER.size
     while end - pos >= SET_HEADER.size:
         set_id, length = SET_HEADER.unpack_from(datagram, pos)
@@ -77,24 +90,25 @@ def decode_ipfix(datagram: bytes, exporter: str, templates: Mapping[TemplateKey,
             template = learned[key] if key in learned else templates.get(key)
             if template is None:
                 skipped += 1
-            elif template.plan is not None and template.fixed_length is not None:
-                fixed.add(template.plan, body, set_end)
             else:
-                records, opts = decode_data_set(template, datagram, body, set_end, export_time * 1000, None)
-                if records is not None and len(records):
-                    flows.append(records)
-                options.extend(opts)
+                found = read_data_set(template, datagram, body, set_end, context, export_time * 1000, None)
+                if isinstance(found, FixedBlock):
+                    if found.count:
+                        blocks.append(found)
+                else:
+                    options.extend(found)
         pos = set_end
-    flows.extend(fixed.decode(datagram, export_time * 1000, None))
+    flows, deferred = settle(blocks, defer)
     return Decoded(
         version=10,
         exporter=exporter,
         domain=domain,
-        flows=concatenate_flows(flows),
+        flows=flows,
         options=tuple(options),
         templates=dict(learned),
         skipped_sets=skipped,
         sequence=sequence,
+        blocks=deferred,
     )
 
 
@@ -131,7 +145,6 @@ def _templates(
             pos += 2
             if scope == 0 or scope > count:
                 raise BadTemplateError(f"options template {template_id}: scope count {scope} of {count} fields")
-        fields, pos = parse_fields(data, pos, end, count, ipfix=True, scope=scope)
-        learned[TemplateKey(exporter, domain, template_id)] = make_template(
-            template_id, fields, is_options=options, version=10
+        learned[TemplateKey(exporter, domain, template_id)], pos = read_template(
+            data, pos, end, template_id, count, ipfix=True, scope=scope, is_options=options, version=10
         )

@@ -1,10 +1,12 @@
-"""Receive NetFlow v5/v9 and IPFIX over UDP and hand each decoded datagram to a callback.
+"""Receive NetFlow v5/v9 and IPFIX over UDP and hand the decoded records to a callback.
 
-The shell around the pure decoder (`collectors.flow.decode`): a receiver thread
+The shell around the pure decoder (`collectors.flow.batch`): a receiver thread
 that only copies datagrams off the socket into a preallocated ring of buffers,
-and a decoder thread that decodes them with one template cache per exporter.
-The two are split so that a slow decode (or a slow `on_decoded`) costs queued
-datagrams, counted as `queue_drops`, instead of kernel drops; both are counted.
+and a decoder thread that drains whatever has queued (up to `MAX_BATCH_DATAGRAMS`)
+and decodes it as one batch, so that numpy's per-call overhead is paid per
+exporter and template, not per datagram. The two threads are split so that a
+slow decode (or a slow `on_flows`) costs queued datagrams, counted as
+`queue_drops`, instead of kernel drops; both are counted.
 
 Exporters are keyed by source IP address (not port), as nfcapd does: an exporter
 that restarts on a new source port keeps its templates and its counters.
@@ -32,12 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collectors.flow.model import Decoded
+    from collectors.flow.batch import BatchResult, ExporterFlows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RCVBUF_BYTES = 32 * 1024 * 1024
 DEFAULT_QUEUE_DATAGRAMS = 4096
+MAX_BATCH_DATAGRAMS = 512  # datagrams decoded together; a batch is drained from the queue, never waited for
 MAX_DATAGRAM_BYTES = 65535
 SEQUENCE_MODULUS = 2**32
 # A backwards or absurdly large jump is an exporter restart or reordering, not loss.
@@ -191,10 +194,11 @@ def _ip_of(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
 class FlowListener:
     """A UDP NetFlow/IPFIX listener: `start()` binds and starts two threads, `stop()` joins them and closes.
 
-    `on_decoded` is called on the decoder thread, once per decoded datagram, in
-    arrival order per exporter; keep it short, or datagrams queue and then drop
-    (counted). Construction does no I/O. Port 0 picks a free port; read `address`
-    after `start()`.
+    `on_flows` is called on the decoder thread once per exporter per decoded
+    batch (one or more datagrams), batches in arrival order; records within a
+    batch come grouped by template. Keep it short, or datagrams queue and then
+    drop (counted). Construction does no I/O. Port 0 picks a free port; read
+    `address` after `start()`.
     """
 
     def __init__(
@@ -203,7 +207,7 @@ class FlowListener:
         port: int,
         *,
         rcvbuf_bytes: int = DEFAULT_RCVBUF_BYTES,
-        on_decoded: Callable[[Decoded], None],
+        on_flows: Callable[[ExporterFlows], None],
         queue_datagrams: int = DEFAULT_QUEUE_DATAGRAMS,
         udp_tables: Iterable[Path] = PROC_NET_UDP,
     ) -> None:
@@ -212,7 +216,7 @@ class FlowListener:
         self._host = host
         self._port = port
         self._requested_rcvbuf = rcvbuf_bytes
-        self._on_decoded = on_decoded
+        self._on_flows = on_flows
         self._queue_datagrams = queue_datagrams
         self._udp_tables = tuple(udp_tables)
         self._sock: socket.socket | None = None
@@ -382,64 +386,84 @@ class FlowListener:
         free: queue.SimpleQueue[int],
         filled: queue.SimpleQueue[tuple[int, int, str] | None],
     ) -> None:
-        """Decode queued datagrams in order until the receiver's end marker."""
-        from collectors.flow.decode import TemplateCache, decode
+        """Decode queued datagrams, a drained batch at a time, until the receiver's end marker."""
+        from collectors.flow.batch import BatchDecoder
+
+        decoder = BatchDecoder()
+        expected: dict[tuple[str, int, int], int | None] = {}
+        done = False
+        while not done:
+            item = filled.get()
+            batch: list[tuple[str, bytes]] = []
+            while item is not None:
+                slot, size, exporter = item
+                batch.append((exporter, bytes(buffers[slot][:size])))
+                free.put(slot)
+                if len(batch) >= MAX_BATCH_DATAGRAMS:
+                    break
+                try:
+                    item = filled.get_nowait()
+                except queue.Empty:
+                    break
+            done = item is None
+            if not batch:
+                continue
+            result = decoder.decode(batch)
+            self._account(result, expected)
+            for flows in result.exporters.values():
+                try:
+                    self._on_flows(flows)
+                except Exception:  # noqa: BLE001 - isolates the consumer: a bad callback must not stop the listener
+                    log.exception("on_flows failed for records from %s", flows.exporter)
+                    self._count(flows.exporter, callback_errors=1)
+
+    def _account(self, result: BatchResult, expected: dict[tuple[str, int, int], int | None]) -> None:
+        """Add one decoded batch to its exporters' counters, sequence gaps included."""
+        from collectors.flow.batch import DecoderBugError
         from collectors.flow.model import DecodeError
 
-        caches: dict[str, TemplateCache] = {}
-        expected: dict[tuple[str, int, int], int | None] = {}
-        while (item := filled.get()) is not None:
-            slot, size, exporter = item
-            datagram = bytes(buffers[slot][:size])
-            free.put(slot)
-            cache = caches.get(exporter)
-            if cache is None:
-                cache = caches[exporter] = TemplateCache()
-            try:
-                decoded = decode(datagram, exporter, cache.mapping())
-            except DecodeError as exc:
-                log.debug("malformed datagram from %s dropped: %s", exporter, exc)
-                self._count(exporter, datagrams=1, malformed=1)
-                continue
-            except Exception:  # noqa: BLE001 - a decoder bug on hostile input must not end the listener
-                log.exception("decoder failed on a datagram from %s; counted as malformed", exporter)
-                self._count(exporter, datagrams=1, malformed=1, decoder_errors=1)
-                continue
-            cache.apply(decoded)
-            self._account(exporter, decoded, expected)
-            try:
-                self._on_decoded(decoded)
-            except Exception:  # noqa: BLE001 - isolates the consumer: a bad callback must not stop the listener
-                log.exception("on_decoded failed for a datagram from %s", exporter)
-                self._count(exporter, callback_errors=1)
-
-    def _account(self, exporter: str, decoded: Decoded, expected: dict[tuple[str, int, int], int | None]) -> None:
-        """Add one decoded datagram to its exporter's counters, sequence gaps included."""
-        flows = decoded.flows
-        records = int(len(flows))
-        units = 0
-        if decoded.sequence is not None:
-            key = (exporter, decoded.version, decoded.domain)
-            increment = sequence_increment(decoded.version, records, len(decoded.options))
-            if decoded.version == 10 and decoded.skipped_sets:
-                increment = None  # records in sets we cannot decode are invisible
-            units, expected[key] = sequence_advance(expected.get(key), decoded.sequence, increment)
         with self._lock:
-            current = self._stats.get(exporter) or ExporterStats(exporter)
-            datagrams = current.datagrams + 1
-            total_records = current.records + records
-            self._stats[exporter] = replace(
-                current,
-                datagrams=datagrams,
-                records=total_records,
-                packets=current.packets + (int(flows["packets"].sum()) if records else 0),
-                bytes=current.bytes + (int(flows["bytes"].sum()) if records else 0),
-                option_records=current.option_records + len(decoded.options),
-                skipped_sets=current.skipped_sets + decoded.skipped_sets,
-                sequence_gaps=current.sequence_gaps + (1 if units else 0),
-                lost_records=current.lost_records
-                + lost_records_estimate(decoded.version, units, total_records, datagrams),
-            )
+            stats = self._stats
+            for exporter, item in zip(result.senders, result.datagrams, strict=True):
+                current = stats.get(exporter) or ExporterStats(exporter)
+                if isinstance(item, DecodeError):
+                    bug = isinstance(item, DecoderBugError)
+                    if bug:
+                        log.error("decoder failed on a datagram from %s; counted as malformed", exporter, exc_info=item.__cause__)
+                    else:
+                        log.debug("malformed datagram from %s dropped: %s", exporter, item)
+                    stats[exporter] = replace(
+                        current, datagrams=current.datagrams + 1, malformed=current.malformed + 1,
+                        decoder_errors=current.decoder_errors + (1 if bug else 0),
+                    )  # fmt: skip
+                    continue
+                records = item.record_count
+                units = 0
+                if item.sequence is not None:
+                    key = (exporter, item.version, item.domain)
+                    increment = sequence_increment(item.version, records, len(item.options))
+                    if item.version == 10 and item.skipped_sets:
+                        increment = None  # records in sets we cannot decode are invisible
+                    units, expected[key] = sequence_advance(expected.get(key), item.sequence, increment)
+                datagrams = current.datagrams + 1
+                total_records = current.records + records
+                stats[exporter] = replace(
+                    current,
+                    datagrams=datagrams,
+                    records=total_records,
+                    option_records=current.option_records + len(item.options),
+                    skipped_sets=current.skipped_sets + item.skipped_sets,
+                    sequence_gaps=current.sequence_gaps + (1 if units else 0),
+                    lost_records=current.lost_records + lost_records_estimate(item.version, units, total_records, datagrams),
+                )
+            for exporter, flows in result.exporters.items():
+                if len(flows.flows):
+                    current = stats[exporter]
+                    stats[exporter] = replace(
+                        current,
+                        packets=current.packets + int(flows.flows["packets"].sum()),
+                        bytes=current.bytes + int(flows.flows["bytes"].sum()),
+                    )
 
 
 def _grow_rcvbuf(sock: socket.socket, requested: int) -> int:

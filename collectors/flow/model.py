@@ -51,6 +51,23 @@ class TemplateKey:
     template_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ExporterContext:
+    """What an exporter's options data said about one observation domain, applied to its later flows.
+
+    `sampling_interval`: the one interval its sampler options announce (1 when none
+    or when several samplers announce different ones: records cannot be told apart).
+    `system_init_ms`: systemInitTimeMilliseconds (IPFIX IE 160), which turns
+    flowStart/EndSysUpTime into absolute times.
+    """
+
+    sampling_interval: int = 1
+    system_init_ms: int | None = None
+
+
+NO_CONTEXT = ExporterContext()
+
+
 @dataclass(frozen=True)
 class Decoded:
     """The result of decoding one datagram.
@@ -59,7 +76,9 @@ class Decoded:
     (sampling rate, interface names...), not flows. `templates`: templates
     (and withdrawals, mapped to None) learned from this datagram, for the
     caller to apply to its cache. `skipped_sets`: data sets whose template is
-    unknown (counted, not an error).
+    unknown (counted, not an error). `blocks`: with `defer=True`, the flow data
+    sets not yet decoded (`records.FixedBlock`s, for the caller to decode in
+    one pass with those of other datagrams); `flows` is then empty.
     """
 
     version: int
@@ -70,6 +89,12 @@ class Decoded:
     templates: dict[TemplateKey, Any] = field(default_factory=dict)
     skipped_sets: int = 0
     sequence: int | None = None
+    blocks: tuple[Any, ...] = ()
+
+    @property
+    def record_count(self) -> int:
+        """Flow records in this datagram, decoded or deferred."""
+        return len(self.flows) + sum(block.count for block in self.blocks)
 
 
 class DecodeError(ValueError):

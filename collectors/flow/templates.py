@@ -9,9 +9,7 @@ Information elements: https://www.iana.org/assignments/ipfix/ipfix.xhtml
 A `Template` is parsed once and used for every data set that follows, so all
 the work that does not depend on the data (which wire field lands in which
 FLOW_DTYPE column, with which numpy types at which offsets) is done when it is
-built. A data set of fixed-length records is then one `np.frombuffer` plus one
-structured assignment (`decode_fixed`). Variable-length IPFIX records are first
-re-packed into the template's fixed-length projection, record by record.
+built. Turning data set bytes into records with a plan is `records.py`.
 
 Which information element fills which column is the table `COLUMN_SOURCES`
 (declared data, not branches): per column, elements in order of preference,
@@ -43,8 +41,6 @@ UNIX_S = "unix_s"  # seconds since the epoch
 UNIX_MS = "unix_ms"  # milliseconds since the epoch
 NTP = "ntp"  # RFC 7011 §6.1.9/10 dateTimeMicro/Nanoseconds: NTP seconds since 1900 . 32-bit fraction
 NTP_EPOCH_OFFSET_S = 2_208_988_800
-_WRAP = 2**32
-_HALF_WRAP = 2**31
 
 # column → ((information element id, kind), ...) in order of preference.
 COLUMN_SOURCES: dict[str, tuple[tuple[int, str], ...]] = {
@@ -316,137 +312,6 @@ def _merge_runs(
     )
 
 
-def decode_fixed(plan: FixedPlan, data: bytes, offset: int, count: int, unix_ms: int, uptime_ms: int | None) -> np.ndarray:
-    """Decode `count` fixed-length records starting at `offset` of `data` into FLOW_DTYPE rows.
-
-    `uptime_ms` is the exporter's sysUptime from the v9/v5 header (None for IPFIX,
-    whose sysUptime-relative times stay 0 as there is nothing to anchor them to).
-    """
-    out = plan.base.repeat(count)
-    if count == 0:
-        return out
-    src = np.frombuffer(data, plan.src_dtype, count=count, offset=offset)
-    out.view(plan.dst_dtype)[...] = src
-    if plan.odd_dtype is not None:
-        raw = np.frombuffer(data, plan.odd_dtype, count=count, offset=offset)
-        for column in plan.odd_columns:
-            block = raw[column][:, -8:].astype(np.uint64)
-            value = np.zeros(count, np.uint64)
-            for k in range(block.shape[1]):
-                value = (value << np.uint64(8)) | block[:, k]
-            out[column] = value
-    for column in plan.ntp_columns:
-        ntp = out[column].view(np.uint64)
-        seconds = (ntp >> np.uint64(32)).astype(np.int64) - NTP_EPOCH_OFFSET_S
-        out[column] = seconds * 1000 + ((ntp & np.uint64(0xFFFFFFFF)) * np.uint64(1000) >> np.uint64(32)).astype(np.int64)
-    for column in plan.seconds_columns:
-        out[column] *= 1000
-    if plan.uptime_columns == ("start_ms", "end_ms") and uptime_ms is not None:
-        times = out.view(_TIMES)["times"]  # start_ms and end_ms are adjacent: one pass for both
-        times += _HALF_WRAP - uptime_ms
-        times &= _WRAP - 1
-        times += unix_ms - _HALF_WRAP
-        return _fix_sampling(plan, out)
-    for column in plan.uptime_columns:
-        if uptime_ms is None:
-            out[column] = 0
-        else:
-            # sysUptime is 32-bit milliseconds (RFC 3954 §5.1): the offset from it is taken modulo 2**32,
-            # so a stamp from before a wrap (e.g. 0xFFFFFFFF at uptime 3000) is 3001 ms in the past.
-            values = out[column]
-            values += _HALF_WRAP - uptime_ms
-            values &= _WRAP - 1
-            values += unix_ms - _HALF_WRAP
-    return _fix_sampling(plan, out)
-
-
-def _fix_sampling(plan: FixedPlan, out: np.ndarray) -> np.ndarray:
-    """An exported sampling interval of 0 means unsampled: store 1."""
-    if plan.sampling_mapped:
-        rate = out["sampling_rate"]
-        rate[rate == 0] = 1
-    return out
-
-
-_TIMES = np.dtype(
-    {
-        "names": ["times"],
-        "formats": [(np.int64, (2,))],
-        "offsets": [FLOW_DTYPE.fields["start_ms"][1]],
-        "itemsize": FLOW_DTYPE.itemsize,
-    }
-)
-assert FLOW_DTYPE.fields["end_ms"][1] == FLOW_DTYPE.fields["start_ms"][1] + 8
-
-
-def read_variable_record(template: Template, data: bytes, pos: int, end: int) -> tuple[list[bytes], int]:
-    """Split one IPFIX record at `pos` into its field values (RFC 7011 §7); return them and the next position.
-
-    Raises:
-        TruncatedError: the record runs past `end`.
-    """
-    values: list[bytes] = []
-    for f in template.fields:
-        length = f.length
-        if length == VARIABLE_LENGTH and template.version == 10:
-            if pos >= end:
-                raise TruncatedError("variable-length field prefix past the end of the set")
-            length = data[pos]
-            pos += 1
-            if length == 255:
-                if pos + 2 > end:
-                    raise TruncatedError("variable-length field prefix past the end of the set")
-                length = (data[pos] << 8) | data[pos + 1]
-                pos += 2
-        if pos + length > end:
-            raise TruncatedError("field runs past the end of the set")
-        values.append(data[pos : pos + length])
-        pos += length
-    return values, pos
-
-
-def repack_variable(template: Template, data: bytes, pos: int, end: int) -> tuple[bytes, int]:
-    """Re-pack the variable-length records of one set into fixed-length records of the template's plan.
-
-    Only fixed-length fields are kept (no column is filled from a variable-length
-    field). Returns the packed bytes and the record count; trailing bytes too short
-    for a record are padding.
-
-    Raises:
-        TruncatedError: a record's declared field length runs past the set.
-    """
-    keep = [f.length != VARIABLE_LENGTH for f in template.fields]
-    minimum = template.min_record_length
-    chunks: list[bytes] = []
-    count = 0
-    while end - pos >= minimum:
-        values, pos = read_variable_record(template, data, pos, end)
-        chunks.extend(v for v, k in zip(values, keep, strict=True) if k)
-        count += 1
-    return b"".join(chunks), count
-
-
-def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
-    """Name the known fields of one options record (see OPTION_NAMES); unknown standard IEs become `ie_<id>`."""
-    record: dict[str, Any] = {}
-    for f, value in zip(template.fields, values, strict=True):
-        if f.enterprise:
-            continue
-        if f.scope and template.version == 9:
-            name = V9_SCOPE_NAMES.get(f.ie, f"scope_{f.ie}")
-        else:
-            name = OPTION_NAMES.get(f.ie, f"ie_{f.ie}")
-        if name in record:
-            continue
-        if f.ie in TEXT_OPTIONS and not (f.scope and template.version == 9):
-            record[name] = value.split(b"\0", 1)[0].decode("utf-8", "replace")
-        elif len(value) <= 8:
-            record[name] = int.from_bytes(value, "big")
-        else:
-            record[name] = value.hex()
-    return record
-
-
 _FIELD = struct.Struct(">HH")
 _PEN = struct.Struct(">I")
 
@@ -474,83 +339,33 @@ def parse_fields(data: bytes, pos: int, end: int, count: int, *, ipfix: bool, sc
     return fields, pos
 
 
-def decode_data_set(
-    template: Template,
-    data: bytes,
-    pos: int,
-    end: int,
-    unix_ms: int,
-    uptime_ms: int | None,
-) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
-    """Decode the records of one data set (body from `pos` to `end`): flows, or options dicts.
+_SEEN_MAX = 4096
+_seen: dict[tuple[int, bytes, bool, int, bool, int], Template] = {}
 
-    Trailing bytes too short for one more record are padding (RFC 3954 §5.3, RFC 7011 §3.3.1).
+
+def read_template(
+    data: bytes, pos: int, end: int, template_id: int, count: int, *, ipfix: bool, scope: int, is_options: bool, version: int
+) -> tuple[Template, int]:
+    """Parse the `count` field specifiers at `pos` into a template; return it and the position after them.
+
+    Exporters resend their templates every few seconds (softflowd in every
+    datagram), so a template whose specifiers are byte-for-byte one seen before
+    is looked up, not parsed: parsing dominated the decoding of small datagrams.
+    Only specifiers without enterprise numbers (exactly 4 bytes each) are remembered.
 
     Raises:
-        TruncatedError: a variable-length field runs past the set.
+        TruncatedError: the specifiers run past `end`.
+        BadTemplateError: see `make_template`.
     """
-    if template.is_options:
-        records: list[dict[str, Any]] = []
-        minimum = template.min_record_length
-        while end - pos >= minimum:
-            values, pos = read_variable_record(template, data, pos, end)
-            records.append(option_record(template, values))
-        return None, records
-    plan = template.plan
-    assert plan is not None
-    if template.fixed_length is None:
-        packed, count = repack_variable(template, data, pos, end)
-        return decode_fixed(plan, packed, 0, count, unix_ms, uptime_ms), []
-    return decode_fixed(plan, data, pos, (end - pos) // plan.record_length, unix_ms, uptime_ms), []
-
-
-def concatenate_flows(parts: list[np.ndarray]) -> np.ndarray:
-    """One FLOW_DTYPE array from the decoded data sets of a datagram (no copy when there is one)."""
-    if len(parts) == 1:
-        return parts[0]
-    if not parts:
-        return np.empty(0, FLOW_DTYPE)
-    # np.concatenate promotes structured dtypes in Python (tens of µs); slice assignment does not.
-    out = np.empty(sum(len(p) for p in parts), FLOW_DTYPE)
-    start = 0
-    for part in parts:
-        out[start : start + len(part)] = part
-        start += len(part)
-    return out
-
-
-class FixedSets:
-    """Collects the fixed-length flow data sets of one datagram so that all sets of a template decode at once.
-
-    Exporters such as H3C send one record per data set; decoding each set alone
-    would pay the numpy call overhead per record. Flows come out grouped by
-    template, in the order each template was first seen.
-    """
-
-    __slots__ = ("_pending",)
-
-    def __init__(self) -> None:
-        self._pending: dict[int, tuple[FixedPlan, list[tuple[int, int]]]] = {}
-
-    def add(self, plan: FixedPlan, pos: int, end: int) -> None:
-        """Queue the records of a set body from `pos` to `end` (trailing short bytes are padding)."""
-        count = (end - pos) // plan.record_length
-        if count:
-            entry = self._pending.get(id(plan))
-            if entry is None:
-                self._pending[id(plan)] = (plan, [(pos, count)])
-            else:
-                entry[1].append((pos, count))
-
-    def decode(self, data: bytes, unix_ms: int, uptime_ms: int | None) -> list[np.ndarray]:
-        """FLOW_DTYPE arrays, one per template."""
-        out = []
-        for plan, blocks in self._pending.values():
-            if len(blocks) == 1:
-                pos, count = blocks[0]
-                out.append(decode_fixed(plan, data, pos, count, unix_ms, uptime_ms))
-            else:
-                length = plan.record_length
-                packed = b"".join(data[pos : pos + count * length] for pos, count in blocks)
-                out.append(decode_fixed(plan, packed, 0, len(packed) // length, unix_ms, uptime_ms))
-        return out
+    raw = data[pos : pos + 4 * count]
+    key = (template_id, raw, ipfix, scope, is_options, version)
+    template = _seen.get(key)
+    if template is not None:
+        return template, pos + 4 * count
+    fields, after = parse_fields(data, pos, end, count, ipfix=ipfix, scope=scope)
+    template = make_template(template_id, fields, is_options=is_options, version=version)
+    if after == pos + 4 * count:
+        if len(_seen) >= _SEEN_MAX:
+            _seen.clear()
+        _seen[key] = template
+    return template, after

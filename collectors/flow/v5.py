@@ -6,7 +6,8 @@ https://www.cisco.com/c/en/us/td/docs/net_mgmt/netflow_collection_engine/3-6/use
 
 The fixed record layout is expressed as a template of NetFlow v9 field types
 (RFC 3954 §8), so v5 goes through the same vectorized plan as v9 and IPFIX:
-one `np.frombuffer` and one structured assignment per datagram.
+one `np.frombuffer` and one structured assignment per datagram, or per batch
+of datagrams with `defer`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import struct
 
 from collectors.flow.model import Decoded, TruncatedError, UnknownVersionError
-from collectors.flow.templates import TemplateField, decode_fixed, make_template
+from collectors.flow.records import FixedBlock, settle
+from collectors.flow.templates import TemplateField, make_template
 
 HEADER = struct.Struct(">HHIIIIBBH")
 RECORD_BYTES = 48
@@ -29,11 +31,12 @@ V5_TEMPLATE = make_template(0, [TemplateField(ie, n) for ie, n in _V5_LAYOUT], i
 _PLAN = V5_TEMPLATE.plan
 
 
-def decode_v5(datagram: bytes, exporter: str) -> Decoded:
+def decode_v5(datagram: bytes, exporter: str, *, defer: bool = False) -> Decoded:
     """Decode one NetFlow v5 datagram; times in Unix ms from sysUptime-relative First/Last.
 
     `domain` is engine_type << 8 | engine_id; `sampling_rate` is the low 14 bits of
-    the header's sampling field (1 when 0).
+    the header's sampling field (1 when 0). `defer` leaves the records in
+    `Decoded.blocks` for the caller to decode with other datagrams'.
 
     Raises:
         UnknownVersionError: the version field is not 5.
@@ -47,14 +50,13 @@ def decode_v5(datagram: bytes, exporter: str) -> Decoded:
     if HEADER.size + count * RECORD_BYTES > len(datagram):
         raise TruncatedError(f"NetFlow v5 count {count} needs {HEADER.size + count * RECORD_BYTES} bytes, got {len(datagram)}")
     assert _PLAN is not None
-    flows = decode_fixed(_PLAN, datagram, HEADER.size, count, secs * 1000 + nsecs // 1_000_000, uptime)
-    interval = sampling & 0x3FFF
-    if interval > 1:
-        flows["sampling_rate"] = interval
+    block = FixedBlock(_PLAN, datagram, HEADER.size, count, secs * 1000 + nsecs // 1_000_000, uptime, (sampling & 0x3FFF) or 1)
+    flows, blocks = settle([block] if count else [], defer)
     return Decoded(
         version=5,
         exporter=exporter,
         domain=(engine_type << 8) | engine_id,
         flows=flows,
         sequence=sequence,
+        blocks=blocks,
     )

@@ -13,17 +13,18 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from collectors.flow.model import (
+    NO_CONTEXT,
     BadTemplateError,
     Decoded,
+    ExporterContext,
     DecodeError,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
 )
-from collectors.flow.templates import FixedSets, Template, concatenate_flows, decode_data_set, make_template, parse_fields
+from collectors.flow.records import FixedBlock, read_data_set, settle
+from collectors.flow.templates import Template, read_template
 
 HEADER = struct.Struct(">HHIIII")
 SET_HEADER = struct.Struct(">HH")
@@ -32,10 +33,20 @@ OPTIONS_TEMPLATE_SET = 1
 MIN_DATA_SET = 256
 
 
-def decode_v9(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Template]) -> Decoded:
+def decode_v9(
+    datagram: bytes,
+    exporter: str,
+    templates: Mapping[TemplateKey, Template],
+    *,
+    contexts: Mapping[int, ExporterContext] | None = None,
+    defer: bool = False,
+) -> Decoded:
     """Decode one NetFlow v9 packet; times in Unix ms from sysUptime-relative FIRST/LAST_SWITCHED.
 
     Data sets whose template is unknown are counted in `skipped_sets`.
+    `contexts` (source id → what its options data said) supplies the sampling
+    interval; `defer` leaves flow data sets in `Decoded.blocks` for the caller
+    to decode with other datagrams'.
 
     Raises:
         UnknownVersionError: the version field is not 9.
@@ -51,10 +62,10 @@ def decode_v9(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Te
         raise UnknownVersionError(f"not NetFlow v9: version {version}")
     unix_ms = secs * 1000
     learned: dict[TemplateKey, Template | None] = {}
-    flows: list[np.ndarray] = []
     options: list[dict[str, Any]] = []
     skipped = 0
-    fixed = FixedSets()
+    blocks: list[FixedBlock] = []
+    context = contexts.get(source_id, NO_CONTEXT) if contexts else NO_CONTEXT
     pos = HEADER.size
     while end - pos >= SET_HEADER.size:
         set_id, length = SET_HEADER.unpack_from(datagram, pos)
@@ -75,24 +86,25 @@ def decode_v9(datagram: bytes, exporter: str, templates: Mapping[TemplateKey, Te
             template = learned[key] if key in learned else templates.get(key)
             if template is None:
                 skipped += 1
-            elif template.plan is not None and template.fixed_length is not None:
-                fixed.add(template.plan, body, set_end)
             else:
-                records, opts = decode_data_set(template, datagram, body, set_end, unix_ms, uptime)
-                if records is not None and len(records):
-                    flows.append(records)
-                options.extend(opts)
+                found = read_data_set(template, datagram, body, set_end, context, unix_ms, uptime)
+                if isinstance(found, FixedBlock):
+                    if found.count:
+                        blocks.append(found)
+                else:
+                    options.extend(found)
         pos = set_end
-    flows.extend(fixed.decode(datagram, unix_ms, uptime))
+    flows, deferred = settle(blocks, defer)
     return Decoded(
         version=9,
         exporter=exporter,
         domain=source_id,
-        flows=concatenate_flows(flows),
+        flows=flows,
         options=tuple(options),
         templates=dict(learned),
         skipped_sets=skipped,
         sequence=sequence,
+        blocks=deferred,
     )
 
 
@@ -108,9 +120,8 @@ def _templates(
             raise BadTemplateError(f"template id {template_id} below 256")
         if count == 0:
             raise BadTemplateError(f"template {template_id} has no fields")
-        fields, pos = parse_fields(data, pos + 4, end, count, ipfix=False)
-        learned[TemplateKey(exporter, source_id, template_id)] = make_template(
-            template_id, fields, is_options=False, version=9
+        learned[TemplateKey(exporter, source_id, template_id)], pos = read_template(
+            data, pos + 4, end, template_id, count, ipfix=False, scope=0, is_options=False, version=9
         )
 
 
@@ -131,7 +142,6 @@ def _options_templates(
         if scope_bytes % 4 or option_bytes % 4:
             raise BadTemplateError(f"options template {template_id}: scope/option lengths not multiples of 4")
         scope = scope_bytes // 4
-        fields, pos = parse_fields(data, pos + 6, end, scope + option_bytes // 4, ipfix=False, scope=scope)
-        learned[TemplateKey(exporter, source_id, template_id)] = make_template(
-            template_id, fields, is_options=True, version=9
+        learned[TemplateKey(exporter, source_id, template_id)], pos = read_template(
+            data, pos + 6, end, template_id, scope + option_bytes // 4, ipfix=False, scope=scope, is_options=True, version=9
         )

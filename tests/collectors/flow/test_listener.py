@@ -158,7 +158,7 @@ def test_netflow5_fixture_is_what_sources_md_says() -> None:
 
 @pytest.fixture
 def listener() -> Iterator[FlowListener]:
-    flow_listener = FlowListener("127.0.0.1", 0, on_decoded=lambda decoded: None)
+    flow_listener = FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None)
     flow_listener.start()
     yield flow_listener
     flow_listener.stop()
@@ -186,7 +186,7 @@ def test_start_binds_a_free_port_with_a_large_receive_buffer(listener: FlowListe
 
 
 def test_construction_does_no_io() -> None:
-    idle = FlowListener("127.0.0.1", 0, on_decoded=lambda decoded: None)
+    idle = FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None)
     with pytest.raises(RuntimeError):
         idle.address  # noqa: B018
     idle.stop()  # stopping what never started is harmless
@@ -291,7 +291,7 @@ def test_garbage_is_counted_as_malformed_and_the_listener_keeps_decoding(listene
 
 
 def test_a_burst_larger_than_the_queue_is_counted_as_queue_drops() -> None:
-    """The decoder is held in on_decoded; a ring of one slot can hold one more datagram, the rest drop."""
+    """The decoder is held in on_flows; a ring of one slot can hold one more datagram, the rest drop."""
     entered, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -301,7 +301,7 @@ def test_a_burst_larger_than_the_queue_is_counted_as_queue_drops() -> None:
         release.wait(TIMEOUT)
 
     burst = 200
-    flow_listener = FlowListener("127.0.0.1", 0, on_decoded=slow, queue_datagrams=1)
+    flow_listener = FlowListener("127.0.0.1", 0, on_flows=slow, queue_datagrams=1)
     flow_listener.start()
     try:
         with _sender() as sock:
@@ -330,14 +330,22 @@ def test_a_burst_larger_than_the_queue_is_counted_as_queue_drops() -> None:
 
 
 def test_a_failing_callback_is_counted_and_does_not_stop_the_listener() -> None:
-    def broken(decoded: object) -> None:
+    """The callback is called once per exporter per drained batch: each failed call is counted once."""
+
+    def broken(received: object) -> None:
         raise RuntimeError("consumer bug")
 
-    with FlowListener("127.0.0.1", 0, on_decoded=broken) as flow_listener, _sender() as sock:
-        for payload in NETFLOW5_DATAGRAMS[:3]:
+    with FlowListener("127.0.0.1", 0, on_flows=broken) as flow_listener, _sender() as sock:
+        records = 0
+        for sent, payload in enumerate(NETFLOW5_DATAGRAMS[:3], start=1):  # one at a time: one batch each
             sock.sendto(payload, flow_listener.address)
-        stats = wait_until(lambda: (s := _stats_of(flow_listener, "127.0.0.1")).callback_errors == 3 and s, TIMEOUT, "3")
-        assert (stats.datagrams, stats.records) == (3, 10)
+            records += struct.unpack_from("!H", payload, 2)[0]
+            wait_until(
+                lambda: (s := _stats_of(flow_listener, "127.0.0.1")).callback_errors == sent and s.records == records,
+                TIMEOUT, f"call {sent}",
+            )  # fmt: skip
+        stats = _stats_of(flow_listener, "127.0.0.1")
+        assert (stats.datagrams, stats.records, stats.callback_errors) == (3, 10, 3)
         assert flow_listener.running
 
 

@@ -4,7 +4,8 @@ A pcap of synthetic but real traffic (scapy, fixed seed) is exported by
 softflowd once per wire version (v5, v9, IPFIX) to nfcapd, whose repeater
 (`-R`) forwards every datagram to egovmon's FlowListener, so both collectors
 see the same export. egovmon's totals must equal nfdump's, flow by flow, and
-equal the pcap's own packet and byte counts. How the programs are run follows
+equal the pcap's own packet and byte counts, and start and end times agree (IPFIX: anchored by
+the system init time of softflowd's options record). How the programs are run follows
 ../shared/REAL_COMPONENTS.md.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
 import re
 import shutil
 import signal
@@ -21,17 +21,15 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from collectors.flow.listener import FlowListener, read_udp_sockets
+from tests.flowtraffic import SOFTFLOWD_OPTIONS, Traffic, write_traffic
 from tests.services import free_port, wait_until
 
-PACKETS = 3000
-PAIRS = 300
-SEED = 20240501
-SOFTFLOWD_OPTIONS = {5: [], 9: ["-a"], 10: ["-A", "milli"]}  # -a / -A milli: sane times from a pcap
 # softflowd 1.1.0 sends one options record (template 256: 4 fields in v9, 6 in IPFIX, the
 # interface name "traffic.pcap" among them) with its first datagram; it is not a flow.
 SOFTFLOWD_OPTION_RECORDS = {5: 0, 9: 1, 10: 1}
@@ -50,46 +48,9 @@ def _programs() -> dict[str, str]:
     return {name: str(path) for name, path in found.items()}
 
 
-@dataclass(frozen=True)
-class Traffic:
-    pcap: Path
-    packets: int
-    ip_bytes: int  # what NetFlow counts: IP total lengths
-
-
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
-    """3,000 TCP and UDP packets over 300 address pairs, 5 ms apart on average, as a pcap file."""
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import Ether
-    from scapy.packet import Raw
-    from scapy.utils import wrpcap
-
-    rng = random.Random(SEED)
-    pairs = [
-        (
-            f"10.{rng.randrange(1, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            f"192.168.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            rng.choice((TCP, UDP)),
-            rng.randrange(1024, 65535),
-            rng.choice((53, 80, 123, 443, 8080)),
-        )
-        for _ in range(PAIRS)
-    ]
-    packets = []
-    at = 1_700_000_000.0
-    ip_bytes = 0
-    for _ in range(PACKETS):
-        src, dst, transport, sport, dport = pairs[rng.randrange(PAIRS)]
-        layer4 = transport(sport=sport, dport=dport, flags="PA") if transport is TCP else transport(sport=sport, dport=dport)
-        packet = Ether() / IP(src=src, dst=dst) / layer4 / Raw(bytes(rng.randrange(0, 1200)))
-        at += rng.random() * 0.01
-        packet.time = at
-        ip_bytes += len(packet[IP])
-        packets.append(packet)
-    path = tmp_path_factory.mktemp("softflowd") / "traffic.pcap"
-    wrpcap(str(path), packets)
-    return Traffic(path, PACKETS, ip_bytes)
+    return write_traffic(tmp_path_factory.mktemp("softflowd") / "traffic.pcap")
 
 
 def _udp_listening(port: int) -> bool:
@@ -98,9 +59,9 @@ def _udp_listening(port: int) -> bool:
 
 @dataclass
 class Received:
-    """Everything the listener handed to on_decoded, appended on its decoder thread."""
+    """Everything the listener handed to on_flows, appended on its decoder thread."""
 
-    flows: list[tuple[str, str, int, int, int, int, int]]
+    flows: list[tuple[str, str, int, int, int, int, int, int, int, str]]
     lock: threading.Lock
 
     def add(self, decoded: object) -> None:
@@ -114,11 +75,19 @@ class Received:
                 int(r["protocol"]),
                 int(r["packets"]),
                 int(r["bytes"]),
+                int(r["start_ms"]) // 1000,  # nfdump's csv prints whole seconds and the duration in ms
+                int(r["end_ms"]) // 1000,
+                f"{(int(r['end_ms']) - int(r['start_ms'])) / 1000:.3f}",
             )
             for r in records
         ]
         with self.lock:
             self.flows.extend(rows)
+
+
+def _epoch(text: str) -> int:
+    """nfdump's csv time (local time; nfdump runs with TZ=UTC here) as Unix seconds."""
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
 
 
 def _address(raw: bytes) -> str:
@@ -148,7 +117,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def test_listener_totals_equal_nfdump(version: int, traffic: Traffic, nfcapd_dir: Path, tmp_path: Path) -> None:
     programs = _programs()
     received = Received([], threading.Lock())
-    listener = FlowListener("127.0.0.1", 0, on_decoded=received.add)
+    listener = FlowListener("127.0.0.1", 0, on_flows=received.add)
     listener.start()
     try:
         port = free_port()
@@ -181,11 +150,12 @@ def test_listener_totals_equal_nfdump(version: int, traffic: Traffic, nfcapd_dir
 
     dump = subprocess.run(
         [programs["nfdump"], "-R", str(nfcapd_dir), "-o", "csv", "-q", "-N"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True, text=True, timeout=60, check=True, env={**os.environ, "TZ": "UTC"},
     )  # fmt: skip
     rows = [line.split(",") for line in dump.stdout.splitlines() if line.strip()]
     nfdump_flows = Counter(
-        (r[3], r[4], int(r[5]), int(r[6]), PROTOCOLS[r[7]], int(r[11]), int(r[12])) for r in rows
+        (r[3], r[4], int(r[5]), int(r[6]), PROTOCOLS[r[7]], int(r[11]), int(r[12]), _epoch(r[0]), _epoch(r[1]), r[2])
+        for r in rows
     )
 
     stats = listener.stats()

@@ -1,0 +1,96 @@
+"""Decode many export datagrams at once: one numpy pass per exporter and template, not per datagram.
+
+Decoding one datagram costs about 18 µs of fixed numpy overhead whatever its
+size, so a 30-record v5 datagram decoded alone caps out below 2 M records/s.
+`BatchDecoder` parses every datagram's headers and sets in Python (templates
+and options applied in arrival order, exactly as `decode` would), defers their
+flow data sets (`Decoded.blocks`), and then decodes all blocks of one exporter
+and template with one `np.frombuffer`. A malformed datagram contributes
+nothing: its blocks are only kept once it has parsed completely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from collectors.flow.decode import TemplateCache, decode
+from collectors.flow.model import Decoded, DecodeError
+from collectors.flow.records import FixedSets, concatenate_flows
+
+
+class DecoderBugError(DecodeError):
+    """The decoder raised something other than a DecodeError on a datagram: a bug, counted as malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterFlows:
+    """The flow records and options records of one exporter in one batch."""
+
+    exporter: str
+    flows: np.ndarray
+    options: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Per datagram, in order: its exporter (`senders`) and its `Decoded` (flows left empty, see
+    `record_count`) or the error that dropped it; and per exporter, all its records."""
+
+    senders: list[str]
+    datagrams: list[Decoded | DecodeError]
+    exporters: dict[str, ExporterFlows]
+
+
+class BatchDecoder:
+    """Template caches per exporter plus batched decoding; belongs to one thread."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, TemplateCache] = {}
+
+    def cache(self, exporter: str) -> TemplateCache:
+        cache = self._caches.get(exporter)
+        if cache is None:
+            cache = self._caches[exporter] = TemplateCache()
+        return cache
+
+    def decode(self, datagrams: Sequence[tuple[str, bytes]]) -> BatchResult:
+        """Decode (exporter, datagram) pairs in order.
+
+        A malformed datagram's `DecodeError` takes its place in `datagrams`; an
+        exception of any other type (a decoder bug on hostile input) does too, as a
+        `DecoderBugError` whose cause is the original.
+        """
+        sets = FixedSets()
+        results: list[Decoded | DecodeError] = []
+        options: dict[str, list[dict[str, Any]]] = {}
+        for exporter, datagram in datagrams:
+            cache = self.cache(exporter)
+            try:
+                decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts(), defer=True)
+            except DecodeError as exc:
+                results.append(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - hostile input must not take the other datagrams down
+                bug = DecoderBugError(f"decoder failed: {exc!r}")
+                bug.__cause__ = exc
+                results.append(bug)
+                continue
+            cache.apply(decoded)
+            for block in decoded.blocks:
+                sets.add(block, exporter)
+            if decoded.options:
+                options.setdefault(exporter, []).extend(decoded.options)
+            results.append(decoded)
+        parts: dict[str, list[np.ndarray]] = {}
+        for exporter, flows in sets.decode():
+            parts.setdefault(exporter, []).append(flows)
+        exporters = {
+            exporter: ExporterFlows(exporter, concatenate_flows(parts.get(exporter, [])), tuple(options.get(exporter, ())))
+            for exporter in parts.keys() | options.keys()
+        }
+        return BatchResult([exporter for exporter, _ in datagrams], results, exporters)
+

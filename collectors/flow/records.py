@@ -1,0 +1,311 @@
+"""Turn the bytes of NetFlow/IPFIX data sets into FLOW_DTYPE records (and options records into dicts).
+
+A data set of fixed-length records is one `np.frombuffer` plus one structured
+assignment with the template's `FixedPlan` (`decode_fixed`). That costs a few
+microseconds of numpy call overhead whatever the record count, so the sets are
+not decoded one by one: `FixedSets` collects them as `FixedBlock`s — within one
+datagram (H3C sends one record per set) or across every datagram that the
+listener drained from its queue — and decodes all blocks of one plan in one
+pass. Variable-length IPFIX records are re-packed record by record into the
+template's fixed-length projection first (RFC 7011 §7).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from collectors.flow.model import FLOW_DTYPE, ExporterContext, TruncatedError
+from collectors.flow.templates import (
+    NTP_EPOCH_OFFSET_S,
+    OPTION_NAMES,
+    TEXT_OPTIONS,
+    V9_SCOPE_NAMES,
+    VARIABLE_LENGTH,
+    FixedPlan,
+    Template,
+)
+
+_WRAP = 2**32
+_HALF_WRAP = 2**31
+_TIMES = np.dtype(
+    {
+        "names": ["times"],
+        "formats": [(np.int64, (2,))],
+        "offsets": [FLOW_DTYPE.fields["start_ms"][1]],
+        "itemsize": FLOW_DTYPE.itemsize,
+    }
+)
+assert FLOW_DTYPE.fields["end_ms"][1] == FLOW_DTYPE.fields["start_ms"][1] + 8
+
+Anchor = int | np.ndarray  # one value for every record, or one per record
+
+
+def decode_fixed(
+    plan: FixedPlan,
+    data: bytes,
+    offset: int,
+    count: int,
+    unix_ms: Anchor,
+    uptime_ms: Anchor | None,
+    sampling: Anchor = 1,
+) -> np.ndarray:
+    """Decode `count` fixed-length records starting at `offset` of `data` into FLOW_DTYPE rows.
+
+    `unix_ms` and `uptime_ms` anchor sysUptime-relative times: the export time in
+    Unix ms and the exporter's sysUptime then (v5/v9 header). `uptime_ms` None
+    (IPFIX without systemInitTimeMilliseconds) leaves such times 0. `sampling` is
+    the sampling interval from outside the record (v5 header, options data), used
+    when the record does not carry one. Each is a scalar or one value per record.
+    """
+    out = plan.base.repeat(count)
+    if count == 0:
+        return out
+    src = np.frombuffer(data, plan.src_dtype, count=count, offset=offset)
+    out.view(plan.dst_dtype)[...] = src
+    if plan.odd_dtype is not None:
+        raw = np.frombuffer(data, plan.odd_dtype, count=count, offset=offset)
+        for column in plan.odd_columns:
+            block = raw[column][:, -8:].astype(np.uint64)
+            value = np.zeros(count, np.uint64)
+            for k in range(block.shape[1]):
+                value = (value << np.uint64(8)) | block[:, k]
+            out[column] = value
+    for column in plan.ntp_columns:
+        ntp = out[column].view(np.uint64)
+        seconds = (ntp >> np.uint64(32)).astype(np.int64) - NTP_EPOCH_OFFSET_S
+        out[column] = seconds * 1000 + ((ntp & np.uint64(0xFFFFFFFF)) * np.uint64(1000) >> np.uint64(32)).astype(np.int64)
+    for column in plan.seconds_columns:
+        out[column] *= 1000
+    _anchor_uptime(plan, out, unix_ms, uptime_ms)
+    if plan.sampling_mapped:
+        rate = out["sampling_rate"]
+        rate[rate == 0] = 1  # an exported interval of 0 means unsampled
+    elif not isinstance(sampling, int) or sampling > 1:
+        out["sampling_rate"] = sampling
+    return out
+
+
+def _anchor_uptime(plan: FixedPlan, out: np.ndarray, unix_ms: Anchor, uptime_ms: Anchor | None) -> None:
+    """Turn sysUptime-relative milliseconds into Unix ms.
+
+    sysUptime is 32-bit milliseconds (RFC 3954 §5.1): the offset from it is taken
+    modulo 2**32, so a stamp from before a wrap (0xFFFFFFFF at uptime 3000) is
+    3001 ms in the past.
+    """
+    if not plan.uptime_columns:
+        return
+    if uptime_ms is None:
+        for column in plan.uptime_columns:
+            out[column] = 0
+        return
+    shift = _HALF_WRAP - np.asarray(uptime_ms, np.int64)
+    back = np.asarray(unix_ms, np.int64) - _HALF_WRAP
+    if plan.uptime_columns == ("start_ms", "end_ms"):
+        times = out.view(_TIMES)["times"]  # start_ms and end_ms are adjacent: one pass for both
+        if shift.ndim:
+            shift, back = shift[:, None], back[:, None]
+        times += shift
+        times &= _WRAP - 1
+        times += back
+        return
+    for column in plan.uptime_columns:
+        values = out[column]
+        values += shift
+        values &= _WRAP - 1
+        values += back
+
+
+class FixedBlock(NamedTuple):
+    """`count` fixed-length records at `pos` of `data`, with the anchors of their datagram."""
+
+    plan: FixedPlan
+    data: bytes
+    pos: int
+    count: int
+    unix_ms: int
+    uptime_ms: int | None
+    sampling: int = 1
+
+
+class FixedSets:
+    """Collects fixed-length data sets (of one datagram or of many) so that each plan decodes in one pass.
+
+    Blocks are grouped by (`group`, plan): the listener groups by exporter so
+    that each exporter's records come out in their own array. Within a group,
+    records come out grouped by template, in the order each was first seen.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], list[FixedBlock]] = {}
+
+    def add(self, block: FixedBlock, group: str = "") -> None:
+        if block.count:
+            key = (group, id(block.plan))
+            blocks = self._pending.get(key)
+            if blocks is None:
+                self._pending[key] = [block]
+            else:
+                blocks.append(block)
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def decode(self) -> list[tuple[str, np.ndarray]]:
+        """(group, FLOW_DTYPE records), one entry per group and plan; the collected blocks are cleared."""
+        out = []
+        for (group, _), blocks in self._pending.items():
+            out.append((group, _decode_blocks(blocks)))
+        self._pending.clear()
+        return out
+
+
+def _decode_blocks(blocks: list[FixedBlock]) -> np.ndarray:
+    first = blocks[0]
+    plan = first.plan
+    if len(blocks) == 1:
+        return decode_fixed(plan, first.data, first.pos, first.count, first.unix_ms, first.uptime_ms, first.sampling)
+    anchored = [b for b in blocks if b.uptime_ms is not None]
+    if anchored and len(anchored) < len(blocks):  # IPFIX before and after its system init time was known
+        return concatenate_flows([_decode_blocks(anchored), _decode_blocks([b for b in blocks if b.uptime_ms is None])])
+    length = plan.record_length
+    packed = b"".join([memoryview(b.data)[b.pos : b.pos + b.count * length] for b in blocks])
+    unix: Anchor = first.unix_ms
+    uptime: Anchor | None = first.uptime_ms
+    sampling: Anchor = first.sampling
+    if any(b.unix_ms != unix or b.uptime_ms != uptime or b.sampling != sampling for b in blocks):
+        counts = [b.count for b in blocks]
+        unix = np.repeat(np.array([b.unix_ms for b in blocks], np.int64), counts)
+        sampling = np.repeat(np.array([b.sampling for b in blocks], np.uint32), counts)
+        if uptime is not None:
+            uptime = np.repeat(np.array([b.uptime_ms for b in blocks], np.int64), counts)
+    return decode_fixed(plan, packed, 0, len(packed) // length, unix, uptime, sampling)
+
+
+_NO_FLOWS = np.empty(0, FLOW_DTYPE)
+
+
+def settle(blocks: list[FixedBlock], defer: bool) -> tuple[np.ndarray, tuple[FixedBlock, ...]]:
+    """(flows, blocks) for a `Decoded`: the blocks decoded now, or kept for the caller when `defer`."""
+    if defer:
+        return _NO_FLOWS, tuple(blocks)
+    if not blocks:
+        return _NO_FLOWS, ()
+    sets = FixedSets()
+    for block in blocks:
+        sets.add(block)
+    return concatenate_flows([flows for _, flows in sets.decode()]), ()
+
+
+def concatenate_flows(parts: list[np.ndarray]) -> np.ndarray:
+    """One FLOW_DTYPE array from several (no copy when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return np.empty(0, FLOW_DTYPE)
+    # np.concatenate promotes structured dtypes in Python (tens of µs); slice assignment does not.
+    out = np.empty(sum(len(p) for p in parts), FLOW_DTYPE)
+    start = 0
+    for part in parts:
+        out[start : start + len(part)] = part
+        start += len(part)
+    return out
+def read_variable_record(template: Template, data: bytes, pos: int, end: int) -> tuple[list[bytes], int]:
+    """Split one IPFIX record at `pos` into its field values (RFC 7011 §7); return them and the next position.
+
+    Raises:
+        TruncatedError: the record runs past `end`.
+    """
+    values: list[bytes] = []
+    for f in template.fields:
+        length = f.length
+        if length == VARIABLE_LENGTH and template.version == 10:
+            if pos >= end:
+                raise TruncatedError("variable-length field prefix past the end of the set")
+            length = data[pos]
+            pos += 1
+            if length == 255:
+                if pos + 2 > end:
+                    raise TruncatedError("variable-length field prefix past the end of the set")
+                length = (data[pos] << 8) | data[pos + 1]
+                pos += 2
+        if pos + length > end:
+            raise TruncatedError("field runs past the end of the set")
+        values.append(data[pos : pos + length])
+        pos += length
+    return values, pos
+
+
+def repack_variable(template: Template, data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """Re-pack the variable-length records of one set into fixed-length records of the template's plan.
+
+    Only fixed-length fields are kept (no column is filled from a variable-length
+    field). Returns the packed bytes and the record count; trailing bytes too short
+    for a record are padding.
+
+    Raises:
+        TruncatedError: a record's declared field length runs past the set.
+    """
+    keep = [f.length != VARIABLE_LENGTH for f in template.fields]
+    minimum = template.min_record_length
+    chunks: list[bytes] = []
+    count = 0
+    while end - pos >= minimum:
+        values, pos = read_variable_record(template, data, pos, end)
+        chunks.extend(v for v, k in zip(values, keep, strict=True) if k)
+        count += 1
+    return b"".join(chunks), count
+
+
+def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
+    """Name the known fields of one options record (see OPTION_NAMES); unknown standard IEs become `ie_<id>`."""
+    record: dict[str, Any] = {}
+    for f, value in zip(template.fields, values, strict=True):
+        if f.enterprise:
+            continue
+        if f.scope and template.version == 9:
+            name = V9_SCOPE_NAMES.get(f.ie, f"scope_{f.ie}")
+        else:
+            name = OPTION_NAMES.get(f.ie, f"ie_{f.ie}")
+        if name in record:
+            continue
+        if f.ie in TEXT_OPTIONS and not (f.scope and template.version == 9):
+            record[name] = value.split(b"\0", 1)[0].decode("utf-8", "replace")
+        elif len(value) <= 8:
+            record[name] = int.from_bytes(value, "big")
+        else:
+            record[name] = value.hex()
+    return record
+
+
+def read_data_set(
+    template: Template, data: bytes, pos: int, end: int, context: ExporterContext, unix_ms: int, uptime_ms: int | None
+) -> FixedBlock | list[dict[str, Any]]:
+    """The records of one data set (body from `pos` to `end`): a block of flows to decode, or options dicts.
+
+    `context` is what earlier options data said about this domain: its sampling
+    interval, and for IPFIX the system init time that anchors sysUptime-relative
+    times (RFC 7011 has no sysUptime in its header). Trailing bytes too short for
+    one more record are padding (RFC 3954 §5.3, RFC 7011 §3.3.1).
+
+    Raises:
+        TruncatedError: a variable-length field runs past the set.
+    """
+    if template.is_options:
+        records: list[dict[str, Any]] = []
+        minimum = template.min_record_length
+        while end - pos >= minimum:
+            values, pos = read_variable_record(template, data, pos, end)
+            records.append(option_record(template, values))
+        return records
+    plan = template.plan
+    assert plan is not None
+    if uptime_ms is None and context.system_init_ms is not None:
+        uptime_ms = (unix_ms - context.system_init_ms) % _WRAP
+    if template.fixed_length is None:
+        packed, count = repack_variable(template, data, pos, end)
+        return FixedBlock(plan, packed, 0, count, unix_ms, uptime_ms, context.sampling_interval)
+    return FixedBlock(plan, data, pos, (end - pos) // plan.record_length, unix_ms, uptime_ms, context.sampling_interval)
