@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -172,9 +172,17 @@ class FlowWindow:
 
 
 def summarise(
-    records_by_exporter: dict[str, np.ndarray], settings: AggregateSettings, *, at: datetime
+    records_by_exporter: dict[str, np.ndarray],
+    settings: AggregateSettings,
+    *,
+    at: datetime,
+    interface_names: Mapping[str, Mapping[int, str]] | None = None,
 ) -> tuple[list[Sample], list[Observation]]:
-    """Samples and observations for one interval."""
+    """Samples and observations for one interval.
+
+    `interface_names` (exporter → ifIndex → name, from the exporters' options
+    data) adds an `interface_name` tag to the per-interface samples.
+    """
     approved = PrefixSet(settings.approved_prefixes)
     internal = PrefixSet(settings.internal_prefixes)
     samples: list[Sample] = []
@@ -191,11 +199,12 @@ def summarise(
         for column, direction in (("input_if", "in"), ("output_if", "out")):
             ifaces, inverse = _interfaces(records[column])
             by_bytes, by_packets, by_flows = _sums(inverse, weights)
+            names = (interface_names or {}).get(exporter, {})
             for i, iface in enumerate(ifaces):
-                samples.append(_sample(
-                    "flow_interface", {**tags, "interface": str(int(iface)), "direction": direction},
-                    at, by_bytes[i], by_packets[i], by_flows[i],
-                ))
+                iface_tags = {**tags, "interface": str(int(iface)), "direction": direction}
+                if int(iface) in names:
+                    iface_tags["interface_name"] = names[int(iface)]
+                samples.append(_sample("flow_interface", iface_tags, at, by_bytes[i], by_packets[i], by_flows[i]))
         src, dst = halves(records["src_addr"]), halves(records["dst_addr"])
         src_net, dst_net = prefix_halves(*src), prefix_halves(*dst)
         service = (records["protocol"].astype(np.uint64) << np.uint64(16)) | records["dst_port"].astype(np.uint64)

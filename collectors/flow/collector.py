@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from collectors.flow.aggregate import AggregateSettings, FlowWindow, summarise
 from collectors.flow.listener import FlowListener
@@ -23,6 +23,20 @@ from core.collect import Reading, Target
 from core.models import Sample
 
 HEALTH_FIELDS = ("datagrams", "records", "option_records", "malformed", "skipped_sets", "queue_drops", "lost_records")
+
+
+MAX_INTERFACE_NAMES = 65536  # per exporter
+
+
+def learn_interface_name(names: dict[int, str], option: Mapping[str, Any]) -> None:
+    """Remember an interface's name from an options record (IPFIX IE 82/83 or v9 scope interface + name)."""
+    index = option.get("interface_index")
+    name = option.get("interface_name") or option.get("interface_description")
+    if not (isinstance(index, int) and isinstance(name, str)):
+        return
+    clean = "".join(ch for ch in name if ch.isprintable()).strip()[:255].replace("\\", "/")  # a valid tag value
+    if clean and (index in names or len(names) < MAX_INTERFACE_NAMES):
+        names[index] = clean
 
 
 class FlowCollector:
@@ -39,6 +53,7 @@ class FlowCollector:
         )
         self._clock = clock
         self._window = FlowWindow()
+        self._interface_names: dict[str, dict[int, str]] = {}
         self._lock = threading.Lock()
         self.listener = FlowListener(
             settings.listen_host, settings.listen_port, rcvbuf_bytes=settings.receive_buffer_bytes, on_flows=self._add
@@ -48,6 +63,8 @@ class FlowCollector:
     def _add(self, received: ExporterFlows) -> None:
         with self._lock:
             self._window.add(received.exporter, received.flows)
+            for option in received.options:
+                learn_interface_name(self._interface_names.setdefault(received.exporter, {}), option)
 
     def start(self) -> None:
         """Bind and start receiving (idempotent). Raises OSError when the port cannot be bound."""
@@ -60,7 +77,8 @@ class FlowCollector:
         at = self._clock()
         with self._lock:
             records = self._window.take()
-        samples, observations = await asyncio.to_thread(summarise, records, self._aggregate, at=at)
+            names = {exporter: dict(known) for exporter, known in self._interface_names.items()}
+        samples, observations = await asyncio.to_thread(summarise, records, self._aggregate, at=at, interface_names=names)
         stats = self.listener.stats()
         for exporter, counters in sorted(stats.exporters.items()):
             samples.append(Sample(
