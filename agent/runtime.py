@@ -113,9 +113,21 @@ def _flow(settings: AgentSettings) -> Collector:
     return FlowCollector(settings.flow)
 
 
+def _snmp(settings: AgentSettings) -> Collector:
+    from collectors.snmp.collector import SnmpCollector
+
+    return SnmpCollector(settings.snmp)
+
+
+def _probes(settings: AgentSettings) -> Collector:
+    from probes.collector import ProbesCollector
+
+    return ProbesCollector(settings.probes)
+
+
 # Which collectors an agent can run, by the name used in its configuration.
 COLLECTORS: dict[str, Callable[[AgentSettings], Collector]] = {
-    "host": _host, "netstate": _netstate, "backup": _backup, "flow": _flow,
+    "host": _host, "netstate": _netstate, "backup": _backup, "flow": _flow, "snmp": _snmp, "probes": _probes,
 }
 
 

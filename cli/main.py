@@ -21,6 +21,8 @@ import typer
 from cli.admin import admin_app
 from cli.agent import agent_app
 from cli.flow import flow_app
+from cli.probe import probe_app
+from cli.snmp import snmp_app
 from core.settings import Settings, SettingsError, load_settings, settings_json_schema
 
 app = typer.Typer(help="egovmon: operations and security monitor of the e-government platform.", no_args_is_help=True)
@@ -29,6 +31,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
 app.add_typer(flow_app, name="flow")
+app.add_typer(snmp_app, name="snmp")
+app.add_typer(probe_app, name="probe")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file", exists=True, dir_okay=False)]
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (overrides the config)")]

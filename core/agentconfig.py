@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from core.models import HOSTNAME_PATTERN
@@ -41,6 +41,14 @@ class CollectorSettings(BaseModel):
     flow: ScheduleSettings = Field(
         default_factory=lambda: ScheduleSettings(enabled=False, interval_seconds=60, jitter_seconds=0),
         description="NetFlow/IPFIX reception on a collector host; the interval is the aggregation window",
+    )
+    snmp: ScheduleSettings = Field(
+        default_factory=lambda: ScheduleSettings(enabled=False, interval_seconds=60, timeout_seconds=50),
+        description="SNMP polling of the devices in `snmp.devices` (and trap reception when `snmp.traps.enabled`)",
+    )
+    probes: ScheduleSettings = Field(
+        default_factory=lambda: ScheduleSettings(enabled=False, interval_seconds=5, jitter_seconds=0, timeout_seconds=120),
+        description="Active checks and scans in `probes.checks`; the interval is the tick at which due checks start",
     )
 
 
@@ -93,6 +101,161 @@ class BackupJob(BaseModel):
         return self
 
 
+_DEFAULT_COMMUNITIES = frozenset({"public", "private"})
+
+
+class SnmpDeviceSettings(BaseModel):
+    """One device to poll: v2c with a community, or v3 with a USM user (authPriv when both keys are given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="Device name, the `device` tag")
+    address: str = Field(description="Host name or IP address of the agent")
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["2c", "3"] = "2c"
+    community: SecretStr | None = Field(None, description="v2c community (not public/private)")
+    user: str | None = Field(None, description="v3 USM user name")
+    auth_protocol: Literal["SHA", "SHA256", "SHA512", "MD5"] = "SHA256"
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["AES", "AES256", "AES256C", "DES"] = Field(
+        "AES", description="AES is AES-128; AES256 as net-snmp and most vendors (Blumenthal), AES256C as Cisco")
+    priv_key: SecretStr | None = None
+    modules: list[str] | None = Field(None, description="Modules to poll (default: all that fit the device)")
+    timeout_seconds: float | None = Field(None, gt=0, le=60, description="Per request; default snmp.timeout_seconds")
+    retries: int | None = Field(None, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpDeviceSettings:
+        if self.version == "2c":
+            if self.community is None:
+                raise ValueError(f"snmp device {self.name}: version 2c needs community")
+            if self.community.get_secret_value() in _DEFAULT_COMMUNITIES:
+                raise ValueError(f"snmp device {self.name}: the default community is refused; configure a real one")
+        elif not self.user:
+            raise ValueError(f"snmp device {self.name}: version 3 needs user")
+        for key in (self.auth_key, self.priv_key):
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError(f"snmp device {self.name}: v3 keys must be at least 8 characters (RFC 3414)")
+        return self
+
+
+class SnmpTrapUser(BaseModel):
+    """A v3 user whose traps are accepted (authPriv when both keys are given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+    auth_protocol: Literal["SHA", "SHA256", "SHA512", "MD5"] = "SHA256"
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["AES", "AES256", "AES256C", "DES"] = "AES"
+    priv_key: SecretStr | None = None
+    engine_id: str | None = Field(None, description="Hex authoritative engine id of the sender (needed for v3 traps)")
+
+
+class SnmpTrapSettings(BaseModel):
+    """The trap and inform receiver."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    listen_host: str = "0.0.0.0"
+    listen_port: int = Field(162, ge=0, le=65535, description="UDP port (0: any free port)")
+    communities: list[SecretStr] = Field(default_factory=list, description="v1/v2c communities accepted")
+    users: list[SnmpTrapUser] = Field(default_factory=list)
+
+
+class SnmpSettings(BaseModel):
+    """SNMP polling on a collector host next to the devices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[SnmpDeviceSettings] = Field(default_factory=list)
+    max_concurrency: int = Field(64, ge=1, le=4096, description="Devices polled at once")
+    timeout_seconds: float = Field(2, gt=0, le=60, description="Default per-request timeout")
+    retries: int = Field(1, ge=0, le=10, description="Default re-sends of an unanswered request")
+    max_repetitions: int = Field(50, ge=1, le=500, description="GETBULK max-repetitions (shared by the columns walked)")
+    discovery_ranges: list[str] = Field(
+        default_factory=list, description="Prefixes inside which neighbours are proposed as devices to poll")
+    traps: SnmpTrapSettings = Field(default_factory=SnmpTrapSettings)
+
+
+_PROBE_NEEDS = {"dns": ("dns_server",), "arp": ("interface",), "dhcp": ("interface",)}
+
+
+class ProbeExpect(BaseModel):
+    """What a good answer looks like; each kind reads only the keys that concern it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status_codes: list[int] = Field(default_factory=list, description="http: accepted status codes (empty: any 2xx)")
+    body_regex: str | None = Field(None, description="http: the body must match this regular expression")
+    body_not_regex: str | None = Field(None, description="http: the body must not match this regular expression")
+    follow_redirects: bool = Field(True, description="http: follow redirects (up to max_redirects)")
+    max_redirects: int = Field(10, ge=0, le=30)
+    verify_tls: bool = Field(True, description="http: verify the server certificate")
+    ca_file: str | None = Field(None, description="http, tls: CA bundle to verify against (default: the system's)")
+    min_days_valid: float = Field(14, ge=0, description="tls: fewer days left before expiry is a failure")
+    min_tls_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    server_name: str | None = Field(None, description="tls: SNI and the name the certificate must match")
+    dns_server: str | None = Field(None, description="dns: server to ask, host or host:port")
+    record_type: str = Field("A", pattern=r"^[A-Z0-9]{1,10}$")
+    rcode: str = Field("NOERROR", pattern=r"^[A-Z]{1,10}$")
+    records: list[str] = Field(default_factory=list, description="dns: records that must be in the answer")
+    interface: str | None = Field(None, description="arp, dhcp: network interface")
+    authorized_servers: list[str] = Field(default_factory=list, description="dhcp: server ids allowed to offer")
+    ports: list[int] = Field(default_factory=lambda: [80, 443, 8080, 8443], description="website: ports tried")
+    protocol: Literal["icmp", "udp", "tcp"] = Field("icmp", description="traceroute: probe packets")
+    port: int | None = Field(None, ge=1, le=65535, description="traceroute: destination port (udp, tcp)")
+
+
+class ProbeCheck(BaseModel):
+    """One scheduled check. target: URL (http), host:port (tcp, tls), host (icmp), name (dns),
+    CIDR (arp, website), IPv4 address (traceroute), ignored (dhcp)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="Check name, the `check` tag")
+    kind: Literal["icmp", "tcp", "http", "tls", "dns", "arp", "dhcp", "website", "traceroute"]
+    target: str = Field("", max_length=2048)
+    interval_seconds: float = Field(60, gt=0, le=86_400)
+    timeout_seconds: float = Field(10, gt=0, le=600)
+    expect: ProbeExpect = Field(default_factory=ProbeExpect)
+
+    @model_validator(mode="after")
+    def _needs(self) -> ProbeCheck:
+        for key in _PROBE_NEEDS.get(self.kind, ()):
+            if not getattr(self.expect, key):
+                raise ValueError(f"probe check {self.name}: kind {self.kind} needs expect.{key}")
+        if self.kind != "dhcp" and not self.target:
+            raise ValueError(f"probe check {self.name}: kind {self.kind} needs a target")
+        return self
+
+
+class ProbesSettings(BaseModel):
+    """Active checks and discovery scans; they only go to addresses inside `allowed_ranges`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_ranges: list[str] = Field(default_factory=list, description="Prefixes probes and scans may touch (empty: none)")
+    rate_limit_per_second: float = Field(50, gt=0, le=10_000, description="Check starts and scan packets per second")
+    max_concurrency: int = Field(64, ge=1, le=4096, description="Checks running at once")
+    checks: list[ProbeCheck] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ProbesSettings:
+        import ipaddress
+
+        for text in self.allowed_ranges:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"probes.allowed_ranges: {text!r} is not a prefix") from exc
+        names = [check.name for check in self.checks]
+        if len(names) != len(set(names)):
+            raise ValueError("probes.checks: check names must be unique")
+        return self
+
+
 class ShipperSettings(BaseModel):
     """How batches travel to the server."""
 
@@ -127,6 +290,8 @@ class AgentSettings(YamlFileSettings):
     collectors: CollectorSettings = Field(default_factory=CollectorSettings)
     backup_jobs: list[BackupJob] = Field(default_factory=list)
     flow: FlowSettings = Field(default_factory=FlowSettings)
+    snmp: SnmpSettings = Field(default_factory=SnmpSettings)
+    probes: ProbesSettings = Field(default_factory=ProbesSettings)
     shipper: ShipperSettings = Field(default_factory=ShipperSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -21,6 +21,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -77,6 +78,19 @@ def _require(program: str | Path) -> str:
     found = shutil.which(str(program))
     if found is None:
         raise BinaryMissingError(f"{program} is not installed (see ../shared/REAL_COMPONENTS.md)")
+    return found
+
+
+def require_program(program: str) -> str:
+    """The path of a program a test needs: skipped when missing, failed when missing and CI=true."""
+    found = shutil.which(program)
+    if found is None:
+        import pytest  # tests/services.py is also imported by bench/, which does not need pytest
+
+        reason = f"{program} is not installed (see ../shared/REAL_COMPONENTS.md)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; required when CI=true", pytrace=False)
+        pytest.skip(reason)
     return found
 
 
@@ -487,3 +501,117 @@ def start_prometheus(tmpdir: Path, targets: dict[str, str], *, scrape_interval: 
     server = Prometheus(port, process)
     process.wait_ready(lambda: _http_status(f"{server.url}/-/ready") == 200)
     return server
+
+
+# net-snmp snmpd and snmpsim -----------------------------------------------------------------------
+
+
+def _snmp_answers(port: int, community: str) -> bool:
+    """True when a v2c GET of sysUpTime.0 with `community` on 127.0.0.1:port is answered (net-snmp snmpget)."""
+    done = subprocess.run(
+        ["snmpget", "-v2c", "-c", community, "-t", "0.5", "-r", "0", "-On", f"127.0.0.1:{port}", "1.3.6.1.2.1.1.3.0"],
+        capture_output=True, text=True,
+    )
+    return done.returncode == 0 and "1.3.6.1.2.1.1.3.0" in done.stdout
+
+
+@dataclass
+class Snmpd:
+    """A running net-snmp snmpd on 127.0.0.1: a v2c read-only community and v3 authPriv users."""
+
+    port: int
+    community: str
+    users: dict[str, tuple[str, str, str, str]]  # name -> (auth proto, auth key, priv proto, priv key)
+    process: ServerProcess
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_snmpd(
+    tmpdir: Path, *, community: str = "egovmon-ro",
+    users: dict[str, tuple[str, str, str, str]] | None = None,
+) -> Snmpd:
+    """Start snmpd on a free UDP port with its persistent dir (v3 users) under tmpdir; wait for an answer.
+
+    `users` maps a v3 user name to (auth proto, auth key, priv proto, priv key) in net-snmp's
+    spelling (`SHA`, `SHA-256`; `AES`, `AES-256`); each is a read-only authPriv user.
+    """
+    program = _require("/usr/sbin/snmpd")
+    _require("snmpget")
+    users = users if users is not None else {
+        "egovmon-sha": ("SHA", "authpass123", "AES", "privpass123"),
+        "egovmon-sha256": ("SHA-256", "authpass256", "AES-256", "privpass256"),
+    }
+    port = _free_udp_port()
+    directory = Path(tmpdir) / f"snmpd-{port}"
+    (directory / "persist").mkdir(parents=True, exist_ok=True)
+    lines = [f"[snmp] persistentDir {directory / 'persist'}", "[snmp] mibs :", f"rocommunity {community} 127.0.0.1"]
+    for name, (auth, auth_key, priv, priv_key) in users.items():
+        lines += [f'createUser {name} {auth} "{auth_key}" {priv} "{priv_key}"', f"rouser {name} priv"]
+    config = directory / "snmpd.conf"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = [program, "-f", "-Lo", "-C", "-c", str(config), "-p", str(directory / "snmpd.pid"), f"udp:127.0.0.1:{port}"]
+    process = _spawn("snmpd", argv, directory / "snmpd.log")
+    process.wait_ready(lambda: _snmp_answers(port, community))
+    return Snmpd(port, community, dict(users), process)
+
+
+def _free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Snmpsim:
+    """A running snmpsim command responder; the community of a recording is its file name without .snmprec."""
+
+    port: int
+    data_dir: Path
+    process: ServerProcess
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_snmpsim(tmpdir: Path, recordings: Sequence[Path], *, repair_hex: bool = True) -> Snmpsim:
+    """Serve copies of `recordings` with snmpsim on a free UDP port; wait until the first one answers.
+
+    With `repair_hex`, a line tagged hex whose value is not hex (LibreNMS anonymised
+    values such as `346288XXYYZZ`, which snmpsim cannot serve) is re-tagged as a plain
+    string in the copy, so walks pass it.
+    """
+    beside = Path(sys.executable).parent / "snmpsim-command-responder"  # the venv's, when not on PATH
+    program = str(beside) if beside.exists() else _require("snmpsim-command-responder")
+    _require("snmpget")
+    if not recordings:
+        raise ValueError("snmpsim needs at least one recording")
+    port = _free_udp_port()
+    directory = Path(tmpdir) / f"snmpsim-{port}"
+    data_dir = directory / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for recording in recordings:
+        text = Path(recording).read_text(encoding="latin-1")
+        if repair_hex:
+            text = "\n".join(_repair_snmprec_line(line) for line in text.splitlines()) + "\n"
+        (data_dir / Path(recording).name).write_text(text, encoding="latin-1")
+    argv = [program, f"--data-dir={data_dir}", f"--cache-dir={directory / 'cache'}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--log-level=error"]
+    if os.geteuid() == 0:
+        argv += ["--process-user=root", "--process-group=root"]
+    process = _spawn("snmpsim", argv, directory / "snmpsim.log")
+    first = Path(recordings[0]).name.removesuffix(".snmprec")
+    process.wait_ready(lambda: _snmp_answers(port, first), timeout=60)
+    return Snmpsim(port, data_dir, process)
+
+
+def _repair_snmprec_line(line: str) -> str:
+    parts = line.split("|", 2)
+    if len(parts) == 3 and parts[1].endswith("x"):
+        try:
+            bytes.fromhex(parts[2])
+        except ValueError:
+            return f"{parts[0]}|{parts[1][:-1]}|{parts[2]}"
+    return line

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,19 +14,13 @@ import httpx
 import pytest
 
 from tests.serverproc import RunningServer, start_server
-from tests.services import free_port, start_prometheus, wait_until
+from tests.services import free_port, require_program, start_prometheus, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EGOVMON = [sys.executable, "-m", "cli"]
 
 
-def require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{program} is not installed (required when CI=true)")
-        pytest.skip(f"{program} is not installed")
-    return path
+require = require_program
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ that the traffic used (all of it private space outside the empty address plan).
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from core.agentconfig import FlowSettings, ScheduleSettings
 from tests.agent.test_agent import agent_settings, running
 from tests.flowtraffic import PACKETS, SOFTFLOWD_OPTIONS, Traffic, write_traffic
 from tests.serverproc import RunningServer, start_server
-from tests.services import wait_until
+from tests.services import require_program, wait_until
 
 
 @pytest.fixture
@@ -36,15 +34,6 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     running_server = start_server(tmp_path / "server")
     yield running_server
     running_server.stop()
-
-
-def _softflowd() -> str:
-    path = shutil.which("softflowd")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("softflowd not installed; required when CI=true")
-        pytest.skip("softflowd not installed")
-    return path
 
 
 def _history(server: RunningServer, host_id: int, measurement: str) -> list[dict]:
@@ -67,7 +56,7 @@ def _subnets(traffic: Traffic) -> set[str]:
 
 
 def test_flow_aggregates_reach_the_server_and_add_up(tmp_path, server):
-    softflowd = _softflowd()
+    softflowd = require_program("softflowd")
     traffic = write_traffic(tmp_path / "traffic.pcap")
     credential = enroll(server.url, server.enrollment_token("bigdata"), hostname="collector-1", state_dir=tmp_path / "agent")
     collector = FlowCollector(FlowSettings(listen_host="127.0.0.1", listen_port=0))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -28,7 +27,7 @@ import pytest
 
 from collectors.flow.listener import FlowListener, read_udp_sockets
 from tests.flowtraffic import SOFTFLOWD_OPTIONS, Traffic, write_traffic
-from tests.services import free_port, wait_until
+from tests.services import free_port, require_program, wait_until
 
 # softflowd 1.1.0 sends one options record (template 256: 4 fields in v9, 6 in IPFIX, the
 # interface name "traffic.pcap" among them) with its first datagram; it is not a flow.
@@ -38,14 +37,7 @@ PROTOCOLS = {"TCP": 6, "UDP": 17}
 
 def _programs() -> dict[str, str]:
     """Paths of softflowd, nfcapd and nfdump; skip (fail when CI=true) if one is missing."""
-    found = {name: shutil.which(name) for name in ("softflowd", "nfcapd", "nfdump")}
-    missing = sorted(name for name, path in found.items() if path is None)
-    if missing:
-        reason = f"{', '.join(missing)} not installed (see ../shared/REAL_COMPONENTS.md)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (required when CI=true)", pytrace=False)
-        pytest.skip(reason)
-    return {name: str(path) for name, path in found.items()}
+    return {name: require_program(name) for name in ("softflowd", "nfcapd", "nfdump")}
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ the test requires that addresses and counters were compared for every flow.
 from __future__ import annotations
 
 import ipaddress
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from scapy.utils import wrpcap
 
 from collectors.flow.decode import TemplateCache, decode, read_datagrams
 from tests.collectors.flow.test_decode import COUNTS, HERE
+from tests.services import require_program
 
 PORT = 2055
 EXPORTER = "192.0.2.1"
@@ -80,15 +79,6 @@ def _v6(raw: bytes) -> str | None:
     return None if address.ipv4_mapped is not None else str(address)
 
 
-def _tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark not installed; required when CI=true (scripts/setup --test installs it)")
-        pytest.skip("tshark not installed")
-    return path
-
-
 def _tshark_rows(tshark: str, pcap: Path) -> list[dict[str, list[str]]]:
     """Per datagram: tshark field → its occurrences in wire order."""
     names = list(FIELDS)
@@ -106,7 +96,7 @@ def _tshark_rows(tshark: str, pcap: Path) -> list[dict[str, list[str]]]:
 
 @pytest.mark.parametrize("names", GROUPS, ids=[g.split(",")[-1] for g in GROUPS])
 def test_records_equal_tshark(names: str, tmp_path: Path) -> None:
-    tshark = _tshark()
+    tshark = require_program("tshark")
     datagrams = [d for name in names.split(",") for _, d in read_datagrams(HERE / name)]
     pcap = tmp_path / "export.pcap"
     wrpcap(str(pcap), [Ether() / IP(src=EXPORTER, dst="127.0.0.1") / UDP(sport=40000, dport=PORT) / Raw(d) for d in datagrams])

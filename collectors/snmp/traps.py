@@ -1,0 +1,201 @@
+"""SNMP trap and inform reception (v1, v2c, v3 USM) → events for alerting.
+
+The pure part, `event_from_varbinds`, maps a notification (RFC 3416 §4.2.6: sysUpTime.0,
+snmpTrapOID.0, then the objects) to an `Event` by a declarative table of trap OIDs;
+any other enterprise trap becomes a `vendor_trap` event naming its vendor. The shell,
+`TrapReceiver`, is pysnmp 7's notification receiver (which also answers informs and
+translates v1 traps, RFC 3584) on a UDP socket bound by us (port 0 allowed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from collectors.snmp.ber import Oid, VarBind, oid_text
+from collectors.snmp.reading import SOURCE, tag_text
+from collectors.snmp.tables import integer, text
+from core.models import Observation, Sample
+
+log = logging.getLogger(__name__)
+
+SYS_UPTIME: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SNMP_TRAP_OID: Final = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+IF_INDEX: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1, 1)
+IF_DESCR: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
+IF_ADMIN: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1, 7)
+IF_OPER: Final = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8)
+IF_NAME: Final = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
+
+# Standard notifications (SNMPv2-MIB, IF-MIB) → (event, severity).
+TRAPS: Final[dict[Oid, tuple[str, str]]] = {
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 1): ("cold_start", "warning"),
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 2): ("warm_start", "warning"),
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 3): ("link_down", "critical"),
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 4): ("link_up", "info"),
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 5): ("authentication_failure", "warning"),
+}
+# Enterprise numbers (SMI Network Management Private Enterprise Codes) → vendor, for vendor traps.
+VENDORS: Final[dict[int, str]] = {2011: "huawei", 25506: "h3c", 9: "cisco", 2636: "juniper", 12356: "fortinet",
+                                  25461: "paloalto", 28557: "hillstone", 8072: "net-snmp", 11: "hp"}
+ENTERPRISES: Final = (1, 3, 6, 1, 4, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One received notification: who sent it, what it says, and the interface it is about (if any)."""
+
+    source: str
+    event: str
+    severity: str
+    trap_oid: str
+    received_at: datetime
+    uptime_ticks: int = -1
+    if_index: int = -1
+    interface: str = ""
+    vendor: str = ""
+    varbinds: tuple[tuple[str, str], ...] = field(default=())
+
+    def sample(self) -> Sample:
+        """`snmp_trap` point: tags device/event/severity, fields received=1, trap_oid, if_index."""
+        return Sample(measurement="snmp_trap", timestamp=self.received_at,
+                      tags={"device": tag_text(self.source), "event": self.event, "severity": self.severity},
+                      fields={"received": 1, "trap_oid": self.trap_oid, "if_index": self.if_index})
+
+    def observation(self) -> Observation:
+        return Observation(kind="snmp_trap", subject=tag_text(self.source), source=SOURCE, observed_at=self.received_at,
+                           attributes={"event": self.event, "severity": self.severity, "trap_oid": self.trap_oid,
+                                       "if_index": self.if_index, "interface": self.interface[:1024],
+                                       "vendor": self.vendor, "uptime_ticks": self.uptime_ticks,
+                                       "varbinds": [f"{o}={v}"[:1024] for o, v in self.varbinds][:64]})
+
+
+def event_from_varbinds(source: str, varbinds: Sequence[VarBind], received_at: datetime) -> Event:
+    """The event a v2-style notification's varbinds describe (unknown trap OIDs become `vendor_trap`/`trap`)."""
+    values = dict(varbinds)
+    trap = values.get(SNMP_TRAP_OID)
+    trap_oid: Oid = trap if isinstance(trap, tuple) else ()
+    event, severity = TRAPS.get(trap_oid, ("", "info"))
+    vendor = ""
+    if trap_oid[:6] == ENTERPRISES and len(trap_oid) > 6:
+        vendor = VENDORS.get(trap_oid[6], f"enterprise-{trap_oid[6]}")
+    if not event:
+        event = "vendor_trap" if vendor else "trap"
+    if_index, interface = -1, ""
+    for oid, value in varbinds:
+        column = oid[:-1]
+        if column == IF_INDEX:
+            if_index = integer(value)
+        elif column in (IF_DESCR, IF_NAME) and not interface:
+            interface = text(value)
+        elif column in (IF_ADMIN, IF_OPER) and if_index < 0:
+            if_index = oid[-1]
+    rest = tuple((oid_text(o), text(v)) for o, v in varbinds if o not in (SYS_UPTIME, SNMP_TRAP_OID))
+    return Event(source=source, event=event, severity=severity, trap_oid=oid_text(trap_oid) if trap_oid else "",
+                 received_at=received_at, uptime_ticks=integer(values.get(SYS_UPTIME)), if_index=if_index,
+                 interface=interface, vendor=vendor, varbinds=rest)
+
+
+@dataclass(frozen=True, slots=True)
+class TrapUser:
+    """A v3 user whose notifications are accepted; `engine_id` is the sender's (hex), needed for v3 traps."""
+
+    user: str
+    auth_protocol: str = "SHA256"
+    auth_key: str = field(default="", repr=False)
+    priv_protocol: str = "AES"
+    priv_key: str = field(default="", repr=False)
+    engine_id: str = ""
+
+
+class TrapReceiver:
+    """Receives traps and informs on host:port and calls `on_event` for each (in the event loop's thread).
+
+    Construction does no I/O; `start()` binds (inside a running loop), `stop()` closes.
+    """
+
+    def __init__(self, host: str, port: int, *, communities: Sequence[str] = (), users: Sequence[TrapUser] = (),
+                 on_event: Callable[[Event], None],
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._host, self._port = host, port
+        self._communities = tuple(communities)
+        self._users = tuple(users)
+        self._on_event = on_event
+        self._clock = clock
+        self._engine: Any = None
+        self._sock: socket.socket | None = None
+        self.received = 0
+        self.errors = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._sock is None:
+            raise RuntimeError("TrapReceiver not started")
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    async def start(self) -> None:
+        """Bind the UDP socket and register the receiver. Raises OSError when the address cannot be bound."""
+        from pysnmp.carrier.asyncio.dgram import udp, udp6
+        from pysnmp.entity import config, engine
+        from pysnmp.entity.rfc3413 import ntfrcv
+        from pysnmp.proto.api import v2c
+
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self._host, self._port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._sock = sock
+        snmp_engine = engine.SnmpEngine()
+        module = udp6 if family == socket.AF_INET6 else udp
+        transport = module.UdpTransport().open_server_mode(sock=sock)
+        config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
+        for number, community in enumerate(self._communities):
+            config.add_v1_system(snmp_engine, f"area-{number}", community)
+        auth = {"SHA": config.USM_AUTH_HMAC96_SHA, "SHA256": config.USM_AUTH_HMAC192_SHA256,
+                "SHA512": config.USM_AUTH_HMAC384_SHA512, "MD5": config.USM_AUTH_HMAC96_MD5}
+        priv = {"AES": config.USM_PRIV_CFB128_AES, "AES256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
+                "AES256C": config.USM_PRIV_CFB256_AES, "DES": config.USM_PRIV_CBC56_DES}
+        for user in self._users:
+            config.add_v3_user(
+                snmp_engine, user.user,
+                auth[user.auth_protocol] if user.auth_key else config.USM_AUTH_NONE, user.auth_key or None,
+                priv[user.priv_protocol] if user.priv_key else config.USM_PRIV_NONE, user.priv_key or None,
+                securityEngineId=v2c.OctetString(hexValue=user.engine_id) if user.engine_id else None,
+            )
+        ntfrcv.NotificationReceiver(snmp_engine, self._received)
+        self._engine = snmp_engine
+        await asyncio.sleep(0)  # let the transport's endpoint coroutine attach the socket
+        log.info("SNMP trap receiver on %s:%d", *self.address)
+
+    def _received(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
+                  varbinds: Any, cb_ctx: Any) -> None:
+        from collectors.snmp.engine import plain_value
+
+        try:
+            _domain, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)
+            plain = [(tuple(name), plain_value(value)) for name, value in varbinds]
+            event = event_from_varbinds(str(address[0]).removeprefix("::ffff:"), plain, self._clock())
+        except Exception:  # noqa: BLE001 - a hostile notification must not end the receiver
+            self.errors += 1
+            log.exception("could not read a notification")
+            return
+        self.received += 1
+        self._on_event(event)
+
+    def stop(self) -> None:
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
