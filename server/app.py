@@ -34,12 +34,16 @@ from server.ingest.hooks import IngestHooks
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.views import router as ingest_router
+from server.inventory.sink import InventorySink
+from server.inventory.views import router as inventory_router
+from server.findings.views import router as findings_router
 from server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
+RECONCILE_INTERVAL_SECONDS = 60.0
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
 )
@@ -111,11 +115,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_start, app)
-        task = asyncio.create_task(_retention_loop(app))
+        tasks = [asyncio.create_task(_retention_loop(app)), asyncio.create_task(_reconcile_loop(app))]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             await run_in_threadpool(_stop, app)
 
     app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan)
@@ -175,7 +180,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     def prometheus_metrics() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router):
+    for router in (
+        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
+    ):
         app.include_router(router)
     return app
 
@@ -195,6 +202,8 @@ def _start(app: FastAPI) -> None:
         app.state.metrics.watch_history(
             settings.tsdb.kind.value, lambda: {name: getattr(history, name) for name in HISTORY_STATS}
         )
+    app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
+    app.state.hooks.observation_sinks.append(app.state.inventory)
     app.state.pipeline = IngestPipeline(
         sessions=app.state.sessions, history=history, hooks=app.state.hooks,
         metrics=app.state.metrics, clock=app.state.clock,
@@ -247,6 +256,16 @@ def prune(app: FastAPI) -> dict[str, int]:
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)
     return deleted
+
+
+async def _reconcile_loop(app: FastAPI) -> None:
+    """The inventory's full pass: data-centre counting and remediation of findings whose evidence is gone."""
+    while True:
+        await asyncio.sleep(RECONCILE_INTERVAL_SECONDS)
+        try:
+            await run_in_threadpool(app.state.inventory.full_pass)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("inventory full pass failed")
 
 
 async def _retention_loop(app: FastAPI) -> None:

@@ -5,10 +5,21 @@ from server.agents.models import Agent, EnrollmentToken
 from server.audit.models import AuditEvent
 from server.auth.models import ApiToken, User
 from server.database import Base
+from server.findings.models import Finding
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.models import IngestedBatch, ObservationRecord
+from server.inventory.models import (
+    DeclaredSite,
+    ExemptionEntry,
+    HostEntry,
+    ObservedFact,
+    PlanEntry,
+    SystemEntry,
+    WebsiteEntry,
+)
 
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "ObservationRecord", "User",
+    "DeclaredSite", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
 ]

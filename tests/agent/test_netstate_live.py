@@ -1,4 +1,5 @@
-"""A network change on the agent's host reaches the server within 5 s (server and agent in a namespace we own)."""
+"""A network change on the agent's host reaches the server within 5 s and, undeclared, becomes a finding at once
+(server and agent in a namespace we own)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def netns() -> Iterator[str]:
 def observations(db: Path, kind: str) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as connection:
         return connection.execute("SELECT subject, received_at FROM observations WHERE kind = ?", (kind,)).fetchall()
+
+
+def findings(db: Path) -> dict[str, tuple[str, str]]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT subject, rule_id, status FROM findings").fetchall()
+    return {subject: (rule, status) for subject, rule, status in rows}
 
 
 def test_new_address_reaches_the_server_within_5_seconds(tmp_path, netns):
@@ -83,6 +90,11 @@ def test_new_address_reaches_the_server_within_5_seconds(tmp_path, netns):
         assert time.time() - changed_at <= 5.5
         interfaces = {s for s, _ in observations(db, "interface")}
         assert {"egv-a", "egv-b"} <= interfaces
+        # Nothing is declared: the new subnet is a finding at once (live reconciliation), loopback never is.
+        wait_until(lambda: "10.77.9.0/24" in findings(db), 5, "the finding for the new subnet")
+        assert time.time() - changed_at <= 10.5
+        assert findings(db)["10.77.9.0/24"] == ("undeclared_network", "open")
+        assert not any(subject.startswith("127.") for subject in findings(db))
     finally:
         if agent is not None:
             agent.terminate()

@@ -1,0 +1,143 @@
+"""The declared platform: sites, the approved address plan, exemptions, systems, websites, hosts (pure data).
+
+What an agency declares (through the API, a YAML/CSV file or a NetBox export)
+is held here as frozen dataclasses; reconciliation compares observations with
+it. Kinds and classifications are named constants, as NetBox does, so the API,
+the importers and the rules share one vocabulary.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from inventory.prefixes import Network, PrefixTable
+
+# Site kinds (Article 23: the unified platform, the backup centre and the exchange centre are run centrally).
+SITE_PLATFORM_DC: Final = "platform_dc"  # 政务云/统一平台数据中心
+SITE_BACKUP_CENTRE: Final = "backup_centre"  # 灾备中心
+SITE_EXCHANGE_CENTRE: Final = "exchange_centre"  # 数据交换中心
+SITE_MACHINE_ROOM: Final = "agency_room"  # 部门机房
+SITE_OTHER: Final = "other"
+SITE_KINDS: Final = (SITE_PLATFORM_DC, SITE_BACKUP_CENTRE, SITE_EXCHANGE_CENTRE, SITE_MACHINE_ROOM, SITE_OTHER)
+PLATFORM_SITE_KINDS: Final = frozenset({SITE_PLATFORM_DC, SITE_BACKUP_CENTRE, SITE_EXCHANGE_CENTRE})
+
+# Classification of an approved private network (Article 30(2): existing ones are classified and merged).
+TO_BE_MERGED: Final = "to_be_merged"
+MERGED: Final = "merged"
+EXEMPT: Final = "exempt"
+CLASSIFICATIONS: Final = (TO_BE_MERGED, MERGED, EXEMPT)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    code: str
+    name: str
+    kind: str
+    agency: str | None = None
+    approved_data_centre: bool = False  # registered and approved as a data centre (Article 30(4))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPrefix:
+    """One prefix of the approved e-gov extranet address plan."""
+
+    prefix: str
+    agency: str
+    site: str | None = None
+    purpose: str = ""
+    vlan: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """An approved private network (Article 9): not a finding while unexpired."""
+
+    prefix: str
+    agency: str
+    approval_ref: str
+    classification: str = EXEMPT
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    code: str
+    name: str
+    agency: str
+    accepted: bool = False  # acceptance recorded (Article 17)
+    on_platform: bool = True  # deployed on the city platform (Article 30(3))
+
+
+@dataclass(frozen=True, slots=True)
+class Website:
+    host: str  # the site's host name or address
+    agency: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredHost:
+    name: str
+    agency: str
+    address: str | None = None
+    site: str | None = None
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything declared, with the prefix tables reconciliation needs built once."""
+
+    sites: tuple[Site, ...] = ()
+    plan: tuple[PlanPrefix, ...] = ()
+    exemptions: tuple[Exemption, ...] = ()
+    systems: tuple[System, ...] = ()
+    websites: tuple[Website, ...] = ()
+    hosts: tuple[RegisteredHost, ...] = ()
+    plan_table: PrefixTable[PlanPrefix] = field(init=False, repr=False, compare=False)
+    exemption_table: PrefixTable[Exemption] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plan_table", PrefixTable((p.prefix, p) for p in self.plan))
+        object.__setattr__(self, "exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions))
+
+    def site(self, code: str | None) -> Site | None:
+        return next((s for s in self.sites if s.code == code), None) if code else None
+
+    def planned(self, network: Network) -> PlanPrefix | None:
+        """The most specific plan prefix containing `network`, if any."""
+        return self.plan_table.covering(network)
+
+    def exemption(self, network: Network, now: datetime) -> Exemption | None:
+        """An unexpired exemption containing `network`, if any."""
+        found = self.exemption_table.covering(network)
+        if found is None or (found.expires_at is not None and found.expires_at <= now):
+            return None
+        return found
+
+    def agency_prefixes(self, agency: str) -> list[PlanPrefix]:
+        return [p for p in self.plan if p.agency == agency]
+
+    def website_hosts(self) -> frozenset[str]:
+        return frozenset(w.host.lower() for w in self.websites)
+
+
+def validate_prefix(text: str) -> str:
+    """The canonical text of a prefix. Raises ValueError with the offending text."""
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv4/IPv6 prefix") from exc
+
+
+def declared_agencies(registry: Registry) -> set[str]:
+    """Every agency code a declaration names."""
+    found: Iterable[str | None] = (
+        *(s.agency for s in registry.sites), *(p.agency for p in registry.plan), *(e.agency for e in registry.exemptions),
+        *(s.agency for s in registry.systems), *(w.agency for w in registry.websites), *(h.agency for h in registry.hosts),
+    )  # fmt: skip
+    return {code for code in found if code}

@@ -1,0 +1,41 @@
+"""Findings: one per (rule, subject), with evidence and a lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.database import Base
+
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+EXEMPTED = "exempted"
+REMEDIATED = "remediated"
+FALSE_POSITIVE = "false_positive"
+STATUSES = (OPEN, ACKNOWLEDGED, EXEMPTED, REMEDIATED, FALSE_POSITIVE)
+ACTIVE = (OPEN, ACKNOWLEDGED)
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("rule_id", "subject", name="uq_finding_rule_subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(256))
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(32), index=True, comment="open, acknowledged, exempted, remediated, false_positive")
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    status_changed_at: Mapped[datetime]
+    status_by: Mapped[str] = mapped_column(String(100), default="system")
+    approval_ref: Mapped[str | None] = mapped_column(String(200), comment="For exempted: the approval document")
+    note: Mapped[str] = mapped_column(String(2000), default="")
+    sources: Mapped[list[str]] = mapped_column(JSON)
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any]]

@@ -1,0 +1,51 @@
+"/api/v1/findings: what reconciliation found, with evidence and article; scoped by agency (Article 25)."
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from sqlalchemy import select
+
+from server.agencies.models import Agency
+from server.deps import Caller, DbSession, Now, RemoteAddr
+from server.findings import service
+
+router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
+Language = Literal["zh", "en"]
+Status = Literal["open", "acknowledged", "exempted", "remediated", "false_positive"]
+
+
+def _codes(session: Any) -> dict[int, str]:
+    return dict(session.execute(select(Agency.id, Agency.code)).all())
+
+
+@router.get("")
+def list_findings(caller: Caller, session: DbSession, lang: Language = "zh", status: Status | None = None,
+                  rule_id: str | None = None, limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:
+    codes = _codes(session)
+    rows = service.list_findings(session, agency_id=caller.agency_scope(), status=status, rule_id=rule_id, limit=limit)
+    return [service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang) for f in rows]
+
+
+@router.get("/{finding_id}")
+def get_finding(finding_id: int, caller: Caller, session: DbSession, lang: Language = "zh") -> dict[str, Any]:
+    finding = service.get_finding(session, finding_id=finding_id, agency_id=caller.agency_scope())
+    return service.read(finding, agency_code=_codes(session).get(finding.agency_id or -1), language=lang)
+
+
+@router.post("/{finding_id}/{action}")
+def change_status(
+    finding_id: int, action: Literal["acknowledge", "exempt", "false_positive", "reopen"], request: Request,
+    caller: Caller, session: DbSession, now: Now, remote: RemoteAddr, body: dict[str, Any] = Body(default={}),
+) -> dict[str, Any]:
+    """Body: {"approval_ref": "...", "note": "..."} (approval_ref required to exempt)."""
+    finding = service.get_finding(session, finding_id=finding_id, agency_id=caller.agency_scope())
+    change = service.transition(
+        session, finding=finding, action=action, principal=caller, now=now,
+        approval_ref=str(body.get("approval_ref") or "") or None, note=str(body.get("note") or ""), remote_addr=remote,
+    )  # fmt: skip
+    session.commit()
+    for sink in request.app.state.hooks.finding_sinks:
+        sink.findings_changed([change])
+    return service.read(finding, agency_code=change.agency_code, language="zh")

@@ -1,0 +1,251 @@
+"""The declared inventory in SQL: declarations per kind (scoped by agency), import/export, observed facts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from inventory import documents
+from inventory.observed import Fact
+from inventory.registry import Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
+from server.agencies.models import Agency
+from server.audit import service as audit
+from server.auth.principal import Principal
+from server.errors import ConflictError, ForbiddenError, NotFoundError
+from server.inventory.models import (
+    DeclaredSite,
+    ExemptionEntry,
+    HostEntry,
+    ObservedFact,
+    PlanEntry,
+    SystemEntry,
+    WebsiteEntry,
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of declaration: its table, its natural key, the dataclass of the pure registry."""
+
+    name: str  # the URL segment and the document section
+    model: type
+    key: str
+    entry: type
+    agency_required: bool = True
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("sites", DeclaredSite, "code", Site, agency_required=False),
+    Kind("address_plan", PlanEntry, "prefix", PlanPrefix),
+    Kind("exemptions", ExemptionEntry, "prefix", Exemption),
+    Kind("systems", SystemEntry, "code", System),
+    Kind("websites", WebsiteEntry, "host", Website),
+    Kind("hosts", HostEntry, "name", RegisteredHost),
+)}  # fmt: skip
+
+
+def kind_of(name: str) -> Kind:
+    """Raises NotFoundError for an unknown kind."""
+    kind = KINDS.get(name)
+    if kind is None:
+        raise NotFoundError(f"no such inventory kind {name!r} (one of {', '.join(KINDS)})", reason="unknown_kind")
+    return kind
+
+
+def _agency_codes(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Agency.id, Agency.code)).all())
+
+
+def _agency_id(session: Session, code: str | None) -> int | None:
+    if code is None:
+        return None
+    found = session.scalar(select(Agency.id).where(Agency.code == code))
+    if found is None:
+        raise NotFoundError(f"no agency {code!r}", reason="unknown_agency")
+    return found
+
+
+def _to_entry(kind: Kind, row: Any, codes: dict[int, str]) -> Any:
+    values = {name: getattr(row, name) for name in kind.entry.__dataclass_fields__ if name != "agency"}
+    values["agency"] = codes.get(row.agency_id) if row.agency_id is not None else None
+    return kind.entry(**values)
+
+
+def load_registry(session: Session) -> Registry:
+    """Everything declared, as the pure registry reconciliation works on."""
+    codes = _agency_codes(session)
+    sections = {
+        name: tuple(_to_entry(kind, row, codes) for row in session.scalars(select(kind.model).order_by(kind.model.id)))
+        for name, kind in KINDS.items()
+    }
+    return Registry(**{documents.REGISTRY_FIELD[name]: items for name, items in sections.items()})
+
+
+def entry_dict(kind: Kind, row: Any, codes: dict[int, str]) -> dict[str, Any]:
+    return {"id": row.id, **asdict(_to_entry(kind, row, codes))}
+
+
+def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list[dict[str, Any]]:
+    query = select(kind.model).order_by(kind.model.id)
+    if agency_id is not None:
+        query = query.where(or_(kind.model.agency_id == agency_id, kind.model.agency_id.is_(None)))
+    codes = _agency_codes(session)
+    return [entry_dict(kind, row, codes) for row in session.scalars(query)]
+
+
+def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
+    """Admins edit everything; an agency user only its own agency's declarations; NOC/security read only."""
+    principal.require_user()
+    if principal.is_admin:
+        return
+    if principal.role != "agency" or agency_id is None or agency_id != principal.agency_id:
+        raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
+
+
+def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,
+                 remote_addr: str | None = None) -> dict[str, Any]:
+    """Validate and add one declaration. Raises DocumentError (400), ForbiddenError, ConflictError."""
+    document = documents.from_mapping({kind.name: [raw]})
+    entry = getattr(document.registry, documents.REGISTRY_FIELD[kind.name])[0]
+    if kind.agency_required and entry.agency is None:
+        raise documents.DocumentError({f"{kind.name}[0].agency": "required"})
+    agency_id = _agency_id(session, entry.agency)
+    _authorize(principal, agency_id, kind)
+    key = getattr(entry, kind.key)
+    if session.scalar(select(kind.model.id).where(getattr(kind.model, kind.key) == key)) is not None:
+        raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
+    values = {k: v for k, v in asdict(entry).items() if k != "agency"}
+    row = kind.model(agency_id=agency_id, **values)
+    session.add(row)
+    session.flush()
+    audit.record(session, actor=principal.actor, action=f"inventory.{kind.name}.create", target_type=kind.name,
+                 target_id=str(key), details={k: str(v) for k, v in asdict(entry).items()}, remote_addr=remote_addr, at=now)
+    return entry_dict(kind, row, _agency_codes(session))
+
+
+def delete_entry(session: Session, *, kind: Kind, entry_id: int, principal: Principal, now: datetime,
+                 remote_addr: str | None = None) -> dict[str, Any]:
+    row = session.get(kind.model, entry_id)
+    if row is None:
+        raise NotFoundError(f"no {kind.name} entry {entry_id}", reason="not_found")
+    _authorize(principal, row.agency_id, kind)
+    gone = entry_dict(kind, row, _agency_codes(session))
+    session.delete(row)
+    audit.record(session, actor=principal.actor, action=f"inventory.{kind.name}.delete", target_type=kind.name,
+                 target_id=str(getattr(row, kind.key)), details={k: str(v) for k, v in gone.items()}, remote_addr=remote_addr, at=now)
+    return gone
+
+
+def import_document(session: Session, document: documents.Document, *, principal: Principal, now: datetime,
+                    remote_addr: str | None = None) -> dict[str, int]:
+    """Add what is new and update what exists (by natural key); agencies are created by admins only.
+
+    Returns counts per section of entries created and updated.
+    """
+    counts: dict[str, int] = {}
+    for agency in document.agencies:
+        if session.scalar(select(Agency.id).where(Agency.code == agency.code)) is None:
+            principal.require_admin()
+            session.add(Agency(code=agency.code, name=agency.name, created_at=now))
+            counts["agencies_created"] = counts.get("agencies_created", 0) + 1
+    session.flush()
+    for name, kind in KINDS.items():
+        for entry in getattr(document.registry, documents.REGISTRY_FIELD[name]):
+            agency_id = _agency_id(session, entry.agency)
+            _authorize(principal, agency_id, kind)
+            key = getattr(entry, kind.key)
+            values = {k: v for k, v in asdict(entry).items() if k != "agency"}
+            row = session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
+            if row is None:
+                session.add(kind.model(agency_id=agency_id, **values))
+                counts[f"{name}_created"] = counts.get(f"{name}_created", 0) + 1
+            else:
+                _authorize(principal, row.agency_id, kind)
+                for field, value in values.items():
+                    setattr(row, field, value)
+                row.agency_id = agency_id
+                counts[f"{name}_updated"] = counts.get(f"{name}_updated", 0) + 1
+    audit.record(session, actor=principal.actor, action="inventory.import", target_type="inventory", target_id="document",
+                 details=counts, remote_addr=remote_addr, at=now)
+    return counts
+
+
+def export_document(session: Session, *, agency_id: int | None) -> documents.Document:
+    registry = load_registry(session)
+    codes = _agency_codes(session)
+    agencies = session.scalars(select(Agency).order_by(Agency.code)).all()
+    if agency_id is None:
+        return documents.Document(tuple(documents.Agency(a.code, a.name) for a in agencies), registry)
+    code = codes.get(agency_id)
+    mine = Registry(**{
+        field: tuple(e for e in getattr(registry, field) if getattr(e, "agency", None) in (code, None))
+        for field in documents.REGISTRY_FIELD.values()
+    })  # fmt: skip
+    return documents.Document(tuple(documents.Agency(a.code, a.name) for a in agencies if a.id == agency_id), mine)
+
+
+# Observed facts --------------------------------------------------------------------------------
+
+
+def record_facts(session: Session, facts: Sequence[Fact]) -> None:
+    """Upsert facts: new ones are added, known ones get their last-seen time and detail refreshed."""
+    if not facts:
+        return
+    unique: dict[tuple[str, ...], Fact] = {}
+    for fact in facts:
+        unique[(fact.kind, fact.key, fact.source, fact.observation_kind, fact.observation_subject, fact.host)] = fact
+    keys = list(unique)
+    existing: dict[tuple[str, ...], ObservedFact] = {}
+    for chunk in range(0, len(keys), 400):
+        part = keys[chunk : chunk + 400]
+        rows = session.scalars(select(ObservedFact).where(
+            tuple_(ObservedFact.kind, ObservedFact.key, ObservedFact.source, ObservedFact.observation_kind,
+                   ObservedFact.observation_subject, ObservedFact.host).in_(part)
+        ))  # fmt: skip
+        for row in rows:
+            existing[(row.kind, row.key, row.source, row.observation_kind, row.observation_subject, row.host)] = row
+    for key, fact in unique.items():
+        row = existing.get(key)
+        if row is None:
+            session.add(ObservedFact(
+                kind=fact.kind, key=fact.key, source=fact.source, observation_kind=fact.observation_kind,
+                observation_subject=fact.observation_subject, host=fact.host, agency_code=fact.agency,
+                first_seen_at=fact.observed_at, last_seen_at=fact.observed_at, detail=dict(fact.detail),
+            ))  # fmt: skip
+        elif fact.observed_at >= row.last_seen_at:
+            row.last_seen_at = fact.observed_at
+            row.detail = dict(fact.detail)
+            row.agency_code = fact.agency
+    session.flush()
+
+
+def _fact(row: ObservedFact) -> Fact:
+    return Fact(row.kind, row.key, row.source, row.observation_kind, row.observation_subject, row.host,
+                row.agency_code, row.last_seen_at, row.detail)  # fmt: skip
+
+
+def facts_for(session: Session, assets: Iterable[tuple[str, str]], *, since: datetime) -> list[Fact]:
+    """Every fact (from any host) about the given (kind, key) assets, seen since `since`."""
+    pairs = sorted(set(assets))
+    out: list[Fact] = []
+    for chunk in range(0, len(pairs), 400):
+        part = pairs[chunk : chunk + 400]
+        query = select(ObservedFact).where(and_(tuple_(ObservedFact.kind, ObservedFact.key).in_(part), ObservedFact.last_seen_at >= since))
+        out.extend(_fact(row) for row in session.scalars(query))
+    return out
+
+
+def all_facts(session: Session, *, since: datetime) -> list[Fact]:
+    return [_fact(row) for row in session.scalars(select(ObservedFact).where(ObservedFact.last_seen_at >= since))]
+
+
+def prune_facts(session: Session, *, before: datetime) -> int:
+    rows = session.scalars(select(ObservedFact).where(ObservedFact.last_seen_at < before)).all()
+    for row in rows:
+        session.delete(row)
+    return len(rows)
