@@ -50,14 +50,14 @@ def _now() -> datetime:
 
 
 @contextmanager
-def _session() -> Iterator[Any]:
-    """A committed-on-success session on the configured, migrated database; API errors exit 1."""
+def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Any]:
+    """A committed-on-success session on the configured, migrated state database; API errors exit 1."""
     from server.database import make_engine, make_sessionmaker, migrate
     from server.errors import ApiError
 
-    overrides = {"data_dir": _state["data_dir"]} if _state.get("data_dir") else {}
+    overrides = {"data_dir": data_dir} if data_dir else {}
     try:
-        settings = load_settings(_state.get("config"), **overrides)
+        settings = load_settings(config, **overrides)
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -75,6 +75,12 @@ def _session() -> Iterator[Any]:
                 raise typer.Exit(1) from exc
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _session() -> Iterator[Any]:
+    with state_session(_state.get("config"), _state.get("data_dir")) as session:
+        yield session
 
 
 def _emit(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -21,6 +21,7 @@ import typer
 from cli.admin import admin_app
 from cli.agent import agent_app
 from cli.flow import flow_app
+from cli.inventory import findings_app, inventory_app
 from cli.probe import probe_app
 from cli.snmp import snmp_app
 from core.settings import Settings, SettingsError, load_settings, settings_json_schema
@@ -31,6 +32,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
 app.add_typer(flow_app, name="flow")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(findings_app, name="findings")
 app.add_typer(snmp_app, name="snmp")
 app.add_typer(probe_app, name="probe")
 

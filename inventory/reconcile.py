@@ -129,14 +129,12 @@ def _host_rules(registry: Registry, host: str, evidence: list[Fact], now: dateti
     forwarding = [f for f in evidence if f.kind == HOST_FORWARDING]
     if planned and undeclared and forwarding:
         drafts.append(_draft(R.NAT_BRIDGE, host, [f for _, f in planned + undeclared] + forwarding))
-    agency = evidence[0].agency
-    own = registry.agency_prefixes(agency)
-    if own and addresses:
-        mine = [a for a, _ in addresses if (ip := _ip(a)) is not None and any(ip in ipaddress.ip_network(p.prefix) for p in own)]
-        if not mine:
+    own = registry.own_prefixes(evidence[0].agency)
+    if own is not None and addresses:
+        if not any((ip := _ip(a)) is not None and own.covering(ip) is not None for a, _ in addresses):
             drafts.append(_draft(R.AGENT_OUTSIDE_AGENCY, host, [f for _, f in addresses]))
-    registered = next((h for h in registry.hosts if h.name == host), None)
-    system = next((s for s in registry.systems if registered and s.code == registered.system), None)
+    registered = registry.registered_host(host)
+    system = registry.system(registered.system) if registered else None
     if system is not None:
         off_site = []
         for address, fact in addresses:

@@ -100,13 +100,37 @@ class Registry:
     hosts: tuple[RegisteredHost, ...] = ()
     plan_table: PrefixTable[PlanPrefix] = field(init=False, repr=False, compare=False)
     exemption_table: PrefixTable[Exemption] = field(init=False, repr=False, compare=False)
+    _own: dict[str, PrefixTable[str]] = field(init=False, repr=False, compare=False)
+    _sites: dict[str, Site] = field(init=False, repr=False, compare=False)
+    _hosts: dict[str, RegisteredHost] = field(init=False, repr=False, compare=False)
+    _websites: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "plan_table", PrefixTable((p.prefix, p) for p in self.plan))
-        object.__setattr__(self, "exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions))
+        own: dict[str, PrefixTable[str]] = {}
+        for prefix, agency in [(p.prefix, p.agency) for p in self.plan] + [(e.prefix, e.agency) for e in self.exemptions]:
+            own.setdefault(agency, PrefixTable()).add(prefix, prefix)
+        for name, value in (
+            ("plan_table", PrefixTable((p.prefix, p) for p in self.plan)),
+            ("exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions)),
+            ("_own", own),
+            ("_sites", {s.code: s for s in self.sites}),
+            ("_hosts", {h.name: h for h in self.hosts}),
+            ("_websites", frozenset(w.host.lower() for w in self.websites)),
+        ):
+            object.__setattr__(self, name, value)
 
     def site(self, code: str | None) -> Site | None:
-        return next((s for s in self.sites if s.code == code), None) if code else None
+        return self._sites.get(code) if code else None
+
+    def registered_host(self, name: str) -> RegisteredHost | None:
+        return self._hosts.get(name)
+
+    def system(self, code: str | None) -> System | None:
+        return next((s for s in self.systems if s.code == code), None) if code else None
+
+    def own_prefixes(self, agency: str) -> PrefixTable[str] | None:
+        """The agency's plan prefixes and exemptions, or None when it declared none."""
+        return self._own.get(agency)
 
     def planned(self, network: Network) -> PlanPrefix | None:
         """The most specific plan prefix containing `network`, if any."""
@@ -119,11 +143,8 @@ class Registry:
             return None
         return found
 
-    def agency_prefixes(self, agency: str) -> list[PlanPrefix]:
-        return [p for p in self.plan if p.agency == agency]
-
     def website_hosts(self) -> frozenset[str]:
-        return frozenset(w.host.lower() for w in self.websites)
+        return self._websites
 
 
 def validate_prefix(text: str) -> str:

@@ -180,9 +180,37 @@ def test_up_monitors_the_machine_it_runs_on(tmp_path):
         assert memory[0]["fields"]["total_bytes"] > 0
         agencies = httpx.get(f"{url}/api/v1/agencies", headers=admin).json()
         assert [a["code"] for a in agencies] == ["egov-office"]
+        # First run, nothing declared: every network of this machine is a finding, with a hint how to declare it.
+        networks = _global_ipv4_networks()
+        if networks:
+            found = wait_until(
+                lambda: {f["subject"]: f for f in httpx.get(f"{url}/api/v1/findings", headers=admin).json()
+                         if f["rule_id"] == "undeclared_network"} or None,
+                30, "findings for this machine's networks",
+            )  # fmt: skip
+            assert networks <= set(found)
+            assert all("申报" in f["hint"] and f["article"] == "第九条、第三十条第（二）项" for f in found.values())
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(20)
+
+
+def _global_ipv4_networks() -> set[str]:
+    """This machine's IPv4 networks that egovmon treats as business networks (not lo, docker, link-local)."""
+    import ipaddress
+
+    import psutil
+
+    from inventory.observed import ignored_interface, is_special
+
+    found = set()
+    for name, addresses in psutil.net_if_addrs().items():
+        for a in addresses:
+            if a.family.name == "AF_INET" and a.netmask and not ignored_interface(name):
+                network = ipaddress.ip_network(f"{a.address}/{a.netmask}", strict=False)
+                if not is_special(network):
+                    found.add(str(network))
+    return found
 
 
 def _epoch(text: str) -> float:

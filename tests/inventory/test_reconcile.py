@@ -1,0 +1,154 @@
+"""The pure inventory core: prefix matching, facts from observations, reconciliation rules, documents."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from inventory import documents
+from inventory.observed import facts
+from inventory.prefixes import PrefixTable
+from inventory.reconcile import Thresholds, reconcile
+from inventory.registry import Exemption, PlanPrefix, Registry, Site
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def test_longest_prefix_match_equals_a_brute_force_scan_ipv4_and_ipv6():
+    rng = random.Random(7)
+    prefixes = set()
+    for _ in range(400):
+        if rng.random() < 0.7:
+            prefixes.add(ipaddress.ip_network(f"10.{rng.randrange(256)}.{rng.randrange(256)}.0/{rng.choice([8, 12, 16, 20, 24, 28])}", strict=False))
+        else:
+            prefixes.add(ipaddress.ip_network(f"2001:db8:{rng.randrange(65536):x}::/{rng.choice([32, 40, 48, 56, 64])}", strict=False))
+    table = PrefixTable((p, str(p)) for p in prefixes)
+    assert len(table) == len(prefixes)
+    for _ in range(2000):
+        if rng.random() < 0.7:
+            address = ipaddress.ip_address(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}")
+        else:
+            address = ipaddress.ip_address(f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(65536):x}")
+        containing = [p for p in prefixes if p.version == address.version and address in p]
+        expected = str(max(containing, key=lambda p: p.prefixlen)) if containing else None
+        assert table.covering(address) == expected
+
+
+def obs(kind: str, subject: str, source: str = "netstate", **attributes: object) -> dict:
+    return {"kind": kind, "subject": subject, "attributes": attributes, "source": source, "observed_at": NOW}
+
+
+REGISTRY = Registry(
+    sites=(Site("dc", "平台数据中心", "platform_dc", approved_data_centre=True),),
+    plan=(PlanPrefix("10.10.0.0/16", "egov", "dc"), PlanPrefix("2001:db8:10::/48", "egov", "dc")),
+    exemptions=(
+        Exemption("172.16.40.0/24", "police", "市政务办〔2026〕12号"),
+        Exemption("172.16.41.0/24", "police", "市政务办〔2025〕3号", expires_at=NOW - timedelta(days=1)),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("observation", "expected"),
+    [
+        (obs("interface_address", "192.168.5.4/24", interface="eth1", network="192.168.5.0/24", scope="global"),
+         {("undeclared_network", "192.168.5.0/24")}),
+        (obs("interface_address", "2001:db8:99::4/64", interface="eth1", network="2001:db8:99::/64", scope="global"),
+         {("undeclared_network", "2001:db8:99::/64")}),
+        (obs("interface_address", "10.10.3.4/24", interface="eth0", network="10.10.3.0/24", scope="global"), set()),
+        (obs("interface_address", "2001:db8:10:5::1/64", interface="eth0", network="2001:db8:10:5::/64", scope="global"), set()),
+        (obs("interface_address", "172.16.40.4/24", interface="eth2", network="172.16.40.0/24", scope="global"), set()),
+        (obs("interface_address", "172.16.41.4/24", interface="eth2", network="172.16.41.0/24", scope="global"),
+         {("undeclared_network", "172.16.41.0/24")}),  # its exemption expired yesterday
+        (obs("interface_address", "172.17.0.1/16", interface="docker0", network="172.17.0.0/16", scope="global"), set()),
+        (obs("interface_address", "172.18.0.1/16", interface="br-1a2b3c", network="172.18.0.0/16", scope="global"), set()),
+        (obs("interface_address", "169.254.3.3/16", interface="eth0", network="169.254.0.0/16", scope="link"), set()),
+        (obs("interface_address", "fe80::1/64", interface="eth0", network="fe80::/64", scope="link"), set()),
+        (obs("interface_address", "127.0.0.1/8", interface="lo", network="127.0.0.0/8", scope="host"), set()),
+        (obs("route", "0.0.0.0/0", gateway="10.10.0.1", interface="eth0", default=True), set()),
+        (obs("route", "10.0.0.0/8", gateway="10.10.0.1", interface="eth0", default=False), set()),  # a summary route
+        (obs("route", "192.168.9.0/24", source="snmp", gateway="10.10.0.9", interface="core-1/Gi0/1", default=False),
+         {("undeclared_network", "192.168.9.0/24")}),
+        (obs("arp_entry", "192.168.200.7", source="snmp", mac="aa:bb:cc:dd:ee:ff", interface="core-1/Vlan20"),
+         {("undeclared_network", "192.168.200.0/24")}),
+        (obs("flow_subnet", "192.168.30.0/24", source="flow", exporter="10.10.0.1", in_plan=False),
+         {("undeclared_network", "192.168.30.0/24")}),
+        (obs("tunnel", "ipsec0", type="vti", local="10.10.3.4", remote="10.10.9.9"), set()),  # a VPN to a declared endpoint
+        (obs("tunnel", "gre1", type="gre", local="10.10.3.4", remote="198.51.100.20"),
+         {("undeclared_tunnel_endpoint", "198.51.100.20")}),
+        (obs("dhcp_offer", "10.10.3.1", source="probe", network="10.10.3.0/24", authorized=True), set()),
+        (obs("dhcp_offer", "10.10.3.66", source="probe", network="10.10.3.0/24", authorized=False),
+         {("unauthorized_dhcp_server", "10.10.3.66")}),
+        (obs("website", "http://10.10.3.80:8080/", source="probe", title="测试"), {("unregistered_website", "10.10.3.80")}),
+    ],
+    ids=lambda value: value["subject"] if isinstance(value, dict) else "",
+)
+def test_each_source_positive_and_negative(observation: dict, expected: set) -> None:
+    found = facts(observation, host="h1", agency="district")  # an agency with no declared prefixes of its own
+    drafts = reconcile(REGISTRY, found, now=NOW)
+    assert {(d.rule_id, d.subject) for d in drafts} == expected
+
+
+def test_a_host_outside_its_agencys_prefixes_and_exemptions() -> None:
+    def host(agency: str, *addresses: str) -> list:
+        return [f for a in addresses for f in facts(obs("interface_address", f"{a}/24", interface="eth0", network=f"{a}/24"),
+                                                     host="h9", agency=agency)]
+
+    def rules(found: list) -> set:
+        return {(d.rule_id, d.subject) for d in reconcile(REGISTRY, found, now=NOW) if d.rule_id == "agent_outside_agency_prefixes"}
+
+    assert rules(host("egov", "10.10.3.4")) == set()
+    assert rules(host("police", "172.16.40.4")) == set()  # its own approved private network
+    assert rules(host("egov", "192.168.5.4")) == {("agent_outside_agency_prefixes", "h9")}
+    assert rules(host("district", "192.168.5.4")) == set()  # nothing declared for it: nothing to compare with
+
+
+def test_confidence_grows_with_independent_sources_not_with_repeats() -> None:
+    same_source = [
+        *facts(obs("interface_address", "192.168.5.4/24", interface="eth1", network="192.168.5.0/24"), host="h1", agency="egov"),
+        *facts(obs("interface_address", "192.168.5.9/24", interface="eth1", network="192.168.5.0/24"), host="h2", agency="egov"),
+    ]
+    (draft,) = [d for d in reconcile(REGISTRY, same_source, now=NOW) if d.rule_id == "undeclared_network"]
+    assert (draft.confidence, draft.severity, len(draft.evidence)) == (0.5, "warning", 2)
+    more = same_source + facts(obs("flow_subnet", "192.168.5.0/24", source="flow"), host="collector", agency="egov")
+    (draft,) = [d for d in reconcile(REGISTRY, more, now=NOW) if d.rule_id == "undeclared_network"]
+    assert (draft.confidence, draft.severity, draft.sources) == (0.75, "critical", ["flow", "netstate"])
+
+
+def test_data_centre_threshold_is_configurable() -> None:
+    hosts = []
+    for i in range(3):
+        hosts += facts(obs("interface_address", f"192.168.50.{i + 1}/24", interface="eth0", network="192.168.50.0/24"), host=f"s{i}", agency="a")
+        for port in (22, 80, 443):
+            hosts += facts(obs("listening_socket", f"tcp/0.0.0.0:{port}"), host=f"s{i}", agency="a")
+    assert not [d for d in reconcile(REGISTRY, hosts, now=NOW, full=True) if d.rule_id == "standalone_data_centre"]
+    drafts = reconcile(REGISTRY, hosts, now=NOW, full=True, thresholds=Thresholds(datacentre_min_hosts=3))
+    assert [(d.rule_id, d.subject, d.detail["hosts"]) for d in drafts if d.rule_id == "standalone_data_centre"] == [
+        ("standalone_data_centre", "192.168.50.0/24", ["s0", "s1", "s2"])]
+
+
+def test_netbox_exports_become_sites_plan_and_hosts() -> None:
+    sites = {"results": [{"slug": "dc-east", "name": "东区机房", "tenant": {"slug": "health"}}]}
+    prefixes = [
+        {"prefix": "10.30.0.0/16", "tenant": {"slug": "health"}, "site": {"slug": "dc-east"}, "description": "卫健",
+         "vlan": {"vid": 30}, "status": {"value": "active"}},
+        {"prefix": "10.31.0.0/16", "tenant": None, "status": {"value": "deprecated"}},
+    ]
+    devices = [{"name": "his-db-1", "tenant": {"slug": "health"}, "site": {"slug": "dc-east"}, "primary_ip": {"address": "10.30.1.5/16"}}]
+    document = documents.from_netbox(sites=sites, prefixes=json.loads(json.dumps(prefixes)), devices=devices, default_agency="egov")
+    assert [(s.code, s.kind, s.agency) for s in document.registry.sites] == [("dc-east", "other", "health")]
+    assert [(p.prefix, p.agency, p.site, p.vlan) for p in document.registry.plan] == [("10.30.0.0/16", "health", "dc-east", 30)]
+    assert [(h.name, h.address, h.site) for h in document.registry.hosts] == [("his-db-1", "10.30.1.5", "dc-east")]
+
+
+def test_document_errors_name_the_entry_and_field() -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.load_yaml("sites: [{code: x, name: y, kind: castle}]\nexemptions: [{prefix: 10.0.0.0/8, agency: a, approval_ref: r, classification: maybe}]\n")
+    assert raised.value.errors == {
+        "sites[0].kind": "'castle' is not one of platform_dc, backup_centre, exchange_centre, agency_room, other",
+        "exemptions[0].classification": "'maybe' is not one of to_be_merged, merged, exempt",
+    }
