@@ -116,6 +116,93 @@ class YamlFileSettings(BaseSettings):
         return (init_settings, env_settings, yaml_source(settings_cls))
 
 
+class ReceiverSettings(BaseModel):
+    """Where notifications go: webhook, alertmanager, dingtalk, wecom, smtp or syslog."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    kind: Literal["webhook", "alertmanager", "dingtalk", "wecom", "smtp", "syslog"]
+    url: str | None = Field(None, description="webhook, alertmanager, dingtalk, wecom: the URL to POST to")
+    secret: SecretStr | None = Field(None, description="dingtalk: the robot's signing secret")
+    host: str | None = Field(None, description="smtp, syslog: server address")
+    port: int | None = Field(None, ge=1, le=65535)
+    protocol: Literal["udp", "tcp"] = Field("udp", description="syslog transport")
+    sender: str | None = Field(None, description="smtp: From address")
+    to: list[str] = Field(default_factory=list, description="smtp: recipients")
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    language: Literal["zh", "en"] = "zh"
+
+    @model_validator(mode="after")
+    def _complete(self) -> ReceiverSettings:
+        needs = {"webhook": ("url",), "alertmanager": ("url",), "dingtalk": ("url",), "wecom": ("url",),
+                 "smtp": ("host", "sender", "to"), "syslog": ("host",)}[self.kind]  # fmt: skip
+        missing = [name for name in needs if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"receiver {self.name} ({self.kind}) needs {', '.join(missing)}")
+        return self
+
+    def target(self) -> dict[str, object]:
+        """The receiver as the plain dict `alerting.notify.deliver` takes (secrets revealed)."""
+        data = self.model_dump(exclude={"secret", "password"})
+        data["secret"] = self.secret.get_secret_value() if self.secret else None
+        data["password"] = self.password.get_secret_value() if self.password else None
+        return data
+
+
+class RouteSettings(BaseModel):
+    """A node of the routing tree (Alertmanager-like)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receiver: str
+    match: list[str] = Field(default_factory=list, description='Label matchers: severity=critical, agency=~"health|police"')
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "agency"])
+    continue_: bool = Field(False, alias="continue")
+    repeat_interval_seconds: float = Field(4 * 3600, gt=0)
+    escalate_after_seconds: float | None = Field(None, gt=0, description="Critical and unacknowledged this long: also to escalate_to")
+    escalate_to: str | None = None
+    routes: list[RouteSettings] = Field(default_factory=list)
+
+
+class InhibitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: list[str]
+    target: list[str]
+    equal: list[str] = Field(default_factory=list)
+
+
+class MaintenanceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    match: list[str] = Field(default_factory=list)
+    every: Literal["daily", "weekly", "monthly"]
+    days: list[int] = Field(default_factory=list, description="weekly: 0=Monday..6; monthly: days of the month")
+    start: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local start time HH:MM")
+    duration_minutes: float = Field(gt=0, le=7 * 24 * 60)
+    timezone: str = "Asia/Shanghai"
+
+
+class AlertingSettings(BaseModel):
+    """Rules, receivers and routing of alerts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules_files: list[Path] = Field(default_factory=list, description="Rule files; empty: the built-in default rule pack")
+    evaluation_interval_seconds: float = Field(15, gt=0, le=3600)
+    nodata_after_seconds: float = Field(300, gt=0, description="A series silent this long: its firing alerts lack data")
+    dispatch_interval_seconds: float = Field(2, gt=0, le=3600, description="How often the outbox is delivered")
+    external_url: str = Field("", description="The console URL put into notifications")
+    receivers: list[ReceiverSettings] = Field(default_factory=list)
+    route: RouteSettings | None = Field(None, description="The routing tree; none: alerts are kept but not sent")
+    inhibit: list[InhibitSettings] = Field(default_factory=list)
+    maintenance: list[MaintenanceSettings] = Field(default_factory=list)
+
+
 class Settings(YamlFileSettings):
     """All of egovmon's configuration."""
 
@@ -134,6 +221,7 @@ class Settings(YamlFileSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
 
     @property
     def database_url(self) -> str:

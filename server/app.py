@@ -34,6 +34,8 @@ from server.ingest.hooks import IngestHooks
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.views import router as ingest_router
+from server.alerting.engine import AlertingEngine
+from server.alerting.views import router as alerting_router
 from server.inventory.sink import InventorySink
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
@@ -115,7 +117,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_start, app)
-        tasks = [asyncio.create_task(_retention_loop(app)), asyncio.create_task(_reconcile_loop(app))]
+        tasks = [
+            asyncio.create_task(_retention_loop(app)),
+            asyncio.create_task(_reconcile_loop(app)),
+            asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert evaluation")),
+            asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification delivery")),
+        ]
         try:
             yield
         finally:
@@ -182,6 +189,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     for router in (
         agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
+        alerting_router,
     ):
         app.include_router(router)
     return app
@@ -204,6 +212,10 @@ def _start(app: FastAPI) -> None:
         )
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
+    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock)
+    app.state.alerting.restore()
+    app.state.hooks.sample_sinks.append(app.state.alerting)
+    app.state.hooks.finding_sinks.append(app.state.alerting)
     app.state.pipeline = IngestPipeline(
         sessions=app.state.sessions, history=history, hooks=app.state.hooks,
         metrics=app.state.metrics, clock=app.state.clock,
@@ -256,6 +268,15 @@ def prune(app: FastAPI) -> dict[str, int]:
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)
     return deleted
+
+
+async def _every(app: FastAPI, seconds: float, work: Callable[[], Any], what: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(work)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("%s failed", what)
 
 
 async def _reconcile_loop(app: FastAPI) -> None:

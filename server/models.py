@@ -2,6 +2,7 @@
 
 from server.agencies.models import Agency
 from server.agents.models import Agent, EnrollmentToken
+from server.alerting.models import AlertRecord, Notification, SilenceRecord
 from server.audit.models import AuditEvent
 from server.auth.models import ApiToken, User
 from server.database import Base
@@ -21,5 +22,5 @@ from server.inventory.models import (
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "ObservationRecord", "User",
-    "DeclaredSite", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
+    "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
 ]

@@ -132,3 +132,13 @@ def test_inventory_import_export_and_findings_list(tmp_path):
     assert bad.exit_code == 2 and "address_plan[1].prefix" in bad.output
     listed = runner.invoke(app, ["findings", "list", "--json", *data])
     assert listed.exit_code == 0 and json.loads(listed.output) == []
+
+
+def test_rules_check_accepts_the_default_pack_and_names_each_problem(tmp_path):
+    ok = runner.invoke(app, ["rules", "check", "alerting/default_rules.yaml"])
+    assert ok.exit_code == 0 and "SUCCESS: 8 rules found" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups: [{name: g, rules: [{alert: A, measurement: m, field: f, threshold: 5, clear: 9}, {alert: B, kind: absence}]}]\n")
+    failed = runner.invoke(app, ["rules", "check", str(bad)])
+    assert failed.exit_code == 1
+    assert "clear 9.0 is on the firing side of threshold 5.0" in failed.output and "absence rule needs measurement" in failed.output

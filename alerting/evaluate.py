@@ -1,0 +1,234 @@
+"""Rule evaluation: latest values and findings in, alert state transitions out (pure: time is passed in).
+
+Lifecycle pending → firing → resolved, as in Prometheus: a condition must hold
+for the rule's `for` before it fires. A threshold alert resolves only once its
+series passes the separate clear value (hysteresis). Missing data never
+resolves anything: when the series behind a firing alert has been silent for
+`nodata_after`, the alert stays firing, marked `lacking_data`, and a companion
+`NoData` alert (labels: the rule and the series) fires until data returns —
+the SNMP timeout, the silent agent or the flow gap is itself an alert.
+Alerts are identified by a fingerprint of their labels (Alertmanager's model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerting.rules import SEVERITIES, Rule, render
+
+OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+DEFAULT_NODATA_AFTER = timedelta(minutes=5)
+NODATA = "NoData"
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable id of an alert: sha256 over its sorted labels, 16 hex digits (like Alertmanager's)."""
+    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Alert:
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    status: str  # pending, firing, resolved
+    active_since: datetime
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    value: float | None = None
+    lacking_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert that changed: to pending, firing or resolved, or gained/lost `lacking_data`."""
+
+    alert: Alert
+    before: str | None  # None for a new alert
+    after: str
+    lacking_data: bool
+
+
+@dataclass
+class _Series:
+    tags: dict[str, str]
+    fields: dict[str, Any]
+    at: datetime
+
+
+@dataclass
+class Evaluator:
+    rules: list[Rule]
+    nodata_after: timedelta = DEFAULT_NODATA_AFTER
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    _series: dict[str, dict[tuple[tuple[str, str], ...], _Series]] = field(default_factory=dict)
+    _findings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+
+    # inputs
+
+    def observe(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime) -> None:
+        """Remember the newest fields of one series."""
+        by_key = self._series.setdefault(measurement, {})
+        key = tuple(sorted(tags.items()))
+        known = by_key.get(key)
+        if known is None:
+            by_key[key] = _Series(dict(tags), dict(fields), at)
+        elif at >= known.at:
+            known.fields.update(fields)
+            known.at = at
+
+    def finding(self, finding_id: int, *, rule_id: str, severity: str, subject: str, agency: str | None, status: str,
+                article: str, title_zh: str, title_en: str, at: datetime) -> None:
+        """A finding opened, escalated or changed status (see server.ingest.hooks.FindingChange)."""
+        self._findings[finding_id] = {
+            "rule_id": rule_id, "severity": severity, "subject": subject, "agency": agency or "", "status": status,
+            "article": article, "title_zh": title_zh, "title_en": title_en, "at": at,
+        }  # fmt: skip
+
+    # evaluation
+
+    def evaluate(self, now: datetime) -> list[Transition]:
+        """One cycle over every rule; returns what changed."""
+        transitions: list[Transition] = []
+        active: set[str] = set()
+        self._seen: set[str] = set()  # alerts whose series or finding was looked at this cycle
+        for rule in self.rules:
+            if rule.kind == "threshold":
+                self._threshold(rule, now, active, transitions)
+            elif rule.kind == "absence":
+                self._absence(rule, now, active, transitions)
+            else:
+                self._findings_rule(rule, now, active, transitions)
+        known = {rule.alert for rule in self.rules} | {NODATA}
+        for alert in list(self.alerts.values()):
+            if alert.fingerprint in active or alert.status == "resolved":
+                continue
+            unseen = alert.fingerprint not in self._seen and alert.labels.get("alertname") in known
+            if unseen and alert.status == "firing":
+                # No data at all for it (e.g. since a restart): missing data never resolves an alert.
+                if not alert.lacking_data:
+                    alert.lacking_data = True
+                    transitions.append(Transition(alert, "firing", "firing", True))
+                continue
+            # evaluated and no longer true: a pending one is dropped, a firing one resolved
+            before = alert.status
+            if before == "pending":
+                del self.alerts[alert.fingerprint]
+                continue
+            alert.status, alert.resolved_at, alert.lacking_data = "resolved", now, False
+            transitions.append(Transition(alert, before, "resolved", False))
+        return transitions
+
+    def _set(self, labels: dict[str, str], annotations: dict[str, str], condition: bool, since: datetime, hold: timedelta,
+             now: datetime, value: float | None, active: set[str], transitions: list[Transition], *, keep: bool = False) -> None:
+        """Advance one alert: `condition` holds (since `since`); `keep` holds a firing alert without its condition."""
+        fp = fingerprint(labels)
+        alert = self.alerts.get(fp)
+        if alert is not None and alert.status == "resolved":
+            alert = None
+        if not condition and not (keep and alert is not None and alert.status == "firing"):
+            return
+        active.add(fp)
+        if alert is None:
+            alert = Alert(fp, labels, annotations, "pending", since, value=value)
+            self.alerts[fp] = alert
+            transitions.append(Transition(alert, None, "pending", False))
+        alert.annotations, alert.value = annotations, value if value is not None else alert.value
+        if alert.status == "pending" and now - alert.active_since >= hold:
+            alert.status, alert.fired_at = "firing", now
+            transitions.append(Transition(alert, "pending", "firing", alert.lacking_data))
+
+    def _threshold(self, rule: Rule, now: datetime, active: set[str], transitions: list[Transition]) -> None:
+        test = OPS[rule.op]
+        assert rule.field is not None and rule.threshold is not None
+        clear = rule.clear_value
+        for series in self._series.get(rule.measurement or "", {}).values():
+            value = series.fields.get(rule.field)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if rule.divide_by is not None:
+                divisor = series.fields.get(rule.divide_by)
+                if not isinstance(divisor, int | float) or isinstance(divisor, bool) or divisor == 0:
+                    continue
+                value = value / divisor
+            labels = {"alertname": rule.alert, **series.tags, **rule.labels}
+            fp = fingerprint(labels)
+            self._seen.add(fp)
+            current = self.alerts.get(fp)
+            if current is not None:
+                self._seen.add(fingerprint(self._nodata_labels(rule, series.tags)))
+            firing = current is not None and current.status == "firing"
+            silent = now - series.at >= self.nodata_after
+            if firing:
+                assert clear is not None
+                condition = test(float(value), clear)  # hysteresis: firing until the clear value is passed
+            else:
+                condition = test(float(value), rule.threshold) and not silent
+            values = {**series.tags, "value": float(value), "threshold": rule.threshold}
+            annotations = {k: render(v, values) for k, v in rule.annotations.items()}
+            self._set(labels, annotations, condition, series.at, rule.hold, now, float(value), active, transitions, keep=silent)
+            alert = self.alerts.get(fp)
+            if alert is not None and alert.status == "firing":
+                self._lacking(alert, silent, rule, series.tags, now, active, transitions)
+
+    def _lacking(self, alert: Alert, silent: bool, rule: Rule, tags: Mapping[str, str], now: datetime,
+                 active: set[str], transitions: list[Transition]) -> None:
+        if alert.lacking_data != silent:
+            alert.lacking_data = silent
+            transitions.append(Transition(alert, "firing", "firing", silent))
+        if silent:
+            labels = self._nodata_labels(rule, tags)
+            annotations = {
+                "summary_zh": render("告警 {rule} 所依据的数据已中断（{host}）", {**tags, "rule": rule.alert}),
+                "summary_en": render("The data behind alert {rule} stopped ({host})", {**tags, "rule": rule.alert}),
+            }
+            self._set(labels, annotations, True, now, timedelta(0), now, None, active, transitions)
+
+    @staticmethod
+    def _nodata_labels(rule: Rule, tags: Mapping[str, str]) -> dict[str, str]:
+        return {"alertname": NODATA, "rule": rule.alert, **tags, "severity": rule.labels.get("severity", "warning"), "category": "coverage"}
+
+    def _absence(self, rule: Rule, now: datetime, active: set[str], transitions: list[Transition]) -> None:
+        newest: dict[tuple[str, ...], tuple[dict[str, str], datetime]] = {}
+        for series in self._series.get(rule.measurement or "", {}).values():
+            key = tuple(series.tags.get(tag, "") for tag in rule.group_by)
+            if key not in newest or series.at > newest[key][1]:
+                newest[key] = ({tag: series.tags.get(tag, "") for tag in rule.group_by}, series.at)
+        for tags, last in newest.values():
+            silent_for = now - last
+            labels = {"alertname": rule.alert, **tags, **rule.labels}
+            self._seen.add(fingerprint(labels))
+            values = {**tags, "silent_seconds": int(silent_for.total_seconds()), "last_seen": last.isoformat()}
+            annotations = {k: render(v, values) for k, v in rule.annotations.items()}
+            self._set(labels, annotations, silent_for >= rule.hold, last + rule.hold, timedelta(0), now, None, active, transitions)
+
+    def _findings_rule(self, rule: Rule, now: datetime, active: set[str], transitions: list[Transition]) -> None:
+        floor = SEVERITIES.index(rule.min_severity)
+        for finding_id, f in self._findings.items():
+            if rule.rule_ids and f["rule_id"] not in rule.rule_ids:
+                continue
+            condition = f["status"] in ("open", "acknowledged") and SEVERITIES.index(f["severity"]) >= floor
+            labels = {"alertname": rule.alert, "finding_id": str(finding_id), "finding_rule": f["rule_id"],
+                      "agency": f["agency"], **rule.labels, "severity": f["severity"], "article": f["article"]}  # fmt: skip
+            for severity in SEVERITIES:  # an escalated finding's earlier alert (another severity label) resolves
+                self._seen.add(fingerprint({**labels, "severity": severity}))
+            values = {**f, "finding_id": finding_id}
+            annotations = {k: render(v, values) for k, v in rule.annotations.items()} or {
+                "summary_zh": f["title_zh"], "summary_en": f["title_en"]}
+            self._set(labels, annotations, condition, f["at"], rule.hold, now, None, active, transitions)
+
+
+def severity_of(labels: Mapping[str, str]) -> str:
+    severity = labels.get("severity", "warning")
+    return severity if severity in SEVERITIES else "warning"
+
+
+def firing(alerts: Iterable[Alert]) -> list[Alert]:
+    return [a for a in alerts if a.status == "firing"]

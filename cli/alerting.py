@@ -1,0 +1,76 @@
+"""`egovmon rules check FILE` (validate rule files like `promtool check rules`) and `egovmon alerts`
+(list, acknowledge, silence through the REST API with a user's token, scoped like the API)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+rules_app = typer.Typer(help="Alert rule files.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts on a running server (REST API; token from --token or EGOVMON_TOKEN).", no_args_is_help=True)
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="EGOVMON_URL", help="Server URL")]
+TokenOption = Annotated[str, typer.Option("--token", envvar="EGOVMON_TOKEN", help="A user's API token")]
+
+
+@rules_app.command("check")
+def check(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Rule files")]) -> None:
+    """Validate rule files; prints each problem and exits 1 when there is one."""
+    from alerting.rules import RulesError, load_rules
+
+    failed = False
+    for path in files:
+        try:
+            rules = load_rules(path.read_text(encoding="utf-8")).rules()
+        except RulesError as exc:
+            failed = True
+            typer.echo(f"{path}: FAILED", err=True)
+            for problem in exc.problems:
+                typer.echo(f"  {problem}", err=True)
+            continue
+        typer.echo(f"{path}: SUCCESS: {len(rules)} rules found")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, f"{url.rstrip('/')}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        typer.echo(f"error: {response.status_code} {response.text}", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+@alerts_app.command("list")
+def list_alerts(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "", status: str | None = None,
+                output_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    alerts = _call("GET", url, token, "/api/v1/alerts", params={"status": status} if status else None)
+    if output_json:
+        typer.echo(json.dumps(alerts, ensure_ascii=False, indent=2))
+        return
+    for a in alerts:
+        summary = a["annotations"].get("summary_zh") or a["alertname"]
+        flag = " 数据中断" if a["lacking_data"] else ""
+        typer.echo(f"{a['fingerprint']} {a['status']:<9} {a['severity']:<8} {a['agency'] or '-':<12} {summary}{flag}")
+
+
+@alerts_app.command("ack")
+def acknowledge(fingerprint: str, url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "", comment: str = "") -> None:
+    alert = _call("POST", url, token, f"/api/v1/alerts/{fingerprint}/acknowledge", json={"comment": comment})
+    typer.echo(f"{alert['fingerprint']} acknowledged by {alert['acknowledged_by']}")
+
+
+@alerts_app.command("silence")
+def silence(matchers: Annotated[list[str], typer.Argument(help='e.g. alertname=HostMemoryLow host=web-1')],
+            comment: Annotated[str, typer.Option(help="Why (required)")], minutes: float = 60,
+            url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
+    created = _call("POST", url, token, "/api/v1/silences", json={"matchers": matchers, "duration_minutes": minutes, "comment": comment})
+    typer.echo(f"silence {created['id']} until {created['ends_at']}: {' '.join(created['matchers'])}")

@@ -1,0 +1,267 @@
+"""The alerting engine of the server: samples and findings in, alerts and a durable notification outbox out.
+
+`samples_received` and `findings_changed` (ingest hooks) feed the pure
+evaluator; `cycle()` (every evaluation interval) evaluates, stores the alerts
+and, in the same transaction, writes what must be sent into the outbox —
+routed, grouped per receiver and group labels, minus what is silenced,
+inhibited or in a maintenance window; repeats and escalations come from the
+stored alerts. `dispatch()` delivers due outbox rows with exponential backoff;
+a row is claimed before sending so two workers never send it twice, and a row
+left `sending` by a crash is retried. On start, firing alerts are loaded back
+into the evaluator, so a restart neither forgets nor re-announces them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerting.evaluate import Alert, Evaluator, Transition, severity_of
+from alerting.notify import AlertView, DeliveryError, build, deliver
+from alerting.route import (
+    Inhibition,
+    MaintenanceWindow,
+    Route,
+    Silence,
+    inhibited,
+    parse_matcher,
+    routes_for,
+)
+from alerting.rules import Rule, load_rules
+from core.settings import AlertingSettings, RouteSettings
+from server.alerting.models import AlertRecord, Notification, SilenceRecord
+from server.findings.models import ACTIVE, Finding
+from server.history.base import Point
+from server.ingest.hooks import FindingChange, Origin
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+STALE_CLAIM = timedelta(minutes=5)
+
+
+def load_rule_pack(files: Sequence[Path]) -> list[Rule]:
+    """The rules of `files`, or the built-in default pack when none are given. Raises RulesError."""
+    if not files:
+        return load_rules(resources.files("alerting").joinpath("default_rules.yaml").read_text(encoding="utf-8")).rules()
+    return [rule for path in files for rule in load_rules(Path(path).read_text(encoding="utf-8")).rules()]
+
+
+def build_route(settings: RouteSettings) -> Route:
+    return Route(
+        receiver=settings.receiver, matchers=tuple(parse_matcher(m) for m in settings.match),
+        group_by=tuple(settings.group_by), continue_=settings.continue_,
+        repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
+        escalate_after=timedelta(seconds=settings.escalate_after_seconds) if settings.escalate_after_seconds else None,
+        escalate_to=settings.escalate_to, routes=tuple(build_route(r) for r in settings.routes),
+    )  # fmt: skip
+
+
+def _ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def view(record: AlertRecord) -> AlertView:
+    return AlertView(record.fingerprint, record.status, record.labels, record.annotations,
+                     record.fired_at or record.active_since, record.resolved_at, record.lacking_data)  # fmt: skip
+
+
+class AlertingEngine:
+    """One per server process; thread-safe."""
+
+    name = "alerting"
+
+    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any) -> None:
+        self.settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self.rules = load_rule_pack(settings.rules_files)
+        self.evaluator = Evaluator(self.rules, nodata_after=timedelta(seconds=settings.nodata_after_seconds))
+        self._measurements = {r.measurement for r in self.rules if r.measurement}
+        self.route = build_route(settings.route) if settings.route else None
+        self.receivers = {r.name: r for r in settings.receivers}
+        self.inhibitions = [
+            Inhibition(tuple(map(parse_matcher, i.source)), tuple(map(parse_matcher, i.target)), tuple(i.equal))
+            for i in settings.inhibit
+        ]
+        self.windows = [
+            MaintenanceWindow(m.name, tuple(map(parse_matcher, m.match)), m.every, time.fromisoformat(m.start),
+                              timedelta(minutes=m.duration_minutes), tuple(m.days), m.timezone)
+            for m in settings.maintenance
+        ]  # fmt: skip
+        self._lock = threading.Lock()
+
+    # inputs (ingest hooks)
+
+    def samples_received(self, origin: Origin, points: Sequence[Point]) -> None:
+        sender = {"host": origin.hostname, "agency": origin.agency_code}  # points carry the payload's tags only
+        with self._lock:
+            for point in points:
+                if point.measurement in self._measurements:
+                    self.evaluator.observe(point.measurement, {**point.tags, **sender}, point.fields, _ns_to_datetime(point.ns))
+
+    def findings_changed(self, changes: Sequence[FindingChange]) -> None:
+        with self._lock:
+            for c in changes:
+                self.evaluator.finding(c.finding_id, rule_id=c.rule_id, severity=c.severity, subject=c.subject, agency=c.agency_code,
+                                       status=c.status, article=c.article, title_zh=c.title_zh, title_en=c.title_en, at=c.at)
+
+    def restore(self) -> None:
+        """Load firing alerts and active findings back after a start."""
+        from inventory.rules import RULES  # noqa: PLC0415 - the findings' texts
+
+        with self._sessions() as session, self._lock:
+            for record in session.scalars(select(AlertRecord).where(AlertRecord.status.in_(("firing", "pending")))):
+                self.evaluator.alerts[record.fingerprint] = Alert(
+                    record.fingerprint, dict(record.labels), dict(record.annotations), record.status, record.active_since,
+                    record.fired_at, None, record.value, record.lacking_data,
+                )  # fmt: skip
+            from server.agencies.models import Agency  # noqa: PLC0415
+
+            agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+            for f in session.scalars(select(Finding).where(Finding.status.in_(ACTIVE))):
+                rule = RULES[f.rule_id]
+                self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject,
+                                       agency=agencies.get(f.agency_id or -1), status=f.status, article=rule.article_zh,
+                                       title_zh=rule.text("zh", f.subject)["title"], title_en=rule.text("en", f.subject)["title"],
+                                       at=f.first_seen_at)  # fmt: skip
+
+    # the cycle
+
+    def cycle(self) -> int:
+        """Evaluate, store, and queue notifications; returns how many notifications were queued."""
+        now = self._clock()
+        with self._lock:
+            transitions = self.evaluator.evaluate(now)
+            snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
+            for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
+                del self.evaluator.alerts[fp]  # remembered in the database, not in memory
+        with self._sessions() as session, session.begin():
+            records = self._store(session, transitions, snapshot, now)
+            queued = self._queue(session, transitions, records, now)
+        return queued
+
+    def _store(self, session: Session, transitions: Sequence[Transition], snapshot: Mapping[str, Alert], now: datetime) -> dict[str, AlertRecord]:
+        changed = {t.alert.fingerprint for t in transitions}
+        records = {r.fingerprint: r for r in session.scalars(select(AlertRecord).where(AlertRecord.fingerprint.in_(changed)))} if changed else {}
+        for fp in changed:
+            alert = snapshot[fp]
+            record = records.get(fp)
+            if record is None:
+                record = AlertRecord(fingerprint=fp, alertname=alert.labels.get("alertname", ""), active_since=alert.active_since)
+                session.add(record)
+                records[fp] = record
+            record.agency_code = alert.labels.get("agency", "")
+            record.severity = severity_of(alert.labels)
+            record.labels, record.annotations = dict(alert.labels), dict(alert.annotations)
+            if record.status == "resolved" and alert.status != "resolved":  # the same alert again: a new episode
+                record.acknowledged_by = record.acknowledged_at = record.escalated_at = record.last_notified_at = None
+                record.active_since = alert.active_since
+            record.status, record.lacking_data, record.value = alert.status, alert.lacking_data, alert.value
+            record.fired_at, record.resolved_at = alert.fired_at, alert.resolved_at
+        session.flush()
+        return records
+
+    def _muted(self, session: Session, labels: Mapping[str, str], now: datetime, firing: list[Mapping[str, str]]) -> bool:
+        silences = [
+            Silence(s.id, tuple(map(parse_matcher, s.matchers)), s.starts_at, s.ends_at)
+            for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now))
+        ]
+        return (
+            any(s.mutes(labels, now) for s in silences)
+            or any(w.mutes(labels, now) for w in self.windows)
+            or inhibited(labels, firing, self.inhibitions)
+        )
+
+    def _queue(self, session: Session, transitions: Sequence[Transition], records: Mapping[str, AlertRecord], now: datetime) -> int:
+        if self.route is None:
+            return 0
+        firing = [r.labels for r in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing"))]
+        groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[AlertRecord]] = {}
+
+        def add(record: AlertRecord, route: Route, receiver: str) -> None:
+            key = (receiver, tuple((k, record.labels.get(k, "")) for k in route.group_by))
+            if record not in groups.setdefault(key, []):
+                groups[key].append(record)
+
+        announce = {t.alert.fingerprint for t in transitions if t.after in ("firing", "resolved") and (t.before != t.after or t.after == "firing")}
+        for fp in announce:
+            record = records[fp]
+            if record.status == "resolved" and record.last_notified_at is None:
+                continue  # it was never announced (muted while firing): nothing to take back
+            if self._muted(session, record.labels, now, firing):
+                continue
+            for route in routes_for(self.route, record.labels):
+                add(record, route, route.receiver)
+            record.last_notified_at = now
+        for record in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing", AlertRecord.acknowledged_at.is_(None))):
+            if record.fingerprint in announce or self._muted(session, record.labels, now, firing):
+                continue
+            for route in routes_for(self.route, record.labels):
+                if record.last_notified_at is not None and now - record.last_notified_at >= route.repeat_interval:
+                    add(record, route, route.receiver)
+                    record.last_notified_at = now
+                if (route.escalate_after and route.escalate_to and record.severity == "critical" and record.escalated_at is None
+                        and record.fired_at is not None and now - record.fired_at >= route.escalate_after):
+                    add(record, route, route.escalate_to)
+                    record.escalated_at = now
+        for (receiver_name, group), members in groups.items():
+            receiver = self.receivers.get(receiver_name)
+            if receiver is None:
+                log.error("route names receiver %r, which is not configured", receiver_name)
+                continue
+            body = build(receiver.kind, receiver.name, dict(group), [view(r) for r in members],
+                         language=receiver.language, external_url=self.settings.external_url)
+            session.add(Notification(receiver=receiver.name, kind=receiver.kind, body=body, fingerprints=[r.fingerprint for r in members],
+                                     status="pending", attempts=0, created_at=now, next_attempt_at=now, last_error=""))  # fmt: skip
+        return len(groups)
+
+    # delivery
+
+    def dispatch(self) -> int:
+        """Deliver due outbox rows; returns how many were sent."""
+        now = self._clock()
+        with self._sessions() as session, session.begin():
+            session.execute(update(Notification).where(Notification.status == "sending", Notification.next_attempt_at < now - STALE_CLAIM)
+                            .values(status="pending"))  # fmt: skip
+            due = list(session.scalars(select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                                       .order_by(Notification.id).limit(100)))  # fmt: skip
+        sent = 0
+        for notification_id in due:
+            with self._sessions() as session, session.begin():
+                claimed = session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "pending")
+                                          .values(status="sending", next_attempt_at=now)).rowcount  # fmt: skip
+                row = session.get(Notification, notification_id) if claimed else None
+                kind, receiver_name, body = (row.kind, row.receiver, dict(row.body)) if row else ("", "", {})
+            if row is None:
+                continue  # another worker has it
+            receiver = self.receivers.get(receiver_name)
+            error = ""
+            try:
+                if receiver is None:
+                    raise DeliveryError(f"receiver {receiver_name!r} is no longer configured")
+                deliver(kind, receiver.target(), body)
+            except DeliveryError as exc:
+                error = str(exc)[:1000]
+            with self._sessions() as session, session.begin():
+                row = session.get(Notification, notification_id)
+                assert row is not None
+                row.attempts += 1
+                if not error:
+                    row.status, row.sent_at, row.last_error = "sent", self._clock(), ""
+                    sent += 1
+                else:
+                    row.last_error = error
+                    row.status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
+                    row.next_attempt_at = self._clock() + timedelta(seconds=min(5 * 2 ** (row.attempts - 1), 3600))
+                    if row.attempts == 1:
+                        log.warning("notification %d to %s failed, will retry: %s", row.id, receiver_name, error)
+        return sent

@@ -1,0 +1,149 @@
+"""Rule files and the evaluator: for, hysteresis, no-data, absence, findings (pure, clock passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerting.evaluate import NODATA, Evaluator
+from alerting.rules import RulesError, load_rules
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+RULES = """
+groups:
+  - name: hosts
+    rules:
+      - alert: HostCpuHigh
+        measurement: host_cpu
+        field: usage_percent
+        op: ">"
+        threshold: 90
+        clear: 80
+        for: 2m
+        labels: {severity: warning, category: host}
+        annotations: {summary_zh: "主机 {host} CPU {value:.0f}%", summary_en: "Host {host} CPU at {value:.0f}%"}
+      - alert: AgentSilent
+        kind: absence
+        measurement: host_system
+        for: 3m
+        labels: {severity: critical, category: coverage, article: 第二十七条第（一）项}
+      - alert: UndeclaredNetwork
+        kind: finding
+        rule_ids: [undeclared_network]
+        min_severity: warning
+        labels: {category: compliance}
+"""
+
+
+def states(evaluator: Evaluator) -> dict[tuple[str, str], tuple[str, bool]]:
+    return {(a.labels["alertname"], a.labels.get("host", a.labels.get("finding_id", ""))): (a.status, a.lacking_data)
+            for a in evaluator.alerts.values()}  # fmt: skip
+
+
+def test_threshold_waits_for_its_duration_and_resolves_only_past_the_clear_value():
+    ev = Evaluator(load_rules(RULES).rules())
+    ev.observe("host_cpu", {"host": "h1", "agency": "health"}, {"usage_percent": 95.0}, T0)
+    assert [(t.before, t.after) for t in ev.evaluate(T0)] == [(None, "pending")]
+    ev.observe("host_cpu", {"host": "h1", "agency": "health"}, {"usage_percent": 93.0}, T0 + timedelta(minutes=1))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []
+    ev.observe("host_cpu", {"host": "h1", "agency": "health"}, {"usage_percent": 92.0}, T0 + timedelta(minutes=2))
+    (fired,) = ev.evaluate(T0 + timedelta(minutes=2))
+    assert (fired.before, fired.after, fired.alert.annotations["summary_zh"]) == ("pending", "firing", "主机 h1 CPU 92%")
+    ev.observe("host_cpu", {"host": "h1", "agency": "health"}, {"usage_percent": 85.0}, T0 + timedelta(minutes=3))
+    assert ev.evaluate(T0 + timedelta(minutes=3)) == []  # below 90 but above the clear value 80: still firing
+    ev.observe("host_cpu", {"host": "h1", "agency": "health"}, {"usage_percent": 79.0}, T0 + timedelta(minutes=4))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=4))
+    assert (resolved.before, resolved.after, resolved.alert.labels["agency"]) == ("firing", "resolved", "health")
+
+
+def test_a_short_spike_never_fires():
+    ev = Evaluator(load_rules(RULES).rules())
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 99.0}, T0)
+    ev.evaluate(T0)
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 10.0}, T0 + timedelta(minutes=1))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []
+    assert ev.alerts == {}
+
+
+def test_missing_data_keeps_the_alert_firing_marks_it_and_raises_no_data():
+    ev = Evaluator(load_rules(RULES).rules(), nodata_after=timedelta(minutes=5))
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 95.0}, T0)
+    ev.evaluate(T0)
+    ev.evaluate(T0 + timedelta(minutes=2))
+    assert states(ev)[("HostCpuHigh", "h1")] == ("firing", False)
+    later = ev.evaluate(T0 + timedelta(minutes=6))  # nothing for 6 minutes
+    assert states(ev)[("HostCpuHigh", "h1")] == ("firing", True)
+    assert states(ev)[(NODATA, "h1")] == ("firing", False)
+    assert {(t.alert.labels["alertname"], t.after, t.lacking_data) for t in later} == {
+        ("HostCpuHigh", "firing", True), (NODATA, "pending", False), (NODATA, "firing", False)}
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 50.0}, T0 + timedelta(minutes=7))
+    back = ev.evaluate(T0 + timedelta(minutes=7))
+    assert [(t.alert.labels["alertname"], t.before, t.after, t.lacking_data) for t in back] == [
+        ("HostCpuHigh", "firing", "firing", False),  # data is back: no longer lacking...
+        ("HostCpuHigh", "firing", "resolved", False),  # ...and 50 is past the clear value
+        (NODATA, "firing", "resolved", False),
+    ]
+
+
+def test_absence_fires_for_a_silent_host_and_resolves_when_it_reports_again():
+    ev = Evaluator(load_rules(RULES).rules())
+    ev.observe("host_system", {"host": "h1"}, {"uptime_seconds": 10}, T0)
+    ev.observe("host_system", {"host": "h2"}, {"uptime_seconds": 10}, T0 + timedelta(minutes=2))
+    ev.evaluate(T0 + timedelta(minutes=3))
+    assert states(ev) == {("AgentSilent", "h1"): ("firing", False)}
+    ev.observe("host_system", {"host": "h1"}, {"uptime_seconds": 200}, T0 + timedelta(minutes=4))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=4))
+    assert (resolved.alert.labels["host"], resolved.after) == ("h1", "resolved")
+
+
+def test_findings_fire_by_rule_and_severity_and_resolve_with_their_status():
+    ev = Evaluator(load_rules(RULES).rules())
+    common = {"rule_id": "undeclared_network", "subject": "192.168.77.0/24", "agency": "health", "article": "第九条",
+              "title_zh": "未申报的网络", "title_en": "Undeclared network"}
+    ev.finding(7, severity="warning", status="open", at=T0, **common)
+    ev.finding(8, severity="info", status="open", at=T0, **{**common, "subject": "x"})
+    (fired_pending, fired) = ev.evaluate(T0)
+    assert (fired.after, fired.alert.labels["finding_id"], fired.alert.labels["agency"]) == ("firing", "7", "health")
+    assert fired.alert.annotations["summary_zh"] == "未申报的网络"
+    ev.finding(7, severity="warning", status="exempted", at=T0 + timedelta(minutes=1), **common)
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=1))
+    assert resolved.after == "resolved"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("groups: [{name: g, rules: [{alert: A, measurement: m, field: f}]}]", "threshold rule needs field and threshold"),
+        ("groups: [{name: g, rules: [{alert: A, measurement: m, field: f, threshold: 5, clear: 9}]}]", "firing side"),
+        ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m, for: 5 minutes}]}]", "not a duration"),
+        ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m}, {alert: A, kind: absence, measurement: n}]}]", "duplicate alert names: A"),
+        ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m, labels: {severity: urgent}}]}]", "labels.severity"),
+        ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m, annotations: {s: '{oops'}}]}]", "bad template"),
+    ],
+)
+def test_rule_files_are_checked_like_promtool(text, problem):
+    with pytest.raises(RulesError) as raised:
+        load_rules(text)
+    assert problem in str(raised.value)
+
+
+def test_an_escalated_finding_replaces_its_alert_and_nothing_is_left_lacking_data():
+    ev = Evaluator(load_rules(RULES).rules())
+    common = {"rule_id": "undeclared_network", "subject": "s", "agency": "a", "article": "第九条", "title_zh": "t", "title_en": "t"}
+    ev.finding(1, severity="warning", status="open", at=T0, **common)
+    ev.evaluate(T0)
+    ev.finding(1, severity="critical", status="open", at=T0, **common)
+    changes = ev.evaluate(T0 + timedelta(minutes=1))
+    assert sorted((t.alert.labels["severity"], t.after) for t in changes) == [("critical", "firing"), ("critical", "pending"), ("warning", "resolved")]
+    assert [(a.labels["severity"], a.status, a.lacking_data) for a in ev.alerts.values()] == [("warning", "resolved", False), ("critical", "firing", False)]
+
+
+def test_after_a_restart_a_restored_firing_alert_without_data_stays_firing_lacking_data():
+    first = Evaluator(load_rules(RULES).rules())
+    first.observe("host_cpu", {"host": "h1"}, {"usage_percent": 95.0}, T0)
+    first.evaluate(T0)
+    first.evaluate(T0 + timedelta(minutes=2))
+    restored = Evaluator(load_rules(RULES).rules(), alerts={fp: a for fp, a in first.alerts.items()})
+    (change,) = restored.evaluate(T0 + timedelta(minutes=3))
+    assert (change.after, change.lacking_data) == ("firing", True)

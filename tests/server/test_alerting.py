@@ -1,0 +1,138 @@
+"""Alerting in the server: samples and findings through the real ingest API, alerts, the outbox to a real HTTP
+receiver, acknowledgement, silences and agency scoping (SQLite and PostgreSQL). The evaluation and delivery
+loops are driven by hand here (their intervals are an hour); tests/test_alerting_restart.py runs them live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.settings import Settings, load_settings
+from tests.alerting.receivers import HttpReceiver, http_receiver
+from tests.server.conftest import Clock, enroll, make_agency, user_headers
+
+RULES = """
+groups:
+  - name: test
+    rules:
+      - alert: HostMemoryLow
+        measurement: host_memory
+        field: available_bytes
+        divide_by: total_bytes
+        op: "<"
+        threshold: 0.10
+        clear: 0.15
+        for: 0s
+        labels: {severity: critical, category: host}
+        annotations: {summary_zh: "主机 {host} 可用内存仅 {value:.0%}", summary_en: "{host}: {value:.0%} memory available"}
+      - alert: Finding
+        kind: finding
+        min_severity: warning
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    with http_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, receiver: HttpReceiver) -> Settings:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    return load_settings(
+        None,
+        data_dir=tmp_path / "data",
+        server={"database_url": database_url},
+        alerting={
+            "rules_files": [str(rules)], "evaluation_interval_seconds": 3600, "dispatch_interval_seconds": 3600,
+            "receivers": [{"name": "soc", "kind": "webhook", "url": f"{receiver.url}/soc"}],
+            "route": {"receiver": "soc", "group_by": ["alertname", "agency"]},
+        },
+    )
+
+
+def memory(at: datetime, available: int) -> dict[str, Any]:
+    return {"measurement": "host_memory", "fields": {"available_bytes": available, "total_bytes": 100}, "timestamp": at.isoformat()}
+
+
+def ingest(client: TestClient, headers: dict[str, str], batch_id: str, samples: list[dict[str, Any]] = (), observations: list[dict[str, Any]] = ()) -> None:
+    response = client.post("/api/v1/ingest", json={"batch_id": batch_id, "samples": list(samples), "observations": list(observations)}, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_an_alert_fires_notifies_is_acknowledged_and_resolves(client, admin, clock: Clock, receiver: HttpReceiver):
+    health = make_agency(client, admin, "health")
+    police = make_agency(client, admin, "police")
+    agent = enroll(client, admin, health, "his-db-1")
+    engine = client.app.state.alerting
+    ingest(client, agent.headers, "m1", [memory(clock.now, 4)])
+    engine.cycle()
+    assert engine.dispatch() == 1
+    (path, body), = receiver.posts
+    assert (path, body["status"], body["group"]) == ("/soc", "firing", {"alertname": "HostMemoryLow", "agency": "health"})
+    assert body["alerts"][0]["summary_zh"] == "主机 his-db-1 可用内存仅 4%"
+
+    health_user = user_headers(client, admin, "weijian", "agency", health)
+    police_user = user_headers(client, admin, "gongan", "agency", police)
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=health_user).json()
+    assert (alert["alertname"], alert["agency"], alert["severity"], alert["labels"]["host"]) == ("HostMemoryLow", "health", "critical", "his-db-1")
+    assert client.get("/api/v1/alerts", headers=police_user).json() == []
+    assert client.get(f"/api/v1/alerts/{alert['fingerprint']}", headers=police_user).status_code == 404
+    acked = client.post(f"/api/v1/alerts/{alert['fingerprint']}/acknowledge", headers=health_user, json={"comment": "扩容中"}).json()
+    assert acked["acknowledged_by"] == "user:weijian"
+    deliveries = client.get(f"/api/v1/alerts/{alert['fingerprint']}/notifications", headers=admin).json()
+    assert [(d["receiver"], d["status"], d["attempts"]) for d in deliveries] == [("soc", "sent", 1)]
+
+    clock.advance(minutes=1)
+    ingest(client, agent.headers, "m2", [memory(clock.now, 12)])  # above the threshold, below the clear value
+    engine.cycle()
+    assert engine.dispatch() == 0
+    clock.advance(minutes=1)
+    ingest(client, agent.headers, "m3", [memory(clock.now, 40)])
+    engine.cycle()
+    assert engine.dispatch() == 1
+    assert receiver.posts[-1][1]["status"] == "resolved"
+    assert client.get(f"/api/v1/alerts/{alert['fingerprint']}", headers=admin).json()["status"] == "resolved"
+    audit = [e["action"] for e in client.get("/api/v1/audit", headers=admin).json()]
+    assert "alert.acknowledge" in audit
+
+
+def test_a_silence_mutes_only_what_it_matches_and_an_agency_silences_only_its_own(client, admin, clock: Clock, receiver):
+    health = make_agency(client, admin, "health")
+    police = make_agency(client, admin, "police")
+    health_agent = enroll(client, admin, health, "his-db-1")
+    police_agent = enroll(client, admin, police, "jw-app-1")
+    health_user = user_headers(client, admin, "weijian", "agency", health)
+    silence = client.post("/api/v1/silences", headers=health_user,
+                          json={"matchers": ["alertname=HostMemoryLow", "agency=police"], "duration_minutes": 60, "comment": "扩容窗口"})
+    assert silence.status_code == 201
+    assert sorted(silence.json()["matchers"]) == ["agency=health", "alertname=HostMemoryLow"]  # its own agency, whatever it asked
+    assert client.post("/api/v1/silences", headers=health_user, json={"matchers": ["host=~("], "comment": "x"}).status_code == 400
+    ingest(client, health_agent.headers, "h1", [memory(clock.now, 4)])
+    ingest(client, police_agent.headers, "p1", [memory(clock.now, 5)])
+    client.app.state.alerting.cycle()
+    client.app.state.alerting.dispatch()
+    assert [body["group"]["agency"] for _, body in receiver.posts] == ["police"]
+    assert len(client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()) == 2  # muted is not gone
+
+
+def test_a_new_finding_becomes_an_alert_citing_its_article(client, admin, clock: Clock, receiver):
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    ingest(client, agent.headers, "o1", observations=[{
+        "kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": clock.now.isoformat(),
+        "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"},
+    }])
+    client.app.state.alerting.cycle()
+    client.app.state.alerting.dispatch()
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    assert (alert["alertname"], alert["agency"], alert["labels"]["article"], alert["labels"]["finding_rule"]) == (
+        "Finding", "health", "第九条、第三十条第（二）项", "undeclared_network")
+    assert receiver.posts[0][1]["alerts"][0]["summary_zh"] == "未申报的网络（疑似业务专网）：192.168.77.0/24"

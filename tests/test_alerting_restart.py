@@ -1,0 +1,67 @@
+"""The outbox survives a restart: an alert fires while its receiver is down, the server is restarted, the
+receiver comes up, and the notification is delivered exactly once (a real `egovmon server` process, a real
+HTTP receiver, the evaluation and delivery loops running live)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.alerting.receivers import http_receiver
+from tests.serverproc import start_server
+from tests.services import free_port, wait_until
+
+RULES = """
+groups:
+  - name: test
+    rules:
+      - alert: DiskAlmostFull
+        measurement: test_disk
+        field: free_ratio
+        op: "<"
+        threshold: 0.05
+        for: 0s
+        labels: {severity: critical}
+"""
+
+
+def test_a_queued_notification_is_delivered_once_after_a_restart(tmp_path: Path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    port = free_port()  # nothing listens here yet: delivery fails and is retried
+    extra = (
+        f"alerting: {{rules_files: [{rules}], evaluation_interval_seconds: 0.3, dispatch_interval_seconds: 0.3,\n"
+        f"  receivers: [{{name: soc, kind: webhook, url: 'http://127.0.0.1:{port}/soc'}}], route: {{receiver: soc}}}}\n"
+    )
+    server = start_server(tmp_path / "server", extra=extra)
+    try:
+        agent = server.agent("health", "his-db-1")
+        sample = {"measurement": "test_disk", "fields": {"free_ratio": 0.01}, "timestamp": datetime.now(UTC).isoformat()}
+        response = httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": "b1", "samples": [sample]}, headers=agent)
+        assert response.status_code == 200, response.text
+
+        def attempted() -> list[dict] | None:
+            alerts = httpx.get(f"{server.url}/api/v1/alerts", params={"status": "firing"}, headers=server.admin).json()
+            if not alerts:
+                return None
+            deliveries = httpx.get(f"{server.url}/api/v1/alerts/{alerts[0]['fingerprint']}/notifications", headers=server.admin).json()
+            return deliveries if deliveries and deliveries[0]["attempts"] >= 1 else None
+
+        (delivery,) = wait_until(attempted, 20, "a failed first delivery")
+        assert delivery["status"] == "pending" and "soc" == delivery["receiver"] and delivery["last_error"]
+    finally:
+        server.stop()
+    with http_receiver(port) as receiver:
+        restarted = start_server(tmp_path / "server", extra=extra)
+        try:
+            wait_until(lambda: receiver.posts, 30, "the delivery after the restart")
+            time.sleep(2)  # several more evaluation and delivery rounds: nothing is sent again
+            assert len(receiver.posts) == 1
+            assert receiver.posts[0][1]["alerts"][0]["labels"]["alertname"] == "DiskAlmostFull"
+            (alert,) = httpx.get(f"{restarted.url}/api/v1/alerts", headers=restarted.admin).json()
+            assert alert["status"] == "firing"
+        finally:
+            restarted.stop()
