@@ -70,6 +70,8 @@ class Evaluator:
     _series: dict[str, dict[tuple[tuple[str, str], ...], _Series]] = field(default_factory=dict)
     _findings: dict[int, dict[str, Any]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
+    _open: dict[str, set[str]] = field(default_factory=dict)
+    _index: dict[str, dict[tuple[tuple[str, str], ...], str]] = field(default_factory=dict)
 
     # inputs
 
@@ -99,6 +101,10 @@ class Evaluator:
         transitions: list[Transition] = []
         active: set[str] = set()
         self._seen: set[str] = set()  # alerts whose series or finding was looked at this cycle
+        self._open = {}
+        for fp, a in self.alerts.items():
+            if a.status != "resolved":
+                self._open.setdefault(a.labels.get("alertname", ""), set()).add(fp)
         for rule in self.rules:
             if rule.kind == "threshold":
                 self._threshold(rule, now, active, transitions)
@@ -149,7 +155,12 @@ class Evaluator:
         test = OPS[rule.op]
         assert rule.field is not None and rule.threshold is not None
         clear = rule.clear_value
-        for series in self._series.get(rule.measurement or "", {}).values():
+        threshold = rule.threshold
+        # series key → fingerprint of this rule's alerts, so a series with no alert costs one comparison;
+        # alerts not in it (restored after a restart) make this cycle look at every series once.
+        index = self._index.setdefault(rule.alert, {})
+        full = bool(self._open.get(rule.alert, set()) - set(index.values()))
+        for key, series in self._series.get(rule.measurement or "", {}).items():
             value = series.fields.get(rule.field)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
@@ -158,8 +169,12 @@ class Evaluator:
                 if not isinstance(divisor, int | float) or isinstance(divisor, bool) or divisor == 0:
                     continue
                 value = value / divisor
+            known = index.get(key)
+            if not full and (known is None or known not in self.alerts) and not test(value, threshold):
+                continue  # the common case: fine, and no alert to resolve
             labels = {"alertname": rule.alert, **series.tags, **rule.labels}
-            fp = fingerprint(labels)
+            fp = known if known is not None and known in self.alerts else fingerprint(labels)
+            index[key] = fp
             self._seen.add(fp)
             current = self.alerts.get(fp)
             if current is not None:
