@@ -36,6 +36,8 @@ from server.ingest.pipeline import IngestPipeline
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
+from server.duties.views import router as duties_router
+from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
@@ -189,7 +191,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     for router in (
         agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
-        alerting_router,
+        alerting_router, incidents_router, duties_router,
     ):
         app.include_router(router)
     return app

@@ -136,7 +136,7 @@ def test_inventory_import_export_and_findings_list(tmp_path):
 
 def test_rules_check_accepts_the_default_pack_and_names_each_problem(tmp_path):
     ok = runner.invoke(app, ["rules", "check", "alerting/default_rules.yaml"])
-    assert ok.exit_code == 0 and "SUCCESS: 8 rules found" in ok.output
+    assert ok.exit_code == 0 and "SUCCESS: 9 rules found" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [{name: g, rules: [{alert: A, measurement: m, field: f, threshold: 5, clear: 9}, {alert: B, kind: absence}]}]\n")
     failed = runner.invoke(app, ["rules", "check", str(bad)])

@@ -139,6 +139,7 @@ class AlertingEngine:
     def cycle(self) -> int:
         """Evaluate, store, and queue notifications; returns how many notifications were queued."""
         now = self._clock()
+        self._observe_duties(now)
         with self._lock:
             transitions = self.evaluator.evaluate(now)
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
@@ -148,6 +149,23 @@ class AlertingEngine:
             records = self._store(session, transitions, snapshot, now)
             queued = self._queue(session, transitions, records, now)
         return queued
+
+    def _observe_duties(self, now: datetime) -> None:
+        """Each duty as a `duty_status` series (overdue_seconds), for the DutyOverdue rule."""
+        if "duty_status" not in self._measurements:
+            return
+        from server.agencies.models import Agency  # noqa: PLC0415
+        from server.duties.models import KINDS, Duty  # noqa: PLC0415
+        from server.duties.service import due_at  # noqa: PLC0415
+
+        with self._sessions() as session:
+            codes = dict(session.execute(select(Agency.id, Agency.code)).all())
+            duties = session.scalars(select(Duty)).all()
+            with self._lock:
+                for duty in duties:
+                    tags = {"agency": codes.get(duty.agency_id, ""), "duty": str(duty.id), "kind": duty.kind,
+                            "name": KINDS[duty.kind][0], "system": duty.system or "-"}
+                    self.evaluator.observe("duty_status", tags, {"overdue_seconds": max(0.0, (now - due_at(duty)).total_seconds())}, now)
 
     def _store(self, session: Session, transitions: Sequence[Transition], snapshot: Mapping[str, Alert], now: datetime) -> dict[str, AlertRecord]:
         changed = {t.alert.fingerprint for t in transitions}

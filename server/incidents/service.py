@@ -1,0 +1,168 @@
+"""Incidents: creation (from an alert, a finding, or by hand), the hash-chained timeline, and the report.
+
+Each timeline entry's hash covers the previous entry's hash and the entry's own
+canonical JSON (sequence, time, actor, kind, text, data), so changing or
+removing any entry afterwards breaks every hash after it; `verify` recomputes
+the chain and the report prints the result with the final hash, which the
+receiving department can compare with a copy sent earlier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.agencies.models import Agency
+from server.alerting.models import AlertRecord
+from server.audit import service as audit
+from server.auth.principal import Principal
+from server.errors import BadRequestError, NotFoundError
+from server.findings.models import Finding
+from server.incidents.models import STATUSES, Incident, TimelineEntry
+
+GENESIS = "0" * 64
+SEVERITY_ZH = {"critical": "严重", "warning": "较大", "info": "一般"}
+STATUS_ZH = {"open": "已登记", "investigating": "调查中", "contained": "已控制", "resolved": "已处置", "closed": "已结案"}
+KIND_ZH = {"created": "创建", "note": "记录", "evidence": "证据", "status": "状态变更", "alert": "告警", "finding": "发现"}
+
+
+def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, text: str, data: dict[str, Any]) -> str:
+    canonical = json.dumps({"seq": seq, "at": at.isoformat(), "actor": actor, "kind": kind, "text": text, "data": data},
+                           ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)  # fmt: skip
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def append(session: Session, incident: Incident, *, actor: str, kind: str, text: str, data: dict[str, Any], at: datetime) -> TimelineEntry:
+    """Add one entry at the end of the chain (the only way entries are written)."""
+    last = session.scalar(select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.seq.desc()).limit(1))
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    data = json.loads(json.dumps(data, default=str))
+    entry = TimelineEntry(incident_id=incident.id, seq=seq, at=at, actor=actor, kind=kind, text=text[:20000], data=data,
+                          prev_hash=prev, hash=entry_hash(prev, seq, at, actor, kind, text[:20000], data))  # fmt: skip
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def timeline(session: Session, incident_id: int) -> list[TimelineEntry]:
+    return list(session.scalars(select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.seq)))
+
+
+def verify(entries: list[TimelineEntry]) -> tuple[bool, int | None]:
+    """(intact, the first broken sequence number or None)."""
+    prev = GENESIS
+    for expected_seq, entry in enumerate(entries, start=1):
+        if entry.seq != expected_seq or entry.prev_hash != prev:
+            return False, expected_seq
+        if entry_hash(prev, entry.seq, entry.at, entry.actor, entry.kind, entry.text, entry.data) != entry.hash:
+            return False, entry.seq
+        prev = entry.hash
+    return True, None
+
+
+def create(session: Session, *, principal: Principal, now: datetime, title: str | None, severity: str | None,
+           alert: str | None = None, finding_id: int | None = None, agency_id: int | None = None,
+           systems: list[str] | None = None, assignee: str = "", remote_addr: str | None = None) -> Incident:
+    """An incident from an alert (fingerprint), a finding, or described by hand. Raises BadRequestError, NotFoundError."""
+    principal.require_user()
+    scope = principal.agency_scope()
+    evidence: tuple[str, str, dict[str, Any]] | None = None
+    agencies: list[str] = []
+    if alert:
+        record = session.get(AlertRecord, alert)
+        if record is None:
+            raise NotFoundError(f"no alert {alert}", reason="not_found")
+        title = title or record.annotations.get("summary_zh") or record.alertname
+        severity = severity or record.severity
+        agencies = [record.agency_code] if record.agency_code else []
+        evidence = ("alert", f"由告警创建：{title}", {"fingerprint": record.fingerprint, "labels": record.labels,
+                                                    "annotations": record.annotations, "fired_at": record.fired_at})
+    elif finding_id is not None:
+        finding = session.get(Finding, finding_id)
+        if finding is None or (scope is not None and finding.agency_id != scope):
+            raise NotFoundError(f"no finding {finding_id}", reason="not_found")
+        from inventory.rules import RULES  # noqa: PLC0415
+
+        texts = RULES[finding.rule_id].text("zh", finding.subject)
+        title = title or texts["title"]
+        severity = severity or finding.severity
+        agency_id = agency_id or finding.agency_id
+        evidence = ("finding", f"由发现创建：{texts['title']}（{texts['article']}）",
+                    {"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "evidence": finding.evidence})
+    if not title or severity not in SEVERITY_ZH:
+        raise BadRequestError("an incident needs a title and a severity (critical, warning, info)", reason="bad_incident")
+    codes = dict(session.execute(select(Agency.code, Agency.id)).all())
+    if agency_id is None and agencies:
+        agency_id = codes.get(agencies[0])
+    if scope is not None:
+        agency_id = scope  # an agency user opens incidents for its own agency only
+    own_code = next((c for c, i in codes.items() if i == agency_id), None)
+    incident = Incident(title=title[:300], severity=severity, status="open", agency_id=agency_id,
+                        affected_agencies=sorted(set(agencies + ([own_code] if own_code else []))), affected_systems=systems or [],
+                        assignee=assignee, created_at=now, created_by=principal.actor)  # fmt: skip
+    session.add(incident)
+    session.flush()
+    append(session, incident, actor=principal.actor, kind="created", text=f"登记安全事件：{incident.title}",
+           data={"severity": severity, "agency": own_code}, at=now)
+    if evidence:
+        append(session, incident, actor="system", kind=evidence[0], text=evidence[1], data=evidence[2], at=now)
+    audit.record(session, actor=principal.actor, action="incident.create", target_type="incident", target_id=incident.id,
+                 details={"title": incident.title, "severity": severity}, remote_addr=remote_addr, at=now)
+    return incident
+
+
+def get(session: Session, *, incident_id: int, agency_id: int | None) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None or (agency_id is not None and incident.agency_id != agency_id):
+        raise NotFoundError(f"no incident {incident_id}", reason="not_found")
+    return incident
+
+
+def set_status(session: Session, incident: Incident, *, status: str, principal: Principal, now: datetime, note: str = "") -> None:
+    if status not in STATUSES:
+        raise BadRequestError(f"status must be one of {', '.join(STATUSES)}", reason="bad_status")
+    before = incident.status
+    incident.status = status
+    append(session, incident, actor=principal.actor, kind="status", text=f"状态：{STATUS_ZH[before]} → {STATUS_ZH[status]}。{note}".strip(),
+           data={"from": before, "to": status}, at=now)
+
+
+def report_html(session: Session, incident: Incident) -> str:
+    """The incident report in Chinese, fit to send to the relevant department, with the chain check."""
+    entries = timeline(session, incident.id)
+    intact, broken = verify(entries)
+    rows = "\n".join(
+        f"<tr><td>{e.seq}</td><td>{html.escape(e.at.strftime('%Y-%m-%d %H:%M:%S'))} UTC</td><td>{html.escape(KIND_ZH.get(e.kind, e.kind))}</td>"
+        f"<td>{html.escape(e.actor)}</td><td>{html.escape(e.text)}</td><td><code>{e.hash[:16]}</code></td></tr>"
+        for e in entries
+    )
+    check = (f"完整：{len(entries)} 条记录的哈希链校验通过，末条哈希 <code>{entries[-1].hash}</code>" if intact and entries
+             else f"<strong>校验失败</strong>：第 {broken} 条记录起哈希链不一致，记录可能被修改")  # fmt: skip
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>安全事件报告 #{incident.id}</title>
+<style>body{{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}}</style></head>
+<body>
+<h1>网络安全事件调查报告</h1>
+<p>依据《电子政务管理办法》第二十六条第（六）项、第二十七条第（五）项报送。</p>
+<table>
+<tr><th>事件编号</th><td>#{incident.id}</td><th>事件等级</th><td>{SEVERITY_ZH[incident.severity]}</td></tr>
+<tr><th>事件名称</th><td colspan="3">{html.escape(incident.title)}</td></tr>
+<tr><th>当前状态</th><td>{STATUS_ZH[incident.status]}</td><th>负责人</th><td>{html.escape(incident.assignee or "—")}</td></tr>
+<tr><th>涉及单位</th><td>{html.escape("、".join(incident.affected_agencies) or "—")}</td><th>涉及系统</th><td>{html.escape("、".join(incident.affected_systems) or "—")}</td></tr>
+<tr><th>登记时间</th><td>{incident.created_at.strftime('%Y-%m-%d %H:%M:%S')} UTC</td><th>登记人</th><td>{html.escape(incident.created_by)}</td></tr>
+</table>
+<h2>处置时间线</h2>
+<table><tr><th>序号</th><th>时间</th><th>类型</th><th>记录人</th><th>内容</th><th>哈希</th></tr>
+{rows}
+</table>
+<h2>记录完整性</h2>
+<p>{check}</p>
+</body></html>
+"""
