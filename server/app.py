@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import delete, text
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,8 @@ from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
+from server.ui.views import LoginRequiredError
+from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
 from server.inventory.views import router as inventory_router
@@ -145,7 +147,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.add_middleware(BodyLimitMiddleware, limit=settings.server.max_body_bytes, on_reject=count_too_large)
 
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if isinstance(exc, LoginRequiredError):
+            return RedirectResponse("/ui/login", status_code=303)
         if request.url.path == INGEST_PATH:
             metrics.rejects.labels(exc.reason).inc()
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
@@ -191,7 +195,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     for router in (
         agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
-        alerting_router, incidents_router, duties_router,
+        alerting_router, incidents_router, duties_router, ui_router,
     ):
         app.include_router(router)
     return app

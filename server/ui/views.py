@@ -1,0 +1,261 @@
+"""The console at /ui: server-rendered pages over the same services as the API, scoped the same way.
+
+Login exchanges a user name and password (scrypt, server/auth) for a normal
+API token with an 8-hour expiry, stored hashed like every token and kept by the
+browser in an HttpOnly, SameSite=Strict cookie; logout revokes it. Every form
+carries a CSRF token derived from the session (HMAC of the cookie), checked on
+each POST. An agency user sees only its agency: another agency's pages answer 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.agencies.models import Agency
+from server.alerting.models import AlertRecord
+from server.auth import service as auth
+from server.auth.models import ApiToken, User
+from server.auth.principal import Principal
+from server.auth.secrets import token_hash, verify_password
+from server.deps import DbSession, Now, RemoteAddr, get_session
+from server.duties import service as duties
+from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from server.findings import service as findings
+from server.hosts import service as hosts
+from server.hosts.models import Host
+from server.incidents.models import Incident
+from server.ui.i18n import MESSAGES
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+COOKIE = "egovmon_session"
+SESSION_TTL = timedelta(hours=8)
+REPORTING_WINDOW = timedelta(minutes=15)
+
+
+def _lang(request: Request) -> str:
+    lang = request.cookies.get("egovmon_lang")
+    if lang in MESSAGES:
+        return lang
+    return "en" if request.app.state.settings.language == "en" else "zh"
+
+
+def _csrf(session_token: str) -> str:
+    return hmac.new(session_token.encode(), b"egovmon-console-csrf", hashlib.sha256).hexdigest()
+
+
+class LoginRequiredError(UnauthorizedError):
+    """No console session: the page sends the browser to the login form."""
+
+
+def console_user(request: Request, session: Session = Depends(get_session)) -> Principal:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise LoginRequiredError("log in first", reason="login_required")
+    try:
+        principal = auth.authenticate(session, token, now=request.app.state.clock())
+    except UnauthorizedError as exc:
+        raise LoginRequiredError("session expired", reason="login_required") from exc
+    session.commit()
+    if principal.kind != "user":
+        raise ForbiddenError("agents have no console", reason="agent_cannot_read")
+    return principal
+
+
+def _page(request: Request, name: str, principal: Principal | None, **context: Any) -> HTMLResponse:
+    lang = _lang(request)
+    token = request.cookies.get(COOKIE, "")
+    return templates.TemplateResponse(request, name, {"t": MESSAGES[lang], "lang": lang, "user": principal,
+                                                      "csrf": _csrf(token) if token else "", **context})
+
+
+def _check_csrf(request: Request, csrf: str) -> None:
+    token = request.cookies.get(COOKIE, "")
+    if not token or not hmac.compare_digest(csrf, _csrf(token)):
+        raise ForbiddenError("the form's CSRF token does not match this session", reason="csrf")
+
+
+def _codes(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Agency.id, Agency.code)).all())
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", None, error=False)
+
+
+@router.post("/login")
+def login(request: Request, session: DbSession, now: Now, remote: RemoteAddr,
+          username: str = Form(""), password: str = Form("")) -> Response:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or user.disabled or not user.password_hash or not verify_password(password, user.password_hash):
+        response = _page(request, "login.html", None, error=True)
+        response.status_code = 401
+        return response
+    _, secret = auth.create_api_token(session, actor=f"user:{user.username}", user_id=user.id, name="console",
+                                      ttl=SESSION_TTL, remote_addr=remote, now=now)  # fmt: skip
+    session.commit()
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie(COOKIE, secret, max_age=int(SESSION_TTL.total_seconds()), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")  # fmt: skip
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: DbSession, now: Now, csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(request.cookies.get(COOKIE, ""))))
+    if token is not None:
+        auth.revoke_api_token(session, actor="console", token_id=token.id, now=now)
+        session.commit()
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/lang/{lang}")
+def switch_language(lang: str, request: Request) -> Response:
+    response = RedirectResponse(request.headers.get("referer") or "/ui", status_code=303)
+    if lang in MESSAGES:
+        response.set_cookie("egovmon_lang", lang, max_age=365 * 86400, samesite="strict", path="/")
+    return response
+
+
+def _host_rows(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+    codes = _codes(session)
+    return [
+        {"id": h.id, "hostname": h.hostname, "agency": codes.get(h.agency_id), "last_seen": h.last_seen_at,
+         "reporting": h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
+        for h in hosts.list_hosts(session, agency_id=principal.agency_scope())
+    ]  # fmt: skip
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    rows = _host_rows(session, principal, now)
+    by_agency: dict[str, list[int]] = {}
+    for row in rows:
+        counts = by_agency.setdefault(row["agency"] or "-", [0, 0])
+        counts[0] += 1
+        counts[1] += int(row["reporting"])
+    scope = principal.agency_scope()
+    open_findings = [f for f in findings.list_findings(session, agency_id=scope) if f.status in ("open", "acknowledged")]
+    own = _codes(session).get(scope) if scope is not None else None
+    firing = [a for a in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing")) if own is None or a.agency_code == own]
+    return _page(request, "overview.html", principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
+                 by_agency=by_agency, open_findings=len(open_findings), firing=len(firing))  # fmt: skip
+
+
+@router.get("/hosts", response_class=HTMLResponse)
+def host_list(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    return _page(request, "hosts.html", principal, hosts=_host_rows(session, principal, now))
+
+
+def sparkline(values: list[float], width: int = 320, height: int = 48) -> str:
+    """An inline SVG polyline of `values` (oldest first)."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in enumerate(values))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<polyline fill="none" stroke="#1f6fb2" stroke-width="2" points="{points}"/></svg>')  # fmt: skip
+
+
+@router.get("/hosts/{host_id}", response_class=HTMLResponse)
+def host_page(host_id: int, request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    host = session.get(Host, host_id)
+    if host is None:
+        raise NotFoundError("no such host", reason="not_found")
+    principal.require_agency(host.agency_id)  # another agency's host: 403
+    line = ""
+    if request.app.state.history is None:
+        points = hosts.history(session, host_id=host_id, measurement="host_load", since=now - timedelta(hours=1), until=now, limit=2000)
+        line = sparkline([float(p.fields["load1"]) for p in sorted(points, key=lambda p: p.ts_ns) if "load1" in p.fields])
+    codes = _codes(session)
+    lang = _lang(request)
+    related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
+               for f in findings.list_findings(session, agency_id=host.agency_id)
+               if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
+    return _page(request, "host.html", principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
+
+
+@router.get("/findings", response_class=HTMLResponse)
+def finding_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    codes = _codes(session)
+    lang = _lang(request)
+    rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
+            for f in findings.list_findings(session, agency_id=principal.agency_scope())]  # fmt: skip
+    return _page(request, "findings.html", principal, findings=rows)
+
+
+@router.get("/findings/{finding_id}", response_class=HTMLResponse)
+def finding_page(finding_id: int, request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    from server.findings.models import Finding  # noqa: PLC0415
+
+    found = session.get(Finding, finding_id)
+    if found is None:
+        raise NotFoundError("no such finding", reason="not_found")
+    if found.agency_id is not None:
+        principal.require_agency(found.agency_id)
+    elif principal.agency_scope() is not None:
+        raise ForbiddenError("this finding belongs to no agency of yours", reason="other_agency")
+    row = findings.read(found, agency_code=_codes(session).get(found.agency_id or -1), language=_lang(request))
+    return _page(request, "finding.html", principal, f=row)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alert_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    scope = principal.agency_scope()
+    own = _codes(session).get(scope) if scope is not None else None
+    lang = _lang(request)
+    rows = []
+    for a in session.scalars(select(AlertRecord).where(AlertRecord.status != "resolved").order_by(AlertRecord.active_since.desc())):
+        if own is not None and a.agency_code != own:
+            continue
+        summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
+        rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
+                     "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status,
+                     "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data})  # fmt: skip
+    return _page(request, "alerts.html", principal, alerts=rows)
+
+
+@router.post("/alerts/{fingerprint}/acknowledge")
+def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now, csrf: str = Form(""),
+                principal: Principal = Depends(console_user)) -> Response:
+    _check_csrf(request, csrf)
+    from server.audit import service as audit  # noqa: PLC0415
+
+    record = session.get(AlertRecord, fingerprint)
+    scope = principal.agency_scope()
+    if record is None or (scope is not None and record.agency_code != _codes(session).get(scope)):
+        raise ForbiddenError("not your alert", reason="other_agency")
+    if record.status == "firing" and record.acknowledged_at is None:
+        record.acknowledged_by, record.acknowledged_at = principal.actor, now
+        audit.record(session, actor=principal.actor, action="alert.acknowledge", target_type="alert", target_id=fingerprint, at=now)
+        session.commit()
+    return RedirectResponse("/ui/alerts", status_code=303)
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incident_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    query = select(Incident).order_by(Incident.id.desc())
+    if principal.agency_scope() is not None:
+        query = query.where(Incident.agency_id == principal.agency_scope())
+    return _page(request, "incidents.html", principal, incidents=list(session.scalars(query)))
+
+
+@router.get("/scorecard", response_class=HTMLResponse)
+def scorecard(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()))
