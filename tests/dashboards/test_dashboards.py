@@ -1,0 +1,184 @@
+"""Dashboards as code: every panel's and variable's InfluxQL against a real InfluxDB 1.x seeded through egovmon's
+real history writer with what the collectors produce; the JSON against the foundation SDK's models; provisioning
+against the documented Grafana HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from collectors.flow.aggregate import AggregateSettings, summarise
+from collectors.flow.batch import BatchDecoder
+from collectors.flow.decode import read_datagrams
+from collectors.host import HostCollector
+from core.collect import LOCAL
+from core.models import Sample
+from core.settings import TsdbSettings
+from dashboards.build import build_dashboard, push, to_json, write
+from dashboards.panels import DASHBOARDS, VARIABLES
+from server.history.influx1 import InfluxV1Writer
+from server.ingest.encode import encode_batch
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flows"
+
+
+def _samples(now: datetime) -> list[Sample]:
+    """What the collectors write: the real host collector on this machine, real flow aggregates, and samples with the
+    measurements and fields of collectors/backup.py, collectors/snmp/reading.py and probes/result.py."""
+    first = asyncio.run(HostCollector().collect(LOCAL, timeout=10)).samples
+    second = asyncio.run(HostCollector().collect(LOCAL, timeout=10)).samples
+    # Two real collections, placed 90 s apart in the past (InfluxQL's GROUP BY time stops at now()): rates need two buckets.
+    host = [s.model_copy(update={"timestamp": now - timedelta(seconds=120)}) for s in first]
+    later = [s.model_copy(update={"timestamp": now - timedelta(seconds=30)}) for s in second]
+    decoded = BatchDecoder().decode([("10.0.0.1", d) for _, d in read_datagrams(FIXTURES / "netflow5_test_microtik.dat")])
+    flows, _ = summarise({e: f.flows for e, f in decoded.exporters.items()}, AggregateSettings(), at=now)
+    device = [Sample(measurement="snmp_interface", tags={"device": "core-1", "if_index": "1", "if_name": "GE0/0/1"},
+                     fields={"in_octets_total": 1000 + i * 125000, "oper_up": 1, "admin_up": 1}, timestamp=now + timedelta(seconds=90 * i))
+              for i in range(2)]  # fmt: skip
+    device.append(Sample(measurement="snmp_device", tags={"device": "core-1"}, fields={"up": 1, "poll_duration_seconds": 0.2}, timestamp=now))
+    backup = [Sample(measurement="backup", tags={"job": "his-db", "role": "backup", "kind": "path"},
+                     fields={"age_seconds": 3600.0, "rpo_ok": 1, "rpo_seconds": 86400.0}, timestamp=now)]  # fmt: skip
+    probe = [Sample(measurement="probe", tags={"check": "portal", "kind": "http", "target": "https://www.example.gov/"},
+                    fields={"success": 1, "duration_seconds": 0.05}, timestamp=now)]  # fmt: skip
+    return host + later + flows + device + backup + probe
+
+
+@pytest.fixture(scope="module")
+def seeded(influxdb1):  # noqa: ANN001 - the session fixture of tests/conftest.py
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    samples = [s.model_dump() for s in _samples(now)]
+    batch, _ = encode_batch(samples, extra_tags={"host": "his-db-1", "agency": "health"}, now=datetime.now(UTC))
+    writer = InfluxV1Writer(TsdbSettings(kind="influxdb1", url=influxdb1.url, database="egovmon"))
+    writer.write(batch)
+    writer.close()
+    return influxdb1
+
+
+def _concrete(query: str) -> str:
+    """Grafana's macros and All-valued variables as Grafana would expand them."""
+    query = query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "1m")
+    return re.sub(r"/\^\$(agency|host|device)\$/", "/.*/", query)
+
+
+PANELS = [(d.uid, p) for d in DASHBOARDS for p in d.panels]
+
+
+@pytest.mark.parametrize(("uid", "panel"), PANELS, ids=[f"{u}:{p.title_en}" for u, p in PANELS])
+def test_every_panel_query_returns_series_with_its_legend_tags(seeded, uid, panel):
+    results = seeded.query(_concrete(panel.query))["results"]
+    series = [s for r in results for s in r.get("series", [])]
+    assert series, f"{uid}: {panel.title_en} returned nothing"
+    for s in series:
+        assert set(panel.legend) <= set(s.get("tags", {})), (panel.title_en, s.get("tags"))
+        assert any(v is not None for row in s["values"] for v in row[1:])
+
+
+@pytest.mark.parametrize("name", sorted(VARIABLES))
+def test_every_variable_query_returns_values(seeded, name):
+    results = seeded.query(_concrete(VARIABLES[name].query))["results"]
+    values = [row[1] for r in results for s in r.get("series", []) for row in s["values"]]
+    assert values == {"agency": ["health"], "host": ["his-db-1"], "device": ["core-1"]}[name]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_dashboard_json_round_trips_through_the_sdk_models(lang):
+    for spec in DASHBOARDS:
+        data = build_dashboard(spec, lang)
+        assert to_json(Dashboard.from_json(data)) == data
+        assert data["uid"] == (spec.uid if lang == "zh" else f"{spec.uid}-en")
+        assert data["title"] == (spec.title_zh if lang == "zh" else spec.title_en)
+        assert [v["name"] for v in data["templating"]["list"]] == list(spec.variables)
+        assert all(t["rawQuery"] and t["datasource"]["uid"] == "egovmon-influxdb" for p in data["panels"] for t in p["targets"])
+
+
+def test_build_writes_dashboards_and_provisioning(tmp_path):
+    written = write(tmp_path, influx_url="http://influx.example:8086")
+    assert len([p for p in written if p.suffix == ".json"]) == len(DASHBOARDS) and len(written) == len(DASHBOARDS) + 2
+    datasources = json.loads((tmp_path / "provisioning" / "datasources.yaml").read_text())
+    assert datasources["datasources"][0]["jsonData"] == {"dbName": "egovmon", "httpMode": "GET", "version": "InfluxQL"}
+    providers = json.loads((tmp_path / "provisioning" / "dashboards.yaml").read_text())
+    assert {p["folder"] for p in providers["providers"]} == {"统一平台", "网络", "服务", "部门"}
+
+
+class FakeGrafana(BaseHTTPRequestHandler):
+    """A stand-in for Grafana's HTTP API (no Grafana server can be installed here: not in Debian, not on PyPI).
+    It implements the documented shapes of the calls egovmon makes: GET/POST /api/folders, GET /api/folders/:uid,
+    GET /api/datasources/uid/:uid, POST /api/datasources, PUT /api/datasources/uid/:uid, POST /api/dashboards/db."""
+
+    state: dict[str, Any] = {}
+
+    def _send(self, status: int, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _body(self) -> Any:
+        return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+
+    def do_GET(self) -> None:  # noqa: N802
+        assert self.headers["Authorization"] == "Bearer glsa_test"
+        if self.path.startswith("/api/folders/"):
+            uid = self.path.rsplit("/", 1)[1]
+            folder = self.state["folders"].get(uid)
+            self._send(200, folder) if folder else self._send(404, {"message": "folder not found"})
+        elif self.path.startswith("/api/datasources/uid/"):
+            ds = self.state["datasources"].get(self.path.rsplit("/", 1)[1])
+            self._send(200, ds) if ds else self._send(404, {"message": "Data source not found"})
+        else:
+            self._send(404, {"message": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self._body()
+        if self.path == "/api/folders":
+            self.state["folders"][body["uid"]] = {"uid": body["uid"], "title": body["title"], "id": len(self.state["folders"]) + 1}
+            self._send(200, self.state["folders"][body["uid"]])
+        elif self.path == "/api/datasources":
+            self.state["datasources"][body["uid"]] = body
+            self._send(200, {"message": "Datasource added", "datasource": body})
+        elif self.path == "/api/dashboards/db":
+            uid = body["dashboard"]["uid"]
+            assert body["overwrite"] is True and body["folderUid"] in self.state["folders"]
+            self.state["dashboards"][uid] = body
+            self._send(200, {"status": "success", "uid": uid, "version": 1})
+        else:
+            self._send(404, {"message": "not found"})
+
+    def do_PUT(self) -> None:  # noqa: N802
+        body = self._body()
+        uid = self.path.rsplit("/", 1)[1]
+        self.state["datasources"][uid] = body
+        self._send(200, {"message": "Datasource updated"})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_push_provisions_idempotently_through_grafana_client():
+    from grafana_client import GrafanaApi
+
+    FakeGrafana.state = {"folders": {}, "datasources": {}, "dashboards": {}}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafana)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = GrafanaApi.from_url(f"http://127.0.0.1:{server.server_address[1]}", credential="glsa_test")
+        first = push(api, influx_url="http://influx:8086")
+        second = push(api, influx_url="http://influx:8086")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first == {"datasources_created": 1, "datasources_updated": 0, "folders_created": 4, "dashboards": len(DASHBOARDS)}
+    assert second == {"datasources_created": 0, "datasources_updated": 1, "folders_created": 0, "dashboards": len(DASHBOARDS)}
+    assert sorted(FakeGrafana.state["dashboards"]) == sorted(d.uid for d in DASHBOARDS)
+    assert list(FakeGrafana.state["datasources"]) == ["egovmon-influxdb"]
