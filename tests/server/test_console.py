@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.serverproc import start_server
 from tests.server.conftest import Clock, enroll, make_agency
+from tests.services import require_program
 
 PASSWORD = "correct-horse-battery"
 
@@ -63,17 +63,14 @@ def test_sparkline_is_an_svg_polyline_scaled_to_the_values():
 
 
 def _chromium() -> str:
-    path = shutil.which("chromium")
+    """Debian's chromium (Playwright never downloads a browser here); skipped, or failed when CI=true, without it."""
     try:
         import playwright  # noqa: F401
     except ImportError:
-        path = None
-    if path is None:
-        reason = "Debian chromium and the playwright package are needed"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (required when CI=true)")
-        pytest.skip(reason)
-    return path
+            pytest.fail("the playwright package is needed (required when CI=true)")
+        pytest.skip("the playwright package is not installed")
+    return require_program("chromium")
 
 
 def test_the_console_end_to_end_in_headless_chromium(tmp_path: Path):
