@@ -5,7 +5,7 @@ agent's flow listener; the agent's `flow` collector summarises each interval
 and the shipper delivers the samples and observations to an `egovmon server`
 process. What the server stores must add up to exactly what was exported:
 flows, packets and bytes, and one active-subnet observation for every /24
-that the traffic used (all of it private space outside the empty address plan).
+that the traffic used (all of it private space outside the empty address plan), each also a finding.
 """
 
 from __future__ import annotations
@@ -94,6 +94,11 @@ def test_flow_aggregates_reach_the_server_and_add_up(tmp_path, server):
             expected = _subnets(traffic)
             seen = wait_until(lambda: (s := subnets()) >= expected and s, 30, "every /24 as an observation")
             assert seen == expected
+            # Nothing is declared: every active subnet seen in the flows is a finding, with the flows as evidence.
+            findings = httpx.get(f"{server.url}/api/v1/findings", params={"rule_id": "undeclared_network"},
+                                 headers=server.admin, timeout=10).json()
+            flow_findings = {f["subject"] for f in findings if "flow" in f["sources"]}
+            assert flow_findings == expected
             receiver = wait_until(lambda: _history(server, credential.host_id, "flow_receiver"), 30, "receiver counters")
             last = max(receiver, key=lambda p: p["timestamp"])["fields"]
             assert (last["records_total"], last["malformed_total"], last["queue_drops_total"]) == (exported, 0, 0)
