@@ -20,7 +20,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import VariableRefresh
 
 from dashboards.influxql import DATASOURCE, DATASOURCE_UID, InfluxQL
-from dashboards.panels import DASHBOARDS, FOLDERS, VARIABLES, DashboardSpec, PanelSpec
+from dashboards.panels import ANNOTATIONS, DASHBOARDS, FOLDERS, VARIABLES, DashboardSpec, PanelSpec
 
 PANEL_BUILDERS = {"timeseries": timeseries.Panel, "stat": stat.Panel, "table": table.Panel}
 
@@ -54,7 +54,15 @@ def build_dashboard(spec: DashboardSpec, lang: str = "zh") -> dict[str, Any]:
         )  # fmt: skip
     for panel in spec.panels:
         builder.with_panel(_panel(panel, lang))
-    return to_json(builder.build())
+    data = to_json(builder.build())
+    if spec.annotations:
+        # The SDK's AnnotationQuery has no field for a datasource query: InfluxDB annotations are added as Grafana stores them.
+        data["annotations"]["list"] += [
+            {"name": a.name_zh if lang == "zh" else a.name_en, "datasource": {"type": "influxdb", "uid": DATASOURCE_UID},
+             "enable": True, "iconColor": a.color, "query": a.query, "textColumn": "text", "tagsColumn": a.tags_column}
+            for a in ANNOTATIONS
+        ]  # fmt: skip
+    return data
 
 
 def to_json(model: Any) -> dict[str, Any]:

@@ -33,6 +33,23 @@ class VariableSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnotationSpec:
+    name_zh: str
+    name_en: str
+    query: str
+    tags_column: str
+    color: str
+
+
+ANNOTATIONS: tuple[AnnotationSpec, ...] = (
+    AnnotationSpec("告警", "Alerts", 'SELECT "text", "alertname", "status" FROM "egovmon_alert_events" WHERE $timeFilter '
+                   'AND "agency" =~ /^$agency$/', "alertname,status", "red"),
+    AnnotationSpec("合规发现", "Findings", 'SELECT "text", "article", "status" FROM "egovmon_finding_events" WHERE $timeFilter '
+                   'AND "agency" =~ /^$agency$/', "article,status", "orange"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class DashboardSpec:
     uid: str
     folder: str
@@ -40,6 +57,7 @@ class DashboardSpec:
     title_en: str
     panels: tuple[PanelSpec, ...]
     variables: tuple[str, ...] = ("agency", "host")
+    annotations: bool = True  # alert and finding events as annotations
 
 
 VARIABLES: dict[str, VariableSpec] = {v.name: v for v in (
@@ -65,6 +83,11 @@ HOST_PANELS = (
 
 DASHBOARDS: tuple[DashboardSpec, ...] = (
     DashboardSpec("egovmon-overview", "platform", "平台总览", "Platform overview", (
+        PanelSpec("触发中告警", "Firing alerts", 'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "egovmon_alerts" '
+                  'WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "agency", "severity")', (), kind="stat"),
+        PanelSpec("未关闭合规发现", "Open findings", 'SELECT sum("open") FROM (SELECT last("open") + last("acknowledged") AS "open" '
+                  'FROM "egovmon_findings" WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "agency", "rule_id", "severity")',
+                  (), kind="stat"),
         PanelSpec("上报主机数", "Hosts reporting", 'SELECT count(distinct("host")) FROM (SELECT last("uptime_seconds") FROM "host_system" '
                   'WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "host")', (), kind="stat"),
         PanelSpec("各部门上报主机", "Hosts reporting per agency", 'SELECT last("uptime_seconds") FROM "host_system" WHERE $timeFilter '
@@ -105,6 +128,17 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
         PanelSpec("探测耗时", "Probe duration", 'SELECT mean("duration_seconds") FROM "probe" WHERE $timeFilter AND "agency" =~ /^$agency$/ '
                   'GROUP BY time($__interval), "check" fill(none)', ("check",), unit="s"),
     ), variables=("agency",)),
+    DashboardSpec("egovmon-security", "compliance", "安全与合规", "Security and compliance", (
+        PanelSpec("按条款的未关闭发现", "Open findings by article", 'SELECT last("open") + last("acknowledged") FROM "egovmon_findings" '
+                  'WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "article", "agency"', ("article", "agency"), kind="table"),
+        PanelSpec("发现趋势", "Findings over time", 'SELECT sum("open") FROM "egovmon_findings" WHERE $timeFilter AND "agency" =~ /^$agency$/ '
+                  'GROUP BY time($__interval), "article" fill(none)', ("article",)),
+        PanelSpec("按级别的告警", "Firing alerts by severity", 'SELECT last("firing") FROM "egovmon_alerts" WHERE $timeFilter '
+                  'AND "agency" =~ /^$agency$/ GROUP BY "agency", "severity"', ("agency", "severity"), kind="table"),
+        PanelSpec("合规记分卡", "Compliance scorecard", 'SELECT last("duties_overdue") AS "逾期职责", last("monitoring_coverage_ratio") '
+                  'AS "监测覆盖率", last("backup_rpo_ratio") AS "备份达标率", last("open_findings") AS "未关闭发现" FROM "egovmon_scorecard" '
+                  'WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "agency"', ("agency",), kind="table"),
+    ), variables=("agency",)),
     DashboardSpec("egovmon-agency", "agencies", "部门视图", "Agency view", HOST_PANELS[:3] + (
         PanelSpec("本部门备份", "This agency's backups", 'SELECT last("rpo_ok") FROM "backup" WHERE $timeFilter AND "agency" =~ /^$agency$/ '
                   'GROUP BY "host", "job"', ("host", "job"), kind="table"),
@@ -112,4 +146,4 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
 )  # fmt: skip
 
 FOLDERS = {"platform": ("统一平台", "Platform"), "network": ("网络", "Network"), "services": ("服务", "Services"),
-           "agencies": ("部门", "Agencies")}  # fmt: skip
+           "agencies": ("部门", "Agencies"), "compliance": ("安全与合规", "Security and compliance")}  # fmt: skip

@@ -28,6 +28,8 @@ from server.auth.views import router as auth_router
 from server.database import make_engine, make_sessionmaker, migrate, transaction
 from server.errors import ApiError
 from server.history.build import build_history
+from server.history.state import collect_state
+from server.ingest.encode import encode_batch
 from server.hosts import service as hosts_service
 from server.hosts.views import router as hosts_router
 from server.ingest.hooks import IngestHooks
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
 RECONCILE_INTERVAL_SECONDS = 60.0
+STATE_EXPORT_INTERVAL_SECONDS = 60.0
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
 )
@@ -126,6 +129,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             asyncio.create_task(_reconcile_loop(app)),
             asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert evaluation")),
             asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification delivery")),
+            asyncio.create_task(_every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state export")),
         ]
         try:
             yield
@@ -274,6 +278,21 @@ def prune(app: FastAPI) -> dict[str, int]:
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)
     return deleted
+
+
+def export_state(app: FastAPI) -> int:
+    """Write findings, alerts, the scorecard and their changes to the TSDB for Grafana; returns samples written."""
+    history = app.state.history
+    if history is None:
+        return 0  # the embedded history is per host; Grafana dashboards need a TSDB
+    now: datetime = app.state.clock()
+    with app.state.sessions() as session:
+        samples = collect_state(session, since=getattr(app.state, "state_exported_at", None), now=now)
+    app.state.state_exported_at = now
+    if samples:
+        encoded, _ = encode_batch([s.model_dump() for s in samples], extra_tags={}, now=now, with_points=False)
+        history.write(encoded)
+    return len(samples)
 
 
 async def _every(app: FastAPI, seconds: float, work: Callable[[], Any], what: str) -> None:
