@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body
 from sqlalchemy import select
 
-from alerting.route import parse_matcher
 from server.agencies.models import Agency
+from server.alerting import service
 from server.alerting.models import AlertRecord, Notification, SilenceRecord
 from server.audit import service as audit
 from server.deps import Caller, DbSession, Now, RemoteAddr
-from server.errors import BadRequestError, ForbiddenError, NotFoundError
+from server.errors import BadRequestError, NotFoundError
 
 router = APIRouter(prefix="/api/v1", tags=["alerting"])
 
@@ -98,28 +97,8 @@ def _silence(s: SilenceRecord) -> dict[str, Any]:
 @router.post("/silences", status_code=201)
 def create_silence(caller: Caller, session: DbSession, now: Now, remote: RemoteAddr, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
     """Body: {"matchers": ["alertname=HostMemoryLow", "host=web-1"], "duration_minutes": 60, "comment": "变更窗口"}."""
-    caller.require_user()
-    matchers = [str(m) for m in body.get("matchers") or []]
-    comment = str(body.get("comment") or "").strip()
-    try:
-        minutes = float(body.get("duration_minutes", 60))
-        for m in matchers:
-            parse_matcher(m)
-    except (TypeError, ValueError) as exc:
-        raise BadRequestError(str(exc), reason="bad_silence") from exc
-    if not matchers or not comment or not 0 < minutes <= 30 * 24 * 60:
-        raise BadRequestError("a silence needs matchers, a comment and 0 < duration_minutes <= 43200", reason="bad_silence")
-    own = _own_code(session, caller)
-    if own is not None:
-        if caller.role != "agency":
-            raise ForbiddenError("this role cannot silence", reason="role_required")
-        matchers = [m for m in matchers if not m.startswith("agency")] + [f"agency={own}"]  # an agency mutes only its own
-    silence = SilenceRecord(matchers=matchers, starts_at=now, ends_at=now + timedelta(minutes=minutes), created_by=caller.actor,
-                            comment=comment[:1000], agency_code=own)  # fmt: skip
-    session.add(silence)
-    session.flush()
-    audit.record(session, actor=caller.actor, action="silence.create", target_type="silence", target_id=silence.id,
-                 details={"matchers": matchers, "minutes": minutes, "comment": comment[:200]}, remote_addr=remote, at=now)
+    silence = service.create_silence(session, principal=caller, matchers=body.get("matchers") or [],
+                                     minutes=body.get("duration_minutes", 60), comment=body.get("comment"), now=now, remote_addr=remote)
     session.commit()
     return _silence(silence)
 

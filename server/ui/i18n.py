@@ -13,7 +13,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "summary": "摘要", "since": "开始时间", "load": "系统负载（近1小时）", "no_history": "历史数据保存在时序数据库中，请在 Grafana 查看",
         "language": "English", "duties_overdue": "逾期职责", "coverage": "监测覆盖率", "backup_rpo": "备份达标率",
         "title_col": "名称", "none": "无", "lacking_data": "数据中断", "severity_critical": "严重", "severity_warning": "警告",
-        "severity_info": "提示",
+        "severity_info": "提示", "devices": "网络设备", "device": "设备", "reachable": "可达", "unreachable": "不可达",
+        "poll_duration": "轮询耗时（秒）", "last_error": "最近错误", "collector": "采集主机", "silence": "静默",
+        "silence_minutes": "静默分钟数", "comment": "说明", "silences": "生效中的静默", "matchers": "匹配条件", "until": "截止",
     },
     "en": {
         "title": "E-Government Platform Operations and Security Monitor", "login": "Log in", "logout": "Log out",
@@ -26,6 +28,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "summary": "Summary", "since": "Since", "load": "Load (last hour)", "no_history": "History is in the TSDB: see Grafana",
         "language": "中文", "duties_overdue": "Overdue duties", "coverage": "Monitoring coverage", "backup_rpo": "Backups within RPO",
         "title_col": "Title", "none": "none", "lacking_data": "data missing", "severity_critical": "critical",
-        "severity_warning": "warning", "severity_info": "info",
+        "severity_warning": "warning", "severity_info": "info", "devices": "Devices", "device": "Device",
+        "reachable": "reachable", "unreachable": "unreachable", "poll_duration": "Poll duration (s)", "last_error": "Last error",
+        "collector": "Collector host", "silence": "Silence", "silence_minutes": "Minutes", "comment": "Comment",
+        "silences": "Active silences", "matchers": "Matchers", "until": "Until",
     },
 }

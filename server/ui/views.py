@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.agencies.models import Agency
-from server.alerting.models import AlertRecord
+from server.alerting.models import AlertRecord, SilenceRecord
+from server.alerting.service import create_silence as create_silence_record
 from server.auth import service as auth
 from server.auth.models import ApiToken, User
 from server.auth.principal import Principal
@@ -32,7 +33,7 @@ from server.duties import service as duties
 from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from server.findings import service as findings
 from server.hosts import service as hosts
-from server.hosts.models import Host
+from server.hosts.models import Host, LatestSeries
 from server.incidents.models import Incident
 from server.ui.i18n import MESSAGES
 
@@ -225,10 +226,39 @@ def alert_list(request: Request, session: DbSession, principal: Principal = Depe
         if own is not None and a.agency_code != own:
             continue
         summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
+        matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k in ("alertname", "host", "device", "check", "job"))
         rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
-                     "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status,
+                     "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": matchers,
                      "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data})  # fmt: skip
-    return _page(request, "alerts.html", principal, alerts=rows)
+    now = request.app.state.clock()
+    silences = [s for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now).order_by(SilenceRecord.id))
+                if own is None or s.agency_code == own]  # fmt: skip
+    return _page(request, "alerts.html", principal, alerts=rows, silences=silences)
+
+
+@router.post("/silences")
+def create_silence(request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""), matchers: str = Form(""),
+                   minutes: float = Form(60), comment: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+    """The API's silence, from the alerts page (an agency user's silence is limited to its agency there)."""
+    _check_csrf(request, csrf)
+    create_silence_record(session, principal=principal, matchers=matchers.split(), minutes=minutes, comment=comment, now=now, remote_addr=remote)
+    session.commit()
+    return RedirectResponse("/ui/alerts", status_code=303)
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def device_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    """Network devices polled over SNMP: the newest `snmp_device` status of each, with the collector host."""
+    codes = _codes(session)
+    query = select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id).where(LatestSeries.measurement == "snmp_device")
+    if principal.agency_scope() is not None:
+        query = query.where(Host.agency_id == principal.agency_scope())
+    devices = [
+        {"device": series.tags.get("device", "-"), "up": bool(series.fields.get("up")), "duration": series.fields.get("poll_duration_seconds"),
+         "error": series.fields.get("last_error", ""), "collector": host.hostname, "agency": codes.get(host.agency_id)}
+        for series, host in session.execute(query).all()
+    ]  # fmt: skip
+    return _page(request, "devices.html", principal, devices=sorted(devices, key=lambda d: d["device"]))
 
 
 @router.post("/alerts/{fingerprint}/acknowledge")

@@ -86,6 +86,8 @@ def test_the_console_end_to_end_in_headless_chromium(tmp_path: Path):
         samples = [{"measurement": "host_load", "fields": {"load1": float(v), "load5": 1.0, "load15": 1.0},
                     "timestamp": (now - timedelta(minutes=10 - i)).isoformat()} for i, v in enumerate([1, 3, 2, 5, 4])]
         samples.append({"measurement": "backup", "tags": {"job": "his-db"}, "fields": {"rpo_ok": 0}, "timestamp": now.isoformat()})
+        samples.append({"measurement": "snmp_device", "tags": {"device": "core-1"},
+                        "fields": {"up": 0, "poll_duration_seconds": 5.0, "last_error": "timeout"}, "timestamp": now.isoformat()})
         observations = [{"kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": now.isoformat(),
                          "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}]
         assert httpx.post(f"{server.url}/api/v1/ingest", headers=agent, json={"batch_id": "b1", "samples": samples, "observations": observations}).status_code == 200
@@ -122,7 +124,13 @@ def test_the_console_end_to_end_in_headless_chromium(tmp_path: Path):
             page.click("button.ack >> nth=0")
             page.wait_for_url(f"{server.url}/ui/alerts")
             assert "已确认 user:noc" in page.inner_text("body")
+            page.fill(".silence-form input[name=comment] >> nth=0", "变更窗口")
+            page.click("button.silence >> nth=0")
+            page.wait_for_url(f"{server.url}/ui/alerts")
+            assert "变更窗口" in page.inner_text("#silences")
             page.screenshot(path=str(artifacts / "04-alerts.png"))
+            page.click("text=网络设备")
+            assert "core-1" in page.inner_text("#devices") and "不可达" in page.inner_text("#devices")
             page.click("#lang")
             assert "Alerts" in page.inner_text("header")
             page.screenshot(path=str(artifacts / "05-english.png"))
