@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCOPE = "\"agency\" =~ /^$agency$/ AND \"host\" =~ /^$host$/"
+SCOPE = "\"agency\" =~ /^$agency$/ AND \"site\" =~ /^$site$/ AND \"host\" =~ /^$host$/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,9 @@ class DashboardSpec:
 
 VARIABLES: dict[str, VariableSpec] = {v.name: v for v in (
     VariableSpec("agency", "部门", "Agency", 'SHOW TAG VALUES FROM "host_system" WITH KEY = "agency"'),
-    VariableSpec("host", "主机", "Host", 'SHOW TAG VALUES FROM "host_system" WITH KEY = "host" WHERE "agency" =~ /^$agency$/'),
+    VariableSpec("site", "站点", "Site", 'SHOW TAG VALUES FROM "host_system" WITH KEY = "site" WHERE "agency" =~ /^$agency$/'),
+    VariableSpec("host", "主机", "Host", 'SHOW TAG VALUES FROM "host_system" WITH KEY = "host" WHERE "agency" =~ /^$agency$/ '
+                 'AND "site" =~ /^$site$/'),
     VariableSpec("device", "设备", "Device", 'SHOW TAG VALUES FROM "snmp_interface" WITH KEY = "device" WHERE "agency" =~ /^$agency$/'),
 )}  # fmt: skip
 
@@ -88,6 +90,9 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
         PanelSpec("未关闭合规发现", "Open findings", 'SELECT sum("open") FROM (SELECT last("open") + last("acknowledged") AS "open" '
                   'FROM "egovmon_findings" WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "agency", "rule_id", "severity")',
                   (), kind="stat"),
+        PanelSpec("各站点上报主机（统一平台、灾备中心、交换中心）", "Hosts reporting per site (platform, backup, exchange centres)",
+                  'SELECT count("uptime") FROM (SELECT last("uptime_seconds") AS "uptime" FROM "host_system" WHERE $timeFilter '
+                  'AND "agency" =~ /^$agency$/ AND "site" =~ /^$site$/ GROUP BY "site", "host") GROUP BY "site"', ("site",), kind="table"),
         PanelSpec("上报主机数", "Hosts reporting", 'SELECT count(distinct("host")) FROM (SELECT last("uptime_seconds") FROM "host_system" '
                   'WHERE $timeFilter AND "agency" =~ /^$agency$/ GROUP BY "host")', (), kind="stat"),
         PanelSpec("各部门上报主机", "Hosts reporting per agency", 'SELECT last("uptime_seconds") FROM "host_system" WHERE $timeFilter '
@@ -96,8 +101,8 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
                   'AND "agency" =~ /^$agency$/ GROUP BY "agency", "host", "job"', ("agency", "host", "job"), kind="table"),
         PanelSpec("失败的探测", "Failing probes", 'SELECT last("success") FROM "probe" WHERE $timeFilter AND "agency" =~ /^$agency$/ '
                   'GROUP BY "check", "target"', ("check", "target"), kind="table"),
-    ), variables=("agency",)),
-    DashboardSpec("egovmon-hosts", "platform", "主机", "Hosts", HOST_PANELS),
+    ), variables=("agency", "site")),
+    DashboardSpec("egovmon-hosts", "platform", "主机", "Hosts", HOST_PANELS, variables=("agency", "site", "host")),
     DashboardSpec("egovmon-network", "network", "网络设备与接口", "Network devices and interfaces", (
         PanelSpec("接口入流量", "Interface traffic in", 'SELECT non_negative_derivative(max("in_octets_total"), 1s) * 8 FROM "snmp_interface" '
                   'WHERE $timeFilter AND "device" =~ /^$device$/ GROUP BY time($__interval), "device", "if_name" fill(none)',

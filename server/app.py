@@ -290,7 +290,7 @@ def export_state(app: FastAPI) -> int:
         samples = collect_state(session, since=getattr(app.state, "state_exported_at", None), now=now)
     app.state.state_exported_at = now
     if samples:
-        encoded, _ = encode_batch([s.model_dump() for s in samples], extra_tags={}, now=now, with_points=False)
+        encoded, _ = encode_batch([s.model_dump() for s in samples], extra_tags={}, now=now, with_points=False, trusted=True)
         history.write(encoded)
     return len(samples)
 

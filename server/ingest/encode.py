@@ -66,6 +66,9 @@ class SeriesCache:
         return len(self._entries)
 
 
+SERVER_TAGS = frozenset({"host", "agency", "site"})  # set by the server from the credential and the inventory, never by agents
+
+
 def encode_batch(
     samples: Sequence[Mapping[str, Any]],
     *,
@@ -74,10 +77,11 @@ def encode_batch(
     with_points: bool = True,
     cache: SeriesCache | None = None,
     sender: Any = None,
+    trusted: bool = False,
 ) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
     """Lines (and, with `with_points`, points) for `samples`, and the newest value per series key.
 
-    Tags named like `extra_tags` (host, agency) are dropped from the payload's
+    Tags named like `extra_tags` or (unless `trusted`: samples the server made) `SERVER_TAGS` are dropped from the payload's
     tags and set from `extra_tags` in the lines; points carry the payload's own
     tags only.
     Raises:
@@ -89,7 +93,7 @@ def encode_batch(
     encoder = LineEncoder(extra_tags)
     cache = cache if cache is not None else SeriesCache()
     encode_fields = encoder.fields
-    reserved = frozenset(extra_tags)
+    reserved = frozenset(extra_tags) if trusted else frozenset(extra_tags) | SERVER_TAGS
     seen_ns: dict[datetime, int] = {}
     series: dict[tuple[Any, ...], SeriesLatest] = {}
     points: list[Point] = []

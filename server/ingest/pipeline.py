@@ -38,6 +38,7 @@ from server.metrics import ServerMetrics
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 10
+SITE_CACHE_TTL = timedelta(minutes=1)
 _LAST_SEEN_GRANULARITY = timedelta(seconds=30)
 
 
@@ -88,6 +89,7 @@ class IngestPipeline:
         self._metrics = metrics
         self._clock = clock
         self._origins: dict[int, Origin] = {}
+        self._sites: dict[str, tuple[str | None, datetime]] = {}
         self._series = SeriesCache()
 
     def ingest(self, principal: Principal, payload: bytes) -> IngestResult:
@@ -121,14 +123,18 @@ class IngestPipeline:
         now = self._clock()
         samples = batch.get("samples", [])
         observations = batch.get("observations", [])
+        extra_tags = {"host": origin.hostname, "agency": origin.agency_code}
+        site = self._site(origin.hostname, now)
+        if site:
+            extra_tags["site"] = site
         try:
             encoded, latest = encode_batch(
                 samples,
-                extra_tags={"host": origin.hostname, "agency": origin.agency_code},
+                extra_tags=extra_tags,
                 now=now,
                 with_points=self._history is None or bool(self._hooks.sample_sinks),
                 cache=self._series,
-                sender=origin.agent_id,
+                sender=(origin.agent_id, site),  # a host moved to another site gets new series heads
             )
         except TimestampWindowError as exc:
             raise UnprocessableError(str(exc), reason="timestamp_window") from exc
@@ -166,6 +172,18 @@ class IngestPipeline:
             raise
         self._run_hooks(origin, encoded.points, observations)
         return IngestResult(batch_id, False, len(samples), len(observations))
+
+    def _site(self, hostname: str, now: datetime) -> str | None:
+        """The site a host is registered at in the inventory (`site` tag on its points), cached for a minute."""
+        cached = self._sites.get(hostname)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        from server.inventory.models import HostEntry  # noqa: PLC0415 - the inventory is optional for ingest
+
+        with self._sessions() as session:
+            site = session.scalar(select(HostEntry.site).where(HostEntry.name == hostname))
+        self._sites[hostname] = (site, now + SITE_CACHE_TTL)
+        return site
 
     def _origin(self, principal: Principal) -> Origin:
         """Agency and host of an agent, from the database (cached: they never change for an agent)."""

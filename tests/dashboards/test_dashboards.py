@@ -64,21 +64,40 @@ def _samples(now: datetime) -> list[Sample]:
     return host + later + flows + device + backup + probe + state
 
 
+DATABASE = "dashboards_test"
+
+
+class Seeded:
+    """The session's InfluxDB 1.x, with a database of this module's own (other tests write to `egovmon`)."""
+
+    def __init__(self, influxdb1: Any) -> None:
+        self._influx = influxdb1
+
+    def query(self, q: str) -> dict[str, Any]:
+        return self._influx.query(q, database=DATABASE)
+
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        return [dict(zip(s["columns"], values, strict=True)) for r in self.query(q)["results"]
+                for s in r.get("series", []) for values in s["values"]]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def seeded(influxdb1):  # noqa: ANN001 - the session fixture of tests/conftest.py
+    influxdb1.query(f"DROP DATABASE {DATABASE}", method="POST")
+    influxdb1.query(f"CREATE DATABASE {DATABASE}", method="POST")
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     samples = [s.model_dump() for s in _samples(now)]
-    batch, _ = encode_batch(samples, extra_tags={"host": "his-db-1", "agency": "health"}, now=datetime.now(UTC))
-    writer = InfluxV1Writer(TsdbSettings(kind="influxdb1", url=influxdb1.url, database="egovmon"))
+    batch, _ = encode_batch(samples, extra_tags={"host": "his-db-1", "agency": "health", "site": "platform-dc"}, now=datetime.now(UTC))
+    writer = InfluxV1Writer(TsdbSettings(kind="influxdb1", url=influxdb1.url, database=DATABASE))
     writer.write(batch)
     writer.close()
-    return influxdb1
+    return Seeded(influxdb1)
 
 
 def _concrete(query: str) -> str:
     """Grafana's macros and All-valued variables as Grafana would expand them."""
     query = query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "1m")
-    return re.sub(r"/\^\$(agency|host|device)\$/", "/.*/", query)
+    return re.sub(r"/\^\$(agency|site|host|device)\$/", "/.*/", query)
 
 
 PANELS = [(d.uid, p) for d in DASHBOARDS for p in d.panels]
@@ -104,7 +123,7 @@ def test_annotation_queries_return_text_and_tags(seeded, annotation):
 def test_every_variable_query_returns_values(seeded, name):
     results = seeded.query(_concrete(VARIABLES[name].query))["results"]
     values = [row[1] for r in results for s in r.get("series", []) for row in s["values"]]
-    assert values == {"agency": ["health"], "host": ["his-db-1"], "device": ["core-1"]}[name]
+    assert values == {"agency": ["health"], "host": ["his-db-1"], "device": ["core-1"], "site": ["platform-dc"]}[name]
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

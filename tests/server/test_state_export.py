@@ -14,9 +14,15 @@ from tests.services import wait_until
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, influxdb1) -> Settings:  # noqa: ANN001
-    influxdb1.query("DROP SERIES FROM /^egovmon_/", method="POST")
+    influxdb1.query("DROP DATABASE state_export", method="POST")  # a database of this test's own
+    influxdb1.query("CREATE DATABASE state_export", method="POST")
     return load_settings(None, data_dir=tmp_path / "data", server={"database_url": database_url},
-                         tsdb={"kind": "influxdb1", "url": influxdb1.url, "database": "egovmon"})
+                         tsdb={"kind": "influxdb1", "url": influxdb1.url, "database": "state_export"})
+
+
+def rows(influxdb1, q: str) -> list[dict]:  # noqa: ANN001
+    return [{**dict(zip(s["columns"], v, strict=True)), "_series_tags": s.get("tags", {})}
+            for r in influxdb1.query(q, database="state_export")["results"] for s in r.get("series", []) for v in s["values"]]
 
 
 def test_findings_alerts_scorecard_and_events_reach_influxdb(client, admin, clock: Clock, influxdb1):
@@ -33,16 +39,30 @@ def test_findings_alerts_scorecard_and_events_reach_influxdb(client, admin, cloc
     clock.advance(seconds=10)
     export_state(client.app)
     # The TSDB writer delivers from its spool in the background.
-    wait_until(lambda: influxdb1.rows('SELECT "text" FROM "egovmon_finding_events"'), 20, "the export in InfluxDB")
-    findings = influxdb1.rows('SELECT last("open") FROM "egovmon_findings" GROUP BY "agency", "article"')
+    wait_until(lambda: rows(influxdb1, 'SELECT "text" FROM "egovmon_finding_events"'), 20, "the export in InfluxDB")
+    findings = rows(influxdb1, 'SELECT last("open") FROM "egovmon_findings" GROUP BY "agency", "article"')
     assert [(r["_series_tags"]["agency"], r["_series_tags"]["article"], r["last"]) for r in findings] == [
         ("health", "第九条、第三十条第（二）项", 1)]
-    alerts = influxdb1.rows('SELECT last("firing") FROM "egovmon_alerts" GROUP BY "agency", "severity"')
+    alerts = rows(influxdb1, 'SELECT last("firing") FROM "egovmon_alerts" GROUP BY "agency", "severity"')
     assert {(r["_series_tags"]["agency"], r["_series_tags"]["severity"], r["last"]) for r in alerts} == {
         ("health", "critical", 1), ("health", "warning", 1)}  # BackupRpoMissed, and the finding's alert
-    events = influxdb1.rows('SELECT "text", "alertname", "status" FROM "egovmon_alert_events"')
+    events = rows(influxdb1, 'SELECT "text", "alertname", "status" FROM "egovmon_alert_events"')
     assert {(e["alertname"], e["status"]) for e in events} == {("BackupRpoMissed", "firing"), ("Finding", "firing")}
-    card = influxdb1.rows('SELECT last("backup_rpo_ratio"), last("open_findings") FROM "egovmon_scorecard" GROUP BY "agency"')
+    card = rows(influxdb1, 'SELECT last("backup_rpo_ratio"), last("open_findings") FROM "egovmon_scorecard" GROUP BY "agency"')
     assert [(c["_series_tags"]["agency"], c["last"], c["last_1"]) for c in card] == [("health", 0.0, 1)]
-    texts = [e["text"] for e in influxdb1.rows('SELECT "text" FROM "egovmon_finding_events"')]
+    texts = [e["text"] for e in rows(influxdb1, 'SELECT "text" FROM "egovmon_finding_events"')]
     assert texts == ["未申报的网络（疑似业务专网）：192.168.77.0/24"]
+
+
+def test_points_carry_the_registered_site_and_agents_cannot_claim_one(client, admin, clock: Clock, influxdb1):
+    health = make_agency(client, admin, "health")
+    assert client.post("/api/v1/inventory/sites", headers=admin, json={"code": "health-room", "name": "卫健委机房", "kind": "agency_room"}).status_code == 201
+    assert client.post("/api/v1/inventory/hosts", headers=admin, json={"name": "his-db-1", "agency": "health", "site": "health-room"}).status_code == 201
+    registered = enroll(client, admin, health, "his-db-1")
+    other = enroll(client, admin, health, "unregistered-1")
+    for agent, batch in ((registered, "r1"), (other, "u1")):
+        sample = {"measurement": "host_load", "tags": {"site": "platform-dc"}, "fields": {"load1": 1.0}, "timestamp": clock.now.isoformat()}
+        assert client.post("/api/v1/ingest", headers=agent.headers, json={"batch_id": batch, "samples": [sample]}).status_code == 200
+    wait_until(lambda: len(rows(influxdb1, 'SELECT "load1" FROM "host_load"')) == 2, 20, "both points in InfluxDB")
+    sites = {r["host"]: r["site"] for r in rows(influxdb1, 'SELECT "load1", "host", "site" FROM "host_load"')}
+    assert sites == {"his-db-1": "health-room", "unregistered-1": None}  # the payload's own "site" tag was dropped
