@@ -16,6 +16,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "severity_info": "提示", "devices": "网络设备", "device": "设备", "reachable": "可达", "unreachable": "不可达",
         "poll_duration": "轮询耗时（秒）", "last_error": "最近错误", "collector": "采集主机", "silence": "静默",
         "silence_minutes": "静默分钟数", "comment": "说明", "silences": "生效中的静默", "matchers": "匹配条件", "until": "截止",
+        "duties": "安全职责", "duty": "职责", "system": "系统", "last_done": "上次完成", "due": "到期", "overdue": "逾期", "on_time": "按期",
     },
     "en": {
         "title": "E-Government Platform Operations and Security Monitor", "login": "Log in", "logout": "Log out",
@@ -31,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "severity_warning": "warning", "severity_info": "info", "devices": "Devices", "device": "Device",
         "reachable": "reachable", "unreachable": "unreachable", "poll_duration": "Poll duration (s)", "last_error": "Last error",
         "collector": "Collector host", "silence": "Silence", "silence_minutes": "Minutes", "comment": "Comment",
-        "silences": "Active silences", "matchers": "Matchers", "until": "Until",
+        "silences": "Active silences", "matchers": "Matchers", "until": "Until", "duties": "Security duties", "duty": "Duty",
+        "system": "System", "last_done": "Last done", "due": "Due", "overdue": "overdue", "on_time": "on time",
     },
 }

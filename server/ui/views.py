@@ -288,4 +288,11 @@ def incident_list(request: Request, session: DbSession, principal: Principal = D
 
 @router.get("/scorecard", response_class=HTMLResponse)
 def scorecard(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()))
+    from server.duties.models import Duty  # noqa: PLC0415
+
+    query = select(Duty).order_by(Duty.agency_id, Duty.id)
+    if principal.agency_scope() is not None:
+        query = query.where(Duty.agency_id == principal.agency_scope())
+    codes = _codes(session)
+    return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()),
+                 duties=[duties.read(d, codes, now) for d in session.scalars(query)])

@@ -48,6 +48,11 @@ def test_login_scoping_csrf_and_language(client: TestClient, admin, clock: Clock
     assert "his-db-1" in page and "jw-app-1" not in page
     assert client.get(f"/ui/hosts/{police_host.host_id}").status_code == 403
     assert client.post("/ui/logout", data={"csrf": "forged"}).status_code == 403
+    duty = client.post("/api/v1/duties", headers=admin, json={"agency": "police", "kind": "risk_assessment"})
+    assert duty.status_code == 201
+    client.post("/api/v1/duties", headers=admin, json={"agency": "health", "kind": "emergency_drill"})
+    scorecard = client.get("/ui/scorecard").text
+    assert "应急演练" in scorecard and "风险评估" not in scorecard  # police's duty is not shown to health
     client.get("/ui/lang/en")
     assert "Hosts" in client.get("/ui/hosts").text
     assert client.post("/ui/logout", data={"csrf": _csrf(client)}, follow_redirects=False).status_code == 303
