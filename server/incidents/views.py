@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from server.deps import Caller, DbSession, Now, RemoteAddr
@@ -82,7 +82,16 @@ def change_status(incident_id: int, caller: Caller, session: DbSession, now: Now
 
 
 @router.get("/{incident_id}/report", response_class=HTMLResponse)
-def report(incident_id: int, caller: Caller, session: DbSession) -> HTMLResponse:
-    """The report in Chinese (HTML), with the timeline's hash-chain check."""
+def report(incident_id: int, caller: Caller, session: DbSession, format: Literal["html", "pdf"] = "html") -> Response:  # noqa: A002
+    """The report in Chinese (HTML, or PDF rendered by WeasyPrint), with the timeline's hash-chain check.
+
+    Chinese glyphs in the PDF need a CJK font on the server (Debian: fonts-noto-cjk).
+    """
     incident = service.get(session, incident_id=incident_id, agency_id=caller.agency_scope())
-    return HTMLResponse(service.report_html(session, incident))
+    page = service.report_html(session, incident)
+    if format == "pdf":
+        from weasyprint import HTML  # noqa: PLC0415 - only the PDF export needs it
+
+        return Response(HTML(string=page).write_pdf(), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="incident-{incident.id}.pdf"'})
+    return HTMLResponse(page)

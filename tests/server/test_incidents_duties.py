@@ -41,6 +41,10 @@ def test_an_incident_from_a_finding_keeps_a_verifiable_timeline_and_reports_in_c
     assert report.headers["content-type"].startswith("text/html")
     assert "网络安全事件调查报告" in report.text and "现场核查：机房内发现私接交换机" in report.text
     assert f"末条哈希 <code>{after['chain']['head']}</code>" in report.text
+    pdf = client.get(f"/api/v1/incidents/{incident['id']}/report", params={"format": "pdf"}, headers=security)
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    assert pdf.content.rstrip().endswith(b"%%EOF") and len(pdf.content) > 5000
+    assert pdf.headers["content-disposition"] == f'attachment; filename="incident-{incident["id"]}.pdf"'
 
     # Someone edits an entry in the database afterwards: the chain says so, and the report too.
     with client.app.state.sessions() as session, session.begin():
