@@ -60,6 +60,18 @@ class _Series:
     tags: dict[str, str]
     fields: dict[str, Any]
     at: datetime
+    previous: dict[str, Any] = field(default_factory=dict)
+    previous_at: datetime | None = None
+
+
+def per_second(now: Any, before: Any, seconds: float, *, counter: bool) -> float | None:
+    """The per-second change between two values; a counter that dropped was reset and counts from 0."""
+    if seconds <= 0 or not isinstance(now, int | float) or not isinstance(before, int | float):
+        return None
+    delta = float(now) - float(before)
+    if counter and delta < 0:
+        delta = float(now)
+    return delta / seconds
 
 
 @dataclass
@@ -82,9 +94,12 @@ class Evaluator:
         known = by_key.get(key)
         if known is None:
             by_key[key] = _Series(dict(tags), dict(fields), at)
-        elif at >= known.at:
+        elif at > known.at:
+            known.previous, known.previous_at = dict(known.fields), known.at
             known.fields.update(fields)
             known.at = at
+        elif at == known.at:
+            known.fields.update(fields)
 
     def finding(self, finding_id: int, *, rule_id: str, severity: str, subject: str, agency: str | None, status: str,
                 article: str, title_zh: str, title_en: str, at: datetime) -> None:
@@ -106,7 +121,7 @@ class Evaluator:
             if a.status != "resolved":
                 self._open.setdefault(a.labels.get("alertname", ""), set()).add(fp)
         for rule in self.rules:
-            if rule.kind == "threshold":
+            if rule.kind in ("threshold", "rate"):
                 self._threshold(rule, now, active, transitions)
             elif rule.kind == "absence":
                 self._absence(rule, now, active, transitions)
@@ -162,6 +177,11 @@ class Evaluator:
         full = bool(self._open.get(rule.alert, set()) - set(index.values()))
         for key, series in self._series.get(rule.measurement or "", {}).items():
             value = series.fields.get(rule.field)
+            if rule.kind == "rate":
+                if series.previous_at is None:
+                    continue
+                value = per_second(value, series.previous.get(rule.field), (series.at - series.previous_at).total_seconds(),
+                                   counter=rule.counter)  # fmt: skip
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             if rule.divide_by is not None:

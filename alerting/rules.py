@@ -18,7 +18,9 @@ groups:
           summary_zh: "主机 {host} 可用内存 {value:.0%}"
           summary_en: "Host {host} has {value:.0%} memory available"
 ```
-`absence` fires when a series (per host by default) stopped arriving for `for`
+`rate` compares the per-second change of `field` between the last two values
+of a series (with `counter: true` a drop is a reset, as Prometheus' rate(),
+so wraps and reboots do not make negative spikes). `absence` fires when a series (per host by default) stopped arriving for `for`
 (monitoring coverage, Article 27(1)); `finding` fires for findings of
 `rule_ids` (all when empty) at or above `min_severity`. Templates see the
 series' tags, `value` and `subject`. Semantics follow Prometheus alerting rules
@@ -63,10 +65,11 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     alert: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,127}$")]
-    kind: Literal["threshold", "absence", "finding"] = "threshold"
+    kind: Literal["threshold", "rate", "absence", "finding"] = "threshold"
     measurement: str | None = None
     field: str | None = None
     divide_by: str | None = Field(None, description="threshold: compare field / divide_by (e.g. available_bytes / total_bytes)")
+    counter: bool = Field(False, description="rate: the field is a counter; a drop is a reset, not a negative rate")
     op: Literal[">", ">=", "<", "<="] = ">"
     threshold: float | None = None
     clear: float | None = None
@@ -90,9 +93,9 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> Rule:
-        if self.kind in ("threshold", "absence") and not self.measurement:
+        if self.kind in ("threshold", "rate", "absence") and not self.measurement:
             raise ValueError(f"{self.kind} rule needs measurement")
-        if self.kind == "threshold":
+        if self.kind in ("threshold", "rate"):
             if self.field is None or self.threshold is None:
                 raise ValueError("threshold rule needs field and threshold")
             clear = self.threshold if self.clear is None else self.clear

@@ -147,3 +147,38 @@ def test_after_a_restart_a_restored_firing_alert_without_data_stays_firing_lacki
     restored = Evaluator(load_rules(RULES).rules(), alerts={fp: a for fp, a in first.alerts.items()})
     (change,) = restored.evaluate(T0 + timedelta(minutes=3))
     assert (change.after, change.lacking_data) == ("firing", True)
+
+
+def test_counter_rate_survives_a_reset_and_rate_of_change_can_fall():
+    rules = load_rules("""
+groups:
+  - name: g
+    rules:
+      - alert: InterfaceErrors
+        kind: rate
+        counter: true
+        measurement: snmp_interface
+        field: in_errors_total
+        op: ">"
+        threshold: 10
+        labels: {severity: warning}
+      - alert: QueueDraining
+        kind: rate
+        measurement: spool
+        field: bytes
+        op: "<"
+        threshold: -1000
+""").rules()
+    ev = Evaluator(rules)
+    port = {"device": "core-1", "if_name": "GE0/0/1"}
+    ev.observe("snmp_interface", port, {"in_errors_total": 1000}, T0)
+    ev.observe("snmp_interface", port, {"in_errors_total": 1300}, T0 + timedelta(seconds=10))  # 30/s
+    (fired,) = [t for t in ev.evaluate(T0 + timedelta(seconds=10)) if t.after == "firing"]
+    assert fired.alert.value == 30.0
+    ev.observe("snmp_interface", port, {"in_errors_total": 20}, T0 + timedelta(seconds=20))  # a reboot: 20 in 10 s = 2/s
+    (resolved,) = ev.evaluate(T0 + timedelta(seconds=20))
+    assert (resolved.after, resolved.alert.value) == ("resolved", 30.0)
+    ev.observe("spool", {"host": "h"}, {"bytes": 50_000}, T0)
+    ev.observe("spool", {"host": "h"}, {"bytes": 10_000}, T0 + timedelta(seconds=10))  # -4000/s
+    assert [(t.alert.labels["alertname"], t.after) for t in ev.evaluate(T0 + timedelta(seconds=30)) if t.after == "firing"] == [
+        ("QueueDraining", "firing")]
