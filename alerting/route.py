@@ -60,6 +60,8 @@ class Route:
     matchers: tuple[Matcher, ...] = ()
     group_by: tuple[str, ...] = ("alertname", "agency")
     continue_: bool = False
+    group_wait: timedelta = timedelta(seconds=30)
+    group_interval: timedelta = timedelta(minutes=5)
     repeat_interval: timedelta = timedelta(hours=4)
     escalate_after: timedelta | None = None  # a critical alert unacknowledged this long also goes to `escalate_to`
     escalate_to: str | None = None

@@ -160,6 +160,8 @@ class RouteSettings(BaseModel):
     receiver: str
     match: list[str] = Field(default_factory=list, description='Label matchers: severity=critical, agency=~"health|police"')
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "agency"])
+    group_wait_seconds: float = Field(30, ge=0, description="A new group waits this long for more alerts before its first message")
+    group_interval_seconds: float = Field(300, ge=0, description="Changes to a group are sent at most this often")
     continue_: bool = Field(False, alias="continue")
     repeat_interval_seconds: float = Field(4 * 3600, gt=0)
     escalate_after_seconds: float | None = Field(None, gt=0, description="Critical and unacknowledged this long: also to escalate_to")

@@ -34,7 +34,7 @@ def test_a_queued_notification_is_delivered_once_after_a_restart(tmp_path: Path)
     port = free_port()  # nothing listens here yet: delivery fails and is retried
     extra = (
         f"alerting: {{rules_files: [{rules}], evaluation_interval_seconds: 0.3, dispatch_interval_seconds: 0.3,\n"
-        f"  receivers: [{{name: soc, kind: webhook, url: 'http://127.0.0.1:{port}/soc'}}], route: {{receiver: soc}}}}\n"
+        f"  receivers: [{{name: soc, kind: webhook, url: 'http://127.0.0.1:{port}/soc'}}], route: {{receiver: soc, group_wait_seconds: 0}}}}\n"
     )
     server = start_server(tmp_path / "server", extra=extra)
     try:

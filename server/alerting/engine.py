@@ -13,6 +13,7 @@ into the evaluator, so a restart neither forgets nor re-announces them.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -59,6 +60,7 @@ def build_route(settings: RouteSettings) -> Route:
     return Route(
         receiver=settings.receiver, matchers=tuple(parse_matcher(m) for m in settings.match),
         group_by=tuple(settings.group_by), continue_=settings.continue_,
+        group_wait=timedelta(seconds=settings.group_wait_seconds), group_interval=timedelta(seconds=settings.group_interval_seconds),
         repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
         escalate_after=timedelta(seconds=settings.escalate_after_seconds) if settings.escalate_after_seconds else None,
         escalate_to=settings.escalate_to, routes=tuple(build_route(r) for r in settings.routes),
@@ -203,12 +205,13 @@ class AlertingEngine:
         if self.route is None:
             return 0
         firing = [r.labels for r in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing"))]
-        groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[AlertRecord]] = {}
+        groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Route, list[AlertRecord]]] = {}
 
         def add(record: AlertRecord, route: Route, receiver: str) -> None:
             key = (receiver, tuple((k, record.labels.get(k, "")) for k in route.group_by))
-            if record not in groups.setdefault(key, []):
-                groups[key].append(record)
+            members = groups.setdefault(key, (route, []))[1]
+            if record not in members:
+                members.append(record)
 
         announce = {t.alert.fingerprint for t in transitions if t.after in ("firing", "resolved") and (t.before != t.after or t.after == "firing")}
         for fp in announce:
@@ -231,16 +234,38 @@ class AlertingEngine:
                         and record.fired_at is not None and now - record.fired_at >= route.escalate_after):
                     add(record, route, route.escalate_to)
                     record.escalated_at = now
-        for (receiver_name, group), members in groups.items():
+        queued = 0
+        for (receiver_name, group), (route, members) in groups.items():
             receiver = self.receivers.get(receiver_name)
             if receiver is None:
                 log.error("route names receiver %r, which is not configured", receiver_name)
                 continue
-            body = build(receiver.kind, receiver.name, dict(group), [view(r) for r in members],
-                         language=receiver.language, external_url=self.settings.external_url)
-            session.add(Notification(receiver=receiver.name, kind=receiver.kind, body=body, fingerprints=[r.fingerprint for r in members],
-                                     status="pending", attempts=0, created_at=now, next_attempt_at=now, last_error=""))  # fmt: skip
-        return len(groups)
+            group_key = json.dumps([receiver_name, group], ensure_ascii=False)[:512]
+            queued += self._enqueue(session, receiver, route, group_key, dict(group), members, now)
+        return queued
+
+    def _enqueue(self, session: Session, receiver: Any, route: Route, group_key: str, group: dict[str, str],
+                 members: list[AlertRecord], now: datetime) -> int:
+        """Alertmanager's grouping: a message not yet sent for this group absorbs the new alerts; a new group waits
+        `group_wait`; a group sent before waits until `group_interval` after its last message."""
+        waiting = session.scalar(select(Notification).where(Notification.group_key == group_key, Notification.status == "pending",
+                                                            Notification.attempts == 0, Notification.next_attempt_at > now))  # fmt: skip
+        if waiting is not None:
+            known = {fp: record for fp, record in ((fp, session.get(AlertRecord, fp)) for fp in waiting.fingerprints) if record is not None}
+            known.update({r.fingerprint: r for r in members})
+            waiting.fingerprints = list(known)
+            waiting.body = build(receiver.kind, receiver.name, group, [view(r) for r in known.values()],
+                                 language=receiver.language, external_url=self.settings.external_url)
+            return 0
+        last_sent = session.scalar(select(Notification.created_at).where(Notification.group_key == group_key)
+                                   .order_by(Notification.id.desc()).limit(1))  # fmt: skip
+        due = now + route.group_wait if last_sent is None else max(now, last_sent + route.group_interval)
+        body = build(receiver.kind, receiver.name, group, [view(r) for r in members], language=receiver.language,
+                     external_url=self.settings.external_url)
+        session.add(Notification(receiver=receiver.name, group_key=group_key, kind=receiver.kind, body=body,
+                                 fingerprints=[r.fingerprint for r in members], status="pending", attempts=0, created_at=now,
+                                 next_attempt_at=due, last_error=""))  # fmt: skip
+        return 1
 
     # delivery
 

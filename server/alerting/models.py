@@ -54,6 +54,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     receiver: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(512), default="", index=True, comment="receiver + group labels")
     kind: Mapped[str] = mapped_column(String(32))
     body: Mapped[dict[str, Any]]
     fingerprints: Mapped[list[str]] = mapped_column(JSON)

@@ -52,8 +52,11 @@ def settings(tmp_path: Path, database_url: str, receiver: HttpReceiver) -> Setti
         server={"database_url": database_url},
         alerting={
             "rules_files": [str(rules)], "evaluation_interval_seconds": 3600, "dispatch_interval_seconds": 3600,
-            "receivers": [{"name": "soc", "kind": "webhook", "url": f"{receiver.url}/soc"}],
-            "route": {"receiver": "soc", "group_by": ["alertname", "agency"]},
+            "receivers": [{"name": "soc", "kind": "webhook", "url": f"{receiver.url}/soc"},
+                          {"name": "soc-grouped", "kind": "webhook", "url": f"{receiver.url}/grouped"}],
+            "route": {"receiver": "soc", "group_by": ["alertname", "agency"], "group_wait_seconds": 0, "group_interval_seconds": 0,
+                      "routes": [{"receiver": "soc-grouped", "match": ["host=~grouped-.*"], "group_by": ["alertname"],
+                                  "group_wait_seconds": 30, "group_interval_seconds": 300}]},
         },
     )
 
@@ -136,3 +139,30 @@ def test_a_new_finding_becomes_an_alert_citing_its_article(client, admin, clock:
     assert (alert["alertname"], alert["agency"], alert["labels"]["article"], alert["labels"]["finding_rule"]) == (
         "Finding", "health", "第九条、第三十条第（二）项", "undeclared_network")
     assert receiver.posts[0][1]["alerts"][0]["summary_zh"] == "未申报的网络（疑似业务专网）：192.168.77.0/24"
+
+
+def test_group_wait_collects_a_burst_and_group_interval_spaces_the_next_message(client, admin, clock: Clock, receiver):
+    health = make_agency(client, admin, "health")
+    engine = client.app.state.alerting
+    agents = [enroll(client, admin, health, f"grouped-{i}") for i in range(3)]
+    ingest(client, agents[0].headers, "g0", [memory(clock.now, 4)])
+    engine.cycle()
+    clock.advance(seconds=10)
+    ingest(client, agents[1].headers, "g1", [memory(clock.now, 4)])
+    engine.cycle()
+    assert engine.dispatch() == 0  # still within group_wait (30 s)
+    clock.advance(seconds=25)
+    engine.cycle()
+    assert engine.dispatch() == 1
+    (path, body), = receiver.posts
+    assert path == "/grouped" and sorted(a["labels"]["host"] for a in body["alerts"]) == ["grouped-0", "grouped-1"]
+    clock.advance(seconds=30)
+    ingest(client, agents[2].headers, "g2", [memory(clock.now, 4)])
+    engine.cycle()
+    clock.advance(seconds=60)
+    engine.cycle()
+    assert engine.dispatch() == 0  # the group was sent 90 s ago: the next message waits for group_interval (300 s)
+    clock.advance(seconds=215)
+    engine.cycle()
+    assert engine.dispatch() == 1
+    assert [a["labels"]["host"] for a in receiver.posts[-1][1]["alerts"]] == ["grouped-2"]
