@@ -6,7 +6,7 @@ from server.alerting.models import AlertRecord, Notification, SilenceRecord
 from server.audit.models import AuditEvent
 from server.auth.models import ApiToken, User
 from server.database import Base
-from server.duties.models import Duty, DutyRecord
+from server.duties.models import Drill, Duty, DutyRecord
 from server.findings.models import Finding
 from server.incidents.models import Incident, TimelineEntry
 from server.hosts.models import HistoryPoint, Host, LatestSeries
@@ -24,5 +24,5 @@ from server.inventory.models import (
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "ObservationRecord", "User",
-    "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
+    "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
 ]

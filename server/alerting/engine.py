@@ -122,6 +122,8 @@ class AlertingEngine:
 
         with self._sessions() as session, self._lock:
             for record in session.scalars(select(AlertRecord).where(AlertRecord.status.in_(("firing", "pending")))):
+                if record.labels.get("drill") == "true":
+                    continue  # drill alerts are not the evaluator's: they end when the drill ends
                 self.evaluator.alerts[record.fingerprint] = Alert(
                     record.fingerprint, dict(record.labels), dict(record.annotations), record.status, record.active_since,
                     record.fired_at, None, record.value, record.lacking_data,

@@ -42,3 +42,19 @@ class DutyRecord(Base):
     report_ref: Mapped[str] = mapped_column(String(200), default="", comment="The report or document number")
     time_to_acknowledge_seconds: Mapped[float | None] = mapped_column(Float, comment="Drills: measured")
     time_to_resolve_seconds: Mapped[float | None] = mapped_column(Float, comment="Drills: measured")
+
+
+class Drill(Base):
+    """An emergency drill: a drill alert sent to its participants; acknowledging and ending it are timed."""
+
+    __tablename__ = "drills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    duty_id: Mapped[int | None] = mapped_column(ForeignKey("duties.id"))
+    scenario: Mapped[str] = mapped_column(String(300))
+    receiver: Mapped[str] = mapped_column(String(64), comment="The participants' receiver")
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(100))
+    ended_at: Mapped[datetime | None]

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from sqlalchemy import select
 
 from server.agencies.models import Agency
 from server.audit import service as audit
 from server.deps import Caller, DbSession, Now, RemoteAddr
 from server.duties import service
-from server.duties.models import Duty
+from server.alerting.models import AlertRecord
+from server.duties import drills
+from server.duties.models import Drill, Duty
 from server.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1", tags=["duties"])
@@ -66,3 +68,24 @@ def add_record(duty_id: int, caller: Caller, session: DbSession, now: Now, remot
 @router.get("/scorecard")
 def scorecard(caller: Caller, session: DbSession, now: Now) -> list[dict[str, Any]]:
     return service.scorecard(session, now=now, agency_id=caller.agency_scope())
+
+
+@router.post("/drills", status_code=201)
+def start_drill(request: Request, caller: Caller, session: DbSession, now: Now, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    """Body: {"agency": "health", "scenario": "核心数据库宕机", "receiver": "health-oncall", "duty_id": 3}."""
+    drill = drills.start(session, request.app.state.alerting, principal=caller, agency_code=str(body.get("agency")),
+                         scenario=str(body.get("scenario") or ""), receiver=str(body.get("receiver") or ""),
+                         duty_id=body.get("duty_id"), now=now)  # fmt: skip
+    session.commit()
+    return drills.read(drill, session.get(AlertRecord, drill.fingerprint))
+
+
+@router.post("/drills/{drill_id}/end")
+def end_drill(drill_id: int, caller: Caller, session: DbSession, now: Now) -> dict[str, Any]:
+    drill = session.get(Drill, drill_id)
+    scope = caller.agency_scope()
+    if drill is None or (scope is not None and drill.agency_id != scope):
+        raise NotFoundError(f"no drill {drill_id}", reason="not_found")
+    result = drills.end(session, drill, principal=caller, now=now)
+    session.commit()
+    return result

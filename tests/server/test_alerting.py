@@ -166,3 +166,29 @@ def test_group_wait_collects_a_burst_and_group_interval_spaces_the_next_message(
     engine.cycle()
     assert engine.dispatch() == 1
     assert [a["labels"]["host"] for a in receiver.posts[-1][1]["alerts"]] == ["grouped-2"]
+
+
+def test_an_emergency_drill_reaches_its_participants_and_its_times_are_recorded(client, admin, clock: Clock, receiver):
+    health = make_agency(client, admin, "health")
+    health_user = user_headers(client, admin, "weijian", "agency", health)
+    duty = client.post("/api/v1/duties", headers=health_user, json={"agency": "health", "kind": "emergency_drill"}).json()
+    drill = client.post("/api/v1/drills", headers=health_user,
+                        json={"agency": "health", "scenario": "核心数据库宕机", "receiver": "soc", "duty_id": duty["id"]})
+    assert drill.status_code == 201, drill.text
+    engine = client.app.state.alerting
+    assert engine.dispatch() == 1
+    (_, body), = receiver.posts
+    assert body["alerts"][0]["labels"]["drill"] == "true" and body["alerts"][0]["summary_zh"] == "【应急演练】核心数据库宕机"
+    clock.advance(seconds=95)
+    engine.cycle()  # the evaluator leaves a drill alert alone
+    ack = client.post(f"/api/v1/alerts/{drill.json()['fingerprint']}/acknowledge", headers=health_user, json={})
+    assert ack.status_code == 200
+    clock.advance(seconds=505)
+    ended = client.post(f"/api/v1/drills/{drill.json()['id']}/end", headers=health_user).json()
+    assert (ended["time_to_acknowledge_seconds"], ended["time_to_resolve_seconds"]) == (95.0, 600.0)
+    (listed,) = client.get("/api/v1/duties", headers=health_user).json()
+    assert listed["last_done_at"] is not None and listed["overdue"] is False
+    assert client.get(f"/api/v1/alerts/{drill.json()['fingerprint']}", headers=admin).json()["status"] == "resolved"
+    police = make_agency(client, admin, "police")
+    police_user = user_headers(client, admin, "gongan", "agency", police)
+    assert client.post("/api/v1/drills", headers=police_user, json={"agency": "health", "scenario": "x", "receiver": "soc"}).status_code == 403
