@@ -190,7 +190,31 @@ class AlertingEngine:
             record.status, record.lacking_data, record.value = alert.status, alert.lacking_data, alert.value
             record.fired_at, record.resolved_at = alert.fired_at, alert.resolved_at
         session.flush()
+        self._note_in_incidents(session, transitions, now)
         return records
+
+    def _note_in_incidents(self, session: Session, transitions: Sequence[Transition], now: datetime) -> None:
+        """Incidents opened from an alert get an automatic timeline entry when it fires again or resolves."""
+        from server.incidents import service as incidents  # noqa: PLC0415
+        from server.incidents.models import Incident, TimelineEntry  # noqa: PLC0415
+
+        changed = {t.alert.fingerprint: t for t in transitions if t.after in ("firing", "resolved") and t.before != t.after}
+        if not changed:
+            return
+        linked: dict[str, set[int]] = {}
+        for entry in session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "alert", TimelineEntry.seq <= 2)):
+            fp = entry.data.get("fingerprint")
+            if fp in changed:
+                linked.setdefault(fp, set()).add(entry.incident_id)
+        texts = {"firing": "关联告警再次触发", "resolved": "关联告警已恢复"}
+        for fp, incident_ids in linked.items():
+            transition = changed[fp]
+            for incident_id in sorted(incident_ids):
+                incident = session.get(Incident, incident_id)
+                if incident is not None and incident.status != "closed":
+                    incidents.append(session, incident, actor="system", kind="alert", at=now,
+                                     text=f"{texts[transition.after]}：{transition.alert.annotations.get('summary_zh', fp)}",
+                                     data={"fingerprint": fp, "status": transition.after})
 
     def _muted(self, session: Session, labels: Mapping[str, str], now: datetime, firing: list[Mapping[str, str]]) -> bool:
         silences = [

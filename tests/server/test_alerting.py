@@ -192,3 +192,19 @@ def test_an_emergency_drill_reaches_its_participants_and_its_times_are_recorded(
     police = make_agency(client, admin, "police")
     police_user = user_headers(client, admin, "gongan", "agency", police)
     assert client.post("/api/v1/drills", headers=police_user, json={"agency": "health", "scenario": "x", "receiver": "soc"}).status_code == 403
+
+
+def test_an_incident_opened_from_an_alert_gets_its_resolution_in_the_timeline(client, admin, clock: Clock, receiver):
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    engine = client.app.state.alerting
+    ingest(client, agent.headers, "m1", [memory(clock.now, 4)])
+    engine.cycle()
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    incident = client.post("/api/v1/incidents", headers=admin, json={"alert": alert["fingerprint"]}).json()
+    assert [e["kind"] for e in incident["timeline"]] == ["created", "alert"]
+    clock.advance(minutes=1)
+    ingest(client, agent.headers, "m2", [memory(clock.now, 50)])
+    engine.cycle()
+    after = client.get(f"/api/v1/incidents/{incident['id']}", headers=admin).json()
+    assert after["timeline"][-1]["text"] == "关联告警已恢复：主机 his-db-1 可用内存仅 4%" and after["chain"]["intact"]
