@@ -15,13 +15,18 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections.abc import Callable, Iterable, Mapping
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from alerting.rules import SEVERITIES, Rule, render
 
 OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+NP_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
+VECTOR_MIN_SERIES = 64  # below this, a plain loop is cheaper than building a column
 DEFAULT_NODATA_AFTER = timedelta(minutes=5)
 NODATA = "NoData"
 
@@ -84,6 +89,8 @@ class Evaluator:
     _seen: set[str] = field(default_factory=set)
     _open: dict[str, set[str]] = field(default_factory=dict)
     _index: dict[str, dict[tuple[tuple[str, str], ...], str]] = field(default_factory=dict)
+    _columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = field(default_factory=dict)
+    _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
 
     # inputs
 
@@ -116,6 +123,8 @@ class Evaluator:
         transitions: list[Transition] = []
         active: set[str] = set()
         self._seen: set[str] = set()  # alerts whose series or finding was looked at this cycle
+        self._columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = {}  # per cycle
+        self._position_cache: dict[str, dict[Any, int]] = {}
         self._open = {}
         for fp, a in self.alerts.items():
             if a.status != "resolved":
@@ -175,7 +184,7 @@ class Evaluator:
         # alerts not in it (restored after a restart) make this cycle look at every series once.
         index = self._index.setdefault(rule.alert, {})
         full = bool(self._open.get(rule.alert, set()) - set(index.values()))
-        for key, series in self._series.get(rule.measurement or "", {}).items():
+        for key, series in self._candidates(rule, index, full):
             value = series.fields.get(rule.field)
             if rule.kind == "rate":
                 if series.previous_at is None:
@@ -212,6 +221,37 @@ class Evaluator:
             alert = self.alerts.get(fp)
             if alert is not None and alert.status == "firing":
                 self._lacking(alert, silent, rule, series.tags, now, active, transitions)
+
+    def _candidates(self, rule: Rule, index: dict[Any, str], full: bool) -> Iterable[tuple[Any, _Series]]:
+        """The series a threshold rule must look at: with numpy, only those past the threshold and those with an alert
+        (one vectorized comparison per rule over a column built once per cycle); otherwise every series."""
+        series = self._series.get(rule.measurement or "", {})
+        if full or rule.kind != "threshold" or rule.divide_by is not None or len(series) < VECTOR_MIN_SERIES:
+            return series.items()
+        items, values = self._column(rule.measurement or "", rule.field or "")
+        assert rule.threshold is not None
+        picked = set(NP_OPS[rule.op](values, rule.threshold).nonzero()[0].tolist())
+        if index:
+            position = self._positions(rule.measurement or "", items)
+            picked.update(position[k] for k, fp in index.items() if fp in self.alerts and k in position)
+        return [items[i] for i in sorted(picked)]
+
+    def _column(self, measurement: str, name: str) -> tuple[list[tuple[Any, _Series]], np.ndarray]:
+        cached = self._columns.get((measurement, name))
+        if cached is None:
+            items = list(self._series.get(measurement, {}).items())
+            values = np.fromiter(
+                (v if isinstance(v := s.fields.get(name), int | float) and not isinstance(v, bool) else np.nan for _, s in items),
+                dtype=float, count=len(items),
+            )  # fmt: skip
+            cached = self._columns[(measurement, name)] = (items, values)
+        return cached
+
+    def _positions(self, measurement: str, items: list[tuple[Any, _Series]]) -> dict[Any, int]:
+        cached = self._position_cache.get(measurement)
+        if cached is None:
+            cached = self._position_cache[measurement] = {key: i for i, (key, _) in enumerate(items)}
+        return cached
 
     def _lacking(self, alert: Alert, silent: bool, rule: Rule, tags: Mapping[str, str], now: datetime,
                  active: set[str], transitions: list[Transition]) -> None:

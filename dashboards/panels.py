@@ -104,9 +104,15 @@ DASHBOARDS: tuple[DashboardSpec, ...] = (
     ), variables=("agency", "site")),
     DashboardSpec("egovmon-hosts", "platform", "主机", "Hosts", HOST_PANELS, variables=("agency", "site", "host")),
     DashboardSpec("egovmon-network", "network", "网络设备与接口", "Network devices and interfaces", (
-        PanelSpec("接口入流量", "Interface traffic in", 'SELECT non_negative_derivative(max("in_octets_total"), 1s) * 8 FROM "snmp_interface" '
+        PanelSpec("接口入流量", "Interface traffic in", 'SELECT non_negative_derivative(max("hc_in_octets_total"), 1s) * 8 FROM "snmp_interface" '
+                  'WHERE $timeFilter AND "device" =~ /^$device$/ GROUP BY time($__interval), "device", "if_name" fill(none)',
+                  ("device", "if_name"), unit="bps"),  # 64-bit ifXTable counters; a reboot is a reset, not a negative rate
+        PanelSpec("接口出流量", "Interface traffic out", 'SELECT non_negative_derivative(max("hc_out_octets_total"), 1s) * 8 FROM "snmp_interface" '
                   'WHERE $timeFilter AND "device" =~ /^$device$/ GROUP BY time($__interval), "device", "if_name" fill(none)',
                   ("device", "if_name"), unit="bps"),
+        PanelSpec("设备CPU与内存", "Device CPU and memory", 'SELECT last("cpu_percent") AS "cpu", last("memory_percent") AS "memory" '
+                  'FROM "snmp_health" WHERE $timeFilter AND "device" =~ /^$device$/ GROUP BY "device", "name"', ("device", "name"),
+                  kind="table", unit="percent"),
         PanelSpec("接口状态", "Interface status", 'SELECT last("oper_up") FROM "snmp_interface" WHERE $timeFilter AND "device" =~ /^$device$/ '
                   'GROUP BY "device", "if_name"', ("device", "if_name"), kind="table"),
         PanelSpec("设备可达", "Device reachable", 'SELECT last("up") FROM "snmp_device" WHERE $timeFilter AND "agency" =~ /^$agency$/ '

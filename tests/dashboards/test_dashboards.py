@@ -43,8 +43,11 @@ def _samples(now: datetime) -> list[Sample]:
     decoded = BatchDecoder().decode([("10.0.0.1", d) for _, d in read_datagrams(FIXTURES / "netflow5_test_microtik.dat")])
     flows, _ = summarise({e: f.flows for e, f in decoded.exporters.items()}, AggregateSettings(), at=now)
     device = [Sample(measurement="snmp_interface", tags={"device": "core-1", "if_index": "1", "if_name": "GE0/0/1"},
-                     fields={"in_octets_total": 1000 + i * 125000, "oper_up": 1, "admin_up": 1}, timestamp=now + timedelta(seconds=90 * i))
+                     fields={"in_octets_total": 1000 + i * 125000, "hc_in_octets_total": 1000 + i * 125000,
+                             "hc_out_octets_total": 500 + i * 62500, "oper_up": 1, "admin_up": 1}, timestamp=now + timedelta(seconds=90 * i))
               for i in range(2)]  # fmt: skip
+    device.append(Sample(measurement="snmp_health", tags={"device": "core-1", "vendor": "huawei", "entity": "67108873", "name": "MPU 9"},
+                         fields={"cpu_percent": 12, "memory_percent": 40}, timestamp=now))
     device.append(Sample(measurement="snmp_device", tags={"device": "core-1"}, fields={"up": 1, "poll_duration_seconds": 0.2}, timestamp=now))
     backup = [Sample(measurement="backup", tags={"job": "his-db", "role": "backup", "kind": "path"},
                      fields={"age_seconds": 3600.0, "rpo_ok": 1, "rpo_seconds": 86400.0}, timestamp=now)]  # fmt: skip
