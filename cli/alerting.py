@@ -74,3 +74,51 @@ def silence(matchers: Annotated[list[str], typer.Argument(help='e.g. alertname=H
             url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
     created = _call("POST", url, token, "/api/v1/silences", json={"matchers": matchers, "duration_minutes": minutes, "comment": comment})
     typer.echo(f"silence {created['id']} until {created['ends_at']}: {' '.join(created['matchers'])}")
+
+
+incidents_app = typer.Typer(help="Incidents on a running server (REST API).", no_args_is_help=True)
+duties_app = typer.Typer(help="Security duties and the scorecard on a running server (REST API).", no_args_is_help=True)
+
+
+@incidents_app.command("list")
+def list_incidents(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
+    for i in _call("GET", url, token, "/api/v1/incidents"):
+        typer.echo(f"#{i['id']:<5} {i['status']:<13} {i['severity']:<8} {i['title']}")
+
+
+@incidents_app.command("note")
+def add_note(incident_id: int, text: str, url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
+    """Append a note to an incident's timeline (entries are never edited)."""
+    entry = _call("POST", url, token, f"/api/v1/incidents/{incident_id}/timeline", json={"kind": "note", "text": text})
+    typer.echo(f"entry {entry['seq']} {entry['hash']}")
+
+
+@incidents_app.command("report")
+def report(incident_id: int, out: Annotated[Path, typer.Option("--out", help="File to write (.html or .pdf)")],
+           url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
+    fmt = "pdf" if out.suffix.lower() == ".pdf" else "html"
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/api/v1/incidents/{incident_id}/report", params={"format": fmt},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        typer.echo(f"error: {response.status_code} {response.text}", err=True)
+        raise typer.Exit(1)
+    out.write_bytes(response.content)
+    typer.echo(str(out))
+
+
+@duties_app.command("list")
+def list_duties(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
+    for d in _call("GET", url, token, "/api/v1/duties"):
+        state = "逾期" if d["overdue"] else "按期"
+        typer.echo(f"#{d['id']:<4} {d['agency']:<16} {d['name_zh']:<8} {d['system'] or '-':<12} {state} due {d['due_at']}")
+
+
+@duties_app.command("scorecard")
+def scorecard(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "",
+              output_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    rows = _call("GET", url, token, "/api/v1/scorecard")
+    typer.echo(json.dumps(rows, ensure_ascii=False, indent=2 if output_json else None))

@@ -20,7 +20,7 @@ import typer
 
 from cli.admin import admin_app
 from cli.agent import agent_app
-from cli.alerting import alerts_app, rules_app
+from cli.alerting import alerts_app, duties_app, incidents_app, rules_app
 from cli.dashboards import dashboards_app
 from cli.flow import flow_app
 from cli.inventory import findings_app, inventory_app
@@ -38,6 +38,8 @@ app.add_typer(inventory_app, name="inventory")
 app.add_typer(findings_app, name="findings")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(duties_app, name="duties")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(snmp_app, name="snmp")
 app.add_typer(probe_app, name="probe")

@@ -65,3 +65,37 @@ def test_a_queued_notification_is_delivered_once_after_a_restart(tmp_path: Path)
             assert alert["status"] == "firing"
         finally:
             restarted.stop()
+
+
+def test_alerts_incidents_and_duties_from_the_command_line(tmp_path: Path):
+    """`egovmon alerts|incidents|duties` against a real server process, with a user's token."""
+    import subprocess
+    import sys
+
+    server = start_server(tmp_path / "server", extra="alerting: {evaluation_interval_seconds: 0.3}\n")
+    try:
+        agent = server.agent("health", "his-db-1")
+        sample = {"measurement": "backup", "tags": {"job": "his-db"}, "fields": {"rpo_ok": 0}, "timestamp": datetime.now(UTC).isoformat()}
+        assert httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": "b1", "samples": [sample]}, headers=agent).status_code == 200
+        token = server.admin["Authorization"].split()[1]
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "cli", *args, "--url", server.url, "--token", token],
+                                  capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+
+        listed = wait_until(lambda: (r := cli("alerts", "list")).stdout.strip() and r, 20, "the firing alert")
+        assert "主机 his-db-1 的备份任务 his-db 超过恢复点目标（RPO）" in listed.stdout
+        fingerprint = listed.stdout.split()[0]
+        assert "acknowledged by user:admin" in cli("alerts", "ack", fingerprint).stdout
+        silenced = cli("alerts", "silence", "alertname=BackupRpoMissed", "--comment", "恢复中", "--minutes", "30")
+        assert silenced.returncode == 0 and "alertname=BackupRpoMissed" in silenced.stdout
+        created = httpx.post(f"{server.url}/api/v1/incidents", headers=server.admin, json={"alert": fingerprint}).json()
+        assert "entry 3" in cli("incidents", "note", str(created["id"]), "已联系值班人员").stdout
+        assert f"#{created['id']}" in cli("incidents", "list").stdout
+        pdf = tmp_path / "report.pdf"
+        assert cli("incidents", "report", str(created["id"]), "--out", str(pdf)).returncode == 0 and pdf.read_bytes().startswith(b"%PDF-")
+        httpx.post(f"{server.url}/api/v1/duties", headers=server.admin, json={"agency": "health", "kind": "restore_test"})
+        assert "备份恢复测试" in cli("duties", "list").stdout
+        assert '"agency": "health"' in cli("duties", "scorecard", "--json").stdout
+    finally:
+        server.stop()
