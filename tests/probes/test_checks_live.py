@@ -21,7 +21,7 @@ from probes.result import ProbeResult
 from probes.safety import AllowedRanges
 from probes.tcp import probe_tcp
 from probes.tls import TlsExpect, probe_tls
-from tests.probes.conftest import Dns
+from tests.probes.conftest import Dns, skip_or_fail
 from tests.probes.servers import PAGE, WebServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def test_icmp_echo_to_loopback(address: str) -> None:
 def test_icmp_without_cap_net_raw_says_so() -> None:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+        skip_or_fail("setpriv (util-linux) is not installed")
     done = subprocess.run(
         [setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw", sys.executable, "-m", "cli", "probe", "icmp",
          "127.0.0.1", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)

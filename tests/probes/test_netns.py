@@ -150,7 +150,7 @@ def test_icmp_uses_the_unprivileged_ping_socket_where_the_group_may(tmp_path: Pa
     """Without CAP_NET_RAW but with net.ipv4.ping_group_range open (a per-namespace sysctl), echo works."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+        skip_or_fail("setpriv (util-linux) is not installed")
     with namespaces("ping") as (ns,):
         subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
                        check=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from datetime import UTC, datetime
 
 import pytest
+
+from tests.services import require_program
 
 from collectors.snmp.traps import Event, TrapReceiver, TrapUser, event_from_varbinds
 
@@ -44,8 +45,7 @@ def _send(*argv: str) -> None:
 
 
 def test_traps_and_informs_from_net_snmp() -> None:
-    if shutil.which("snmptrap") is None:
-        pytest.skip("net-snmp snmptrap is not installed")
+    require_program("snmptrap")  # skipped when missing, failed when CI=true
 
     async def run() -> tuple[list[Event], int]:
         events: list[Event] = []
