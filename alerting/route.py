@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -122,9 +122,7 @@ class MaintenanceWindow:
     start: time
     duration: timedelta
     days: tuple[int, ...] = ()
-    timezone: str = "Asia/Shanghai"
-    collect: bool = True  # whether collection goes on during the window (it always does here; alerts are muted)
-    extra: dict[str, str] = field(default_factory=dict)
+    timezone: str = "Asia/Shanghai"  # collection goes on during a window; only notifications are muted
 
     def active(self, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(self.timezone))
