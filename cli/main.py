@@ -88,10 +88,6 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
     server = settings.server
     if server.workers > 1:
         # Several processes: each builds its own app from the same settings.
-        logging.getLogger("egovmon").warning(
-            "%d workers: ingest scales, but each worker evaluates alert rules over the samples it received itself; "
-            "run alerting with workers: 1 until evaluation moves to shared state", server.workers,
-        )
         os.environ["EGOVMON_CONFIG_FILE"] = str(config.resolve()) if config else ""
         os.environ["EGOVMON_DATA_DIR"] = str(settings.data_dir)
         os.environ["EGOVMON_SERVER__HOST"] = server.host

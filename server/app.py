@@ -222,10 +222,12 @@ def _start(app: FastAPI) -> None:
         )
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
-    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock)
-    app.state.alerting.restore()
-    app.state.hooks.sample_sinks.append(app.state.alerting)
-    app.state.hooks.finding_sinks.append(app.state.alerting)
+    shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
+    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared)
+    if not shared:
+        app.state.alerting.restore()
+        app.state.hooks.sample_sinks.append(app.state.alerting)
+        app.state.hooks.finding_sinks.append(app.state.alerting)
     app.state.pipeline = IngestPipeline(
         sessions=app.state.sessions, history=history, hooks=app.state.hooks,
         metrics=app.state.metrics, clock=app.state.clock,

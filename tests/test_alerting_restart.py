@@ -99,3 +99,30 @@ def test_alerts_incidents_and_duties_from_the_command_line(tmp_path: Path):
         assert '"agency": "health"' in cli("duties", "scorecard", "--json").stdout
     finally:
         server.stop()
+
+
+def test_with_two_workers_one_evaluates_everything_and_notifies_once(tmp_path: Path):
+    """Batches land on both worker processes; the lease holder evaluates the latest values all of them stored."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    with http_receiver() as receiver:
+        extra = (
+            f"alerting: {{rules_files: [{rules}], evaluation_interval_seconds: 0.3, dispatch_interval_seconds: 0.3,\n"
+            f"  receivers: [{{name: soc, kind: webhook, url: '{receiver.url}/soc'}}],\n"
+            f"  route: {{receiver: soc, group_by: [alertname], group_wait_seconds: 2}}}}\n"
+        )
+        server = start_server(tmp_path / "server", extra=extra, workers=2, port=free_port())
+        try:
+            agents = [server.agent("health", f"his-db-{i}") for i in range(4)]
+            for i, agent in enumerate(agents):
+                for attempt in range(3):  # separate connections: the kernel spreads them over both workers
+                    sample = {"measurement": "test_disk", "fields": {"free_ratio": 0.01}, "timestamp": datetime.now(UTC).isoformat()}
+                    response = httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": f"b{i}-{attempt}", "samples": [sample]}, headers=agent)
+                    assert response.status_code == 200, response.text
+            wait_until(lambda: receiver.posts, 30, "the grouped notification")
+            time.sleep(2)  # more rounds in both workers: nothing is sent twice
+            assert len(receiver.posts) == 1
+            hosts = sorted(a["labels"]["host"] for a in receiver.posts[0][1]["alerts"])
+            assert hosts == [f"his-db-{i}" for i in range(4)]
+        finally:
+            server.stop()

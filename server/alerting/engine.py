@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.evaluate import Alert, Evaluator, Transition, severity_of
@@ -38,7 +41,7 @@ from alerting.route import (
 )
 from alerting.rules import Rule, load_rules
 from core.settings import AlertingSettings, RouteSettings
-from server.alerting.models import AlertRecord, Notification, SilenceRecord
+from server.alerting.models import AlertRecord, Lease, Notification, SilenceRecord
 from server.findings.models import ACTIVE, Finding
 from server.history.base import Point
 from server.ingest.hooks import FindingChange, Origin
@@ -46,6 +49,7 @@ from server.ingest.hooks import FindingChange, Origin
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
+LEASE = "alert-evaluation"
 STALE_CLAIM = timedelta(minutes=5)
 
 
@@ -81,8 +85,15 @@ class AlertingEngine:
 
     name = "alerting"
 
-    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any) -> None:
+    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False) -> None:
+        """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
+        the latest values and findings in the database (which every worker writes), not over its own share of samples."""
         self.settings = settings
+        self.shared = shared
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._leading = False
+        self._fed_ns = 0
+        self._fed_findings_at: datetime | None = None
         self._sessions = sessions
         self._clock = clock
         self.rules = load_rule_pack(settings.rules_files)
@@ -143,6 +154,10 @@ class AlertingEngine:
     def cycle(self) -> int:
         """Evaluate, store, and queue notifications; returns how many notifications were queued."""
         now = self._clock()
+        if self.shared:
+            if not self._lead(now):
+                return 0
+            self._feed_from_database(now)
         self._observe_duties(now)
         with self._lock:
             transitions = self.evaluator.evaluate(now)
@@ -153,6 +168,61 @@ class AlertingEngine:
             records = self._store(session, transitions, snapshot, now)
             queued = self._queue(session, transitions, records, now)
         return queued
+
+    def _lead(self, now: datetime) -> bool:
+        """Take or renew the evaluation lease; a new leader starts from the stored alerts."""
+        ttl = timedelta(seconds=max(30.0, 3 * self.settings.evaluation_interval_seconds))
+        try:
+            with self._sessions() as session, session.begin():
+                lease = session.get(Lease, LEASE, with_for_update=True)
+                if lease is None:
+                    session.add(Lease(name=LEASE, holder=self._holder, expires_at=now + ttl))
+                elif lease.holder == self._holder or lease.expires_at <= now:
+                    lease.holder, lease.expires_at = self._holder, now + ttl
+                else:
+                    self._leading = False
+                    return False
+        except (IntegrityError, OperationalError):  # another worker created or took the lease at the same moment
+            self._leading = False
+            return False
+        if not self._leading:
+            log.info("alert evaluation lease taken by %s", self._holder)
+            with self._lock:
+                self.evaluator = Evaluator(self.rules, nodata_after=timedelta(seconds=self.settings.nodata_after_seconds))
+            self._fed_ns, self._fed_findings_at = 0, None
+            self.restore()
+            self._leading = True
+        return True
+
+    def _feed_from_database(self, now: datetime) -> None:
+        """Latest values newer than the last feed, and findings changed since, from the shared database."""
+        from inventory.rules import RULES  # noqa: PLC0415
+        from server.agencies.models import Agency  # noqa: PLC0415
+        from server.hosts.models import Host, LatestSeries  # noqa: PLC0415
+
+        with self._sessions() as session:
+            rows = session.execute(
+                select(LatestSeries, Host.hostname, Agency.code).join(Host, Host.id == LatestSeries.host_id)
+                .join(Agency, Agency.id == Host.agency_id)
+                .where(LatestSeries.measurement.in_(self._measurements), LatestSeries.ts_ns > self._fed_ns)
+            ).all()  # fmt: skip
+            query = select(Finding)
+            if self._fed_findings_at is not None:
+                query = query.where(Finding.status_changed_at > self._fed_findings_at)
+            findings = list(session.scalars(query))
+            agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+        with self._lock:
+            for series, hostname, agency in rows:
+                tags = {**series.tags, "host": hostname, "agency": agency}
+                self.evaluator.observe(series.measurement, tags, series.fields, _ns_to_datetime(series.ts_ns))
+                self._fed_ns = max(self._fed_ns, series.ts_ns)
+            for f in findings:
+                rule = RULES[f.rule_id]
+                self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject,
+                                       agency=agencies.get(f.agency_id or -1), status=f.status, article=rule.article_zh,
+                                       title_zh=rule.text("zh", f.subject)["title"], title_en=rule.text("en", f.subject)["title"],
+                                       at=f.status_changed_at)  # fmt: skip
+                self._fed_findings_at = max(self._fed_findings_at or f.status_changed_at, f.status_changed_at)
 
     def _observe_duties(self, now: datetime) -> None:
         """Each duty as a `duty_status` series (overdue_seconds), for the DutyOverdue rule."""
