@@ -72,3 +72,8 @@ def list_agencies(session: Session, *, only_id: int | None = None) -> list[Agenc
     if only_id is not None:
         query = query.where(Agency.id == only_id)
     return list(session.scalars(query))
+
+
+def codes_by_id(session: Session) -> dict[int, str]:
+    """Every agency's code by id (findings, alerts and reports name agencies by code)."""
+    return dict(session.execute(select(Agency.id, Agency.code)).all())

@@ -41,6 +41,7 @@ from alerting.route import (
 )
 from alerting.rules import Rule, load_rules
 from core.settings import AlertingSettings, RouteSettings
+from server.agencies.service import codes_by_id
 from server.alerting.models import AlertRecord, Lease, Notification, SilenceRecord
 from server.findings.models import ACTIVE, Finding
 from server.history.base import Point
@@ -129,8 +130,6 @@ class AlertingEngine:
 
     def restore(self) -> None:
         """Load firing alerts and active findings back after a start."""
-        from inventory.rules import RULES  # noqa: PLC0415 - the findings' texts
-
         with self._sessions() as session, self._lock:
             for record in session.scalars(select(AlertRecord).where(AlertRecord.status.in_(("firing", "pending")))):
                 if record.labels.get("drill") == "true":
@@ -139,15 +138,9 @@ class AlertingEngine:
                     record.fingerprint, dict(record.labels), dict(record.annotations), record.status, record.active_since,
                     record.fired_at, None, record.value, record.lacking_data,
                 )  # fmt: skip
-            from server.agencies.models import Agency  # noqa: PLC0415
-
-            agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+            agencies = codes_by_id(session)
             for f in session.scalars(select(Finding).where(Finding.status.in_(ACTIVE))):
-                rule = RULES[f.rule_id]
-                self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject,
-                                       agency=agencies.get(f.agency_id or -1), status=f.status, article=rule.article_zh,
-                                       title_zh=rule.text("zh", f.subject)["title"], title_en=rule.text("en", f.subject)["title"],
-                                       at=f.first_seen_at)  # fmt: skip
+                self._feed_finding(f, agencies, at=f.first_seen_at)
 
     # the cycle
 
@@ -168,6 +161,15 @@ class AlertingEngine:
             records = self._store(session, transitions, snapshot, now)
             queued = self._queue(session, transitions, records, now)
         return queued
+
+    def _feed_finding(self, f: Finding, agencies: Mapping[int, str], *, at: datetime) -> None:
+        """One stored finding into the evaluator (the caller holds the lock), with its rule's texts."""
+        from inventory.rules import RULES  # noqa: PLC0415
+
+        rule = RULES[f.rule_id]
+        self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject, agency=agencies.get(f.agency_id or -1),
+                               status=f.status, article=rule.article_zh, title_zh=rule.text("zh", f.subject)["title"],
+                               title_en=rule.text("en", f.subject)["title"], at=at)  # fmt: skip
 
     def _lead(self, now: datetime) -> bool:
         """Take or renew the evaluation lease; a new leader starts from the stored alerts."""
@@ -196,7 +198,6 @@ class AlertingEngine:
 
     def _feed_from_database(self, now: datetime) -> None:
         """Latest values newer than the last feed, and findings changed since, from the shared database."""
-        from inventory.rules import RULES  # noqa: PLC0415
         from server.agencies.models import Agency  # noqa: PLC0415
         from server.hosts.models import Host, LatestSeries  # noqa: PLC0415
 
@@ -210,30 +211,25 @@ class AlertingEngine:
             if self._fed_findings_at is not None:
                 query = query.where(Finding.status_changed_at > self._fed_findings_at)
             findings = list(session.scalars(query))
-            agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+            agencies = codes_by_id(session)
         with self._lock:
             for series, hostname, agency in rows:
                 tags = {**series.tags, "host": hostname, "agency": agency}
                 self.evaluator.observe(series.measurement, tags, series.fields, _ns_to_datetime(series.ts_ns))
                 self._fed_ns = max(self._fed_ns, series.ts_ns)
             for f in findings:
-                rule = RULES[f.rule_id]
-                self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject,
-                                       agency=agencies.get(f.agency_id or -1), status=f.status, article=rule.article_zh,
-                                       title_zh=rule.text("zh", f.subject)["title"], title_en=rule.text("en", f.subject)["title"],
-                                       at=f.status_changed_at)  # fmt: skip
+                self._feed_finding(f, agencies, at=f.status_changed_at)
                 self._fed_findings_at = max(self._fed_findings_at or f.status_changed_at, f.status_changed_at)
 
     def _observe_duties(self, now: datetime) -> None:
         """Each duty as a `duty_status` series (overdue_seconds), for the DutyOverdue rule."""
         if "duty_status" not in self._measurements:
             return
-        from server.agencies.models import Agency  # noqa: PLC0415
         from server.duties.models import KINDS, Duty  # noqa: PLC0415
         from server.duties.service import due_at  # noqa: PLC0415
 
         with self._sessions() as session:
-            codes = dict(session.execute(select(Agency.id, Agency.code)).all())
+            codes = codes_by_id(session)
             duties = session.scalars(select(Duty)).all()
             with self._lock:
                 for duty in duties:
@@ -286,11 +282,7 @@ class AlertingEngine:
                                      text=f"{texts[transition.after]}：{transition.alert.annotations.get('summary_zh', fp)}",
                                      data={"fingerprint": fp, "status": transition.after})
 
-    def _muted(self, session: Session, labels: Mapping[str, str], now: datetime, firing: list[Mapping[str, str]]) -> bool:
-        silences = [
-            Silence(s.id, tuple(map(parse_matcher, s.matchers)), s.starts_at, s.ends_at)
-            for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now))
-        ]
+    def _muted(self, silences: Sequence[Silence], labels: Mapping[str, str], now: datetime, firing: list[Mapping[str, str]]) -> bool:
         return (
             any(s.mutes(labels, now) for s in silences)
             or any(w.mutes(labels, now) for w in self.windows)
@@ -301,6 +293,10 @@ class AlertingEngine:
         if self.route is None:
             return 0
         firing = [r.labels for r in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing"))]
+        silences = [
+            Silence(s.id, tuple(map(parse_matcher, s.matchers)), s.starts_at, s.ends_at)
+            for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now))
+        ]
         groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Route, list[AlertRecord]]] = {}
 
         def add(record: AlertRecord, route: Route, receiver: str) -> None:
@@ -314,13 +310,13 @@ class AlertingEngine:
             record = records[fp]
             if record.status == "resolved" and record.last_notified_at is None:
                 continue  # it was never announced (muted while firing): nothing to take back
-            if self._muted(session, record.labels, now, firing):
+            if self._muted(silences, record.labels, now, firing):
                 continue
             for route in routes_for(self.route, record.labels):
                 add(record, route, route.receiver)
             record.last_notified_at = now
         for record in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing", AlertRecord.acknowledged_at.is_(None))):
-            if record.fingerprint in announce or self._muted(session, record.labels, now, firing):
+            if record.fingerprint in announce or self._muted(silences, record.labels, now, firing):
                 continue
             for route in routes_for(self.route, record.labels):
                 if record.last_notified_at is not None and now - record.last_notified_at >= route.repeat_interval:

@@ -1,4 +1,4 @@
-"""Silences: created by users (an agency user's silence is limited to its own agency's alerts) and audited."""
+"""Silences (an agency user's silence is limited to its own agency's alerts) and acknowledgements, both audited."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from alerting.route import parse_matcher
 from server.agencies.models import Agency
-from server.alerting.models import SilenceRecord
+from server.alerting.models import AlertRecord, SilenceRecord
 from server.audit import service as audit
 from server.auth.principal import Principal
 from server.errors import BadRequestError, ForbiddenError
@@ -45,3 +45,11 @@ def create_silence(session: Session, *, principal: Principal, matchers: list[Any
     audit.record(session, actor=principal.actor, action="silence.create", target_type="silence", target_id=silence.id,
                  details={"matchers": texts, "minutes": duration, "comment": note[:200]}, remote_addr=remote_addr, at=now)
     return silence
+
+
+def acknowledge(session: Session, record: AlertRecord, *, principal: Principal, now: datetime, comment: str = "",
+                remote_addr: str | None = None) -> None:
+    """Mark a firing alert acknowledged (stops repeats and escalation) and audit it; the caller checks scope and state."""
+    record.acknowledged_by, record.acknowledged_at = principal.actor, now
+    audit.record(session, actor=principal.actor, action="alert.acknowledge", target_type="alert", target_id=record.fingerprint,
+                 details={"alertname": record.alertname, "comment": comment[:200]}, remote_addr=remote_addr, at=now)

@@ -75,9 +75,7 @@ def acknowledge(fingerprint: str, caller: Caller, session: DbSession, now: Now, 
     record = _get(session, caller, fingerprint)
     if record.status != "firing":
         raise BadRequestError(f"only a firing alert can be acknowledged (this one is {record.status})", reason="not_firing")
-    record.acknowledged_by, record.acknowledged_at = caller.actor, now
-    audit.record(session, actor=caller.actor, action="alert.acknowledge", target_type="alert", target_id=fingerprint,
-                 details={"alertname": record.alertname, "comment": str(body.get("comment", ""))[:200]}, remote_addr=remote, at=now)
+    service.acknowledge(session, record, principal=caller, now=now, comment=str(body.get("comment", "")), remote_addr=remote)
     session.commit()
     return _read(record)
 

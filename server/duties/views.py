@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from sqlalchemy import select
 
-from server.agencies.models import Agency
+from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.deps import Caller, DbSession, Now, RemoteAddr
 from server.duties import service
@@ -20,9 +20,6 @@ from server.errors import NotFoundError
 router = APIRouter(prefix="/api/v1", tags=["duties"])
 
 
-def _codes(session: Any) -> dict[int, str]:
-    return dict(session.execute(select(Agency.id, Agency.code)).all())
-
 
 @router.get("/duties")
 def list_duties(caller: Caller, session: DbSession, now: Now) -> list[dict[str, Any]]:
@@ -30,7 +27,7 @@ def list_duties(caller: Caller, session: DbSession, now: Now) -> list[dict[str, 
     scope = caller.agency_scope()
     if scope is not None:
         query = query.where(Duty.agency_id == scope)
-    codes = _codes(session)
+    codes = codes_by_id(session)
     return [service.read(d, codes, now) for d in session.scalars(query)]
 
 
@@ -43,7 +40,7 @@ def create_duty(caller: Caller, session: DbSession, now: Now, remote: RemoteAddr
     audit.record(session, actor=caller.actor, action="duty.create", target_type="duty", target_id=duty.id,
                  details={"kind": duty.kind, "agency": body.get("agency")}, remote_addr=remote, at=now)
     session.commit()
-    return service.read(duty, _codes(session), now)
+    return service.read(duty, codes_by_id(session), now)
 
 
 @router.post("/duties/{duty_id}/records", status_code=201)
@@ -62,7 +59,7 @@ def add_record(duty_id: int, caller: Caller, session: DbSession, now: Now, remot
     audit.record(session, actor=caller.actor, action="duty.record", target_type="duty", target_id=duty.id,
                  details={"done_at": done_at.isoformat()}, remote_addr=remote, at=now)
     session.commit()
-    return service.read(duty, _codes(session), now)
+    return service.read(duty, codes_by_id(session), now)
 
 
 @router.get("/scorecard")

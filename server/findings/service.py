@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from inventory.reconcile import FindingDraft
 from inventory.rules import RULES, SEVERITIES
 from server.agencies.models import Agency
+from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.auth.principal import Principal
 from server.errors import BadRequestError, ForbiddenError, NotFoundError
@@ -101,7 +102,7 @@ def apply_drafts(session: Session, drafts: Sequence[FindingDraft], *, now: datet
 def remediate_missing(session: Session, produced: Iterable[tuple[str, str]], *, now: datetime) -> list[FindingChange]:
     """After a full pass: active findings the pass did not produce are remediated."""
     keep = set(produced)
-    codes = dict(session.execute(select(Agency.id, Agency.code)).all())
+    codes = codes_by_id(session)
     changes = []
     for finding in session.scalars(select(Finding).where(Finding.status.in_(ACTIVE))):
         if (finding.rule_id, finding.subject) not in keep:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import select
 
-from server.agencies.models import Agency
+from server.agencies.service import codes_by_id
 from server.deps import Caller, DbSession, Now, RemoteAddr
 from server.findings import service
 
@@ -16,14 +15,11 @@ Language = Literal["zh", "en"]
 Status = Literal["open", "acknowledged", "exempted", "remediated", "false_positive"]
 
 
-def _codes(session: Any) -> dict[int, str]:
-    return dict(session.execute(select(Agency.id, Agency.code)).all())
-
 
 @router.get("")
 def list_findings(caller: Caller, session: DbSession, lang: Language = "zh", status: Status | None = None,
                   rule_id: str | None = None, limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:
-    codes = _codes(session)
+    codes = codes_by_id(session)
     rows = service.list_findings(session, agency_id=caller.agency_scope(), status=status, rule_id=rule_id, limit=limit)
     return [service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang) for f in rows]
 
@@ -31,7 +27,7 @@ def list_findings(caller: Caller, session: DbSession, lang: Language = "zh", sta
 @router.get("/{finding_id}")
 def get_finding(finding_id: int, caller: Caller, session: DbSession, lang: Language = "zh") -> dict[str, Any]:
     finding = service.get_finding(session, finding_id=finding_id, agency_id=caller.agency_scope())
-    return service.read(finding, agency_code=_codes(session).get(finding.agency_id or -1), language=lang)
+    return service.read(finding, agency_code=codes_by_id(session).get(finding.agency_id or -1), language=lang)
 
 
 @router.post("/{finding_id}/{action}")

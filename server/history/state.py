@@ -71,12 +71,12 @@ def state_samples(
 def collect_state(session: Session, *, since: datetime | None, now: datetime) -> list[Sample]:
     """Read findings, alerts, the scorecard and changes since `since` from SQL, as samples."""
     from inventory.rules import RULES  # noqa: PLC0415
-    from server.agencies.models import Agency  # noqa: PLC0415
+    from server.agencies.service import codes_by_id  # noqa: PLC0415
     from server.alerting.models import AlertRecord  # noqa: PLC0415
     from server.duties.service import scorecard  # noqa: PLC0415
     from server.findings.models import Finding  # noqa: PLC0415
 
-    codes = dict(session.execute(select(Agency.id, Agency.code)).all())
+    codes = codes_by_id(session)
     findings = [
         {"agency": codes.get(f.agency_id or -1), "rule_id": f.rule_id, "article": RULES[f.rule_id].article_zh,
          "severity": f.severity, "status": f.status, "id": f.id, "changed": f.status_changed_at, "subject": f.subject}

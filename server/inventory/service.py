@@ -14,6 +14,7 @@ from inventory import documents
 from inventory.observed import Fact
 from inventory.registry import Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
 from server.agencies.models import Agency
+from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.auth.principal import Principal
 from server.errors import ConflictError, ForbiddenError, NotFoundError
@@ -57,10 +58,6 @@ def kind_of(name: str) -> Kind:
     return kind
 
 
-def _agency_codes(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Agency.id, Agency.code)).all())
-
-
 def _agency_id(session: Session, code: str | None) -> int | None:
     if code is None:
         return None
@@ -78,7 +75,7 @@ def _to_entry(kind: Kind, row: Any, codes: dict[int, str]) -> Any:
 
 def load_registry(session: Session) -> Registry:
     """Everything declared, as the pure registry reconciliation works on."""
-    codes = _agency_codes(session)
+    codes = codes_by_id(session)
     sections = {
         name: tuple(_to_entry(kind, row, codes) for row in session.scalars(select(kind.model).order_by(kind.model.id)))
         for name, kind in KINDS.items()
@@ -94,7 +91,7 @@ def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list
     query = select(kind.model).order_by(kind.model.id)
     if agency_id is not None:
         query = query.where(or_(kind.model.agency_id == agency_id, kind.model.agency_id.is_(None)))
-    codes = _agency_codes(session)
+    codes = codes_by_id(session)
     return [entry_dict(kind, row, codes) for row in session.scalars(query)]
 
 
@@ -125,7 +122,7 @@ def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal
     session.flush()
     audit.record(session, actor=principal.actor, action=f"inventory.{kind.name}.create", target_type=kind.name,
                  target_id=str(key), details={k: str(v) for k, v in asdict(entry).items()}, remote_addr=remote_addr, at=now)
-    return entry_dict(kind, row, _agency_codes(session))
+    return entry_dict(kind, row, codes_by_id(session))
 
 
 def delete_entry(session: Session, *, kind: Kind, entry_id: int, principal: Principal, now: datetime,
@@ -134,7 +131,7 @@ def delete_entry(session: Session, *, kind: Kind, entry_id: int, principal: Prin
     if row is None:
         raise NotFoundError(f"no {kind.name} entry {entry_id}", reason="not_found")
     _authorize(principal, row.agency_id, kind)
-    gone = entry_dict(kind, row, _agency_codes(session))
+    gone = entry_dict(kind, row, codes_by_id(session))
     session.delete(row)
     audit.record(session, actor=principal.actor, action=f"inventory.{kind.name}.delete", target_type=kind.name,
                  target_id=str(getattr(row, kind.key)), details={k: str(v) for k, v in gone.items()}, remote_addr=remote_addr, at=now)
@@ -177,7 +174,7 @@ def import_document(session: Session, document: documents.Document, *, principal
 
 def export_document(session: Session, *, agency_id: int | None) -> documents.Document:
     registry = load_registry(session)
-    codes = _agency_codes(session)
+    codes = codes_by_id(session)
     agencies = session.scalars(select(Agency).order_by(Agency.code)).all()
     if agency_id is None:
         return documents.Document(tuple(documents.Agency(a.code, a.name) for a in agencies), registry)

@@ -21,9 +21,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.agencies.models import Agency
+from server.agencies.service import codes_by_id
+from server.alerting import service as alert_service
 from server.alerting.models import AlertRecord, SilenceRecord
-from server.alerting.service import create_silence as create_silence_record
 from server.auth import service as auth
 from server.auth.models import ApiToken, User
 from server.auth.principal import Principal
@@ -86,9 +86,6 @@ def _check_csrf(request: Request, csrf: str) -> None:
         raise ForbiddenError("the form's CSRF token does not match this session", reason="csrf")
 
 
-def _codes(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Agency.id, Agency.code)).all())
-
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
@@ -133,7 +130,7 @@ def switch_language(lang: str, request: Request) -> Response:
 
 
 def _host_rows(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
-    codes = _codes(session)
+    codes = codes_by_id(session)
     return [
         {"id": h.id, "hostname": h.hostname, "agency": codes.get(h.agency_id), "last_seen": h.last_seen_at,
          "reporting": h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
@@ -151,7 +148,7 @@ def overview(request: Request, session: DbSession, now: Now, principal: Principa
         counts[1] += int(row["reporting"])
     scope = principal.agency_scope()
     open_findings = [f for f in findings.list_findings(session, agency_id=scope) if f.status in ("open", "acknowledged")]
-    own = _codes(session).get(scope) if scope is not None else None
+    own = codes_by_id(session).get(scope) if scope is not None else None
     firing = [a for a in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing")) if own is None or a.agency_code == own]
     return _page(request, "overview.html", principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
                  by_agency=by_agency, open_findings=len(open_findings), firing=len(firing))  # fmt: skip
@@ -184,7 +181,7 @@ def host_page(host_id: int, request: Request, session: DbSession, now: Now, prin
     if request.app.state.history is None:
         points = hosts.history(session, host_id=host_id, measurement="host_load", since=now - timedelta(hours=1), until=now, limit=2000)
         line = sparkline([float(p.fields["load1"]) for p in sorted(points, key=lambda p: p.ts_ns) if "load1" in p.fields])
-    codes = _codes(session)
+    codes = codes_by_id(session)
     lang = _lang(request)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
                for f in findings.list_findings(session, agency_id=host.agency_id)
@@ -194,7 +191,7 @@ def host_page(host_id: int, request: Request, session: DbSession, now: Now, prin
 
 @router.get("/findings", response_class=HTMLResponse)
 def finding_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    codes = _codes(session)
+    codes = codes_by_id(session)
     lang = _lang(request)
     rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
             for f in findings.list_findings(session, agency_id=principal.agency_scope())]  # fmt: skip
@@ -212,14 +209,14 @@ def finding_page(finding_id: int, request: Request, session: DbSession, principa
         principal.require_agency(found.agency_id)
     elif principal.agency_scope() is not None:
         raise ForbiddenError("this finding belongs to no agency of yours", reason="other_agency")
-    row = findings.read(found, agency_code=_codes(session).get(found.agency_id or -1), language=_lang(request))
+    row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request))
     return _page(request, "finding.html", principal, f=row)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alert_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
     scope = principal.agency_scope()
-    own = _codes(session).get(scope) if scope is not None else None
+    own = codes_by_id(session).get(scope) if scope is not None else None
     lang = _lang(request)
     rows = []
     for a in session.scalars(select(AlertRecord).where(AlertRecord.status != "resolved").order_by(AlertRecord.active_since.desc())):
@@ -241,7 +238,7 @@ def create_silence(request: Request, session: DbSession, now: Now, remote: Remot
                    minutes: float = Form(60), comment: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
     """The API's silence, from the alerts page (an agency user's silence is limited to its agency there)."""
     _check_csrf(request, csrf)
-    create_silence_record(session, principal=principal, matchers=matchers.split(), minutes=minutes, comment=comment, now=now, remote_addr=remote)
+    alert_service.create_silence(session, principal=principal, matchers=matchers.split(), minutes=minutes, comment=comment, now=now, remote_addr=remote)
     session.commit()
     return RedirectResponse("/ui/alerts", status_code=303)
 
@@ -249,7 +246,7 @@ def create_silence(request: Request, session: DbSession, now: Now, remote: Remot
 @router.get("/devices", response_class=HTMLResponse)
 def device_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
     """Network devices polled over SNMP: the newest `snmp_device` status of each, with the collector host."""
-    codes = _codes(session)
+    codes = codes_by_id(session)
     query = select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id).where(LatestSeries.measurement == "snmp_device")
     if principal.agency_scope() is not None:
         query = query.where(Host.agency_id == principal.agency_scope())
@@ -262,18 +259,15 @@ def device_list(request: Request, session: DbSession, principal: Principal = Dep
 
 
 @router.post("/alerts/{fingerprint}/acknowledge")
-def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now, csrf: str = Form(""),
+def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
                 principal: Principal = Depends(console_user)) -> Response:
     _check_csrf(request, csrf)
-    from server.audit import service as audit  # noqa: PLC0415
-
     record = session.get(AlertRecord, fingerprint)
     scope = principal.agency_scope()
-    if record is None or (scope is not None and record.agency_code != _codes(session).get(scope)):
+    if record is None or (scope is not None and record.agency_code != codes_by_id(session).get(scope)):
         raise ForbiddenError("not your alert", reason="other_agency")
     if record.status == "firing" and record.acknowledged_at is None:
-        record.acknowledged_by, record.acknowledged_at = principal.actor, now
-        audit.record(session, actor=principal.actor, action="alert.acknowledge", target_type="alert", target_id=fingerprint, at=now)
+        alert_service.acknowledge(session, record, principal=principal, now=now, remote_addr=remote)
         session.commit()
     return RedirectResponse("/ui/alerts", status_code=303)
 
@@ -293,6 +287,6 @@ def scorecard(request: Request, session: DbSession, now: Now, principal: Princip
     query = select(Duty).order_by(Duty.agency_id, Duty.id)
     if principal.agency_scope() is not None:
         query = query.where(Duty.agency_id == principal.agency_scope())
-    codes = _codes(session)
+    codes = codes_by_id(session)
     return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()),
                  duties=[duties.read(d, codes, now) for d in session.scalars(query)])

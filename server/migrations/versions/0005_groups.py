@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import server.database
-
 
 revision = '0005_groups'
 down_revision = '0004_incidents'
