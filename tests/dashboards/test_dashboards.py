@@ -36,10 +36,14 @@ def _samples(now: datetime) -> list[Sample]:
     """What the collectors write: the real host collector on this machine, real flow aggregates, and samples with the
     measurements and fields of collectors/backup.py, collectors/snmp/reading.py and probes/result.py."""
     first = asyncio.run(HostCollector().collect(LOCAL, timeout=10)).samples
-    second = asyncio.run(HostCollector().collect(LOCAL, timeout=10)).samples
-    # Two real collections, placed 90 s apart in the past (InfluxQL's GROUP BY time stops at now()): rates need two buckets.
+    # The same real collection 90 s later, its CPU counters advanced: two real collections a moment apart can even
+    # go backwards (per-CPU iowait does), and a rate needs two points in different buckets (GROUP BY time stops at now()).
     host = [s.model_copy(update={"timestamp": now - timedelta(seconds=120)}) for s in first]
-    later = [s.model_copy(update={"timestamp": now - timedelta(seconds=30)}) for s in second]
+    later = [
+        s.model_copy(update={"timestamp": now - timedelta(seconds=30),
+                             "fields": {k: v + 15.0 for k, v in s.fields.items()} if s.measurement == "host_cpu" else s.fields})
+        for s in first
+    ]  # fmt: skip
     decoded = BatchDecoder().decode([("10.0.0.1", d) for _, d in read_datagrams(FIXTURES / "netflow5_test_microtik.dat")])
     flows, _ = summarise({e: f.flows for e, f in decoded.exporters.items()}, AggregateSettings(), at=now)
     device = [Sample(measurement="snmp_interface", tags={"device": "core-1", "if_index": "1", "if_name": "GE0/0/1"},
