@@ -40,6 +40,7 @@ from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
 from server.ui.views import LoginRequiredError
+from server.ui.views import root_router as ui_root_router
 from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
@@ -199,7 +200,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     for router in (
         agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
-        alerting_router, incidents_router, duties_router, ui_router,
+        alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
     ):
         app.include_router(router)
     return app

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 
 
 class ServerMetrics:
-    """Ingest counts, rejects by reason, latencies, in-flight requests and history-store health."""
+    """Ingest counts, rejects by reason, latencies, in-flight requests, history-store health and password logins."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
@@ -27,6 +27,15 @@ class ServerMetrics:
         )
         self.in_flight = Gauge("egovmon_ingest_in_flight", "Ingest requests being processed (queue depth)", registry=r)
         self.hook_errors = Counter("egovmon_ingest_hook_errors_total", "Failures of downstream hooks", ["hook"], registry=r)
+        self.logins = Counter(
+            "egovmon_logins_total", "Password logins, by result: success, failure, locked (refused unchecked)", ["result"], registry=r
+        )
+        self.lockouts = Counter(
+            "egovmon_login_lockouts_total", "Temporary login lockouts started, by scope: user, address", ["scope"], registry=r
+        )
+        self.password_verifications = Counter(
+            "egovmon_password_verifications_total", "scrypt password checks (one per login attempt not refused by a lock)", registry=r
+        )
         self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
 
     def watch_history(self, name: str, stats: Callable[[], dict[str, float]]) -> None:

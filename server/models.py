@@ -4,7 +4,7 @@ from server.agencies.models import Agency
 from server.agents.models import Agent, EnrollmentToken
 from server.alerting.models import AlertRecord, Notification, SilenceRecord
 from server.audit.models import AuditEvent
-from server.auth.models import ApiToken, User
+from server.auth.models import ApiToken, LoginFailure, User
 from server.database import Base
 from server.duties.models import Drill, Duty, DutyRecord
 from server.findings.models import Finding
@@ -23,6 +23,6 @@ from server.inventory.models import (
 
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
-    "Host", "IngestedBatch", "LatestSeries", "ObservationRecord", "User",
+    "Host", "IngestedBatch", "LatestSeries", "LoginFailure", "ObservationRecord", "User",
     "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
 ]

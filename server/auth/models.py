@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.database import Base
@@ -49,3 +49,19 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """One failed password login, kept per user name and per source address for the lockout (server/auth/throttle).
+
+    Rows live in the database, not in a process, so the budget holds across
+    workers and replicas; rows older than the throttle's horizon are deleted.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_scope_key_at", "scope", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), comment="user or address")
+    key: Mapped[str] = mapped_column(String(64), comment="Lower-cased user name, or source address (IPv6: its /64)")
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -6,6 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.auth.secrets import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+
+# The length policy is enforced by the service (one message for the API and the CLI);
+# the schema only documents it.
+_PASSWORD_DOC = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
+
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,7 +20,9 @@ class UserCreate(BaseModel):
     role: str = Field(description="admin, noc, security or agency")
     agency_id: int | None = Field(None, description="Required for role agency, forbidden otherwise")
     display_name: str = Field("", max_length=200)
-    password: str | None = Field(None, min_length=12, max_length=256, description="For console login")
+    password: str | None = Field(
+        None, json_schema_extra=_PASSWORD_DOC, description=f"For console login; at least {PASSWORD_MIN_LENGTH} characters"
+    )
 
 
 class UserUpdate(BaseModel):
@@ -22,7 +30,9 @@ class UserUpdate(BaseModel):
 
     display_name: str | None = Field(None, max_length=200)
     disabled: bool | None = None
-    password: str | None = Field(None, min_length=12, max_length=256)
+    password: str | None = Field(
+        None, json_schema_extra=_PASSWORD_DOC, description=f"New console password; at least {PASSWORD_MIN_LENGTH} characters"
+    )
 
 
 class UserRead(BaseModel):

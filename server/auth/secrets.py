@@ -13,6 +13,12 @@ import secrets
 
 TOKEN_PREFIXES = {"user": "egvu_", "agent": "egva_", "enroll": "egve_"}
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+PASSWORD_MIN_LENGTH = 12
+PASSWORD_MAX_LENGTH = 256
+# Verified instead of a real hash when a login names no usable account, so the answer
+# costs the same scrypt work and its timing does not tell whether the user exists.
+# Well-formed, with the same parameters as real hashes; no password matches it.
+DUMMY_PASSWORD_HASH = f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${'00' * 16}${'00' * 64}"
 
 
 def new_token(kind: str) -> str:
@@ -35,6 +41,15 @@ def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` may not be set (English, with the Chinese in brackets), or None when it may."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"a password needs at least {PASSWORD_MIN_LENGTH} characters (密码至少需要 {PASSWORD_MIN_LENGTH} 个字符)"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"a password may have at most {PASSWORD_MAX_LENGTH} characters (密码最多 {PASSWORD_MAX_LENGTH} 个字符)"
+    return None
 
 
 def verify_password(password: str, stored: str) -> bool:

@@ -15,13 +15,35 @@ from server.agents.models import Agent
 from server.audit import service as audit
 from server.auth.models import ApiToken, Role, User
 from server.auth.principal import Principal
-from server.auth.secrets import hash_password, new_token, token_display_prefix, token_hash
-from server.errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError
+from server.auth import throttle
+from server.auth.secrets import hash_password, new_token, password_problem, token_display_prefix, token_hash
+from server.errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
 
 log = logging.getLogger(__name__)
 
 INITIAL_TOKEN_FILE = "initial-admin-token"
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+class WeakPasswordError(UnprocessableError):
+    """A password that breaks the policy (`secrets.password_problem`); nothing was stored."""
+
+    reason = "weak_password"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errors = [{"loc": "password", "msg": message, "type": self.reason}]
+
+
+def check_password_policy(password: str) -> None:
+    """The one place every password that is set goes through (API create and PATCH, CLI create and passwd).
+
+    Raises:
+        WeakPasswordError: too short or too long.
+    """
+    problem = password_problem(password)
+    if problem is not None:
+        raise WeakPasswordError(problem)
 
 
 def authenticate(session: Session, credential: str, *, now: datetime) -> Principal:
@@ -73,10 +95,13 @@ def create_user(
     """Add a user; an `agency` user must name its agency, other roles must not.
 
     Raises:
+        WeakPasswordError: the password breaks the policy.
         BadRequestError: unknown role, or agency given/missing against the role.
         NotFoundError: the agency does not exist.
         ConflictError: the username is taken.
     """
+    if password is not None:
+        check_password_policy(password)
     if role not in Role.ALL:
         raise BadRequestError(f"unknown role {role!r}; choose one of {', '.join(Role.ALL)}", reason="bad_role")
     if role == Role.AGENCY and agency_id is None:
@@ -116,11 +141,14 @@ def update_user(
     remote_addr: str | None = None,
     now: datetime,
 ) -> User:
-    """Change a user's display name, password or disabled flag.
+    """Change a user's display name, password or disabled flag; a new password also lifts the user's login lockout.
 
     Raises:
+        WeakPasswordError: the password breaks the policy (nothing is changed).
         NotFoundError: no such user.
     """
+    if password is not None:
+        check_password_policy(password)
     user = session.get(User, user_id)
     if user is None:
         raise NotFoundError(f"user {user_id} does not exist")
@@ -133,6 +161,7 @@ def update_user(
         changes["display_name"] = display_name
     if password is not None:
         user.password_hash = hash_password(password)
+        throttle.reset(session, scope=throttle.USER, key=throttle.user_key(user.username))
         changes["password"] = "changed"
     if changes:
         audit.record(

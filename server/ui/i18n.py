@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
+        "login_locked": "登录失败次数过多，请稍后再试",
         "title": "电子政务平台运行与安全监测", "login": "登录", "logout": "退出", "username": "用户名", "password": "密码",
         "bad_login": "用户名或密码错误", "overview": "总览", "hosts": "主机", "findings": "合规发现", "alerts": "告警",
         "incidents": "安全事件", "scorecard": "合规记分卡", "agency": "部门", "host": "主机名", "last_seen": "最近上报",
@@ -19,6 +20,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "duties": "安全职责", "duty": "职责", "system": "系统", "last_done": "上次完成", "due": "到期", "overdue": "逾期", "on_time": "按期",
     },
     "en": {
+        "login_locked": "Too many failed logins; try again later",
         "title": "E-Government Platform Operations and Security Monitor", "login": "Log in", "logout": "Log out",
         "username": "User name", "password": "Password", "bad_login": "Wrong user name or password", "overview": "Overview",
         "hosts": "Hosts", "findings": "Findings", "alerts": "Alerts", "incidents": "Incidents", "scorecard": "Scorecard",

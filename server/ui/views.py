@@ -1,10 +1,10 @@
 """The console at /ui: server-rendered pages over the same services as the API, scoped the same way.
 
-Login exchanges a user name and password (scrypt, server/auth) for a normal
-API token with an 8-hour expiry, stored hashed like every token and kept by the
-browser in an HttpOnly, SameSite=Strict cookie; logout revokes it. Every form
-carries a CSRF token derived from the session (HMAC of the cookie), checked on
-each POST. An agency user sees only its agency: another agency's pages answer 403.
+Login exchanges a user name and password (scrypt, under the lockout of
+server/auth/login) for a normal API token with an 8-hour expiry, stored hashed
+like every token and kept by the browser in an HttpOnly, SameSite=Strict
+cookie; logout revokes it. Every form carries a CSRF token derived from the
+session (HMAC of the cookie), checked on each POST. An agency user sees only its agency: another agency's pages answer 403.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from server.agencies.service import codes_by_id
 from server.alerting import service as alert_service
 from server.alerting.models import AlertRecord, SilenceRecord
 from server.auth import service as auth
-from server.auth.models import ApiToken, User
+from server.auth.models import ApiToken
 from server.auth.principal import Principal
-from server.auth.secrets import token_hash, verify_password
+from server.auth.login import LoginError, LoginLockedError, password_login
+from server.auth.secrets import token_hash
 from server.deps import DbSession, Now, RemoteAddr, get_session
 from server.duties import service as duties
 from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -36,8 +37,10 @@ from server.hosts import service as hosts
 from server.hosts.models import Host, LatestSeries
 from server.incidents.models import Incident
 from server.ui.i18n import MESSAGES
+from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+root_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "egovmon_session"
 SESSION_TTL = timedelta(hours=8)
@@ -87,23 +90,36 @@ def _check_csrf(request: Request, csrf: str) -> None:
 
 
 
+@root_router.get("/")
+def root() -> Response:
+    """The address `egovmon up` prints: the console."""
+    return RedirectResponse(CONSOLE_HOME, status_code=303)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", None, error=False)
+    return _page(request, "login.html", None, error=None)
 
 
 @router.post("/login")
 def login(request: Request, session: DbSession, now: Now, remote: RemoteAddr,
           username: str = Form(""), password: str = Form("")) -> Response:
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or user.disabled or not user.password_hash or not verify_password(password, user.password_hash):
-        response = _page(request, "login.html", None, error=True)
-        response.status_code = 401
+    """Password login under the lockout of server/auth/login; always back to `/ui` (no `next` parameter to abuse)."""
+    try:
+        user = password_login(session, username=username, password=password, remote_addr=remote, now=now,
+                              metrics=request.app.state.metrics)  # fmt: skip
+    except LoginError as exc:
+        session.commit()  # the failure counts and its audit events are kept
+        locked = isinstance(exc, LoginLockedError)
+        response = _page(request, "login.html", None, error="login_locked" if locked else "bad_login")
+        response.status_code = exc.status_code
+        if isinstance(exc, LoginLockedError):
+            response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
     _, secret = auth.create_api_token(session, actor=f"user:{user.username}", user_id=user.id, name="console",
                                       ttl=SESSION_TTL, remote_addr=remote, now=now)  # fmt: skip
     session.commit()
-    response = RedirectResponse("/ui", status_code=303)
+    response = RedirectResponse(CONSOLE_HOME, status_code=303)
     response.set_cookie(COOKIE, secret, max_age=int(SESSION_TTL.total_seconds()), httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")  # fmt: skip
     return response
@@ -123,7 +139,8 @@ def logout(request: Request, session: DbSession, now: Now, csrf: str = Form(""))
 
 @router.get("/lang/{lang}")
 def switch_language(lang: str, request: Request) -> Response:
-    response = RedirectResponse(request.headers.get("referer") or "/ui", status_code=303)
+    back = console_return_path(request.headers.get("referer"), host=request.headers.get("host"))
+    response = RedirectResponse(back, status_code=303)
     if lang in MESSAGES:
         response.set_cookie("egovmon_lang", lang, max_age=365 * 86400, samesite="strict", path="/")
     return response

@@ -1,0 +1,111 @@
+"""Password login: one scrypt check per attempt whoever is named, under a lockout per user name and per address.
+
+The only password login today is the console's (`POST /ui/login`); any other
+password path must call `password_login` too, so the throttle and the timing
+guarantee hold for all of them. The caller commits in every outcome: a failure's
+rows and audit events must be kept although an error is raised.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.audit import service as audit
+from server.auth import throttle
+from server.auth.models import User
+from server.auth.secrets import DUMMY_PASSWORD_HASH, verify_password
+from server.errors import UnauthorizedError
+from server.metrics import ServerMetrics
+
+
+class LoginError(UnauthorizedError):
+    """Root of refused password logins; the message never tells whether the user exists."""
+
+
+class LoginFailedError(LoginError):
+    """Wrong user name or password, a user without a password, or a disabled user."""
+
+    reason = "bad_login"
+
+
+class LoginLockedError(LoginError):
+    """Too many failures for this user name or from this address; retry after `retry_after_seconds`."""
+
+    status_code = 429
+    reason = "login_locked"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+def password_login(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    remote_addr: str | None,
+    now: datetime,
+    metrics: ServerMetrics,
+    policies: throttle.LoginPolicies = throttle.LoginPolicies(),
+) -> User:
+    """The user that `username` and `password` log in as.
+
+    Every attempt not refused by a lockout verifies exactly one scrypt hash (the
+    user's, or `DUMMY_PASSWORD_HASH` when there is no usable account), counted in
+    `egovmon_password_verifications_total`. Failures are counted against the user
+    name and the source address, audited as `login.failure`, and a lock that starts
+    is audited as `login.lockout`; a success forgets the user name's failures.
+
+    Raises:
+        LoginLockedError: the user name or the address is locked; the password was not checked.
+        LoginFailedError: wrong credentials, no password set, or a disabled user.
+    """
+    keys = {throttle.USER: throttle.user_key(username), throttle.ADDRESS: throttle.address_key(remote_addr)}
+    ends = [
+        end
+        for scope, key in keys.items()
+        if (end := throttle.locked_until(session, scope=scope, key=key, policy=policies.of(scope), now=now)) is not None
+    ]
+    if ends:
+        metrics.logins.labels("locked").inc()
+        retry = max(1, math.ceil((max(ends) - now).total_seconds()))
+        raise LoginLockedError("too many failed logins; try again later", retry_after_seconds=retry)
+
+    user = session.scalar(select(User).where(User.username == username))
+    usable = user is not None and user.password_hash is not None and not user.disabled
+    metrics.password_verifications.inc()
+    matches = verify_password(password, user.password_hash if usable and user.password_hash else DUMMY_PASSWORD_HASH)
+    if usable and matches and user is not None:
+        throttle.reset(session, scope=throttle.USER, key=keys[throttle.USER])
+        metrics.logins.labels("success").inc()
+        return user
+
+    throttle.prune(session, older_than=now - policies.horizon)
+    reason = (
+        "unknown_user" if user is None
+        else "disabled_user" if user.disabled
+        else "no_password" if not user.password_hash
+        else "wrong_password"
+    )  # fmt: skip
+    audit.record(
+        session, actor="anonymous", action="login.failure", target_type="login", target_id=keys[throttle.USER],
+        details={"reason": reason}, remote_addr=remote_addr, at=now,
+    )
+    for scope, key in keys.items():
+        throttle.record_failure(session, scope=scope, key=key, now=now)
+        if throttle.locked_until(session, scope=scope, key=key, policy=policies.of(scope), now=now) is not None:
+            policy = policies.of(scope)
+            audit.record(
+                session, actor="system", action="login.lockout", target_type=f"login_{scope}", target_id=key,
+                details={"failures": policy.limit, "window_seconds": policy.window.total_seconds(),
+                         "lockout_seconds": policy.lockout.total_seconds()},
+                remote_addr=remote_addr, at=now,
+            )  # fmt: skip
+            metrics.lockouts.labels(scope).inc()
+    metrics.logins.labels("failure").inc()
+    raise LoginFailedError("wrong user name or password")
