@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,18 @@ def agency_import(path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
 
 # -- users and tokens -----------------------------------------------------------------------
 
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input (scripts)")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The password typed twice at a hidden prompt, or the first line of stdin (without its line break)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("password (at least 12 characters)", hide_input=True, confirmation_prompt=True))
+
+
 @user_app.command("create")
 def user_create(
     username: str,
@@ -162,11 +175,12 @@ def user_create(
     agency: Annotated[str | None, typer.Option(help="Agency code (role agency)")] = None,
     display_name: Annotated[str, typer.Option(help="Display name")] = "",
     password: Annotated[bool, typer.Option("--password", help="Prompt for a console password")] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Add a user."""
     from server.auth.service import create_user
 
-    secret = typer.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
+    secret = _read_password(password_stdin) if password or password_stdin else None
     with _session() as session:
         agency_id = _agency_id(session, agency) if agency else None
         user = create_user(
@@ -174,6 +188,29 @@ def user_create(
             display_name=display_name, password=secret, now=_now(),
         )
         _emit([_row(user, ["id", "username", "role", "agency_id"])], ["id", "username", "role", "agency_id"])
+
+
+@user_app.command("passwd")
+def user_passwd(username: str, password_stdin: PasswordStdin = False) -> None:
+    """Set a user's console password (at least 12 characters); it also lifts a login lockout of that user.
+
+    The first console login: the server creates user `admin` on its first start;
+    `egovmon admin --data-dir DIR user passwd admin` gives it a password.
+    """
+    from sqlalchemy import select
+
+    from server.auth.models import User
+    from server.auth.service import update_user
+
+    secret = _read_password(password_stdin)
+    with _session() as session:
+        user_id = session.scalar(select(User.id).where(User.username == username))
+        if user_id is None:
+            hint = " (the server creates 'admin' on its first start)" if username == "admin" else ""
+            typer.echo(f"error: user {username!r} does not exist{hint}", err=True)
+            raise typer.Exit(1)
+        update_user(session, actor=_actor(), user_id=user_id, password=secret, now=_now())
+    typer.echo(f"console password of user {username} set")
 
 
 @user_app.command("list")

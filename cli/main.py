@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import socket
 import sys
 from importlib import resources
@@ -78,6 +79,23 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _program() -> str:
+    """How the operator ran egovmon (`.venv/bin/egovmon`), so printed commands work as written; else `egovmon`."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "egovmon" else "egovmon"
+
+
+def first_login_hint(settings: Settings, config: Path | None, console_url: str) -> str:
+    """How to log in to the console: the command that sets the admin's password, then the URL."""
+    args = [_program(), "admin"]
+    if config is not None:
+        args += ["--config", str(config.resolve())]
+    args += ["--data-dir", str(settings.data_dir.resolve()), "user", "passwd", "admin"]
+    return (
+        f"console: {console_url} (first login: set the admin's password with `{shlex.join(args)}`, "
+        "then log in as admin)"
+    )
+
+
 def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
@@ -93,6 +111,7 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_SERVER__HOST"] = server.host
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
+        typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
         uvicorn.run(
             "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
             workers=server.workers, log_level=settings.log.level.lower(), access_log=False,
@@ -104,6 +123,7 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
     typer.echo(f"egovmon server listening on http://{shown}:{port}", color=False)
     token_file = settings.data_dir / "initial-admin-token"
     typer.echo(f"data directory: {settings.data_dir.resolve()}; first admin token: {token_file.resolve()}")
+    typer.echo(first_login_hint(settings, config, f"http://{shown}:{port}/ui"))
     sys.stdout.flush()
     uv_config = uvicorn.Config(
         create_app(settings), log_level=settings.log.level.lower(), access_log=False, lifespan="on"
@@ -163,7 +183,7 @@ def config_check(config: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
 
 @app.command()
 def init(directory: Annotated[Path, typer.Argument(help="Directory to write egovmon.yaml and inventory.yaml into")]) -> None:
-    """Write a commented example configuration and an example inventory."""
+    """Write a commented example configuration and an example inventory; print the first steps up to the console login."""
     directory.mkdir(parents=True, exist_ok=True)
     templates = resources.files("cli") / "templates"
     for name in ("egovmon.yaml", "inventory.yaml"):
@@ -173,4 +193,12 @@ def init(directory: Annotated[Path, typer.Argument(help="Directory to write egov
             raise typer.Exit(1)
         target.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
         typer.echo(f"wrote {target}")
+    config = directory / "egovmon.yaml"
+    settings = _settings(config)
+    program = _program()
+    typer.echo("next steps:")
+    typer.echo(f"  {shlex.join([program, 'server', '--config', str(config)])}")
+    typer.echo(f"  {shlex.join([program, 'admin', '--config', str(config), 'user', 'passwd', 'admin'])}"
+               "   # in a second shell, once the server has started and created user admin")  # fmt: skip
+    typer.echo(f"  then log in as admin at http://{settings.server.host}:{settings.server.port}/ui")
 

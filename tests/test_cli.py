@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -104,6 +105,77 @@ def test_up_runs_the_server_and_prints_its_url(tmp_path):
     assert "initial-admin-token" in stderr  # the log says where the token is
     assert "Application shutdown complete" in stderr  # a clean shutdown, not a crash
     assert process.returncode in (0, 130, -signal.SIGINT), stderr  # uvicorn re-raises SIGINT on exit
+
+
+def _wait_ready(process: subprocess.Popen[str], url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.1)
+
+
+def test_first_console_login_as_up_prints_it(tmp_path):
+    """The documented first login, end to end: `egovmon up` prints the command that sets the admin's password;
+    run as printed (with --password-stdin), it lets admin log in through /ui/login; `/` leads there."""
+    process = subprocess.Popen(
+        [*EGOVMON, "up", "--data-dir", str(tmp_path / "data"), "--port", "0", "--no-agent"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline()).group(0)
+        process.stdout.readline()  # data directory and token file
+        hint = process.stdout.readline()
+        assert hint.startswith(f"console: {url}/ui "), hint
+        printed = shlex.split(re.search(r"`([^`]+)`", hint).group(1))
+        assert printed[0] == "egovmon" and printed[-3:] == ["user", "passwd", "admin"], printed
+        _wait_ready(process, url)
+        assert httpx.get(f"{url}/", follow_redirects=False).headers["location"] == "/ui"
+        short = subprocess.run([*EGOVMON, *printed[1:], "--password-stdin"], input="too-short\n", capture_output=True, text=True)
+        assert short.returncode == 1 and "at least 12 characters" in short.stderr
+        done = subprocess.run([*EGOVMON, *printed[1:], "--password-stdin"], input="first-login-2026\n", capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with httpx.Client(base_url=url) as browser:
+            login = browser.post("/ui/login", data={"username": "admin", "password": "first-login-2026"})
+            assert (login.status_code, login.headers["location"]) == (303, "/ui")
+            overview = browser.get("/ui")
+            assert overview.status_code == 200 and "admin" in overview.text and "/ui/logout" in overview.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail("server did not stop on SIGINT")
+
+
+def test_init_prints_the_first_steps_up_to_the_console_login(tmp_path):
+    result = runner.invoke(app, ["init", str(tmp_path / "site")])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "site" / "egovmon.yaml"
+    assert f"egovmon server --config {config}" in result.output
+    assert f"egovmon admin --config {config} user passwd admin" in result.output
+    assert "http://127.0.0.1:8080/ui" in result.output
+
+
+def test_user_passwords_set_from_the_cli_follow_the_policy(tmp_path):
+    base = ["admin", "--data-dir", str(tmp_path / "data")]
+    short = runner.invoke(app, [*base, "user", "create", "noc1", "--role", "noc", "--password-stdin"], input="elevenchars\n")
+    assert short.exit_code == 1 and "密码至少需要 12 个字符" in short.output
+    assert json.loads(runner.invoke(app, [*base, "--json", "user", "list"]).output) == []  # nothing stored
+    created = runner.invoke(app, [*base, "user", "create", "noc1", "--role", "noc", "--password-stdin"], input="twelve-chars\n")
+    assert created.exit_code == 0, created.output
+    prompted = runner.invoke(app, [*base, "user", "passwd", "noc1"], input="short\nshort\n")
+    assert prompted.exit_code == 1 and "at least 12 characters" in prompted.output
+    prompted = runner.invoke(app, [*base, "user", "passwd", "noc1"], input="a-longer-password\na-longer-password\n")
+    assert prompted.exit_code == 0 and "console password of user noc1 set" in prompted.output
+    missing = runner.invoke(app, [*base, "user", "passwd", "admin", "--password-stdin"], input="first-login-2026\n")
+    assert missing.exit_code == 1 and "creates 'admin' on its first start" in missing.output
 
 
 def test_cli_imports_without_the_server_stack():
