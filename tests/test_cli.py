@@ -69,6 +69,30 @@ def test_admin_commands_change_state_and_audit(tmp_path):
     assert all(e.actor.startswith("cli:") for e in events)
 
 
+def _wait_ready(process: subprocess.Popen[str], url: str) -> None:
+    """Poll /readyz until the server answers 200 (30 s at most), failing early if the process died."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not become ready"
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.1)
+
+
+def _interrupt(process: subprocess.Popen[str]) -> None:
+    """Stop a server as Ctrl-C does; fails the test when it does not stop."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("server did not stop on SIGINT")
+
+
 def test_up_runs_the_server_and_prints_its_url(tmp_path):
     """`egovmon up` as a real process: prints the URL, serves, writes the 0600 admin token."""
     process = subprocess.Popen(
@@ -80,44 +104,17 @@ def test_up_runs_the_server_and_prints_its_url(tmp_path):
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert match, line
         url = match.group(0)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            assert process.poll() is None, process.stderr.read()
-            time.sleep(0.1)
+        _wait_ready(process, url)
         token_file = tmp_path / "data" / "initial-admin-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         me = httpx.get(f"{url}/api/v1/users/me", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
         assert me.json()["role"] == "admin"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail("server did not stop on SIGINT")
+        _interrupt(process)
     stderr = process.stderr.read()
     assert "initial-admin-token" in stderr  # the log says where the token is
     assert "Application shutdown complete" in stderr  # a clean shutdown, not a crash
     assert process.returncode in (0, 130, -signal.SIGINT), stderr  # uvicorn re-raises SIGINT on exit
-
-
-def _wait_ready(process: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not become ready"
-        assert process.poll() is None, process.stderr.read()
-        time.sleep(0.1)
 
 
 def test_first_console_login_as_up_prints_it(tmp_path):
@@ -146,12 +143,7 @@ def test_first_console_login_as_up_prints_it(tmp_path):
             overview = browser.get("/ui")
             assert overview.status_code == 200 and "admin" in overview.text and "/ui/logout" in overview.text
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail("server did not stop on SIGINT")
+        _interrupt(process)
 
 
 def test_init_prints_the_first_steps_up_to_the_console_login(tmp_path):
