@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from server.agencies.models import Agency
 from server.agents.models import Agent
 from server.audit import service as audit
+from server.auth import throttle
 from server.auth.models import ApiToken, Role, User
 from server.auth.principal import Principal
-from server.auth import throttle
 from server.auth.secrets import hash_password, new_token, password_problem, token_display_prefix, token_hash
 from server.errors import BadRequestError, ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
 
@@ -23,27 +23,6 @@ log = logging.getLogger(__name__)
 
 INITIAL_TOKEN_FILE = "initial-admin-token"
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
-
-
-class WeakPasswordError(UnprocessableError):
-    """A password that breaks the policy (`secrets.password_problem`); nothing was stored."""
-
-    reason = "weak_password"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.errors = [{"loc": "password", "msg": message, "type": self.reason}]
-
-
-def check_password_policy(password: str) -> None:
-    """The one place every password that is set goes through (API create and PATCH, CLI create and passwd).
-
-    Raises:
-        WeakPasswordError: too short or too long.
-    """
-    problem = password_problem(password)
-    if problem is not None:
-        raise WeakPasswordError(problem)
 
 
 def authenticate(session: Session, credential: str, *, now: datetime) -> Principal:
@@ -78,6 +57,27 @@ def authenticate(session: Session, credential: str, *, now: datetime) -> Princip
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
         token.last_used_at = now
     return Principal("user", user.id, user.username, user.role, user.agency_id)
+
+
+class WeakPasswordError(UnprocessableError):
+    """A password that breaks the policy (`secrets.password_problem`); nothing was stored."""
+
+    reason = "weak_password"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errors = [{"loc": "password", "msg": message, "type": self.reason}]
+
+
+def check_password_policy(password: str) -> None:
+    """The one place every password that is set goes through (API create and PATCH, CLI create and passwd).
+
+    Raises:
+        WeakPasswordError: too short or too long.
+    """
+    problem = password_problem(password)
+    if problem is not None:
+        raise WeakPasswordError(problem)
 
 
 def create_user(
