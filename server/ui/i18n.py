@@ -17,6 +17,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "poll_duration": "轮询耗时（秒）", "last_error": "最近错误", "collector": "采集主机", "silence": "静默",
         "silence_minutes": "静默分钟数", "comment": "说明", "silences": "生效中的静默", "matchers": "匹配条件", "until": "截止",
         "duties": "安全职责", "duty": "职责", "system": "系统", "last_done": "上次完成", "due": "到期", "overdue": "逾期", "on_time": "按期",
+        "seen_by_agencies": "发现该对象的部门数", "related_hint": "其他部门的主机也观测到同一对象，可能存在未经批准的网络互联：",
     },
     "en": {
         "title": "E-Government Platform Operations and Security Monitor", "login": "Log in", "logout": "Log out",
@@ -34,5 +35,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "collector": "Collector host", "silence": "Silence", "silence_minutes": "Minutes", "comment": "Comment",
         "silences": "Active silences", "matchers": "Matchers", "until": "Until", "duties": "Security duties", "duty": "Duty",
         "system": "System", "last_done": "Last done", "due": "Due", "overdue": "overdue", "on_time": "on time",
+        "seen_by_agencies": "Agencies that see this subject",
+        "related_hint": "Hosts of other agencies see the same subject: possibly an interconnection nobody approved:",
     },
 }

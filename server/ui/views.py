@@ -200,16 +200,11 @@ def finding_list(request: Request, session: DbSession, principal: Principal = De
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(finding_id: int, request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    from server.findings.models import Finding  # noqa: PLC0415
-
-    found = session.get(Finding, finding_id)
-    if found is None:
-        raise NotFoundError("no such finding", reason="not_found")
-    if found.agency_id is not None:
-        principal.require_agency(found.agency_id)
-    elif principal.agency_scope() is not None:
-        raise ForbiddenError("this finding belongs to no agency of yours", reason="other_agency")
-    row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request))
+    """One finding; another agency's answers 404 as in the API. Platform roles also see the same subject elsewhere."""
+    scope = principal.agency_scope()
+    found = findings.get_finding(session, finding_id=finding_id, agency_id=scope)
+    links = findings.related(session, [found]).get(found.id) if scope is None else None
+    row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
     return _page(request, "finding.html", principal, f=row)
 
 
