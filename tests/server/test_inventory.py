@@ -32,6 +32,9 @@ exemptions:
   - {prefix: 172.16.40.0/24, agency: health, approval_ref: 市政务办〔2026〕12号, classification: to_be_merged, expires: 2099-06-30}
 websites:
   - {host: www.health.gov.example, agency: health, name: 卫健委门户}
+allotments:
+  - {prefix: 10.30.0.0/16, agency: health, approval_ref: 市政务办〔2026〕1号}
+  - {prefix: 192.168.64.0/18, agency: health, approval_ref: 市政务办〔2026〕2号, note: 卫健委机房内网}
 """
 
 
