@@ -35,6 +35,7 @@ from server.findings import service as findings
 from server.hosts import service as hosts
 from server.hosts.models import Host, LatestSeries
 from server.incidents.models import Incident
+from server.inventory import governance
 from server.ui.i18n import MESSAGES
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -285,3 +286,37 @@ def scorecard(request: Request, session: DbSession, now: Now, principal: Princip
     codes = codes_by_id(session)
     return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()),
                  duties=[duties.read(d, codes, now) for d in session.scalars(query)])
+
+
+# Declaration requests (Article 9) -------------------------------------------------------------------
+
+
+@router.get("/requests", response_class=HTMLResponse)
+def request_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    """Declaration requests: pending first; approvers (admin, security) get approve and reject forms."""
+    codes = codes_by_id(session)
+    rows = [governance.read(r, codes) for r in governance.list_requests(session, agency_id=principal.agency_scope())]
+    rows.sort(key=lambda r: r["status"] != governance.PENDING)  # stable: newest first within each group
+    return _page(request, "requests.html", principal, requests=rows, approver=principal.role in governance.APPROVERS)
+
+
+@router.post("/requests/{request_id}/approve")
+def approve_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
+                    approval_ref: str = Form(""), note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+    """The API's approval, from the requests page."""
+    _check_csrf(request, csrf)
+    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
+    governance.approve(session, request=found, approval_ref=approval_ref[:200], note=note, principal=principal, now=now, remote_addr=remote)
+    session.commit()
+    return RedirectResponse("/ui/requests", status_code=303)
+
+
+@router.post("/requests/{request_id}/reject")
+def reject_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
+                   note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+    """The API's rejection, from the requests page."""
+    _check_csrf(request, csrf)
+    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
+    governance.reject(session, request=found, note=note, principal=principal, now=now, remote_addr=remote)
+    session.commit()
+    return RedirectResponse("/ui/requests", status_code=303)

@@ -7,6 +7,7 @@ time; anything else becomes a request that an admin or security user approves wi
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -162,3 +163,39 @@ def test_no_declaration_of_another_agency_remediates_or_hides_an_agencys_finding
     ingest(client, host.headers, [lan(clock.now, "172.31.9.4")], "b2")  # a new rogue network of health
     assert statuses(client, admin)[("undeclared_network", "172.31.9.0/24", "health")] == "open"
     assert client.get("/api/v1/findings", headers=police).json() == []
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def console_login(client: TestClient, admin: dict[str, str], name: str, role: str, agency_id: int | None) -> str:
+    """Log the test client's browser session in as a new user; returns the page's CSRF token."""
+    created = client.post("/api/v1/users", headers=admin, json={"username": name, "role": role, "agency_id": agency_id, "password": PASSWORD})
+    assert created.status_code == 201, created.text
+    assert client.post("/ui/login", data={"username": name, "password": PASSWORD}, follow_redirects=False).status_code == 303
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/ui").text).group(1)
+
+
+def test_the_console_shows_pending_requests_to_approvers_and_agencies_only_their_own(client, admin, agencies):
+    health = user_headers(client, admin, "weijian", "agency", agencies["health"])
+    police = user_headers(client, admin, "gongan", "agency", agencies["police"])
+    wide = declare(client, health, "address_plan", prefix="10.0.0.0/8", agency="health")[1]["request"]["id"]
+    foreign = declare(client, police, "address_plan", prefix="10.30.1.0/24", agency="police")[1]["request"]["id"]
+
+    console_login(client, admin, "weijian-web", "agency", agencies["health"])
+    page = client.get("/ui/requests").text
+    assert f'id="request-{wide}"' in page and f'id="request-{foreign}"' not in page and "approve-form" not in page
+    assert "范围过大" in page and "待审批" in page
+    assert client.post(f"/ui/requests/{foreign}/approve", data={"csrf": "forged", "approval_ref": "x"}).status_code == 403
+
+    csrf = console_login(client, admin, "sec-web", "security", None)
+    page = client.get("/ui/requests").text
+    assert f'id="request-{wide}"' in page and f'id="request-{foreign}"' in page and page.count('class="approve-form"') == 2
+    answer = client.post(f"/ui/requests/{foreign}/approve", data={"csrf": csrf, "approval_ref": "市政务办〔2026〕31号"}, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (303, "/ui/requests")
+    client.post(f"/ui/requests/{wide}/reject", data={"csrf": csrf, "note": "范围过大"}, follow_redirects=False)
+    decided = {r["id"]: (r["status"], r["approval_ref"], r["decided_by"]) for r in client.get("/api/v1/inventory/requests", headers=admin).json()}
+    assert decided == {foreign: ("approved", "市政务办〔2026〕31号", "user:sec-web"), wide: ("rejected", None, "user:sec-web")}
+    assert "10.30.1.0/24" in {e["prefix"] for e in client.get("/api/v1/inventory/address_plan", headers=police).json()}
+    client.get("/ui/lang/en")
+    assert "Declaration requests" in client.get("/ui/requests").text
