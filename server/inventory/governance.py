@@ -72,7 +72,8 @@ def submit(session: Session, *, kind_name: str, raw: dict[str, Any], note: str, 
         raise NotFoundError(f"requests are for {', '.join(GOVERNED_KINDS)}", reason="unknown_kind")
     kind = service.kind_of(kind_name)
     entry, agency_id = service.authorized_entry(session, kind=kind, raw=raw, principal=principal)
-    assert agency_id is not None  # governed kinds require an agency
+    if agency_id is None:  # governed kinds require an agency; parse_entry already says so
+        raise documents.DocumentError({f"{kind.name}[0].agency": "required"})
     reason = service.approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal) or REQUESTED
     return service.request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
                                        now=now, note=note, remote_addr=remote_addr)  # fmt: skip

@@ -145,9 +145,9 @@ def authorized_entry(session: Session, *, kind: Kind, raw: dict[str, Any], princ
     return entry, agency_id
 
 
-def approval_reason(session: Session, *, kind: Kind, entry: Any, agency_id: int, principal: Principal) -> str | None:
+def approval_reason(session: Session, *, kind: Kind, entry: Any, agency_id: int | None, principal: Principal) -> str | None:
     """Why `principal` may not store this declaration alone (inventory.governance reasons), or None."""
-    if not kind.governed or principal.is_admin:
+    if not kind.governed or principal.is_admin or agency_id is None:
         return None
     allotted = [Allotment(prefix, entry.agency) for prefix in
                 session.scalars(select(AllotmentEntry.prefix).where(AllotmentEntry.agency_id == agency_id))]  # fmt: skip
@@ -204,7 +204,7 @@ def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal
     Raises DocumentError (422), ForbiddenError, ConflictError.
     """
     entry, agency_id = authorized_entry(session, kind=kind, raw=raw, principal=principal)
-    reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal) if agency_id else None
+    reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
     if reason is not None and agency_id is not None:
         request = request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason,
                                       principal=principal, now=now, remote_addr=remote_addr)  # fmt: skip
@@ -244,7 +244,7 @@ def import_document(session: Session, document: documents.Document, *, principal
         for entry in getattr(document.registry, documents.REGISTRY_FIELD[name]):
             agency_id = _agency_id(session, entry.agency)
             _authorize(principal, agency_id, kind)
-            reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal) if agency_id else None
+            reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
             if reason is not None and agency_id is not None:
                 request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
                                     now=now, remote_addr=remote_addr)  # fmt: skip
