@@ -228,3 +228,32 @@ def test_declarations_inside_the_agencys_allotment_and_width_need_no_approval() 
     }
     assert {key: approval_needed(*key, allotted) for key in cases} == cases
     assert approval_needed("10.30.8.0/24", "health", allotted, shared=True) == "shared"
+
+
+def test_another_agencys_registered_host_and_system_do_not_apply_to_a_host_of_the_same_name() -> None:
+    from inventory.registry import RegisteredHost, System
+
+    registry = Registry(plan=(PlanPrefix("10.30.0.0/16", "health"), PlanPrefix("10.40.0.0/16", "police")),
+                        systems=(System("jw-case", "警务案件系统", "police", accepted=False),),
+                        hosts=(RegisteredHost("app-1", "police", system="jw-case"),))
+    def app_1(agency: str, address: str) -> list:
+        return [*_lan(agency, "app-1", address), *facts(obs("listening_socket", "tcp/0.0.0.0:443"), host="app-1", agency=agency)]
+
+    police = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, app_1("police", "10.40.1.5"), now=NOW)}
+    assert ("in_use_before_acceptance", "jw-case", "police") in police
+    health = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, app_1("health", "10.30.1.5"), now=NOW)}
+    assert health == set()  # police's registration names neither health's host nor its system
+
+
+def test_server_class_hosts_are_counted_per_agency() -> None:
+    def servers(agency: str, count: int) -> list:
+        return [f for i in range(count) for f in [
+            *_lan(agency, f"{agency}-s{i}", f"192.168.50.{10 + i}"),
+            *[f for port in (22, 80, 443) for f in facts(obs("listening_socket", f"tcp/0.0.0.0:{port}"), host=f"{agency}-s{i}", agency=agency)],
+        ]]  # fmt: skip
+
+    drafts = reconcile(REGISTRY, servers("health", 3) + servers("police", 3), now=NOW, full=True, thresholds=Thresholds(datacentre_min_hosts=3))
+    assert sorted((d.subject, d.agency, tuple(d.detail["hosts"]), {f.agency for f in d.evidence} == {d.agency})
+                  for d in drafts if d.rule_id == "standalone_data_centre") == [
+        ("192.168.50.0/24", "health", ("health-s0", "health-s1", "health-s2"), True),
+        ("192.168.50.0/24", "police", ("police-s0", "police-s1", "police-s2"), True)]

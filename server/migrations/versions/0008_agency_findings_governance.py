@@ -10,6 +10,9 @@ become unique per agency (two agencies' rooms may both use 192.168.1.0/24); plan
 entries get the admin-only `shared` flag. New tables: the prefixes allotted to
 agencies, and the declarations waiting for the e-gov office's approval.
 
+Stored findings keep their ids and owners; evidence facts of other agencies' hosts are removed from them
+(until now a finding could carry the hosts of every agency that saw its subject).
+
 SQLite keeps unnamed UNIQUE constraints: batch mode reflects them under the naming
 convention below so they can be dropped; PostgreSQL names them `<table>_prefix_key`.
 """
@@ -35,7 +38,20 @@ def _prefix_unique(table: str) -> str:
     return f"uq_{table}_prefix" if op.get_bind().dialect.name == "sqlite" else f"{table}_prefix_key"
 
 
+def _own_evidence_only() -> None:
+    """Drop evidence facts reported by another agency's hosts from every finding (Article 25)."""
+    bind = op.get_bind()
+    agencies = sa.table('agencies', sa.column('id', sa.Integer()), sa.column('code', sa.String()))
+    findings = sa.table('findings', sa.column('id', sa.Integer()), sa.column('agency_id', sa.Integer()), sa.column('evidence', sa.JSON()))
+    codes = dict(bind.execute(sa.select(agencies.c.id, agencies.c.code)).all())
+    for id_, agency_id, evidence in bind.execute(sa.select(findings.c.id, findings.c.agency_id, findings.c.evidence)).all():
+        own = [e for e in evidence or [] if e.get('agency') == codes.get(agency_id)]
+        if len(own) != len(evidence or []):
+            bind.execute(findings.update().where(findings.c.id == id_).values(evidence=own))
+
+
 def upgrade() -> None:
+    _own_evidence_only()
     with op.batch_alter_table('findings', schema=None) as batch_op:
         batch_op.drop_constraint('uq_finding_rule_subject', type_='unique')
         batch_op.create_unique_constraint('uq_finding_rule_subject_agency', ['rule_id', 'subject', 'agency_id'])
