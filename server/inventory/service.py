@@ -233,6 +233,7 @@ def import_document(session: Session, document: documents.Document, *, principal
     An agency user's plan entries and exemptions that need approval become requests, counted as `<section>_requested`.
     Returns counts per section of entries created, updated and requested.
     """
+    principal.require_user()
     counts: dict[str, int] = {}
     for agency in document.agencies:
         if session.scalar(select(Agency.id).where(Agency.code == agency.code)) is None:
@@ -243,16 +244,22 @@ def import_document(session: Session, document: documents.Document, *, principal
     for name, kind in KINDS.items():
         for entry in getattr(document.registry, documents.REGISTRY_FIELD[name]):
             agency_id = _agency_id(session, entry.agency)
-            _authorize(principal, agency_id, kind)
-            reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
+            key = getattr(entry, kind.key)
+            values = {k: v for k, v in asdict(entry).items() if k != "agency"}
+            row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+            unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
+            # An agency re-imports its own export: its allotments and approved declarations come back unchanged.
+            if not (unchanged and kind.admin_only and agency_id == principal.agency_id):
+                _authorize(principal, agency_id, kind)
+            reason = None if unchanged else approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
             if reason is not None and agency_id is not None:
                 request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
                                     now=now, remote_addr=remote_addr)  # fmt: skip
                 counts[f"{name}_requested"] = counts.get(f"{name}_requested", 0) + 1
                 continue
-            key = getattr(entry, kind.key)
-            values = {k: v for k, v in asdict(entry).items() if k != "agency"}
-            row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+            if unchanged:
+                counts[f"{name}_updated"] = counts.get(f"{name}_updated", 0) + 1
+                continue
             if row is None:
                 session.add(kind.model(agency_id=agency_id, **values))
                 counts[f"{name}_created"] = counts.get(f"{name}_created", 0) + 1

@@ -119,6 +119,15 @@ def test_inside_the_allotment_an_agency_declares_everything_else_is_a_request_de
     client.app.state.inventory.full_pass()
     assert statuses(client, admin)[("undeclared_network", "192.168.5.0/24", "health")] == "remediated"
 
+    # The agency's own export (its allotments, the approved exemption) imports back without a new request.
+    exported = client.get("/api/v1/inventory", headers=health).text
+    assert "allotments:" in exported and "192.168.5.0/24" in exported and "10.40.0.0/16" not in exported
+    again = client.post("/api/v1/inventory", content=exported.encode(), headers={**health, "Content-Type": "application/yaml"})
+    assert again.json() == {"allotments_updated": 2, "address_plan_updated": 2, "exemptions_updated": 1}
+    widened = exported.replace("prefix: 10.30.0.0/16", "prefix: 10.0.0.0/8")
+    refused = client.post("/api/v1/inventory", content=widened.encode(), headers={**health, "Content-Type": "application/yaml"})
+    assert (refused.status_code, refused.json()["reason"]) == (403, "admin_required")
+
     rejected = client.post(f"/api/v1/inventory/requests/{requested['0.0.0.0/0']}/reject", headers=admin, json={"note": "范围过大"})
     assert (rejected.json()["status"], rejected.json()["decision_note"]) == ("rejected", "范围过大")
     pending = client.get("/api/v1/inventory/requests", headers=security, params={"status": "pending"}).json()
