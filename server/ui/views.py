@@ -194,9 +194,11 @@ def host_page(host_id: int, request: Request, session: DbSession, now: Now, prin
 def finding_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
     codes = codes_by_id(session)
     lang = _lang(request)
+    scope = principal.agency_scope()
     rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-            for f in findings.list_findings(session, agency_id=principal.agency_scope())]  # fmt: skip
-    return _page(request, "findings.html", principal, findings=rows)
+            for f in findings.list_findings(session, agency_id=scope)]  # fmt: skip
+    shared = findings.shared_subjects(session, language=lang) if scope is None else None  # platform roles only
+    return _page(request, "findings.html", principal, findings=rows, shared=shared)
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)

@@ -96,9 +96,12 @@ def test_two_agencies_on_the_same_subnet_get_one_finding_each_and_platform_roles
     page = client.get(f"/ui/findings/{own['id']}")
     assert page.status_code == 200 and "his-db-1" in page.text and "jw-app-1" not in page.text and 'id="related"' not in page.text
     assert client.get(f"/ui/findings/{foreign['id']}").status_code == 404
+    assert 'id="shared-subjects"' not in client.get("/ui/findings").text
     console_login(client, admin, "sec-web", "security", None)
     page = client.get(f"/ui/findings/{own['id']}").text
     assert re.search(r'id="seen-by">2<', page) and f'href="/ui/findings/{foreign["id"]}"' in page
+    listing = client.get("/ui/findings").text
+    assert 'id="shared-subjects"' in listing and f'>health #{own["id"]}<' in listing and f'>police #{foreign["id"]}<' in listing
 
     # A full pass keeps both; one agency's declaration of the subnet closes only its own finding.
     assert client.post("/api/v1/inventory/address_plan", headers=admin, json={"prefix": "192.168.1.0/24", "agency": "police"}).status_code == 201
