@@ -2,7 +2,8 @@
 
 The YAML layout is the one `egovmon init` writes (cli/templates/inventory.yaml):
 top-level `agencies`, `sites`, `address_plan`, `exemptions`, `systems`,
-`websites`, `hosts`. CSV carries one kind per file, with a header row naming the
+`websites`, `hosts`, `allotments` (the prefixes the e-gov office allots to each
+agency, see inventory/governance.py). CSV carries one kind per file, with a header row naming the
 same keys. NetBox's REST exports (`/api/dcim/sites/`, `/api/ipam/prefixes/`,
 `/api/dcim/devices/`, `/api/ipam/ip-addresses/`, as JSON lists or `{"results": [...]}`)
 map to sites, plan prefixes and hosts; the agency is NetBox's tenant slug.
@@ -23,6 +24,7 @@ from inventory.registry import (
     CLASSIFICATIONS,
     SITE_KINDS,
     SITE_OTHER,
+    Allotment,
     Exemption,
     PlanPrefix,
     RegisteredHost,
@@ -35,10 +37,10 @@ from inventory.registry import (
 
 SECTIONS: dict[str, type] = {
     "sites": Site, "address_plan": PlanPrefix, "exemptions": Exemption,
-    "systems": System, "websites": Website, "hosts": RegisteredHost,
+    "systems": System, "websites": Website, "hosts": RegisteredHost, "allotments": Allotment,
 }  # fmt: skip
 REGISTRY_FIELD = {"sites": "sites", "address_plan": "plan", "exemptions": "exemptions",
-                  "systems": "systems", "websites": "websites", "hosts": "hosts"}  # fmt: skip
+                  "systems": "systems", "websites": "websites", "hosts": "hosts", "allotments": "allotments"}  # fmt: skip
 
 
 class DocumentError(ValueError):
@@ -101,7 +103,7 @@ def _entry(section: str, raw: dict[str, Any]) -> Any:
                 raise KeyError(name, str(exc)) from exc
     if "expires_at" in values:
         values["expires_at"] = _expires(values["expires_at"])
-    for flag in ("approved_data_centre", "accepted", "on_platform"):
+    for flag in ("approved_data_centre", "accepted", "on_platform", "shared"):
         if flag in values:
             values[flag] = _bool(values[flag])
     if "vlan" in values:
@@ -111,7 +113,7 @@ def _entry(section: str, raw: dict[str, Any]) -> Any:
     if section == "exemptions" and values.get("classification", "exempt") not in CLASSIFICATIONS:
         raise KeyError("classification", f"{values['classification']!r} is not one of {', '.join(CLASSIFICATIONS)}")
     for key, value in list(values.items()):
-        if value == "" and key not in ("purpose", "name"):
+        if value == "" and key not in ("purpose", "name", "note"):
             values[key] = None
     try:
         return cls(**values)
@@ -175,7 +177,7 @@ def dump_yaml(document: Document) -> str:
     for section, name in REGISTRY_FIELD.items():
         items = []
         for entry in getattr(document.registry, name):
-            values = {k: v for k, v in asdict(entry).items() if v not in (None, "")}
+            values = {k: v for k, v in asdict(entry).items() if v not in (None, "") and not (k == "shared" and v is False)}
             if "expires_at" in values:
                 values["expires"] = values.pop("expires_at").date().isoformat()
             items.append(values)

@@ -1,8 +1,15 @@
 """Declared versus observed → finding drafts (pure).
 
 `reconcile(registry, facts, now=...)` applies every rule of `inventory.rules`
-to the facts it is given and returns one draft per (rule, subject): the server
-merges drafts into stored findings (deduplicated, with a lifecycle). Evidence is
+to the facts it is given and returns one draft per (rule, subject, agency): the
+server merges drafts into stored findings (deduplicated, with a lifecycle).
+
+Article 25: a draft belongs to the agency whose hosts saw the subject and holds
+only that agency's facts; when hosts of two agencies see the same subnet, each
+gets its own draft. What counts as declared for an agency is its own plan,
+exemptions, hosts and systems, plus the plan entries an admin marked `shared`
+(the platform's own networks) — never another agency's declaration, so no
+agency can remediate or hide another's finding by declaring its networks. Evidence is
 the facts behind a draft; confidence grows with the number of independent
 sources (netstate, snmp, flow, probe): 1 − 0.5^sources.
 
@@ -45,7 +52,7 @@ class Thresholds:
 class FindingDraft:
     rule_id: str
     subject: str
-    agency: str | None  # the agency responsible (the reporting agency, or the declaring one)
+    agency: str  # the agency whose hosts saw it; every fact of the evidence is this agency's
     severity: str
     confidence: float
     evidence: tuple[Fact, ...]
@@ -61,15 +68,15 @@ def confidence(evidence: Iterable[Fact]) -> float:
     return round(1 - 0.5 ** len({f.source for f in evidence}), 4)
 
 
-def _draft(rule_id: str, subject: str, evidence: Sequence[Fact], **detail: Any) -> FindingDraft:
+def _draft(rule_id: str, subject: str, agency: str, evidence: Sequence[Fact], **detail: Any) -> FindingDraft:
     rule = R.RULES[rule_id]
-    score = confidence(evidence)
+    own = [f for f in evidence if f.agency == agency]  # callers pass one agency's facts; this keeps it so
+    score = confidence(own)
     severity = rule.severity
     if rule.escalate_at_confidence is not None and score >= rule.escalate_at_confidence:
         severity = "critical"
-    agencies = sorted({f.agency for f in evidence})
-    return FindingDraft(rule_id, subject, agencies[0] if agencies else None, severity, score,
-                        tuple(sorted(evidence, key=lambda f: (f.observed_at, f.source, f.host))), detail)  # fmt: skip
+    return FindingDraft(rule_id, subject, agency, severity, score,
+                        tuple(sorted(own, key=lambda f: (f.observed_at, f.source, f.host))), detail)  # fmt: skip
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -82,33 +89,30 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def reconcile(
     registry: Registry, facts: Iterable[Fact], *, now: datetime, thresholds: Thresholds = Thresholds(), full: bool = False
 ) -> list[FindingDraft]:
-    """Finding drafts for `facts`; `full` also runs the rules that need every host (data centres)."""
-    by_asset: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    """Finding drafts for `facts`, one per (rule, subject, agency); `full` also runs the rules that need every host."""
+    by_asset: dict[tuple[str, str, str], list[Fact]] = defaultdict(list)
     for fact in facts:
-        by_asset[(fact.kind, fact.key)].append(fact)
+        by_asset[(fact.kind, fact.key, fact.agency)].append(fact)
     drafts: list[FindingDraft] = []
-    hosts: dict[str, list[Fact]] = defaultdict(list)
-    for (kind, key), evidence in by_asset.items():
+    hosts: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    for (kind, key, agency), evidence in by_asset.items():
         if kind == SUBNET:
-            network = ipaddress.ip_network(key)
-            if registry.planned(network) is None and registry.exemption(network, now) is None:
-                drafts.append(_draft(R.UNDECLARED_NETWORK, key, evidence))
+            if not registry.declared_for(ipaddress.ip_network(key), agency, now):
+                drafts.append(_draft(R.UNDECLARED_NETWORK, key, agency, evidence))
         elif kind == DHCP_SERVER:
             if any(f.detail.get("authorized") is False for f in evidence):
-                drafts.append(_draft(R.UNAUTHORIZED_DHCP, key, evidence))
+                drafts.append(_draft(R.UNAUTHORIZED_DHCP, key, agency, evidence))
         elif kind == TUNNEL_ENDPOINT:
             address = _ip(key)
-            if address is not None and registry.planned(address) is None and registry.exemption(
-                ipaddress.ip_network(address), now
-            ) is None:
-                drafts.append(_draft(R.UNDECLARED_TUNNEL, key, evidence))
+            if address is not None and not registry.declared_for(address, agency, now):
+                drafts.append(_draft(R.UNDECLARED_TUNNEL, key, agency, evidence))
         elif kind == WEB_SERVICE:
             if key not in registry.website_hosts():
-                drafts.append(_draft(R.UNREGISTERED_WEBSITE, key, evidence))
+                drafts.append(_draft(R.UNREGISTERED_WEBSITE, key, agency, evidence))
         elif kind in (HOST_ADDRESS, HOST_SERVICE, HOST_FORWARDING):
-            hosts[key].extend(evidence)
-    for host, evidence in hosts.items():
-        drafts.extend(_host_rules(registry, host, evidence, now, thresholds))
+            hosts[(key, agency)].extend(evidence)
+    for (host, agency), evidence in hosts.items():
+        drafts.extend(_host_rules(registry, host, agency, evidence, now, thresholds))
     if full:
         drafts.extend(_data_centres(registry, hosts, thresholds))
     return drafts
@@ -118,43 +122,48 @@ def _addresses(evidence: Iterable[Fact]) -> list[tuple[str, Fact]]:
     return [(str(f.detail["item"]), f) for f in evidence if f.kind == HOST_ADDRESS]
 
 
-def _host_rules(registry: Registry, host: str, evidence: list[Fact], now: datetime, thresholds: Thresholds) -> list[FindingDraft]:
+def _host_rules(
+    registry: Registry, host: str, agency: str, evidence: list[Fact], now: datetime, thresholds: Thresholds
+) -> list[FindingDraft]:
     drafts = []
     addresses = _addresses(evidence)
-    planned = [(a, f) for a, f in addresses if (ip := _ip(a)) is not None and registry.planned(ip) is not None]
-    undeclared = [
-        (a, f) for a, f in addresses
-        if (ip := _ip(a)) is not None and registry.planned(ip) is None and registry.exemption(ipaddress.ip_network(ip), now) is None
-    ]  # fmt: skip
+    planned = [(a, f) for a, f in addresses if (ip := _ip(a)) is not None and registry.planned_for(ip, agency) is not None]
+    undeclared = [(a, f) for a, f in addresses if (ip := _ip(a)) is not None and not registry.declared_for(ip, agency, now)]
     forwarding = [f for f in evidence if f.kind == HOST_FORWARDING]
     if planned and undeclared and forwarding:
-        drafts.append(_draft(R.NAT_BRIDGE, host, [f for _, f in planned + undeclared] + forwarding))
-    own = registry.own_prefixes(evidence[0].agency)
+        drafts.append(_draft(R.NAT_BRIDGE, host, agency, [f for _, f in planned + undeclared] + forwarding))
+    own = registry.own_prefixes(agency)
     if own is not None and addresses:
         if not any((ip := _ip(a)) is not None and own.covering(ip) is not None for a, _ in addresses):
-            drafts.append(_draft(R.AGENT_OUTSIDE_AGENCY, host, [f for _, f in addresses]))
+            drafts.append(_draft(R.AGENT_OUTSIDE_AGENCY, host, agency, [f for _, f in addresses]))
     registered = registry.registered_host(host)
-    system = registry.system(registered.system) if registered else None
-    if system is not None:
+    system = registry.system(registered.system) if registered is not None and registered.agency == agency else None
+    if system is not None and system.agency == agency:
         off_site = []
         for address, fact in addresses:
-            plan = registry.planned(ip) if (ip := _ip(address)) is not None else None
+            plan = registry.planned_for(ip, agency) if (ip := _ip(address)) is not None else None
             site = registry.site(plan.site) if plan else None
             if site is None or site.kind not in PLATFORM_SITE_KINDS:
                 off_site.append(fact)
         if system.on_platform and off_site and len(off_site) == len(addresses):
-            drafts.append(_draft(R.OFF_PLATFORM, host, off_site, system=system.code))
+            drafts.append(_draft(R.OFF_PLATFORM, host, agency, off_site, system=system.code))
         services = [f for f in evidence if f.kind == HOST_SERVICE]
         if not system.accepted and services:
-            drafts.append(_draft(R.BEFORE_ACCEPTANCE, system.code, services, host=host))
+            drafts.append(_draft(R.BEFORE_ACCEPTANCE, system.code, agency, services, host=host))
     return drafts
 
 
-def _data_centres(registry: Registry, hosts: dict[str, list[Fact]], thresholds: Thresholds) -> list[FindingDraft]:
-    """Server-class hosts counted per site (from the plan) or, outside the plan, per /24 or /64."""
-    places: dict[str, list[Fact]] = defaultdict(list)
-    members: dict[str, set[str]] = defaultdict(set)
-    for host, evidence in hosts.items():
+def _data_centres(
+    registry: Registry, hosts: dict[tuple[str, str], list[Fact]], thresholds: Thresholds
+) -> list[FindingDraft]:
+    """Server-class hosts counted per agency and site (from the plan) or, outside the plan, per /24 or /64.
+
+    Counted per agency: a draft's evidence holds one agency's hosts only, so hosts of two agencies in
+    one room are two counts (platform roles see the room in both agencies' findings).
+    """
+    places: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    members: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (host, agency), evidence in hosts.items():
         services = [f for f in evidence if f.kind == HOST_SERVICE]
         if len(services) < thresholds.server_min_services:
             continue
@@ -162,15 +171,15 @@ def _data_centres(registry: Registry, hosts: dict[str, list[Fact]], thresholds: 
             ip = _ip(address)
             if ip is None:
                 continue
-            plan = registry.planned(ip)
+            plan = registry.planned_for(ip, agency)
             site = registry.site(plan.site) if plan else None
             if site is not None and (site.approved_data_centre or site.kind in PLATFORM_SITE_KINDS):
                 continue
-            place = f"site:{site.code}" if site is not None else str(address_subnet(address))
+            place = (f"site:{site.code}" if site is not None else str(address_subnet(address)), agency)
             if host not in members[place]:
                 members[place].add(host)
                 places[place].extend([fact, *services[:3]])
     return [
-        _draft(R.STANDALONE_DC, place, evidence, hosts=sorted(members[place]))
-        for place, evidence in sorted(places.items()) if len(members[place]) >= thresholds.datacentre_min_hosts
+        _draft(R.STANDALONE_DC, place, agency, evidence, hosts=sorted(members[(place, agency)]))
+        for (place, agency), evidence in sorted(places.items()) if len(members[(place, agency)]) >= thresholds.datacentre_min_hosts
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from inventory.prefixes import Network, PrefixTable
+from inventory.prefixes import Address, Network, PrefixTable
 
 # Site kinds (Article 23: the unified platform, the backup centre and the exchange centre are run centrally).
 SITE_PLATFORM_DC: Final = "platform_dc"  # 政务云/统一平台数据中心
@@ -50,6 +50,9 @@ class PlanPrefix:
     site: str | None = None
     purpose: str = ""
     vlan: int | None = None
+    # Platform-wide (declared by an admin: the unified platform, backup and exchange centres): counts as declared
+    # for every agency's observations. Any other entry counts only for its own agency's (Article 25).
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,16 @@ class Exemption:
     approval_ref: str
     classification: str = EXEMPT
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Allotment:
+    """A prefix the e-gov office allots to an agency (Article 9): the agency declares inside it without a request."""
+
+    prefix: str
+    agency: str
+    approval_ref: str | None = None  # the e-gov office's document that allots it
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +111,12 @@ class Registry:
     systems: tuple[System, ...] = ()
     websites: tuple[Website, ...] = ()
     hosts: tuple[RegisteredHost, ...] = ()
+    allotments: tuple[Allotment, ...] = ()
     plan_table: PrefixTable[PlanPrefix] = field(init=False, repr=False, compare=False)
     exemption_table: PrefixTable[Exemption] = field(init=False, repr=False, compare=False)
     _own: dict[str, PrefixTable[str]] = field(init=False, repr=False, compare=False)
+    _plan_of: dict[str | None, PrefixTable[PlanPrefix]] = field(init=False, repr=False, compare=False)
+    _exemptions_of: dict[str, PrefixTable[Exemption]] = field(init=False, repr=False, compare=False)
     _sites: dict[str, Site] = field(init=False, repr=False, compare=False)
     _hosts: dict[str, RegisteredHost] = field(init=False, repr=False, compare=False)
     _websites: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -109,7 +125,15 @@ class Registry:
         own: dict[str, PrefixTable[str]] = {}
         for prefix, agency in [(p.prefix, p.agency) for p in self.plan] + [(e.prefix, e.agency) for e in self.exemptions]:
             own.setdefault(agency, PrefixTable()).add(prefix, prefix)
+        plan_of: dict[str | None, PrefixTable[PlanPrefix]] = {}  # None: the shared (platform-wide) entries
+        for p in self.plan:
+            plan_of.setdefault(None if p.shared else p.agency, PrefixTable()).add(p.prefix, p)
+        exemptions_of: dict[str, PrefixTable[Exemption]] = {}
+        for e in self.exemptions:
+            exemptions_of.setdefault(e.agency, PrefixTable()).add(e.prefix, e)
         for name, value in (
+            ("_plan_of", plan_of),
+            ("_exemptions_of", exemptions_of),
             ("plan_table", PrefixTable((p.prefix, p) for p in self.plan)),
             ("exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions)),
             ("_own", own),
@@ -133,15 +157,41 @@ class Registry:
         return self._own.get(agency)
 
     def planned(self, network: Network) -> PlanPrefix | None:
-        """The most specific plan prefix containing `network`, if any."""
+        """The most specific plan prefix containing `network`, whoever declared it (where it is, not whether it is allowed)."""
         return self.plan_table.covering(network)
 
     def exemption(self, network: Network, now: datetime) -> Exemption | None:
-        """An unexpired exemption containing `network`, if any."""
+        """An unexpired exemption containing `network`, whoever holds it; reconciliation uses `exemption_for`."""
         found = self.exemption_table.covering(network)
         if found is None or (found.expires_at is not None and found.expires_at <= now):
             return None
         return found
+
+    def planned_for(self, network: Network | Address, agency: str) -> PlanPrefix | None:
+        """The most specific plan prefix containing `network` that counts for `agency`: its own, or a shared one.
+
+        This, not `planned`, decides whether something an agency's host saw is declared: another agency's
+        declaration never covers it (Article 25: one agency's declaration never changes another's findings).
+        """
+        found = [m for table in (self._plan_of.get(agency), self._plan_of.get(None)) if table is not None
+                 if (m := table.match(network)) is not None]  # fmt: skip
+        return max(found, key=lambda m: m[0].prefixlen)[1] if found else None
+
+    def exemption_for(self, network: Network, agency: str, now: datetime) -> Exemption | None:
+        """An unexpired exemption of `agency` itself containing `network`, if any."""
+        table = self._exemptions_of.get(agency)
+        found = table.covering(network) if table is not None else None
+        if found is None or (found.expires_at is not None and found.expires_at <= now):
+            return None
+        return found
+
+    def declared_for(self, network: Network | Address, agency: str, now: datetime) -> bool:
+        """Whether `network` (or an address) seen by `agency`'s hosts is in its plan, a shared one, or its exemptions."""
+        if self.planned_for(network, agency) is not None:
+            return True
+        if not isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            network = ipaddress.ip_network(network)
+        return self.exemption_for(network, agency, now) is not None
 
     def website_hosts(self) -> frozenset[str]:
         return self._websites
@@ -160,5 +210,6 @@ def declared_agencies(registry: Registry) -> set[str]:
     found: Iterable[str | None] = (
         *(s.agency for s in registry.sites), *(p.agency for p in registry.plan), *(e.agency for e in registry.exemptions),
         *(s.agency for s in registry.systems), *(w.agency for w in registry.websites), *(h.agency for h in registry.hosts),
+        *(a.agency for a in registry.allotments),
     )  # fmt: skip
     return {code for code in found if code}

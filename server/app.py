@@ -44,6 +44,7 @@ from server.ui.views import root_router as ui_root_router
 from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
+from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
 from server.metrics import ServerMetrics
@@ -199,7 +200,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
-        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router, inventory_router, findings_router,
+        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router,
+        inventory_requests_router, inventory_router,  # /inventory/requests before /inventory/{kind}
+        findings_router,
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
     ):
         app.include_router(router)

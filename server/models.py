@@ -12,6 +12,8 @@ from server.incidents.models import Incident, TimelineEntry
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.inventory.models import (
+    AllotmentEntry,
+    DeclarationRequest,
     DeclaredSite,
     ExemptionEntry,
     HostEntry,
@@ -25,4 +27,5 @@ __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "LoginFailure", "ObservationRecord", "User",
     "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
+    "AllotmentEntry", "DeclarationRequest",
 ]

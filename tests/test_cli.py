@@ -185,12 +185,13 @@ def test_inventory_import_export_and_findings_list(tmp_path):
     data = ["--data-dir", str(tmp_path / "data")]
     imported = runner.invoke(app, ["inventory", "import", "cli/templates/inventory.yaml", *data])
     assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.output) == {"agencies_created": 3, "sites_created": 3, "address_plan_created": 3, "exemptions_created": 1}
+    assert json.loads(imported.output) == {"agencies_created": 3, "sites_created": 3, "address_plan_created": 3, "exemptions_created": 1,
+                                             "allotments_created": 2}
     exported = runner.invoke(app, ["inventory", "export", *data])
     assert exported.exit_code == 0 and "10.30.8.0/22" in exported.output and "市政务办〔2026〕12号" in exported.output
     (tmp_path / "again.yaml").write_text(exported.output, encoding="utf-8")
     again = runner.invoke(app, ["inventory", "import", str(tmp_path / "again.yaml"), *data])
-    assert json.loads(again.output) == {"sites_updated": 3, "address_plan_updated": 3, "exemptions_updated": 1}
+    assert json.loads(again.output) == {"sites_updated": 3, "address_plan_updated": 3, "exemptions_updated": 1, "allotments_updated": 2}
     (tmp_path / "plan.csv").write_text("prefix,agency,purpose\n10.99.0.0/16,health,新院区\nnot-a-prefix,health,x\n", encoding="utf-8")
     bad = runner.invoke(app, ["inventory", "import", str(tmp_path / "plan.csv"), "--section", "address_plan", *data])
     assert bad.exit_code == 2 and "address_plan[1].prefix" in bad.output

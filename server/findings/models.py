@@ -1,4 +1,4 @@
-"""Findings: one per (rule, subject), with evidence and a lifecycle."""
+"""Findings: one per (rule, subject, agency), with that agency's evidence and a lifecycle (Article 25)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ ACTIVE = (OPEN, ACKNOWLEDGED)
 
 class Finding(Base):
     __tablename__ = "findings"
-    __table_args__ = (UniqueConstraint("rule_id", "subject", name="uq_finding_rule_subject"),)
+    # Also the index `apply_drafts` looks findings up by: exactly the (rule, subject, agency) keys of its drafts.
+    __table_args__ = (UniqueConstraint("rule_id", "subject", "agency_id", name="uq_finding_rule_subject_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -1,4 +1,11 @@
-"""Findings in SQL: drafts from reconciliation merged into one finding per (rule, subject), and the lifecycle.
+"""Findings in SQL: drafts merged into one finding per (rule, subject, agency), the lifecycle, the cross-agency links.
+
+Article 25: a finding belongs to one agency and holds only its evidence; when
+hosts of several agencies see the same subject, each agency has its own finding.
+Platform roles (admin, security, noc) see the link: `related` (the same rule and
+subject in other agencies) and `seen_by_agencies` on every finding they read, and
+`shared_subjects`, the subjects seen by at least two agencies — evidence of an
+interconnection nobody declared. Agency users never see either.
 
 open → acknowledged → exempted (with the approval reference) / remediated
 (automatically, when a full pass no longer produces it: the evidence is older
@@ -12,10 +19,11 @@ alerting, and every human change is in the audit log.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from inventory.reconcile import FindingDraft
@@ -57,22 +65,45 @@ def change_of(finding: Finding, change: str, agency_code: str | None) -> Finding
     )  # fmt: skip
 
 
+LOOKUP_CHUNK = 200  # keys per query: 3 bound parameters each
+
+
+def _by_keys(session: Session, keys: Iterable[tuple[str, str, int | None]]) -> dict[tuple[str, str, int | None], Finding]:
+    """The findings with exactly these (rule_id, subject, agency_id) keys, one indexed lookup per key.
+
+    OR-ed equality triples rather than a row-value IN: SQLite answers the latter with a scan of the whole
+    index, the former with one index search per key, so the cost follows the keys, not the fleet.
+    """
+    keys = list(keys)
+    found: dict[tuple[str, str, int | None], Finding] = {}
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        clauses = [
+            and_(Finding.rule_id == rule_id, Finding.subject == subject,
+                 Finding.agency_id.is_(None) if agency_id is None else Finding.agency_id == agency_id)
+            for rule_id, subject, agency_id in keys[start : start + LOOKUP_CHUNK]
+        ]  # fmt: skip
+        for finding in session.scalars(select(Finding).where(or_(*clauses))):
+            found[(finding.rule_id, finding.subject, finding.agency_id)] = finding
+    return found
+
+
 def apply_drafts(session: Session, drafts: Sequence[FindingDraft], *, now: datetime) -> list[FindingChange]:
-    """Merge drafts into findings (one per rule and subject); returns what opened, escalated or reopened."""
-    codes = dict(session.execute(select(Agency.code, Agency.id)).all())
-    by_key = {(d.rule_id, d.subject): d for d in drafts}
-    existing = {
-        (f.rule_id, f.subject): f
-        for f in session.scalars(select(Finding).where(Finding.rule_id.in_({d.rule_id for d in drafts})))
-        if (f.rule_id, f.subject) in by_key
-    } if drafts else {}  # fmt: skip
+    """Merge drafts into findings (one per rule, subject and agency); returns what opened, escalated or reopened.
+
+    Reads only the findings with the drafts' keys (indexed), whatever the number of findings stored.
+    """
+    if not drafts:
+        return []
+    codes = dict(session.execute(select(Agency.code, Agency.id).where(Agency.code.in_({d.agency for d in drafts}))).all())
+    by_key = {(d.rule_id, d.subject, codes.get(d.agency)): d for d in drafts}
+    existing = _by_keys(session, by_key)
     changes = []
     for key, draft in by_key.items():
         finding = existing.get(key)
         last_seen = max(f.observed_at for f in draft.evidence)
         if finding is None:
             finding = Finding(
-                rule_id=draft.rule_id, subject=draft.subject, agency_id=codes.get(draft.agency or ""),
+                rule_id=draft.rule_id, subject=draft.subject, agency_id=key[2],
                 severity=draft.severity, confidence=draft.confidence, status=OPEN,
                 first_seen_at=min(f.observed_at for f in draft.evidence), last_seen_at=last_seen,
                 status_changed_at=now, status_by="system", approval_ref=None, note="",
@@ -99,15 +130,16 @@ def apply_drafts(session: Session, drafts: Sequence[FindingDraft], *, now: datet
     return changes
 
 
-def remediate_missing(session: Session, produced: Iterable[tuple[str, str]], *, now: datetime) -> list[FindingChange]:
-    """After a full pass: active findings the pass did not produce are remediated."""
+def remediate_missing(session: Session, produced: Iterable[tuple[str, str, str]], *, now: datetime) -> list[FindingChange]:
+    """After a full pass: active findings whose (rule_id, subject, agency code) the pass did not produce are remediated."""
     keep = set(produced)
     codes = codes_by_id(session)
     changes = []
     for finding in session.scalars(select(Finding).where(Finding.status.in_(ACTIVE))):
-        if (finding.rule_id, finding.subject) not in keep:
+        code = codes.get(finding.agency_id or -1)
+        if (finding.rule_id, finding.subject, code) not in keep:
             finding.status, finding.status_changed_at, finding.status_by = REMEDIATED, now, "system"
-            changes.append(change_of(finding, "status", codes.get(finding.agency_id or -1)))
+            changes.append(change_of(finding, "status", code))
     session.flush()
     return changes
 
@@ -167,10 +199,18 @@ def transition(
     return change_of(finding, "status", code)
 
 
-def read(finding: Finding, *, agency_code: str | None, language: str) -> dict[str, Any]:
-    """The API shape of a finding, with its rule's texts in `language` (zh or en) and both titles."""
+def read(finding: Finding, *, agency_code: str | None, language: str, related: Sequence[Link] | None = None) -> dict[str, Any]:
+    """The API shape of a finding, with its rule's texts in `language` (zh or en) and both titles.
+
+    `related` is for platform roles only: given, the shape also has `seen_by_agencies` (this agency and the
+    others with a finding of the same rule and subject) and `related` (those findings: id, agency, status).
+    """
     rule = RULES[finding.rule_id]
     texts = rule.text(language, finding.subject)
+    links = {} if related is None else {
+        "seen_by_agencies": len({finding.agency_id} | {link.agency_id for link in related}),
+        "related": [{"id": link.id, "agency": link.agency, "status": link.status} for link in related],
+    }  # fmt: skip
     return {
         "id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "agency": agency_code,
         "severity": finding.severity, "confidence": finding.confidence, "status": finding.status,
@@ -179,5 +219,76 @@ def read(finding: Finding, *, agency_code: str | None, language: str) -> dict[st
         "first_seen_at": finding.first_seen_at, "last_seen_at": finding.last_seen_at,
         "status_changed_at": finding.status_changed_at, "status_by": finding.status_by,
         "approval_ref": finding.approval_ref, "note": finding.note, "sources": finding.sources,
-        "evidence": finding.evidence, "detail": finding.detail,
+        "evidence": finding.evidence, "detail": finding.detail, **links,
     }  # fmt: skip
+
+
+# The cross-agency view (platform roles only) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Another agency's finding of the same rule and subject."""
+
+    id: int
+    agency_id: int | None
+    agency: str | None
+    status: str
+
+
+def related(session: Session, findings: Sequence[Finding]) -> dict[int, list[Link]]:
+    """For each finding, the findings of the same rule and subject in other agencies (indexed by rule and subject).
+
+    Only for callers who see every agency: the answer names other agencies' findings.
+    """
+    pairs = sorted({(f.rule_id, f.subject) for f in findings})
+    codes = codes_by_id(session)
+    same: dict[tuple[str, str], list[Link]] = {}
+    for start in range(0, len(pairs), LOOKUP_CHUNK):
+        clauses = [and_(Finding.rule_id == r, Finding.subject == s) for r, s in pairs[start : start + LOOKUP_CHUNK]]
+        query = select(Finding.id, Finding.rule_id, Finding.subject, Finding.agency_id, Finding.status).where(or_(*clauses))
+        for id_, rule_id, subject, agency_id, status in session.execute(query.order_by(Finding.id)):
+            same.setdefault((rule_id, subject), []).append(Link(id_, agency_id, codes.get(agency_id or -1), status))
+    return {f.id: [link for link in same.get((f.rule_id, f.subject), []) if link.id != f.id] for f in findings}
+
+
+def shared_subjects(
+    session: Session, *, language: str, rule_id: str | None = None, include_closed: bool = False, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Subjects with findings in at least two agencies: most agencies first, then the most recently seen.
+
+    A subnet, tunnel endpoint or DHCP server seen by hosts of several agencies is evidence of an
+    interconnection between them that nobody declared (Articles 9 and 25). Closed findings (exempted,
+    remediated, false positive) count only with `include_closed`. Only for callers who see every agency.
+    """
+    considered = select(Finding.rule_id, Finding.subject).where(Finding.agency_id.is_not(None))
+    if not include_closed:
+        considered = considered.where(Finding.status.in_(ACTIVE))
+    if rule_id:
+        considered = considered.where(Finding.rule_id == rule_id)
+    agencies = func.count(func.distinct(Finding.agency_id))
+    shared = considered.group_by(Finding.rule_id, Finding.subject).having(agencies >= 2).add_columns(agencies)
+    shared = shared.order_by(agencies.desc(), func.max(Finding.last_seen_at).desc()).limit(limit)
+    rows = session.execute(shared).all()
+    codes = codes_by_id(session)
+    members: dict[tuple[str, str], list[Finding]] = {}
+    for start in range(0, len(rows), LOOKUP_CHUNK):
+        clauses = [and_(Finding.rule_id == r, Finding.subject == s) for r, s, _ in rows[start : start + LOOKUP_CHUNK]]
+        query = select(Finding).where(or_(*clauses), Finding.agency_id.is_not(None)).order_by(Finding.id)
+        if not include_closed:
+            query = query.where(Finding.status.in_(ACTIVE))
+        for finding in session.scalars(query):
+            members.setdefault((finding.rule_id, finding.subject), []).append(finding)
+    out = []
+    for rule, subject, count in rows:
+        found = members.get((rule, subject), [])
+        texts = RULES[rule].text(language, subject)
+        out.append({
+            "rule_id": rule, "subject": subject, "title": texts["title"], "article": texts["article"],
+            "seen_by_agencies": count, "agencies": sorted({codes.get(f.agency_id or -1, "") for f in found}),
+            "last_seen_at": max(f.last_seen_at for f in found) if found else None,
+            "findings": [{"id": f.id, "agency": codes.get(f.agency_id or -1), "status": f.status, "severity": f.severity,
+                          "last_seen_at": f.last_seen_at, "hosts": sorted({str(e.get("host")) for e in f.evidence})}
+                         for f in found],
+        })  # fmt: skip
+    return out

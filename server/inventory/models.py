@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.database import Base
@@ -24,20 +24,25 @@ class DeclaredSite(Base):
 
 class PlanEntry(Base):
     __tablename__ = "inventory_plan"
+    # Two agencies' machine rooms may both use 192.168.1.0/24: a prefix is unique per agency, not platform-wide.
+    __table_args__ = (UniqueConstraint("prefix", "agency_id", name="uq_plan_prefix_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    prefix: Mapped[str] = mapped_column(String(64), unique=True, comment="An approved e-gov extranet prefix")
+    prefix: Mapped[str] = mapped_column(String(64), comment="An approved e-gov extranet prefix")
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     site: Mapped[str | None] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(200), default="")
     vlan: Mapped[int | None]
+    shared: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                         comment="Platform-wide (admins only): counts as declared for every agency")
 
 
 class ExemptionEntry(Base):
     __tablename__ = "inventory_exemptions"
+    __table_args__ = (UniqueConstraint("prefix", "agency_id", name="uq_exemption_prefix_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    prefix: Mapped[str] = mapped_column(String(64), unique=True, comment="An approved private network (Article 9)")
+    prefix: Mapped[str] = mapped_column(String(64), comment="An approved private network (Article 9)")
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     approval_ref: Mapped[str] = mapped_column(String(200), comment="The approval document, e.g. 市政务办〔2026〕12号")
     classification: Mapped[str] = mapped_column(String(32), comment="to_be_merged, merged, exempt")
@@ -73,6 +78,41 @@ class HostEntry(Base):
     address: Mapped[str | None] = mapped_column(String(64))
     site: Mapped[str | None] = mapped_column(String(64))
     system: Mapped[str | None] = mapped_column(String(64))
+
+
+class AllotmentEntry(Base):
+    """A prefix the e-gov office allots to an agency: inside it the agency declares without a request (Article 9)."""
+
+    __tablename__ = "inventory_allotments"
+    __table_args__ = (UniqueConstraint("prefix", "agency_id", name="uq_allotment_prefix_agency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(64), comment="The allotted prefix")
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    approval_ref: Mapped[str | None] = mapped_column(String(200), comment="The document that allots it")
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class DeclarationRequest(Base):
+    """A declaration an agency may not make alone (too wide, outside its allotment, shared): pending until decided."""
+
+    __tablename__ = "inventory_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), comment="address_plan or exemptions")
+    prefix: Mapped[str] = mapped_column(String(64))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(comment="The declaration as requested")
+    reason: Mapped[str] = mapped_column(String(32), comment="too_wide, outside_allotment, shared, requested")
+    status: Mapped[str] = mapped_column(String(16), index=True, comment="pending, approved, rejected")
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    approval_ref: Mapped[str | None] = mapped_column(String(200), comment="The approval reference (批准文号) when approved")
+    decision_note: Mapped[str] = mapped_column(String(1000), default="")
+    entry_id: Mapped[int | None] = mapped_column(comment="The declaration created on approval")
 
 
 class ObservedFact(Base):

@@ -1,24 +1,33 @@
-"""The declared inventory in SQL: declarations per kind (scoped by agency), import/export, observed facts."""
+"""The declared inventory in SQL: declarations per kind (scoped by agency), import/export, observed facts.
+
+Address-plan governance (Article 9, see inventory/governance.py): an agency user's plan entry or exemption
+outside its allotment, wider than the limit, or marked shared is not stored; it becomes a pending request
+(server/inventory/governance.py) that an admin or security user approves with an approval reference.
+Admins declare directly; only admins allot prefixes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from inventory import documents
 from inventory.observed import Fact
-from inventory.registry import Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
+from inventory.governance import approval_needed
+from inventory.registry import Allotment, Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
 from server.agencies.models import Agency
 from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.auth.principal import Principal
 from server.errors import ConflictError, ForbiddenError, NotFoundError
 from server.inventory.models import (
+    AllotmentEntry,
+    DeclarationRequest,
     DeclaredSite,
     ExemptionEntry,
     HostEntry,
@@ -38,15 +47,19 @@ class Kind:
     key: str
     entry: type
     agency_required: bool = True
+    per_agency: bool = False  # the natural key is (key, agency): two agencies' rooms may use the same prefix
+    governed: bool = False  # an agency user declares it alone only inside its allotment (Article 9)
+    admin_only: bool = False  # only admins declare it
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("sites", DeclaredSite, "code", Site, agency_required=False),
-    Kind("address_plan", PlanEntry, "prefix", PlanPrefix),
-    Kind("exemptions", ExemptionEntry, "prefix", Exemption),
+    Kind("address_plan", PlanEntry, "prefix", PlanPrefix, per_agency=True, governed=True),
+    Kind("exemptions", ExemptionEntry, "prefix", Exemption, per_agency=True, governed=True),
     Kind("systems", SystemEntry, "code", System),
     Kind("websites", WebsiteEntry, "host", Website),
     Kind("hosts", HostEntry, "name", RegisteredHost),
+    Kind("allotments", AllotmentEntry, "prefix", Allotment, per_agency=True, admin_only=True),
 )}  # fmt: skip
 
 
@@ -100,29 +113,104 @@ def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
     principal.require_user()
     if principal.is_admin:
         return
+    if kind.admin_only:
+        raise ForbiddenError(f"only admins declare {kind.name}", reason="admin_required")
     if principal.role != "agency" or agency_id is None or agency_id != principal.agency_id:
         raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
 
 
-def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,
-                 remote_addr: str | None = None) -> dict[str, Any]:
-    """Validate and add one declaration. Raises DocumentError (400), ForbiddenError, ConflictError."""
+def _natural(kind: Kind, key: Any, agency_id: int | None) -> Any:
+    """The WHERE clause of a declaration's natural key."""
+    clause = getattr(kind.model, kind.key) == key
+    return and_(clause, kind.model.agency_id == agency_id) if kind.per_agency else clause
+
+
+def parse_entry(kind: Kind, raw: dict[str, Any]) -> Any:
+    """One declaration of `kind` from a mapping. Raises DocumentError keyed by `kind[0].field`."""
     document = documents.from_mapping({kind.name: [raw]})
     entry = getattr(document.registry, documents.REGISTRY_FIELD[kind.name])[0]
     if kind.agency_required and entry.agency is None:
         raise documents.DocumentError({f"{kind.name}[0].agency": "required"})
+    return entry
+
+
+def authorized_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal) -> tuple[Any, int | None]:
+    """The declaration in `raw` and its agency id, if `principal` may declare for that agency.
+
+    Raises DocumentError (422), NotFoundError (unknown agency), ForbiddenError.
+    """
+    entry = parse_entry(kind, raw)
     agency_id = _agency_id(session, entry.agency)
     _authorize(principal, agency_id, kind)
+    return entry, agency_id
+
+
+def approval_reason(session: Session, *, kind: Kind, entry: Any, agency_id: int | None, principal: Principal) -> str | None:
+    """Why `principal` may not store this declaration alone (inventory.governance reasons), or None."""
+    if not kind.governed or principal.is_admin or agency_id is None:
+        return None
+    allotted = [Allotment(prefix, entry.agency) for prefix in
+                session.scalars(select(AllotmentEntry.prefix).where(AllotmentEntry.agency_id == agency_id))]  # fmt: skip
+    return approval_needed(entry.prefix, entry.agency, allotted, shared=bool(getattr(entry, "shared", False)))
+
+
+def request_declaration(session: Session, *, kind: Kind, entry: Any, agency_id: int, reason: str, principal: Principal,
+                        now: datetime, note: str = "", remote_addr: str | None = None) -> DeclarationRequest:
+    """A pending request for a declaration (the same pending request again is returned, not duplicated)."""
+    values = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(entry).items()}
+    pending = session.scalar(select(DeclarationRequest).where(
+        DeclarationRequest.kind == kind.name, DeclarationRequest.prefix == entry.prefix,
+        DeclarationRequest.agency_id == agency_id, DeclarationRequest.status == "pending"))  # fmt: skip
+    if pending is not None:
+        return pending
+    request = DeclarationRequest(kind=kind.name, prefix=entry.prefix, agency_id=agency_id, entry=values, reason=reason,
+                                 status="pending", requested_by=principal.actor, requested_at=now, note=note[:1000],
+                                 decided_by=None, decided_at=None, approval_ref=None, decision_note="", entry_id=None)  # fmt: skip
+    session.add(request)
+    session.flush()
+    audit.record(session, actor=principal.actor, action="inventory.request.create", target_type="inventory_request",
+                 target_id=request.id, details={"kind": kind.name, "prefix": entry.prefix, "agency": entry.agency, "reason": reason},
+                 remote_addr=remote_addr, at=now)  # fmt: skip
+    return request
+
+
+def store_entry(session: Session, *, kind: Kind, entry: Any, agency_id: int | None, principal: Principal, now: datetime,
+                remote_addr: str | None = None, details: dict[str, str] | None = None) -> Any:
+    """Add one validated, authorized declaration; returns its row. Raises ConflictError (only the agency's own)."""
     key = getattr(entry, kind.key)
-    if session.scalar(select(kind.model.id).where(getattr(kind.model, kind.key) == key)) is not None:
+    if session.scalar(select(kind.model.id).where(_natural(kind, key, agency_id))) is not None:
         raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
     values = {k: v for k, v in asdict(entry).items() if k != "agency"}
     row = kind.model(agency_id=agency_id, **values)
     session.add(row)
     session.flush()
     audit.record(session, actor=principal.actor, action=f"inventory.{kind.name}.create", target_type=kind.name,
-                 target_id=str(key), details={k: str(v) for k, v in asdict(entry).items()}, remote_addr=remote_addr, at=now)
-    return entry_dict(kind, row, codes_by_id(session))
+                 target_id=str(key), details={**{k: str(v) for k, v in asdict(entry).items()}, **(details or {})},
+                 remote_addr=remote_addr, at=now)  # fmt: skip
+    return row
+
+
+class Created(NamedTuple):
+    """What a declaration became: stored (`entry`), or a pending request for approval (`request`)."""
+
+    entry: dict[str, Any] | None
+    request: DeclarationRequest | None
+
+
+def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,
+                 remote_addr: str | None = None) -> Created:
+    """Validate and add one declaration, or request it when it needs approval (Article 9).
+
+    Raises DocumentError (422), ForbiddenError, ConflictError.
+    """
+    entry, agency_id = authorized_entry(session, kind=kind, raw=raw, principal=principal)
+    reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
+    if reason is not None and agency_id is not None:
+        request = request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason,
+                                      principal=principal, now=now, remote_addr=remote_addr)  # fmt: skip
+        return Created(None, request)
+    row = store_entry(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal, now=now, remote_addr=remote_addr)
+    return Created(entry_dict(kind, row, codes_by_id(session)), None)
 
 
 def delete_entry(session: Session, *, kind: Kind, entry_id: int, principal: Principal, now: datetime,
@@ -142,8 +230,10 @@ def import_document(session: Session, document: documents.Document, *, principal
                     remote_addr: str | None = None) -> dict[str, int]:
     """Add what is new and update what exists (by natural key); agencies are created by admins only.
 
-    Returns counts per section of entries created and updated.
+    An agency user's plan entries and exemptions that need approval become requests, counted as `<section>_requested`.
+    Returns counts per section of entries created, updated and requested.
     """
+    principal.require_user()
     counts: dict[str, int] = {}
     for agency in document.agencies:
         if session.scalar(select(Agency.id).where(Agency.code == agency.code)) is None:
@@ -154,10 +244,22 @@ def import_document(session: Session, document: documents.Document, *, principal
     for name, kind in KINDS.items():
         for entry in getattr(document.registry, documents.REGISTRY_FIELD[name]):
             agency_id = _agency_id(session, entry.agency)
-            _authorize(principal, agency_id, kind)
             key = getattr(entry, kind.key)
             values = {k: v for k, v in asdict(entry).items() if k != "agency"}
-            row = session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
+            row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+            unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
+            # An agency re-imports its own export: its allotments and approved declarations come back unchanged.
+            if not (unchanged and kind.admin_only and agency_id == principal.agency_id):
+                _authorize(principal, agency_id, kind)
+            reason = None if unchanged else approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
+            if reason is not None and agency_id is not None:
+                request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
+                                    now=now, remote_addr=remote_addr)  # fmt: skip
+                counts[f"{name}_requested"] = counts.get(f"{name}_requested", 0) + 1
+                continue
+            if unchanged:
+                counts[f"{name}_updated"] = counts.get(f"{name}_updated", 0) + 1
+                continue
             if row is None:
                 session.add(kind.model(agency_id=agency_id, **values))
                 counts[f"{name}_created"] = counts.get(f"{name}_created", 0) + 1

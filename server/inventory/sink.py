@@ -69,7 +69,7 @@ class InventorySink:
             evidence = service.all_facts(session, since=now - self.remediate_after)
             drafts = reconcile(service.load_registry(session), evidence, now=now, thresholds=self.thresholds, full=True)
             changes = findings.apply_drafts(session, drafts, now=now)
-            changes += findings.remediate_missing(session, ((d.rule_id, d.subject) for d in drafts), now=now)
+            changes += findings.remediate_missing(session, ((d.rule_id, d.subject, d.agency) for d in drafts), now=now)
             service.prune_facts(session, before=now - 7 * self.remediate_after)
         self._notify(changes)
         return changes

@@ -18,6 +18,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "poll_duration": "轮询耗时（秒）", "last_error": "最近错误", "collector": "采集主机", "silence": "静默",
         "silence_minutes": "静默分钟数", "comment": "说明", "silences": "生效中的静默", "matchers": "匹配条件", "until": "截止",
         "duties": "安全职责", "duty": "职责", "system": "系统", "last_done": "上次完成", "due": "到期", "overdue": "逾期", "on_time": "按期",
+        "seen_by_agencies": "发现该对象的部门数", "shared_subjects": "多个部门共同观测到的对象", "related_hint": "其他部门的主机也观测到同一对象，可能存在未经批准的网络互联：",
+        "requests": "地址申报审批", "requests_hint": "超出本部门分配地址段、范围过大或全平台共享的申报，须经电子政务主管部门批准（填写批准文号）后生效。",
+        "declaration_kind": "类型", "prefix": "网段", "request_reason": "原因", "requested_by": "申请人", "approval_ref": "批准文号",
+        "approve": "批准", "reject": "驳回", "kind_address_plan": "地址规划", "kind_exemptions": "专网豁免",
+        "reason_too_wide": "范围过大", "reason_outside_allotment": "超出分配地址段", "reason_shared": "全平台共享",
+        "reason_requested": "主动申请", "request_pending": "待审批", "request_approved": "已批准", "request_rejected": "已驳回",
     },
     "en": {
         "login_locked": "Too many failed logins; try again later",
@@ -36,5 +42,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "collector": "Collector host", "silence": "Silence", "silence_minutes": "Minutes", "comment": "Comment",
         "silences": "Active silences", "matchers": "Matchers", "until": "Until", "duties": "Security duties", "duty": "Duty",
         "system": "System", "last_done": "Last done", "due": "Due", "overdue": "overdue", "on_time": "on time",
+        "seen_by_agencies": "Agencies that see this subject", "shared_subjects": "Subjects seen by several agencies",
+        "related_hint": "Hosts of other agencies see the same subject: possibly an interconnection nobody approved:",
+        "requests": "Declaration requests", "requests_hint": "Declarations outside the agency's allotment, too wide, or "
+        "platform-wide take effect only once the e-gov office approves them with an approval reference.",
+        "declaration_kind": "Kind", "prefix": "Prefix", "request_reason": "Reason", "requested_by": "Requested by",
+        "approval_ref": "Approval reference", "approve": "Approve", "reject": "Reject", "kind_address_plan": "Address plan",
+        "kind_exemptions": "Exemption", "reason_too_wide": "too wide", "reason_outside_allotment": "outside the allotment",
+        "reason_shared": "platform-wide", "reason_requested": "requested", "request_pending": "pending",
+        "request_approved": "approved", "request_rejected": "rejected",
     },
 }

@@ -36,6 +36,7 @@ from server.findings import service as findings
 from server.hosts import service as hosts
 from server.hosts.models import Host, LatestSeries
 from server.incidents.models import Incident
+from server.inventory import governance
 from server.ui.i18n import MESSAGES
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
@@ -210,23 +211,20 @@ def host_page(host_id: int, request: Request, session: DbSession, now: Now, prin
 def finding_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
     codes = codes_by_id(session)
     lang = _lang(request)
+    scope = principal.agency_scope()
     rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-            for f in findings.list_findings(session, agency_id=principal.agency_scope())]  # fmt: skip
-    return _page(request, "findings.html", principal, findings=rows)
+            for f in findings.list_findings(session, agency_id=scope)]  # fmt: skip
+    shared = findings.shared_subjects(session, language=lang) if scope is None else None  # platform roles only
+    return _page(request, "findings.html", principal, findings=rows, shared=shared)
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(finding_id: int, request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    from server.findings.models import Finding  # noqa: PLC0415
-
-    found = session.get(Finding, finding_id)
-    if found is None:
-        raise NotFoundError("no such finding", reason="not_found")
-    if found.agency_id is not None:
-        principal.require_agency(found.agency_id)
-    elif principal.agency_scope() is not None:
-        raise ForbiddenError("this finding belongs to no agency of yours", reason="other_agency")
-    row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request))
+    """One finding; another agency's answers 404 as in the API. Platform roles also see the same subject elsewhere."""
+    scope = principal.agency_scope()
+    found = findings.get_finding(session, finding_id=finding_id, agency_id=scope)
+    links = findings.related(session, [found]).get(found.id) if scope is None else None
+    row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
     return _page(request, "finding.html", principal, f=row)
 
 
@@ -307,3 +305,37 @@ def scorecard(request: Request, session: DbSession, now: Now, principal: Princip
     codes = codes_by_id(session)
     return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()),
                  duties=[duties.read(d, codes, now) for d in session.scalars(query)])
+
+
+# Declaration requests (Article 9) -------------------------------------------------------------------
+
+
+@router.get("/requests", response_class=HTMLResponse)
+def request_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+    """Declaration requests: pending first; approvers (admin, security) get approve and reject forms."""
+    codes = codes_by_id(session)
+    rows = [governance.read(r, codes) for r in governance.list_requests(session, agency_id=principal.agency_scope())]
+    rows.sort(key=lambda r: r["status"] != governance.PENDING)  # stable: newest first within each group
+    return _page(request, "requests.html", principal, requests=rows, approver=principal.role in governance.APPROVERS)
+
+
+@router.post("/requests/{request_id}/approve")
+def approve_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
+                    approval_ref: str = Form(""), note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+    """The API's approval, from the requests page."""
+    _check_csrf(request, csrf)
+    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
+    governance.approve(session, request=found, approval_ref=approval_ref[:200], note=note, principal=principal, now=now, remote_addr=remote)
+    session.commit()
+    return RedirectResponse("/ui/requests", status_code=303)
+
+
+@router.post("/requests/{request_id}/reject")
+def reject_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
+                   note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+    """The API's rejection, from the requests page."""
+    _check_csrf(request, csrf)
+    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
+    governance.reject(session, request=found, note=note, principal=principal, now=now, remote_addr=remote)
+    session.commit()
+    return RedirectResponse("/ui/requests", status_code=303)

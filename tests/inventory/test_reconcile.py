@@ -44,7 +44,7 @@ def obs(kind: str, subject: str, source: str = "netstate", **attributes: object)
 
 REGISTRY = Registry(
     sites=(Site("dc", "平台数据中心", "platform_dc", approved_data_centre=True),),
-    plan=(PlanPrefix("10.10.0.0/16", "egov", "dc"), PlanPrefix("2001:db8:10::/48", "egov", "dc")),
+    plan=(PlanPrefix("10.10.0.0/16", "egov", "dc", shared=True), PlanPrefix("2001:db8:10::/48", "egov", "dc", shared=True)),
     exemptions=(
         Exemption("172.16.40.0/24", "police", "市政务办〔2026〕12号"),
         Exemption("172.16.41.0/24", "police", "市政务办〔2025〕3号", expires_at=NOW - timedelta(days=1)),
@@ -61,7 +61,8 @@ REGISTRY = Registry(
          {("undeclared_network", "2001:db8:99::/64")}),
         (obs("interface_address", "10.10.3.4/24", interface="eth0", network="10.10.3.0/24", scope="global"), set()),
         (obs("interface_address", "2001:db8:10:5::1/64", interface="eth0", network="2001:db8:10:5::/64", scope="global"), set()),
-        (obs("interface_address", "172.16.40.4/24", interface="eth2", network="172.16.40.0/24", scope="global"), set()),
+        (obs("interface_address", "172.16.40.4/24", interface="eth2", network="172.16.40.0/24", scope="global"),
+         {("undeclared_network", "172.16.40.0/24")}),  # police's exemption, not this agency's: it covers police only
         (obs("interface_address", "172.16.41.4/24", interface="eth2", network="172.16.41.0/24", scope="global"),
          {("undeclared_network", "172.16.41.0/24")}),  # its exemption expired yesterday
         (obs("interface_address", "172.17.0.1/16", interface="docker0", network="172.17.0.0/16", scope="global"), set()),
@@ -152,3 +153,107 @@ def test_document_errors_name_the_entry_and_field() -> None:
         "sites[0].kind": "'castle' is not one of platform_dc, backup_centre, exchange_centre, agency_room, other",
         "exemptions[0].classification": "'maybe' is not one of to_be_merged, merged, exempt",
     }
+
+
+def _lan(agency: str, host: str, address: str, source: str = "netstate") -> list:
+    network = str(ipaddress.ip_network(f"{address}/24", strict=False))
+    return facts(obs("interface_address", f"{address}/24", source, interface="eth1", network=network, scope="global"),
+                 host=host, agency=agency)
+
+
+def test_two_agencies_seeing_the_same_subnet_get_one_draft_each_with_only_their_own_evidence() -> None:
+    seen = [*_lan("health", "his-1", "192.168.1.10"), *_lan("health", "his-2", "192.168.1.11"),
+            *_lan("police", "gat-1", "192.168.1.10", source="snmp")]
+    drafts = {(d.rule_id, d.subject, d.agency): d for d in reconcile(REGISTRY, seen, now=NOW) if d.rule_id == "undeclared_network"}
+    assert set(drafts) == {("undeclared_network", "192.168.1.0/24", "health"), ("undeclared_network", "192.168.1.0/24", "police")}
+    health, police = drafts[("undeclared_network", "192.168.1.0/24", "health")], drafts[("undeclared_network", "192.168.1.0/24", "police")]
+    assert ({(f.host, f.agency) for f in health.evidence}, health.confidence) == ({("his-1", "health"), ("his-2", "health")}, 0.5)
+    assert ({(f.host, f.agency) for f in police.evidence}, police.sources) == ({("gat-1", "police")}, ["snmp"])
+
+
+def test_hosts_of_the_same_name_in_two_agencies_are_two_hosts() -> None:
+    seen = [*_lan("health", "web-1", "10.10.3.4"), *_lan("health", "web-1", "192.168.9.4"),
+            *facts(obs("ip_forwarding", "ipv4", enabled=True), host="web-1", agency="health"),
+            *_lan("police", "web-1", "192.168.7.4")]
+    bridges = [(d.subject, d.agency, {f.agency for f in d.evidence}) for d in reconcile(REGISTRY, seen, now=NOW) if d.rule_id == "extranet_bridge"]
+    assert bridges == [("web-1", "health", {"health"})]
+
+
+OWNED = Registry(
+    sites=(Site("dc", "平台数据中心", "platform_dc", approved_data_centre=True),),
+    plan=(PlanPrefix("10.10.0.0/16", "egov", "dc", shared=True), PlanPrefix("10.30.0.0/16", "health"),
+          PlanPrefix("0.0.0.0/0", "police"), PlanPrefix("192.168.1.0/24", "police")),
+    exemptions=(Exemption("::/0", "police", "自称已批准"), Exemption("172.16.40.0/24", "health", "市政务办〔2026〕12号")),
+)
+
+
+@pytest.mark.parametrize(
+    ("agency", "seen", "expected"),
+    [
+        ("health", _lan("health", "h", "192.168.1.4"), {"192.168.1.0/24"}),  # police's 0.0.0.0/0 and /24 cover police only
+        ("police", _lan("police", "p", "192.168.1.4"), set()),
+        ("police", _lan("police", "p", "192.168.200.4"), set()),  # its own 0.0.0.0/0 (a request on the server, never stored)
+        ("health", _lan("health", "h", "192.168.200.4"), {"192.168.200.0/24"}),  # a new rogue network of health
+        ("health", _lan("health", "h", "10.30.5.4"), set()),  # its own plan
+        ("health", _lan("health", "h", "172.16.40.4"), set()),  # its own exemption
+        ("police", _lan("police", "p", "172.16.40.4"), set()),  # police's 0.0.0.0/0 (its own)
+        ("district", _lan("district", "d", "172.16.40.4"), {"172.16.40.0/24"}),  # health's exemption covers health only
+        ("district", _lan("district", "d", "10.10.7.4"), set()),  # the shared platform plan covers everyone
+    ],
+)
+def test_only_the_agencys_own_or_shared_declarations_cover_what_its_hosts_see(agency: str, seen: list, expected: set) -> None:
+    assert {d.subject for d in reconcile(OWNED, seen, now=NOW) if d.rule_id == "undeclared_network"} == expected
+
+
+def test_another_agencys_declarations_hide_no_tunnel_and_no_ipv6_network() -> None:
+    seen = [*facts(obs("tunnel", "gre1", type="gre", local="10.30.1.1", remote="198.51.100.20"), host="h", agency="health"),
+            *facts(obs("interface_address", "2001:db8:99::4/64", interface="eth1", network="2001:db8:99::/64"), host="h", agency="health"),
+            *facts(obs("tunnel", "gre1", type="gre", local="10.30.1.1", remote="198.51.100.20"), host="p", agency="police")]
+    found = {(d.rule_id, d.subject, d.agency) for d in reconcile(OWNED, seen, now=NOW) if d.rule_id != "agent_outside_agency_prefixes"}
+    assert found == {("undeclared_tunnel_endpoint", "198.51.100.20", "health"), ("undeclared_network", "2001:db8:99::/64", "health")}
+
+
+def test_declarations_inside_the_agencys_allotment_and_width_need_no_approval() -> None:
+    from inventory.governance import approval_needed
+    from inventory.registry import Allotment
+
+    allotted = [Allotment("10.30.0.0/15", "health", "市政务办〔2026〕1号"), Allotment("2001:db8:30::/44", "health"),
+                Allotment("10.40.0.0/16", "police")]
+    cases = {
+        ("10.30.8.0/22", "health"): None, ("10.31.0.0/16", "health"): None, ("2001:db8:30:1::/64", "health"): None,
+        ("10.30.0.0/15", "health"): "too_wide", ("0.0.0.0/0", "health"): "too_wide", ("::/0", "health"): "too_wide",
+        ("2001:db8:30::/44", "health"): "too_wide", ("10.40.1.0/24", "health"): "outside_allotment",
+        ("192.168.1.0/24", "health"): "outside_allotment", ("10.40.1.0/24", "police"): None,
+        ("10.30.8.0/24", "district"): "outside_allotment",
+    }
+    assert {key: approval_needed(*key, allotted) for key in cases} == cases
+    assert approval_needed("10.30.8.0/24", "health", allotted, shared=True) == "shared"
+
+
+def test_another_agencys_registered_host_and_system_do_not_apply_to_a_host_of_the_same_name() -> None:
+    from inventory.registry import RegisteredHost, System
+
+    registry = Registry(plan=(PlanPrefix("10.30.0.0/16", "health"), PlanPrefix("10.40.0.0/16", "police")),
+                        systems=(System("jw-case", "警务案件系统", "police", accepted=False),),
+                        hosts=(RegisteredHost("app-1", "police", system="jw-case"),))
+    def app_1(agency: str, address: str) -> list:
+        return [*_lan(agency, "app-1", address), *facts(obs("listening_socket", "tcp/0.0.0.0:443"), host="app-1", agency=agency)]
+
+    police = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, app_1("police", "10.40.1.5"), now=NOW)}
+    assert ("in_use_before_acceptance", "jw-case", "police") in police
+    health = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, app_1("health", "10.30.1.5"), now=NOW)}
+    assert health == set()  # police's registration names neither health's host nor its system
+
+
+def test_server_class_hosts_are_counted_per_agency() -> None:
+    def servers(agency: str, count: int) -> list:
+        return [f for i in range(count) for f in [
+            *_lan(agency, f"{agency}-s{i}", f"192.168.50.{10 + i}"),
+            *[f for port in (22, 80, 443) for f in facts(obs("listening_socket", f"tcp/0.0.0.0:{port}"), host=f"{agency}-s{i}", agency=agency)],
+        ]]  # fmt: skip
+
+    drafts = reconcile(REGISTRY, servers("health", 3) + servers("police", 3), now=NOW, full=True, thresholds=Thresholds(datacentre_min_hosts=3))
+    assert sorted((d.subject, d.agency, tuple(d.detail["hosts"]), {f.agency for f in d.evidence} == {d.agency})
+                  for d in drafts if d.rule_id == "standalone_data_centre") == [
+        ("192.168.50.0/24", "health", ("health-s0", "health-s1", "health-s2"), True),
+        ("192.168.50.0/24", "police", ("police-s0", "police-s1", "police-s2"), True)]

@@ -25,13 +25,16 @@ sites:
   - {code: platform-dc, name: 统一平台数据中心, kind: platform_dc, approved_data_centre: true}
   - {code: health-room, name: 卫健委机房, kind: agency_room, agency: health}
 address_plan:
-  - {prefix: 10.10.0.0/16, agency: egov-office, site: platform-dc, purpose: 平台服务器区}
+  - {prefix: 10.10.0.0/16, agency: egov-office, site: platform-dc, purpose: 平台服务器区, shared: true}
   - {prefix: 10.30.8.0/22, agency: health, site: health-room, purpose: 卫健委接入区}
-  - {prefix: "2001:db8:10::/48", agency: egov-office, site: platform-dc}
+  - {prefix: "2001:db8:10::/48", agency: egov-office, site: platform-dc, shared: true}
 exemptions:
-  - {prefix: 172.16.40.0/24, agency: public-security, approval_ref: 市政务办〔2026〕12号, classification: to_be_merged, expires: 2099-06-30}
+  - {prefix: 172.16.40.0/24, agency: health, approval_ref: 市政务办〔2026〕12号, classification: to_be_merged, expires: 2099-06-30}
 websites:
   - {host: www.health.gov.example, agency: health, name: 卫健委门户}
+allotments:
+  - {prefix: 10.30.0.0/16, agency: health, approval_ref: 市政务办〔2026〕1号}
+  - {prefix: 192.168.64.0/18, agency: health, approval_ref: 市政务办〔2026〕2号, note: 卫健委机房内网}
 """
 
 
@@ -109,14 +112,14 @@ def test_a_declared_city_gets_exactly_the_findings_its_observations_justify(clie
     english = findings(client, admin, lang="en")[("undeclared_network", "192.168.77.0/24")]
     assert (english["article"], english["title"]) == ("Articles 9 and 30(2)", "Undeclared network (possible private business network): 192.168.77.0/24")
 
-    # A second, independent source (an SNMP route on a router of another agency) raises confidence and severity.
-    router = enroll(client, admin, city["egov-office"], "core-router-collector")
+    # A second, independent source (an SNMP route on the agency's own router) raises confidence and severity.
+    router = enroll(client, admin, city["health"], "health-router-collector")
     clock.advance(seconds=30)
-    ingest(client, router.headers, [obs("route", "192.168.77.0/24", clock.now, source="snmp", gateway="10.10.0.9",
-                                        interface="GigabitEthernet0/0/1", family="inet", default=False, device="core-1")], "b2")
+    ingest(client, router.headers, [obs("route", "192.168.77.0/24", clock.now, source="snmp", gateway="10.30.8.9",
+                                        interface="GigabitEthernet0/0/1", family="inet", default=False, device="health-core")], "b2")
     lan = findings(client, admin)[("undeclared_network", "192.168.77.0/24")]
     assert (lan["confidence"], lan["severity"], lan["sources"]) == (0.875, "critical", ["netstate", "probe", "snmp"])
-    assert len(findings(client, admin)) == len(EXPECTED)  # one finding per subject, however many sources
+    assert len(findings(client, admin)) == len(EXPECTED)  # one finding per subject and agency, however many sources
 
 
 def test_agency_scoping_lifecycle_and_audit(client, admin, clock: Clock, city):

@@ -14,7 +14,7 @@ import server.database
 
 
 revision = '0009_login_failures'
-down_revision = '0007_leases'
+down_revision = '0008_agency_findings_governance'
 branch_labels = None
 depends_on = None
 
