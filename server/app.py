@@ -39,7 +39,7 @@ from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
-from server.ui.views import LoginRequiredError
+from server.access import LoginRequiredError, Public
 from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
@@ -161,6 +161,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e["loc"][:1] == ("path",) for e in exc.errors()):  # e.g. /hosts/9223372036854775808 names nothing
+            return JSONResponse({"detail": f"nothing at {request.url.path}", "reason": "not_found"}, status_code=404)
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
         ]
@@ -170,12 +172,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             status_code=422,
         )
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], dependencies=[Public])
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], dependencies=[Public])
     def readyz() -> JSONResponse:
         """State database and TSDB reachable."""
         checks: dict[str, str] = {}
@@ -193,7 +195,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         ready = all(v in ("ok", "embedded") for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -223,7 +225,8 @@ def _start(app: FastAPI) -> None:
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
     shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
-    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared)
+    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
+                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
     if not shared:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)

@@ -27,6 +27,9 @@ class ServerMetrics:
         )
         self.in_flight = Gauge("egovmon_ingest_in_flight", "Ingest requests being processed (queue depth)", registry=r)
         self.hook_errors = Counter("egovmon_ingest_hook_errors_total", "Failures of downstream hooks", ["hook"], registry=r)
+        self.skipped_rows = Counter(
+            "egovmon_alerting_skipped_rows_total", "Invalid stored rows the alert evaluation cycle left out, by kind", ["kind"], registry=r
+        )
         self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
 
     def watch_history(self, name: str, stats: Callable[[], dict[str, float]]) -> None:
