@@ -96,12 +96,26 @@ def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list
 
 
 def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
-    """Admins edit everything; an agency user only its own agency's declarations; NOC/security read only."""
+    """Admins edit everything; an agency user only its own agency's declarations (another agency is unknown to it,
+    as everywhere: Article 25); NOC/security read only."""
     principal.require_user()
     if principal.is_admin:
         return
+    if principal.role == "agency" and agency_id is not None and agency_id != principal.agency_id:
+        raise NotFoundError("no such agency", reason="unknown_agency")
     if principal.role != "agency" or agency_id is None or agency_id != principal.agency_id:
         raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
+
+
+def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> None:
+    """A key that is already declared. Only whoever may see the declaration learns that it exists: an agency user
+    gets the same answer for another agency's declaration as for anything it may not declare itself.
+
+    Raises ConflictError.
+    """
+    if principal.is_admin or (row.agency_id is not None and row.agency_id == principal.agency_id):
+        raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
+    raise ConflictError("本单位不能声明此条目，请向电子政务办公室提出申请", reason="not_declarable")
 
 
 def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,
@@ -114,8 +128,9 @@ def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal
     agency_id = _agency_id(session, entry.agency)
     _authorize(principal, agency_id, kind)
     key = getattr(entry, kind.key)
-    if session.scalar(select(kind.model.id).where(getattr(kind.model, kind.key) == key)) is not None:
-        raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
+    existing = session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
+    if existing is not None:
+        _refuse_existing(principal, existing, kind, key)
     values = {k: v for k, v in asdict(entry).items() if k != "agency"}
     row = kind.model(agency_id=agency_id, **values)
     session.add(row)
@@ -158,6 +173,8 @@ def import_document(session: Session, document: documents.Document, *, principal
             key = getattr(entry, kind.key)
             values = {k: v for k, v in asdict(entry).items() if k != "agency"}
             row = session.scalar(select(kind.model).where(getattr(kind.model, kind.key) == key))
+            if row is not None and not principal.is_admin and row.agency_id != principal.agency_id:
+                _refuse_existing(principal, row, kind, key)
             if row is None:
                 session.add(kind.model(agency_id=agency_id, **values))
                 counts[f"{name}_created"] = counts.get(f"{name}_created", 0) + 1
