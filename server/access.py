@@ -22,7 +22,6 @@ from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Path, Request
-from fastapi.routing import APIRoute
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
@@ -258,15 +257,25 @@ def _declared(dependant: Any) -> Iterator[Policy]:
         yield from _declared(sub)
 
 
+def _flat_routes(app: FastAPI) -> list[Any]:
+    """Every route the app serves, with its full path (FastAPI ≥ 0.165 keeps included routers nested)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415 - newer FastAPI only
+    except ImportError:
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
+
+
 def route_policies(app: FastAPI) -> dict[tuple[str, str], Policy | None]:
     """(path, method) → the declared policy of every route the app serves; None where a route declares none
     (or more than one)."""
     out: dict[tuple[str, str], Policy | None] = {}
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        methods = sorted(getattr(route, "methods", None) or ["GET"])
-        if isinstance(route, APIRoute):
-            found = set(_declared(route.dependant))
+    for route in _flat_routes(app):
+        path = route.path or ""
+        methods = sorted(route.methods or ["GET"])
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None:
+            found = set(_declared(dependant))
             declared = found.pop() if len(found) == 1 else None
         else:
             declared = Policy.PUBLIC if path in FRAMEWORK_PUBLIC else None
