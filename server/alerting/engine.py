@@ -230,13 +230,17 @@ class AlertingEngine:
         if "duty_status" not in self._measurements:
             return
         from server.duties.models import KINDS, Duty  # noqa: PLC0415
-        from server.duties.service import due_at  # noqa: PLC0415
+        from server.duties.service import due_at, invalid  # noqa: PLC0415
 
         with self._sessions() as session:
             codes = codes_by_id(session)
             duties = session.scalars(select(Duty)).all()
             with self._lock:
                 for duty in duties:
+                    problem = invalid(duty)
+                    if problem is not None:
+                        self._skip("duty", duty.id, ValueError(problem))
+                        continue
                     try:
                         tags = {"agency": codes.get(duty.agency_id, ""), "duty": str(duty.id), "kind": duty.kind,
                                 "name": KINDS[duty.kind][0], "system": duty.system or "-"}

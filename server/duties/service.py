@@ -21,6 +21,7 @@ from server.access import Access
 from server.agencies.models import Agency
 from server.auth.principal import Principal
 from server.duties.models import KINDS, Duty, DutyRecord
+from server.duties.schemas import MAX_FREQUENCY_DAYS
 from server.errors import BadRequestError, ForbiddenError, UnprocessableError
 from server.findings.models import ACTIVE, Finding
 from server.hosts.models import Host, LatestSeries
@@ -40,8 +41,18 @@ def due_at(duty: Duty) -> datetime:
         return datetime.max.replace(tzinfo=start.tzinfo)
 
 
+def invalid(duty: Duty) -> str | None:
+    """Why a stored duty cannot be evaluated (an unknown kind, a frequency out of range), or None. Rows like these
+    came from versions that did not check their input; the evaluation cycle skips them instead of failing."""
+    if duty.kind not in KINDS:
+        return f"unknown kind {duty.kind!r}"
+    if not 1 <= duty.frequency_days <= MAX_FREQUENCY_DAYS:
+        return f"frequency_days {duty.frequency_days} is out of range"
+    return None
+
+
 def read(duty: Duty, codes: dict[int, str], now: datetime) -> dict[str, Any]:
-    zh, en, _ = KINDS[duty.kind]
+    zh, en, _ = KINDS.get(duty.kind, (duty.kind, duty.kind, 0))
     due = due_at(duty)
     return {"id": duty.id, "agency": codes.get(duty.agency_id), "system": duty.system, "kind": duty.kind, "name_zh": zh, "name_en": en,
             "frequency_days": duty.frequency_days, "last_done_at": duty.last_done_at, "due_at": due,

@@ -77,6 +77,7 @@ def create(session: Session, *, access: Access, now: datetime, title: str | None
     principal.require_user()
     evidence: tuple[str, str, dict[str, Any]] | None = None
     agencies: list[str] = []
+    source_agency: int | None = None  # the agency of the alert or finding it is opened from
     if alert:
         record = scope.get(session, AlertRecord, alert, access=access, what="alert")
         title = title or record.annotations.get("summary_zh") or record.alertname
@@ -91,18 +92,22 @@ def create(session: Session, *, access: Access, now: datetime, title: str | None
         texts = RULES[finding.rule_id].text("zh", finding.subject)
         title = title or texts["title"]
         severity = severity or finding.severity
-        agency_id = agency_id or finding.agency_id
+        source_agency = finding.agency_id
         evidence = ("finding", f"由发现创建：{texts['title']}（{texts['article']}）",
                     {"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "evidence": finding.evidence})
     if not title or severity not in SEVERITY_ZH:
         raise BadRequestError("an incident needs a title and a severity (critical, warning, info)", reason="bad_incident")
     codes = dict(session.execute(select(Agency.code, Agency.id)).all())
+    if agencies:
+        source_agency = codes.get(agencies[0])
     if access.scoped:
         agency_id = access.agency_id  # an agency user opens incidents for its own agency only
     elif agency_id is not None and agency_id not in codes.values():
         raise NotFoundError(f"no agency {agency_id}", reason="unknown_agency")
-    if agency_id is None and agencies:
-        agency_id = codes.get(agencies[0])
+    if source_agency is not None:
+        if agency_id is not None and agency_id != source_agency:  # its evidence would reach another agency
+            raise BadRequestError("an incident opened from an alert or a finding belongs to that one's agency", reason="agency_mismatch")
+        agency_id = source_agency
     own_code = next((c for c, i in codes.items() if i == agency_id), None)
     incident = Incident(title=title[:300], severity=severity, status="open", agency_id=agency_id,
                         affected_agencies=sorted(set(agencies + ([own_code] if own_code else []))), affected_systems=systems or [],

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from server.access import CONSOLE_COOKIE, Policy, route_policies
-from server.app import create_app
 from tests.server.conftest import Clock
 from tests.server import world as w
 
@@ -32,16 +30,7 @@ PRINCIPALS = ("anonymous", "garbage", "agent", "agency_a", "noc", "security", "a
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(w.ALERTING, encoding="utf-8")
-    return load_settings(None, data_dir=tmp_path / "data", server={"database_url": database_url},
-                         alerting=w.alerting_settings(str(rules), "http://127.0.0.1:9/soc"))  # fmt: skip
-
-
-@pytest.fixture
-def app_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock=clock), client=("198.51.100.7", 40000)) as test_client:
-        yield test_client
+    return w.settings_for(tmp_path, database_url)
 
 
 def _credential(world: w.World, principal: str) -> str | None:
@@ -169,9 +158,8 @@ def _expected(policy: Policy, principal: str, path: str, response: httpx.Respons
     return None
 
 
-def test_every_route_declares_a_policy_and_no_principal_crosses_agencies(app_client: TestClient, clock: Clock):
+def test_every_route_declares_a_policy_and_no_principal_crosses_agencies(client: TestClient, clock: Clock):
     """Matrix: every (route, method) of the app × 7 principals; see the printed size."""
-    client = app_client
     admin = {"Authorization": f"Bearer {(client.app.state.settings.data_dir / 'initial-admin-token').read_text().strip()}"}
     world = w.build(client, admin, clock.now, client.app.state.alerting.cycle)
     policies = route_policies(client.app)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from core.settings import Settings, load_settings
 from tests.server.conftest import Enrolled, enroll, make_agency
 
 MARK = "bmark9"
@@ -39,16 +41,29 @@ groups:
       - alert: Finding
         kind: finding
         min_severity: warning
+  - name: duties
+    rules:
+      - alert: DutyOverdue
+        measurement: duty_status
+        field: overdue_seconds
+        op: ">"
+        threshold: 0
+        for: 0s
+        labels: {severity: warning, category: duty}
+        annotations: {summary_zh: "{agency} 的{name}（系统 {system}）已逾期", summary_en: "{agency}: {kind} ({system}) is overdue"}
 """
 
 
-def alerting_settings(rules_file: str, receiver_url: str) -> dict[str, Any]:
-    """Rules that fire on low memory and on findings; one receiver (never dispatched to in these tests)."""
-    return {
-        "rules_files": [rules_file], "evaluation_interval_seconds": 3600, "dispatch_interval_seconds": 3600,
-        "receivers": [{"name": "soc", "kind": "webhook", "url": receiver_url}],
+def settings_for(tmp_path: Path, database_url: str) -> Settings:
+    """Rules that fire on low memory, findings and overdue duties; one receiver on a closed loopback port (these
+    tests never dispatch); the evaluation loop is driven by hand."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(ALERTING, encoding="utf-8")
+    return load_settings(None, data_dir=tmp_path / "data", server={"database_url": database_url}, alerting={
+        "rules_files": [str(rules)], "evaluation_interval_seconds": 3600, "dispatch_interval_seconds": 3600,
+        "receivers": [{"name": "soc", "kind": "webhook", "url": "http://127.0.0.1:9/soc"}],
         "route": {"receiver": "soc", "group_by": ["alertname", "agency"], "group_wait_seconds": 0, "group_interval_seconds": 0},
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 @dataclass
