@@ -31,6 +31,7 @@ from server.alerting.models import AlertRecord, SilenceRecord
 from server.auth import service as auth
 from server.auth.models import Role
 from server.auth.principal import Principal
+from server.database import MAX_ID
 from server.deps import bearer, get_session
 from server.duties.models import Drill, Duty
 from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -40,7 +41,6 @@ from server.incidents.models import Incident
 from server.inventory.models import DeclaredSite, ExemptionEntry, HostEntry, PlanEntry, SystemEntry, WebsiteEntry
 
 T = TypeVar("T")
-MAX_ID = 2**63 - 1  # the largest BIGINT; a larger path id names nothing
 CONSOLE_COOKIE = "egovmon_session"
 
 

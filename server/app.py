@@ -26,7 +26,7 @@ from server.audit.views import router as audit_router
 from server.auth import service as auth_service
 from server.auth.views import router as auth_router
 from server.database import make_engine, make_sessionmaker, migrate, transaction
-from server.errors import ApiError
+from server.errors import ERROR_RESPONSES, ApiError
 from server.history.build import build_history
 from server.history.state import collect_state
 from server.ingest.encode import encode_batch
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                 task.cancel()
             await run_in_threadpool(_stop, app)
 
-    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.clock = clock or (lambda: datetime.now(UTC))
     app.state.metrics = metrics

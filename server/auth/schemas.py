@@ -6,13 +6,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.database import MAX_ID
+
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     role: str = Field(description="admin, noc, security or agency")
-    agency_id: int | None = Field(None, description="Required for role agency, forbidden otherwise")
+    agency_id: int | None = Field(None, ge=1, le=MAX_ID, description="Required for role agency, forbidden otherwise")
     display_name: str = Field("", max_length=200)
     password: str | None = Field(None, min_length=12, max_length=256, description="For console login")
 
@@ -41,7 +43,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    user_id: int | None = Field(None, description="Admins may create tokens for other users; default: yourself")
+    user_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins may create tokens for other users; default: yourself")
     ttl_days: float | None = Field(None, gt=0, le=3650, description="Expiry in days; none: no expiry")
 
 
