@@ -10,7 +10,7 @@ from server.access import Id, Scoped
 from server.deps import DbSession, Now
 from server.errors import ConflictError
 from server.hosts import service
-from server.hosts.schemas import HistoryPointRead, HostRead, ObservationRead, SeriesValue
+from server.hosts.schemas import HistoryPointRead, HostRead, Instant, ObservationRead, SeriesValue
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 
@@ -59,8 +59,8 @@ def history(
     session: DbSession,
     now: Now,
     measurement: str = Query(min_length=1, max_length=128),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> list[HistoryPointRead]:
     """Embedded history (only when no TSDB is configured; otherwise query the TSDB)."""

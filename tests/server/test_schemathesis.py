@@ -14,11 +14,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import hypothesis
-import hypothesis.errors
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -73,11 +71,15 @@ def test_no_server_error_and_every_answer_matches_the_schema(running: Running, w
     failures: list[str] = []
     cases = 0
     started = time.monotonic()
-    with httpx.Client(timeout=30) as client:
+    # A fresh connection per request: a keep-alive connection the server closes while idle would reset the next one.
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for operation in operations:
             if (operation.method.upper(), operation.path) in SKIPPED:
                 continue
+            inputs = len(operation.path_parameters) + len(operation.query) + len(operation.headers) + len(operation.body)
             for mode, examples in EXAMPLES.items():
+                if mode is GenerationMode.NEGATIVE and not inputs:
+                    continue  # nothing to break
 
                 @hypothesis.settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                                      phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
@@ -97,10 +99,7 @@ def test_no_server_error_and_every_answer_matches_the_schema(running: Running, w
                         failures.append(f"{mode.value} {operation.method.upper()} {operation.path} -> {response.status_code}: "
                                         f"{str(exc)[:300]}\n    {kwargs.get('json') or kwargs.get('params') or ''}")  # fmt: skip
 
-                try:
-                    exercise()
-                except hypothesis.errors.Unsatisfiable:  # nothing to break in an operation without inputs
-                    assert mode is GenerationMode.NEGATIVE, operation.path
+                exercise()
     print(f"\nschemathesis as {who}: {len(operations)} operations, {cases} cases in {time.monotonic() - started:.1f} s")
     assert cases >= len(operations) * 2
     assert failures == [], "\n".join(failures[:30])
