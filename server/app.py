@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import delete, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,6 +158,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             metrics.rejects.labels(exc.reason).inc()
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        """A value the database refuses (a NUL character in PostgreSQL text, a number out of its range) is the caller's
+        error, not the server's; the request's transaction is rolled back, so nothing of it is stored."""
+        log.warning("%s %s: a value the database cannot store: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse({"detail": "a value in the request cannot be stored (e.g. a NUL character or a number out of range)",
+                             "reason": "unstorable_value"}, status_code=422)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
