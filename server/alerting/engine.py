@@ -158,6 +158,8 @@ class AlertingEngine:
         self._observe_duties(now)
         with self._lock:
             transitions = self.evaluator.evaluate(now)
+            for rule, exc in self.evaluator.failures:
+                self._skip("rule", rule, exc)
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
