@@ -115,7 +115,7 @@ def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> No
     """
     if principal.is_admin or (row.agency_id is not None and row.agency_id == principal.agency_id):
         raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
-    raise ConflictError("本单位不能声明此条目，请向电子政务办公室提出申请", reason="not_declarable")
+    raise ConflictError("your agency cannot declare this; ask the e-government office (电子政务办公室)", reason="not_declarable")
 
 
 def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,

@@ -94,3 +94,20 @@ def test_leak4_out_of_range_duty_input_is_refused_and_a_bad_row_stops_no_cycle(c
     assert metric_value(client, "egovmon_alerting_skipped_rows_total", kind="duty") >= 1
     assert client.get("/api/v1/duties", headers=user).status_code == 200
     assert client.get("/api/v1/scorecard", headers=user).status_code == 200
+
+
+def test_small_leaks_the_console_and_a_taken_key_tell_nothing(client: TestClient, world: w.World):
+    """The console answered 403 "belongs to another agency" where the API answers 404; declaring a prefix another
+    agency declared answered 409 "already declared"."""
+    client.cookies.set("egovmon_session", world.a_user.token)
+    for path in (f"/ui/hosts/{world.b['host_id']}", f"/ui/findings/{world.b['finding_id']}"):
+        page = client.get(path)
+        assert (page.status_code, page.json()["reason"]) == (404, "not_found"), path
+    client.cookies.clear()
+    taken = client.post("/api/v1/inventory/address_plan", json={"prefix": w.B_PLAN, "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert (taken.status_code, taken.json()["reason"]) == (409, "not_declarable")
+    assert "already" not in taken.text and w.MARK not in taken.text
+    mine = client.post("/api/v1/inventory/address_plan", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert mine.status_code == 201, mine.text
+    again = client.post("/api/v1/inventory/address_plan", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert (again.status_code, again.json()["reason"]) == (409, "already_declared")  # its own: it may know
