@@ -1,4 +1,5 @@
-"""schemathesis against `/openapi.json` of a real `egovmon server` process, as admin and as an agency user.
+"""schemathesis against `/openapi.json` of a real `egovmon server` process (SQLite and PostgreSQL), as admin and as an
+agency user.
 
 Two agencies with real objects are made first (tests/server/world.py), so the generated requests meet data.
 Every operation gets a bounded number of generated requests, valid ones and ones that break the schema; the
@@ -10,6 +11,7 @@ Operations that would end the caller's own session (revoking tokens, disabling u
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from tests.server import world as w
 from tests.serverproc import RunningServer, start_server
 from tests.services import wait_until
 
-EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
+EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 4}
 SKIPPED = {("DELETE", "/api/v1/tokens/{token_id}"), ("PATCH", "/api/v1/users/{user_id}")}
 
 
@@ -36,16 +38,24 @@ SKIPPED = {("DELETE", "/api/v1/tokens/{token_id}"), ("PATCH", "/api/v1/users/{us
 class Running:
     server: RunningServer
     world: w.World
+    database: str
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The server on SQLite (its default) or on a fresh database of the real PostgreSQL server."""
     workdir = tmp_path_factory.mktemp("schemathesis")
+    environment = pytest.MonkeyPatch()
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").create_database(f"egovmon_schemathesis_{os.getpid()}")
+        environment.setenv("EGOVMON_SERVER__DATABASE_URL", url)  # the child process reads it at start
     (workdir / "rules.yaml").write_text(w.ALERTING, encoding="utf-8")
     alerting = {"rules_files": [str(workdir / "rules.yaml")], "evaluation_interval_seconds": 1, "dispatch_interval_seconds": 3600,
                 "receivers": [{"name": "soc", "kind": "webhook", "url": "http://127.0.0.1:9/soc"}],
                 "route": {"receiver": "soc", "group_by": ["alertname", "agency"]}}  # fmt: skip
     server = start_server(workdir, extra=f"alerting: {json.dumps(alerting)}\n")
+    environment.undo()
+    assert (workdir / "data" / "egovmon.db").exists() == (request.param == "sqlite")  # PostgreSQL really is the store
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
 
@@ -57,7 +67,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 wait_until(fired, 30, "both agencies' alerts")
 
             world = w.build(client, server.admin, datetime.now(UTC), evaluated)
-        yield Running(server, world)
+        yield Running(server, world, request.param)
     finally:
         server.stop()
 
@@ -100,6 +110,6 @@ def test_no_server_error_and_every_answer_matches_the_schema(running: Running, w
                                         f"{str(exc)[:300]}\n    {kwargs.get('json') or kwargs.get('params') or ''}")  # fmt: skip
 
                 exercise()
-    print(f"\nschemathesis as {who}: {len(operations)} operations, {cases} cases in {time.monotonic() - started:.1f} s")
+    print(f"\nschemathesis as {who} on {running.database}: {len(operations)} operations, {cases} cases in {time.monotonic() - started:.1f} s")
     assert cases >= len(operations) * 2
     assert failures == [], "\n".join(failures[:30])
