@@ -172,7 +172,10 @@ class AlertingEngine:
         """One stored finding into the evaluator (the caller holds the lock), with its rule's texts."""
         from inventory.rules import RULES  # noqa: PLC0415
 
-        rule = RULES[f.rule_id]
+        rule = RULES.get(f.rule_id)
+        if rule is None:  # a rule since removed from the catalogue
+            self._skip("finding", f.id, KeyError(f"unknown rule {f.rule_id!r}"))
+            return
         self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject, agency=agencies.get(f.agency_id or -1),
                                status=f.status, article=rule.article_zh, title_zh=rule.text("zh", f.subject)["title"],
                                title_en=rule.text("en", f.subject)["title"], at=at)  # fmt: skip
