@@ -285,6 +285,17 @@ def route_policies(app: FastAPI) -> dict[tuple[str, str], Policy | None]:
     return out
 
 
+class UndeclaredPolicyError(RuntimeError):
+    """A route of the app declares no policy (or more than one)."""
+
+
+def require_policies(app: FastAPI) -> None:
+    """Raises UndeclaredPolicyError naming every route without exactly one declared policy."""
+    undeclared = sorted(key for key, declared in route_policies(app).items() if declared is None)
+    if undeclared:
+        raise UndeclaredPolicyError(f"routes without a declared policy (server/access.py): {undeclared}")
+
+
 # The route policies as typed dependencies: a view names its policy once, in its signature.
 Public = Depends(policy(Policy.PUBLIC))
 AgentAccess = Annotated[Access, Depends(policy(Policy.AGENT))]

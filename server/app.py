@@ -39,7 +39,7 @@ from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
-from server.access import LoginRequiredError, Public
+from server.access import LoginRequiredError, Public, require_policies
 from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
@@ -212,6 +212,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         alerting_router, incidents_router, duties_router, ui_router,
     ):
         app.include_router(router)
+    require_policies(app)  # deny by default: an app with a route that declares no policy is not built at all
     return app
 
 

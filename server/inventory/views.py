@@ -70,7 +70,13 @@ def delete_entry(kind: KindName, entry_id: Id, caller: Scoped, session: DbSessio
     return gone
 
 
-@router.post("", status_code=200)
+IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/yaml": {"schema": {"type": "string", "description": "A document: agencies and declarations per section"}},
+    "text/csv": {"schema": {"type": "string", "description": "The rows of one section (?section=), with a header line"}},
+}}}  # fmt: skip
+
+
+@router.post("", status_code=200, openapi_extra=IMPORT_BODY)
 async def import_document(request: Request, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr,
                           section: str | None = Query(None, description="with text/csv: the section the rows belong to")) -> dict[str, int]:
     """Import a YAML document (application/yaml or text/yaml) or one CSV section (text/csv with ?section=)."""

@@ -21,7 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
-from server.access import CONSOLE_COOKIE, Policy, route_policies
+from server.access import CONSOLE_COOKIE, Policy, Public, UndeclaredPolicyError, require_policies, route_policies
+from server.app import create_app
 from tests.server.conftest import Clock
 from tests.server import world as w
 
@@ -192,3 +193,24 @@ def test_every_route_declares_a_policy_and_no_principal_crosses_agencies(client:
     print(f"\nauthorization matrix: {len(routes)} routes × {len(PRINCIPALS)} principals = {calls} calls")
     assert calls == len(routes) * len(PRINCIPALS) and len(routes) >= 60
     assert problems == [], "\n".join(problems)
+
+
+def test_a_route_without_a_policy_is_refused_when_the_app_is_built(settings: Settings):
+    """Deny by default: `create_app` ends with `require_policies`, which refuses a route that declares no policy."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/api/v1/declared", dependencies=[Public])
+    def declared() -> dict[str, str]:
+        return {}
+
+    require_policies(app)
+
+    @app.get("/api/v1/forgotten")
+    def forgotten() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(UndeclaredPolicyError, match="/api/v1/forgotten"):
+        require_policies(app)
+    require_policies(create_app(settings))
