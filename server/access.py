@@ -55,7 +55,8 @@ class Policy(StrEnum):
     AGENT = "agent"  # agent credentials only: ingest
     USER = "user"  # any user, about itself: its tokens, /users/me
     AGENCY_SCOPED = "agency_scoped"  # any user; an agency user only its own agency's objects (others: 404)
-    SECURITY = "security"  # admins and the security team: the audit log
+    PLATFORM = "platform"  # the platform roles (admin, noc, security): cross-agency views
+    SECURITY = "security"  # admins and the security team: the audit log, approvals
     ADMIN = "admin"  # admins only
 
 
@@ -213,6 +214,8 @@ def _check(policy: Policy, principal: Principal) -> None:
         raise ForbiddenError("this action needs the admin role", reason="admin_required")
     if policy is Policy.SECURITY and principal.role not in (Role.ADMIN, Role.SECURITY):
         raise ForbiddenError("this needs the admin role or the security team", reason="admin_required")
+    if policy is Policy.PLATFORM and not principal.sees_all_agencies:
+        raise ForbiddenError("this is for the admin, security and noc roles", reason="platform_role_required")
 
 
 def _console_principal(request: Request, session: Session) -> Principal:
@@ -301,6 +304,8 @@ Public = Depends(policy(Policy.PUBLIC))
 AgentAccess = Annotated[Access, Depends(policy(Policy.AGENT))]
 UserAccess = Annotated[Access, Depends(policy(Policy.USER))]
 Scoped = Annotated[Access, Depends(policy(Policy.AGENCY_SCOPED))]
+PlatformAccess = Annotated[Access, Depends(policy(Policy.PLATFORM))]
 SecurityAccess = Annotated[Access, Depends(policy(Policy.SECURITY))]
 AdminAccess = Annotated[Access, Depends(policy(Policy.ADMIN))]
 ConsoleScoped = Annotated[Access, Depends(policy(Policy.AGENCY_SCOPED, console=True))]
+ConsoleSecurity = Annotated[Access, Depends(policy(Policy.SECURITY, console=True))]

@@ -146,8 +146,8 @@ def _expected(policy: Policy, principal: str, path: str, response: httpx.Respons
         return None if policy is Policy.AGENT or status == 403 else "agent not refused"
     if policy is Policy.AGENT:
         return None if status == 403 else "user admitted to an agent route"
-    refused = {"agency_a": (Policy.ADMIN, Policy.SECURITY), "noc": (Policy.ADMIN, Policy.SECURITY), "security": (Policy.ADMIN,),
-               "admin": ()}[principal]  # fmt: skip
+    refused = {"agency_a": (Policy.ADMIN, Policy.SECURITY, Policy.PLATFORM), "noc": (Policy.ADMIN, Policy.SECURITY),
+               "security": (Policy.ADMIN,), "admin": ()}[principal]  # fmt: skip
     if policy in refused:
         return None if status == 403 else "role not refused"
     if status == 401:
