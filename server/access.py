@@ -180,12 +180,6 @@ def agency_id_of(session: Session, code: str, *, access: Access) -> int:
     return found
 
 
-def require_agency(agency_id: int, *, access: Access) -> None:
-    """Raises NotFoundError unless `access` may see agency `agency_id`."""
-    if access.scoped and agency_id != access.agency_id:
-        raise NotFoundError(f"no agency {agency_id}", reason="not_found")
-
-
 def operator(name: str = "operator") -> Access:
     """The local operator (the `egovmon admin` command, run on the server as its user): every agency."""
     return Access(Principal(kind="user", id=0, name=name, role=Role.ADMIN), None, None)
@@ -194,13 +188,17 @@ def operator(name: str = "operator") -> Access:
 # Authentication and the route policy -------------------------------------------------------------------
 
 
+NO_AGENCY_CODE = "<no agency>"  # matches no row: not a valid agency code, and not the empty code of platform alerts
+
+
 def access_for(session: Session, principal: Principal) -> Access:
-    """The `Access` of an authenticated principal (the agency's code is looked up once here)."""
-    scope = None if principal.sees_all_agencies else principal.agency_id
-    if principal.kind == "user" and not principal.sees_all_agencies and scope is None:
-        scope = -1  # an agency user without an agency sees nothing, never everything
-    code = session.scalar(select(Agency.code).where(Agency.id == scope)) if scope is not None else None
-    return Access(principal, scope, code if code is not None else ("" if scope is not None else None))
+    """The `Access` of an authenticated principal (the agency's code is looked up once here). A limited caller whose
+    agency cannot be found sees nothing, never everything."""
+    if principal.sees_all_agencies:
+        return Access(principal, None, None)
+    scope = principal.agency_id if principal.agency_id is not None else -1
+    code = session.scalar(select(Agency.code).where(Agency.id == scope))
+    return Access(principal, scope, code if code is not None else NO_AGENCY_CODE)
 
 
 def _check(policy: Policy, principal: Principal) -> None:
