@@ -82,6 +82,11 @@ def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) 
     return read(drill, record)
 
 
+def describe(session: Session, drill: Drill) -> dict[str, Any]:
+    """A drill with its alert's acknowledgement and the measured times."""
+    return read(drill, session.get(AlertRecord, drill.fingerprint))
+
+
 def read(drill: Drill, record: AlertRecord | None) -> dict[str, Any]:
     acknowledged = record.acknowledged_at if record else None
     return {

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 
 from server.access import Id, Scoped
 from server.agencies.service import codes_by_id
-from server.alerting.models import AlertRecord
 from server.audit import service as audit
 from server.deps import DbSession, Now, RemoteAddr
 from server.duties import drills, service
@@ -56,7 +55,7 @@ def scorecard(caller: Scoped, session: DbSession, now: Now) -> list[ScorecardRow
 def start_drill(body: DrillCreate, request: Request, caller: Scoped, session: DbSession, now: Now) -> DrillRead:
     drill = drills.start(session, request.app.state.alerting, access=caller, agency_code=body.agency, scenario=body.scenario,
                          receiver=body.receiver, duty_id=body.duty_id, now=now)  # fmt: skip
-    out = DrillRead(**drills.read(drill, session.get(AlertRecord, drill.fingerprint)))
+    out = DrillRead(**drills.describe(session, drill))
     session.commit()
     return out
 
