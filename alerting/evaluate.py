@@ -84,6 +84,7 @@ class Evaluator:
     rules: list[Rule]
     nodata_after: timedelta = DEFAULT_NODATA_AFTER
     alerts: dict[str, Alert] = field(default_factory=dict)
+    failures: list[tuple[str, Exception]] = field(default_factory=list)  # (rule, error) of the last cycle
     _series: dict[str, dict[tuple[tuple[str, str], ...], _Series]] = field(default_factory=dict)
     _findings: dict[int, dict[str, Any]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
@@ -119,7 +120,12 @@ class Evaluator:
     # evaluation
 
     def evaluate(self, now: datetime) -> list[Transition]:
-        """One cycle over every rule; returns what changed."""
+        """One cycle over every rule; returns what changed.
+
+        A rule that fails on the values it meets (a number too large for a float, a field of the wrong type) is left
+        out of this cycle and named in `failures`; the other rules are evaluated.
+        """
+        self.failures = []
         transitions: list[Transition] = []
         active: set[str] = set()
         self._seen: set[str] = set()  # alerts whose series or finding was looked at this cycle
@@ -130,12 +136,16 @@ class Evaluator:
             if a.status != "resolved":
                 self._open.setdefault(a.labels.get("alertname", ""), set()).add(fp)
         for rule in self.rules:
-            if rule.kind in ("threshold", "rate"):
-                self._threshold(rule, now, active, transitions)
-            elif rule.kind == "absence":
-                self._absence(rule, now, active, transitions)
-            else:
-                self._findings_rule(rule, now, active, transitions)
+            try:
+                if rule.kind in ("threshold", "rate"):
+                    self._threshold(rule, now, active, transitions)
+                elif rule.kind == "absence":
+                    self._absence(rule, now, active, transitions)
+                else:
+                    self._findings_rule(rule, now, active, transitions)
+            except (ArithmeticError, LookupError, TypeError, ValueError) as exc:  # one rule's bad input stops no other
+                self.failures.append((rule.alert, exc))
+                active.update(fp for fp in self._open.get(rule.alert, set()))  # its open alerts stay as they are
         known = {rule.alert for rule in self.rules} | {NODATA}
         for alert in list(self.alerts.values()):
             if alert.fingerprint in active or alert.status == "resolved":

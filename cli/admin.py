@@ -119,10 +119,11 @@ def agency_create(code: str, name: str) -> None:
 @agency_app.command("list")
 def agency_list() -> None:
     """List agencies."""
+    from server.access import operator
     from server.agencies.service import list_agencies
 
     with _session() as session:
-        _emit([_row(a, ["id", "code", "name"]) for a in list_agencies(session)], ["id", "code", "name"])
+        _emit([_row(a, ["id", "code", "name"]) for a in list_agencies(session, access=operator("cli"))], ["id", "code", "name"])
 
 
 @agency_app.command("import")
@@ -333,13 +334,14 @@ def enrollment_token_revoke(token_id: int) -> None:
 @agent_app.command("list")
 def agent_list() -> None:
     """List enrolled agents."""
+    from server.access import operator
     from server.agents.service import list_agents
 
     with _session() as session:
         rows = [
             {"id": a.id, "agency_id": a.agency_id, "hostname": h.hostname, "version": a.version,
              "last_seen_at": a.last_seen_at, "revoked_at": a.revoked_at}
-            for a, h in list_agents(session)
+            for a, h in list_agents(session, access=operator("cli"))
         ]
         _emit(rows, ["id", "agency_id", "hostname", "version", "last_seen_at", "revoked_at"])
 

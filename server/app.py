@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import delete, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +26,7 @@ from server.audit.views import router as audit_router
 from server.auth import service as auth_service
 from server.auth.views import router as auth_router
 from server.database import make_engine, make_sessionmaker, migrate, transaction
-from server.errors import ApiError
+from server.errors import ERROR_RESPONSES, ApiError
 from server.history.build import build_history
 from server.history.state import collect_state
 from server.ingest.encode import encode_batch
@@ -39,8 +39,8 @@ from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
-from server.ui.views import LoginRequiredError
 from server.ui.views import root_router as ui_root_router
+from server.access import LoginRequiredError, Public, require_policies
 from server.ui.views import router as ui_router
 from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
@@ -140,7 +140,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                 task.cancel()
             await run_in_threadpool(_stop, app)
 
-    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.clock = clock or (lambda: datetime.now(UTC))
     app.state.metrics = metrics
@@ -161,8 +161,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        """A value the database refuses (a NUL character in PostgreSQL text, a number out of its range) is the caller's
+        error, not the server's; the request's transaction is rolled back, so nothing of it is stored."""
+        log.warning("%s %s: a value the database cannot store: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse({"detail": "a value in the request cannot be stored (e.g. a NUL character or a number out of range)",
+                             "reason": "unstorable_value"}, status_code=422)  # fmt: skip
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e["loc"][:1] == ("path",) for e in exc.errors()):  # e.g. /hosts/9223372036854775808 names nothing
+            return JSONResponse({"detail": f"nothing at {request.url.path}", "reason": "not_found"}, status_code=404)
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
         ]
@@ -172,12 +182,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             status_code=422,
         )
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], dependencies=[Public])
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], dependencies=[Public])
     def readyz() -> JSONResponse:
         """State database and TSDB reachable."""
         checks: dict[str, str] = {}
@@ -195,7 +205,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         ready = all(v in ("ok", "embedded") for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -206,6 +216,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
     ):
         app.include_router(router)
+    require_policies(app)  # deny by default: an app with a route that declares no policy is not built at all
     return app
 
 
@@ -227,7 +238,8 @@ def _start(app: FastAPI) -> None:
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
     shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
-    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared)
+    app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
+                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
     if not shared:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)

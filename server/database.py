@@ -18,6 +18,8 @@ from sqlalchemy import JSON, DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+MAX_ID = 2**63 - 1  # the largest BIGINT: a larger id names no row (and overflows the drivers)
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

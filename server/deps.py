@@ -1,4 +1,6 @@
-"""FastAPI dependencies: the database session, the clock, the caller and where the call came from."""
+"""FastAPI dependencies: the database session, the clock, the bearer credential and where the call came from.
+
+The caller is authenticated by the route's policy (`server.access.policy`), so no route can skip declaring one."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from server.auth import service as auth
-from server.auth.principal import Principal
 from server.errors import UnauthorizedError
 
 
@@ -47,14 +47,6 @@ def bearer(request: Request) -> str:
     return credential.strip()
 
 
-def get_principal(request: Request, session: Annotated[Session, Depends(get_session)]) -> Principal:
-    """The authenticated caller. Raises UnauthorizedError."""
-    principal = auth.authenticate(session, bearer(request), now=request.app.state.clock())
-    session.commit()  # persists last_used_at when it moved
-    return principal
-
-
 DbSession = Annotated[Session, Depends(get_session)]
-Caller = Annotated[Principal, Depends(get_principal)]
 Now = Annotated[datetime, Depends(get_now)]
 RemoteAddr = Annotated[str | None, Depends(remote_addr)]

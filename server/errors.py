@@ -6,6 +6,25 @@ app's handler turns it into `{"detail": message, "reason": reason}`.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """What every error answer carries (documented for /docs and checked by schemathesis)."""
+
+    detail: str = Field(description="What went wrong, in English")
+    reason: str = Field(description="A stable code, e.g. not_found, validation, admin_required")
+    errors: list[dict[str, Any]] | dict[str, Any] | None = Field(None, description="Validation errors, by field")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in ((401, "No valid credential"), (403, "Not allowed for this caller"),
+                         (404, "No such thing; an object outside the caller's agency answers the same (Article 25)"), (409, "Conflict"), (422, "Invalid request"))
+}  # fmt: skip
+
 
 class ApiError(Exception):
     """Root of errors that become an HTTP response."""

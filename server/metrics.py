@@ -36,6 +36,9 @@ class ServerMetrics:
         self.password_verifications = Counter(
             "egovmon_password_verifications_total", "scrypt password checks (one per login attempt not refused by a lock)", registry=r
         )
+        self.skipped_rows = Counter(
+            "egovmon_alerting_skipped_rows_total", "Invalid stored rows the alert evaluation cycle left out, by kind", ["kind"], registry=r
+        )
         self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
 
     def watch_history(self, name: str, stats: Callable[[], dict[str, float]]) -> None:

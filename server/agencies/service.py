@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.access import Access, scoped
 from server.agencies.models import Agency
 from server.audit import service as audit
 from server.errors import ConflictError, NotFoundError
@@ -66,12 +67,9 @@ def get_agency_by_code(session: Session, *, code: str) -> Agency:
     return agency
 
 
-def list_agencies(session: Session, *, only_id: int | None = None) -> list[Agency]:
-    """All agencies, or just `only_id` for an agency-scoped caller."""
-    query = select(Agency).order_by(Agency.code)
-    if only_id is not None:
-        query = query.where(Agency.id == only_id)
-    return list(session.scalars(query))
+def list_agencies(session: Session, *, access: Access) -> list[Agency]:
+    """The agencies `access` sees (an agency user: its own), by code."""
+    return list(session.scalars(scoped(Agency, access=access).order_by(Agency.code)))
 
 
 def codes_by_id(session: Session) -> dict[int, str]:

@@ -7,12 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import HOSTNAME_PATTERN
+from server.database import MAX_ID
 
 
 class EnrollmentTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agency_id: int
+    agency_id: int = Field(ge=1, le=MAX_ID)
     ttl_hours: float = Field(72, gt=0, le=24 * 90, description="Hours until the token expires unused")
     note: str = Field("", max_length=200)
 

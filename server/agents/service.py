@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from server.access import Access, scoped
 from server.agencies.service import get_agency
 from server.agents.models import Agent, EnrollmentToken
 from server.audit import service as audit
@@ -150,12 +151,10 @@ def revoke_agent(session: Session, *, actor: str, agent_id: int, remote_addr: st
     return agent
 
 
-def list_agents(session: Session, *, agency_id: int | None = None) -> list[tuple[Agent, Host]]:
-    """Agents with their hosts, all or one agency's."""
+def list_agents(session: Session, *, access: Access) -> list[tuple[Agent, Host]]:
+    """Agents with their hosts, as far as `access` sees."""
     query = select(Agent, Host).join(Host, Host.id == Agent.host_id).order_by(Agent.id)
-    if agency_id is not None:
-        query = query.where(Agent.agency_id == agency_id)
-    return [(a, h) for a, h in session.execute(query)]
+    return [(a, h) for a, h in session.execute(scoped(Agent, access=access, query=query))]
 
 
 def get_agent(session: Session, *, agent_id: int) -> Agent:

@@ -15,8 +15,10 @@ from server.agents.schemas import (
     EnrollRequest,
     EnrollResponse,
 )
-from server.deps import Caller, DbSession, Now, RemoteAddr
-from server.errors import NotFoundError
+from server import access
+from server.access import AdminAccess, Id, Public, Scoped
+from server.agents.models import Agent
+from server.deps import DbSession, Now, RemoteAddr
 from server.hosts.models import Host
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
@@ -24,9 +26,8 @@ router = APIRouter(prefix="/api/v1", tags=["agents"])
 
 @router.post("/enrollment-tokens", status_code=201, response_model=EnrollmentTokenCreated)
 def create_enrollment_token(
-    body: EnrollmentTokenCreate, caller: Caller, session: DbSession, now: Now, addr: RemoteAddr
+    body: EnrollmentTokenCreate, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr
 ) -> EnrollmentTokenCreated:
-    caller.require_admin()
     token, secret = service.create_enrollment_token(
         session, actor=caller.actor, agency_id=body.agency_id, ttl=timedelta(hours=body.ttl_hours),
         note=body.note, remote_addr=addr, now=now,
@@ -36,20 +37,18 @@ def create_enrollment_token(
 
 
 @router.get("/enrollment-tokens", response_model=list[EnrollmentTokenRead])
-def list_enrollment_tokens(caller: Caller, session: DbSession) -> list[EnrollmentTokenRead]:
-    caller.require_admin()
+def list_enrollment_tokens(caller: AdminAccess, session: DbSession) -> list[EnrollmentTokenRead]:
     return [EnrollmentTokenRead.model_validate(t) for t in service.list_enrollment_tokens(session)]
 
 
 @router.delete("/enrollment-tokens/{token_id}", response_model=EnrollmentTokenRead)
-def revoke_enrollment_token(token_id: int, caller: Caller, session: DbSession, now: Now, addr: RemoteAddr) -> EnrollmentTokenRead:
-    caller.require_admin()
+def revoke_enrollment_token(token_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr) -> EnrollmentTokenRead:
     token = service.revoke_enrollment_token(session, actor=caller.actor, token_id=token_id, remote_addr=addr, now=now)
     session.commit()
     return EnrollmentTokenRead.model_validate(token)
 
 
-@router.post("/agents/enroll", status_code=201, response_model=EnrollResponse)
+@router.post("/agents/enroll", status_code=201, response_model=EnrollResponse, dependencies=[Public])
 def enroll(body: EnrollRequest, session: DbSession, now: Now, addr: RemoteAddr) -> EnrollResponse:
     """Exchange a one-time enrolment token for an agent credential (no Authorization header needed)."""
     agent, credential = service.enroll(
@@ -62,22 +61,18 @@ def enroll(body: EnrollRequest, session: DbSession, now: Now, addr: RemoteAddr) 
 
 
 @router.get("/agents", response_model=list[AgentRead])
-def list_agents(caller: Caller, session: DbSession) -> list[AgentRead]:
-    return [_read(a, h.hostname) for a, h in service.list_agents(session, agency_id=caller.agency_scope())]
+def list_agents(caller: Scoped, session: DbSession) -> list[AgentRead]:
+    return [_read(a, h.hostname) for a, h in service.list_agents(session, access=caller)]
 
 
 @router.get("/agents/{agent_id}", response_model=AgentRead)
-def get_agent(agent_id: int, caller: Caller, session: DbSession) -> AgentRead:
-    scope = caller.agency_scope()
-    agent = service.get_agent(session, agent_id=agent_id)
-    if scope is not None and agent.agency_id != scope:
-        raise NotFoundError(f"agent {agent_id} does not exist")
+def get_agent(agent_id: Id, caller: Scoped, session: DbSession) -> AgentRead:
+    agent = access.get(session, Agent, agent_id, access=caller, what="agent")
     return _read(agent, session.get(Host, agent.host_id).hostname)
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentRead)
-def revoke_agent(agent_id: int, caller: Caller, session: DbSession, now: Now, addr: RemoteAddr) -> AgentRead:
-    caller.require_admin()
+def revoke_agent(agent_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr) -> AgentRead:
     agent = service.revoke_agent(session, actor=caller.actor, agent_id=agent_id, remote_addr=addr, now=now)
     session.commit()
     return _read(agent, session.get(Host, agent.host_id).hostname)

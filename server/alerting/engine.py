@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
@@ -86,9 +86,13 @@ class AlertingEngine:
 
     name = "alerting"
 
-    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False) -> None:
+    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False,
+                 on_skip: Callable[[str], None] | None = None) -> None:
         """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
-        the latest values and findings in the database (which every worker writes), not over its own share of samples."""
+        the latest values and findings in the database (which every worker writes), not over its own share of samples.
+        `on_skip(kind)` counts a stored row (duty, silence) the cycle skipped because it is invalid."""
+        self._on_skip = on_skip or (lambda kind: None)
+        self._skipped: set[tuple[str, Any]] = set()  # logged once per row
         self.settings = settings
         self.shared = shared
         self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -154,6 +158,8 @@ class AlertingEngine:
         self._observe_duties(now)
         with self._lock:
             transitions = self.evaluator.evaluate(now)
+            for rule, exc in self.evaluator.failures:
+                self._skip("rule", rule, exc)
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
@@ -166,7 +172,10 @@ class AlertingEngine:
         """One stored finding into the evaluator (the caller holds the lock), with its rule's texts."""
         from inventory.rules import RULES  # noqa: PLC0415
 
-        rule = RULES[f.rule_id]
+        rule = RULES.get(f.rule_id)
+        if rule is None:  # a rule since removed from the catalogue
+            self._skip("finding", f.id, KeyError(f"unknown rule {f.rule_id!r}"))
+            return
         self.evaluator.finding(f.id, rule_id=f.rule_id, severity=f.severity, subject=f.subject, agency=agencies.get(f.agency_id or -1),
                                status=f.status, article=rule.article_zh, title_zh=rule.text("zh", f.subject)["title"],
                                title_en=rule.text("en", f.subject)["title"], at=at)  # fmt: skip
@@ -226,16 +235,32 @@ class AlertingEngine:
         if "duty_status" not in self._measurements:
             return
         from server.duties.models import KINDS, Duty  # noqa: PLC0415
-        from server.duties.service import due_at  # noqa: PLC0415
+        from server.duties.service import due_at, invalid  # noqa: PLC0415
 
         with self._sessions() as session:
             codes = codes_by_id(session)
             duties = session.scalars(select(Duty)).all()
             with self._lock:
                 for duty in duties:
-                    tags = {"agency": codes.get(duty.agency_id, ""), "duty": str(duty.id), "kind": duty.kind,
-                            "name": KINDS[duty.kind][0], "system": duty.system or "-"}
-                    self.evaluator.observe("duty_status", tags, {"overdue_seconds": max(0.0, (now - due_at(duty)).total_seconds())}, now)
+                    problem = invalid(duty)
+                    if problem is not None:
+                        self._skip("duty", duty.id, ValueError(problem))
+                        continue
+                    try:
+                        tags = {"agency": codes.get(duty.agency_id, ""), "duty": str(duty.id), "kind": duty.kind,
+                                "name": KINDS[duty.kind][0], "system": duty.system or "-"}
+                        overdue = max(0.0, (now - due_at(duty)).total_seconds())
+                    except (KeyError, OverflowError, TypeError, ValueError) as exc:
+                        self._skip("duty", duty.id, exc)
+                        continue
+                    self.evaluator.observe("duty_status", tags, {"overdue_seconds": overdue}, now)
+
+    def _skip(self, kind: str, ident: Any, exc: Exception) -> None:
+        """One invalid stored row is left out of this cycle; the others are evaluated. Logged once per row, counted."""
+        self._on_skip(kind)
+        if (kind, ident) not in self._skipped:
+            self._skipped.add((kind, ident))
+            log.error("alert evaluation skips %s %s, which is invalid: %s", kind, ident, exc)
 
     def _store(self, session: Session, transitions: Sequence[Transition], snapshot: Mapping[str, Alert], now: datetime) -> dict[str, AlertRecord]:
         changed = {t.alert.fingerprint for t in transitions}
@@ -273,14 +298,19 @@ class AlertingEngine:
             if fp in changed:
                 linked.setdefault(fp, set()).add(entry.incident_id)
         texts = {"firing": "关联告警再次触发", "resolved": "关联告警已恢复"}
+        codes = codes_by_id(session)
         for fp, incident_ids in linked.items():
             transition = changed[fp]
+            owner = transition.alert.labels.get("agency", "")
             for incident_id in sorted(incident_ids):
                 incident = session.get(Incident, incident_id)
-                if incident is not None and incident.status != "closed":
-                    incidents.append(session, incident, actor="system", kind="alert", at=now,
-                                     text=f"{texts[transition.after]}：{transition.alert.annotations.get('summary_zh', fp)}",
-                                     data={"fingerprint": fp, "status": transition.after})
+                if incident is None or incident.status == "closed":
+                    continue
+                if incident.agency_id is not None and codes.get(incident.agency_id) != owner:
+                    continue  # another agency's alert never writes into this incident (Article 25)
+                incidents.append(session, incident, actor="system", kind="alert", at=now,
+                                 text=f"{texts[transition.after]}：{transition.alert.annotations.get('summary_zh', fp)}",
+                                 data={"fingerprint": fp, "status": transition.after})
 
     def _muted(self, silences: Sequence[Silence], labels: Mapping[str, str], now: datetime, firing: list[Mapping[str, str]]) -> bool:
         return (
@@ -293,10 +323,12 @@ class AlertingEngine:
         if self.route is None:
             return 0
         firing = [r.labels for r in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing"))]
-        silences = [
-            Silence(s.id, tuple(map(parse_matcher, s.matchers)), s.starts_at, s.ends_at)
-            for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now))
-        ]
+        silences = []
+        for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now)):
+            try:
+                silences.append(Silence(s.id, tuple(map(parse_matcher, s.matchers)), s.starts_at, s.ends_at))
+            except (TypeError, ValueError) as exc:
+                self._skip("silence", s.id, exc)
         groups: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Route, list[AlertRecord]]] = {}
 
         def add(record: AlertRecord, route: Route, receiver: str) -> None:

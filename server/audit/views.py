@@ -9,9 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
 from server.audit import service
-from server.auth.models import Role
-from server.deps import Caller, DbSession
-from server.errors import ForbiddenError
+from server.access import SecurityAccess
+from server.deps import DbSession
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -31,14 +30,12 @@ class AuditEventRead(BaseModel):
 
 @router.get("", response_model=list[AuditEventRead])
 def list_audit(
-    caller: Caller,
+    caller: SecurityAccess,
     session: DbSession,
     action: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[AuditEventRead]:
-    if not (caller.is_admin or (caller.kind == "user" and caller.role == Role.SECURITY)):
-        raise ForbiddenError("the audit log is for admins and the security team", reason="admin_required")
     events = service.list_events(session, action=action, actor=actor, since=since, limit=limit)
     return [AuditEventRead.model_validate(e) for e in events]

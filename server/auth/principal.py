@@ -1,4 +1,6 @@
-"""Who is calling: a user with a role, or an agent bound to one host of one agency."""
+"""Who is calling: a user with a role, or an agent bound to one host of one agency.
+
+What the caller may see and change is decided in `server.access`, not here."""
 
 from __future__ import annotations
 
@@ -33,16 +35,6 @@ class Principal:
         """Admins, NOC and security staff see every agency; agency users only their own."""
         return self.kind == "user" and self.role in (Role.ADMIN, Role.NOC, Role.SECURITY)
 
-    def agency_scope(self) -> int | None:
-        """The one agency this caller is limited to, or None for all.
-
-        Raises:
-            ForbiddenError: an agent (agents read nothing).
-        """
-        if self.kind == "agent":
-            raise ForbiddenError("agent credentials can only send data", reason="agent_cannot_read")
-        return None if self.sees_all_agencies else self.agency_id
-
     def require_admin(self) -> None:
         """Raises ForbiddenError unless the caller is an admin user."""
         if not self.is_admin:
@@ -52,9 +44,3 @@ class Principal:
         """Raises ForbiddenError for agents."""
         if self.kind != "user":
             raise ForbiddenError("agent credentials can only send data", reason="agent_cannot_read")
-
-    def require_agency(self, agency_id: int) -> None:
-        """Raises ForbiddenError unless the caller may see `agency_id` (Article 25)."""
-        scope = self.agency_scope()
-        if scope is not None and scope != agency_id:
-            raise ForbiddenError("this belongs to another agency", reason="other_agency")

@@ -11,6 +11,7 @@ from server.auth.secrets import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 # The length policy is enforced by the service (one message for the API and the CLI);
 # the schema only documents it.
 _PASSWORD_DOC = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
+from server.database import MAX_ID
 
 
 class UserCreate(BaseModel):
@@ -18,7 +19,7 @@ class UserCreate(BaseModel):
 
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     role: str = Field(description="admin, noc, security or agency")
-    agency_id: int | None = Field(None, description="Required for role agency, forbidden otherwise")
+    agency_id: int | None = Field(None, ge=1, le=MAX_ID, description="Required for role agency, forbidden otherwise")
     display_name: str = Field("", max_length=200)
     password: str | None = Field(
         None, json_schema_extra=_PASSWORD_DOC, description=f"For console login; at least {PASSWORD_MIN_LENGTH} characters"
@@ -51,7 +52,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    user_id: int | None = Field(None, description="Admins may create tokens for other users; default: yourself")
+    user_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins may create tokens for other users; default: yourself")
     ttl_days: float | None = Field(None, gt=0, le=3650, description="Expiry in days; none: no expiry")
 
 

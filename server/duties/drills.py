@@ -6,29 +6,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerting.evaluate import fingerprint
 from alerting.notify import build
-from server.agencies.models import Agency
+from server import access as scope
+from server.access import Access
 from server.alerting.engine import AlertingEngine, view
 from server.alerting.models import AlertRecord, Notification
 from server.audit import service as audit
 from server.auth.principal import Principal
 from server.duties import service as duties
 from server.duties.models import Drill, Duty
-from server.errors import BadRequestError, ForbiddenError, NotFoundError
+from server.errors import BadRequestError, ForbiddenError
 
 
-def start(session: Session, engine: AlertingEngine, *, principal: Principal, agency_code: str, scenario: str, receiver: str,
+def start(session: Session, engine: AlertingEngine, *, access: Access, agency_code: str, scenario: str, receiver: str,
           duty_id: int | None, now: datetime) -> Drill:
-    """Raises BadRequestError (unknown receiver, no scenario), ForbiddenError, NotFoundError."""
+    """Raises BadRequestError (unknown receiver, no scenario), ForbiddenError, NotFoundError (no such agency, or another
+    agency's for an agency user)."""
+    principal = access.principal
     principal.require_user()
-    agency_id = session.scalar(select(Agency.id).where(Agency.code == agency_code))
-    if agency_id is None:
-        raise NotFoundError(f"no agency {agency_code!r}", reason="unknown_agency")
-    if not (principal.is_admin or principal.role == "security" or (principal.role == "agency" and principal.agency_id == agency_id)):
+    agency_id = scope.agency_id_of(session, agency_code, access=access)
+    if not (principal.is_admin or principal.role in ("security", "agency")):
         raise ForbiddenError("drills are run by admins, the security team or the agency itself", reason="not_your_drill")
     target = engine.receivers.get(receiver)
     if target is None or not scenario.strip():
@@ -56,6 +56,11 @@ def start(session: Session, engine: AlertingEngine, *, principal: Principal, age
     return drill
 
 
+def get(session: Session, *, access: Access, drill_id: int) -> Drill:
+    """Raises NotFoundError (also for another agency's drill)."""
+    return scope.get(session, Drill, drill_id, access=access, what="drill")
+
+
 def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) -> dict[str, Any]:
     """End a drill: resolve its alert and record the measured times against its duty. Raises BadRequestError."""
     principal.require_user()
@@ -75,6 +80,11 @@ def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) 
     audit.record(session, actor=principal.actor, action="drill.end", target_type="drill", target_id=drill.id,
                  details={"time_to_acknowledge_seconds": to_ack, "time_to_resolve_seconds": to_end}, at=now)
     return read(drill, record)
+
+
+def describe(session: Session, drill: Drill) -> dict[str, Any]:
+    """A drill with its alert's acknowledgement and the measured times."""
+    return read(drill, session.get(AlertRecord, drill.fingerprint))
 
 
 def read(drill: Drill, record: AlertRecord | None) -> dict[str, Any]:

@@ -10,43 +10,72 @@ backup RPO compliance (latest `backup` samples with rpo_ok), and open findings.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from server import access as scope
+from server.access import Access
 from server.agencies.models import Agency
 from server.auth.principal import Principal
 from server.duties.models import KINDS, Duty, DutyRecord
-from server.errors import BadRequestError, ForbiddenError, NotFoundError
+from server.duties.schemas import MAX_FREQUENCY_DAYS
+from server.errors import BadRequestError, ForbiddenError, UnprocessableError
 from server.findings.models import ACTIVE, Finding
 from server.hosts.models import Host, LatestSeries
 from server.inventory.models import HostEntry
 
 REPORTING_WINDOW = timedelta(minutes=15)
+EARLIEST_RECORD = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def due_at(duty: Duty) -> datetime:
-    return (duty.last_done_at or duty.created_at) + timedelta(days=duty.frequency_days)
+    """When the duty is next due; the end of time for a row whose date is out of range (never an OverflowError)."""
+    start = duty.last_done_at or duty.created_at
+    try:
+        return start + timedelta(days=duty.frequency_days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=start.tzinfo)
+
+
+def invalid(duty: Duty) -> str | None:
+    """Why a stored duty cannot be evaluated (an unknown kind, a frequency out of range), or None. Rows like these
+    came from versions that did not check their input; the evaluation cycle skips them instead of failing."""
+    if duty.kind not in KINDS:
+        return f"unknown kind {duty.kind!r}"
+    if not 1 <= duty.frequency_days <= MAX_FREQUENCY_DAYS:
+        return f"frequency_days {duty.frequency_days} is out of range"
+    return None
 
 
 def read(duty: Duty, codes: dict[int, str], now: datetime) -> dict[str, Any]:
-    zh, en, _ = KINDS[duty.kind]
+    zh, en, _ = KINDS.get(duty.kind, (duty.kind, duty.kind, 0))
     due = due_at(duty)
     return {"id": duty.id, "agency": codes.get(duty.agency_id), "system": duty.system, "kind": duty.kind, "name_zh": zh, "name_en": en,
             "frequency_days": duty.frequency_days, "last_done_at": duty.last_done_at, "due_at": due,
             "overdue": now >= due, "overdue_seconds": max(0.0, (now - due).total_seconds())}  # fmt: skip
 
 
-def create(session: Session, *, principal: Principal, agency_code: str, kind: str, system: str | None,
+def list_duties(session: Session, *, access: Access) -> list[Duty]:
+    return list(session.scalars(scope.scoped(Duty, access=access).order_by(Duty.agency_id, Duty.id)))
+
+
+def get_duty(session: Session, *, access: Access, duty_id: int) -> Duty:
+    """Raises NotFoundError (also for another agency's duty)."""
+    return scope.get(session, Duty, duty_id, access=access, what="duty")
+
+
+def create(session: Session, *, access: Access, agency_code: str, kind: str, system: str | None,
            frequency_days: int | None, now: datetime) -> Duty:
+    """Raises BadRequestError, NotFoundError (no such agency, or another agency's for an agency user), ForbiddenError."""
+    principal = access.principal
     if kind not in KINDS:
         raise BadRequestError(f"kind must be one of {', '.join(KINDS)}", reason="bad_duty")
-    agency_id = session.scalar(select(Agency.id).where(Agency.code == agency_code))
-    if agency_id is None:
-        raise NotFoundError(f"no agency {agency_code!r}", reason="unknown_agency")
-    if not (principal.is_admin or principal.role == "security" or (principal.role == "agency" and principal.agency_id == agency_id)):
+    agency_id = scope.agency_id_of(session, agency_code, access=access)
+    if not (principal.is_admin or principal.role in ("security", "agency")):
         raise ForbiddenError("duties are set by admins, the security team or the agency itself", reason="not_your_duty")
     duty = Duty(agency_id=agency_id, system=system, kind=kind, frequency_days=frequency_days or KINDS[kind][2], created_at=now, last_done_at=None)
     session.add(duty)
@@ -55,7 +84,14 @@ def create(session: Session, *, principal: Principal, agency_code: str, kind: st
 
 
 def record(session: Session, duty: Duty, *, principal: Principal, done_at: datetime, note: str, report_ref: str,
-           time_to_acknowledge_seconds: float | None = None, time_to_resolve_seconds: float | None = None) -> DutyRecord:
+           time_to_acknowledge_seconds: float | None = None, time_to_resolve_seconds: float | None = None,
+           now: datetime | None = None) -> DutyRecord:
+    """Record that `duty` was done at `done_at`. Raises UnprocessableError for a date before 2000 or (given `now`) in
+    the future: such a date would make the duty due never (or overflow) and hide it from the overdue rule."""
+    if done_at.tzinfo is None:
+        raise UnprocessableError("done_at needs a time zone", reason="bad_record")
+    if done_at < EARLIEST_RECORD or (now is not None and done_at > now + CLOCK_SKEW):
+        raise UnprocessableError("done_at must lie between 2000-01-01 and now", reason="bad_record")
     entry = DutyRecord(duty_id=duty.id, done_at=done_at, recorded_by=principal.actor, note=note[:2000], report_ref=report_ref[:200],
                        time_to_acknowledge_seconds=time_to_acknowledge_seconds, time_to_resolve_seconds=time_to_resolve_seconds)  # fmt: skip
     session.add(entry)
@@ -64,12 +100,11 @@ def record(session: Session, duty: Duty, *, principal: Principal, done_at: datet
     return entry
 
 
-def scorecard(session: Session, *, now: datetime, agency_id: int | None) -> list[dict[str, Any]]:
-    agencies = session.scalars(select(Agency).order_by(Agency.code)).all()
+def scorecard(session: Session, *, now: datetime, access: Access) -> list[dict[str, Any]]:
+    """One row per agency `access` sees."""
+    agencies = session.scalars(scope.scoped(Agency, access=access).order_by(Agency.code)).all()
     out = []
     for agency in agencies:
-        if agency_id is not None and agency.id != agency_id:
-            continue
         duties = session.scalars(select(Duty).where(Duty.agency_id == agency.id)).all()
         overdue = sum(now >= due_at(d) for d in duties)
         hosts = session.scalars(select(Host).where(Host.agency_id == agency.id)).all()

@@ -2,87 +2,67 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Body, Request
-from sqlalchemy import select
-
+from server.access import Id, Scoped
 from server.agencies.service import codes_by_id
 from server.audit import service as audit
-from server.deps import Caller, DbSession, Now, RemoteAddr
-from server.duties import service
-from server.alerting.models import AlertRecord
-from server.duties import drills
-from server.duties.models import Drill, Duty
-from server.errors import NotFoundError
+from server.deps import DbSession, Now, RemoteAddr
+from server.duties import drills, service
+from server.duties.schemas import DrillCreate, DrillRead, DutyCreate, DutyRead, DutyRecordCreate, ScorecardRow
 
 router = APIRouter(prefix="/api/v1", tags=["duties"])
 
 
-
-@router.get("/duties")
-def list_duties(caller: Caller, session: DbSession, now: Now) -> list[dict[str, Any]]:
-    query = select(Duty).order_by(Duty.id)
-    scope = caller.agency_scope()
-    if scope is not None:
-        query = query.where(Duty.agency_id == scope)
+@router.get("/duties", response_model=list[DutyRead])
+def list_duties(caller: Scoped, session: DbSession, now: Now) -> list[DutyRead]:
     codes = codes_by_id(session)
-    return [service.read(d, codes, now) for d in session.scalars(query)]
+    return [DutyRead(**service.read(d, codes, now)) for d in service.list_duties(session, access=caller)]
 
 
-@router.post("/duties", status_code=201)
-def create_duty(caller: Caller, session: DbSession, now: Now, remote: RemoteAddr, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Body: {"agency": "health", "kind": "level_evaluation", "system": "his", "frequency_days": 365}."""
-    caller.require_user()
-    duty = service.create(session, principal=caller, agency_code=str(body.get("agency")), kind=str(body.get("kind")),
-                          system=body.get("system"), frequency_days=body.get("frequency_days"), now=now)  # fmt: skip
+@router.post("/duties", status_code=201, response_model=DutyRead)
+def create_duty(body: DutyCreate, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr) -> DutyRead:
+    duty = service.create(session, access=caller, agency_code=body.agency, kind=body.kind, system=body.system,
+                          frequency_days=body.frequency_days, now=now)  # fmt: skip
     audit.record(session, actor=caller.actor, action="duty.create", target_type="duty", target_id=duty.id,
-                 details={"kind": duty.kind, "agency": body.get("agency")}, remote_addr=remote, at=now)
+                 details={"kind": duty.kind, "agency": body.agency}, remote_addr=remote, at=now)
+    out = DutyRead(**service.read(duty, codes_by_id(session), now))
     session.commit()
-    return service.read(duty, codes_by_id(session), now)
+    return out
 
 
-@router.post("/duties/{duty_id}/records", status_code=201)
-def add_record(duty_id: int, caller: Caller, session: DbSession, now: Now, remote: RemoteAddr, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Body: {"done_at": iso, "note": "...", "report_ref": "...", drills: "time_to_acknowledge_seconds", "time_to_resolve_seconds"}."""
-    caller.require_user()
-    duty = session.get(Duty, duty_id)
-    scope = caller.agency_scope()
-    if duty is None or (scope is not None and duty.agency_id != scope):
-        raise NotFoundError(f"no duty {duty_id}", reason="not_found")
-    done_at = datetime.fromisoformat(body["done_at"]) if body.get("done_at") else now
-    service.record(session, duty, principal=caller, done_at=done_at, note=str(body.get("note") or ""),
-                   report_ref=str(body.get("report_ref") or ""),
-                   time_to_acknowledge_seconds=body.get("time_to_acknowledge_seconds"),
-                   time_to_resolve_seconds=body.get("time_to_resolve_seconds"))  # fmt: skip
+@router.post("/duties/{duty_id}/records", status_code=201, response_model=DutyRead)
+def add_record(duty_id: Id, body: DutyRecordCreate, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr) -> DutyRead:
+    """The duty was done; drills also carry the measured times."""
+    duty = service.get_duty(session, access=caller, duty_id=duty_id)
+    done_at = body.done_at or now
+    service.record(session, duty, principal=caller.principal, done_at=done_at, note=body.note, report_ref=body.report_ref,
+                   time_to_acknowledge_seconds=body.time_to_acknowledge_seconds,
+                   time_to_resolve_seconds=body.time_to_resolve_seconds, now=now)  # fmt: skip
     audit.record(session, actor=caller.actor, action="duty.record", target_type="duty", target_id=duty.id,
                  details={"done_at": done_at.isoformat()}, remote_addr=remote, at=now)
+    out = DutyRead(**service.read(duty, codes_by_id(session), now))
     session.commit()
-    return service.read(duty, codes_by_id(session), now)
+    return out
 
 
-@router.get("/scorecard")
-def scorecard(caller: Caller, session: DbSession, now: Now) -> list[dict[str, Any]]:
-    return service.scorecard(session, now=now, agency_id=caller.agency_scope())
+@router.get("/scorecard", response_model=list[ScorecardRow])
+def scorecard(caller: Scoped, session: DbSession, now: Now) -> list[ScorecardRow]:
+    return [ScorecardRow(**row) for row in service.scorecard(session, now=now, access=caller)]
 
 
-@router.post("/drills", status_code=201)
-def start_drill(request: Request, caller: Caller, session: DbSession, now: Now, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Body: {"agency": "health", "scenario": "核心数据库宕机", "receiver": "health-oncall", "duty_id": 3}."""
-    drill = drills.start(session, request.app.state.alerting, principal=caller, agency_code=str(body.get("agency")),
-                         scenario=str(body.get("scenario") or ""), receiver=str(body.get("receiver") or ""),
-                         duty_id=body.get("duty_id"), now=now)  # fmt: skip
+@router.post("/drills", status_code=201, response_model=DrillRead)
+def start_drill(body: DrillCreate, request: Request, caller: Scoped, session: DbSession, now: Now) -> DrillRead:
+    drill = drills.start(session, request.app.state.alerting, access=caller, agency_code=body.agency, scenario=body.scenario,
+                         receiver=body.receiver, duty_id=body.duty_id, now=now)  # fmt: skip
+    out = DrillRead(**drills.describe(session, drill))
     session.commit()
-    return drills.read(drill, session.get(AlertRecord, drill.fingerprint))
+    return out
 
 
-@router.post("/drills/{drill_id}/end")
-def end_drill(drill_id: int, caller: Caller, session: DbSession, now: Now) -> dict[str, Any]:
-    drill = session.get(Drill, drill_id)
-    scope = caller.agency_scope()
-    if drill is None or (scope is not None and drill.agency_id != scope):
-        raise NotFoundError(f"no drill {drill_id}", reason="not_found")
-    result = drills.end(session, drill, principal=caller, now=now)
+@router.post("/drills/{drill_id}/end", response_model=DrillRead)
+def end_drill(drill_id: Id, caller: Scoped, session: DbSession, now: Now) -> DrillRead:
+    drill = drills.get(session, access=caller, drill_id=drill_id)
+    out = DrillRead(**drills.end(session, drill, principal=caller.principal, now=now))
     session.commit()
-    return result
+    return out

@@ -70,6 +70,7 @@ def state_samples(
 
 def collect_state(session: Session, *, since: datetime | None, now: datetime) -> list[Sample]:
     """Read findings, alerts, the scorecard and changes since `since` from SQL, as samples."""
+    from server.access import operator  # noqa: PLC0415
     from inventory.rules import RULES  # noqa: PLC0415
     from server.agencies.service import codes_by_id  # noqa: PLC0415
     from server.alerting.models import AlertRecord  # noqa: PLC0415
@@ -96,5 +97,5 @@ def collect_state(session: Session, *, since: datetime | None, now: datetime) ->
             if since < f["changed"] <= now:
                 finding_events.append({"agency": f["agency"], "severity": f["severity"], "status": f["status"], "article": f["article"],
                                        "text": RULES[f["rule_id"]].text("zh", f["subject"])["title"], "finding_id": f["id"], "at": f["changed"]})
-    return state_samples(findings=findings, alerts=alert_rows, scorecard=scorecard(session, now=now, agency_id=None),
+    return state_samples(findings=findings, alerts=alert_rows, scorecard=scorecard(session, now=now, access=operator("state-export")),
                          alert_events=alert_events, finding_events=finding_events, at=now)

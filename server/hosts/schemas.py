@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2262, 4, 11, tzinfo=UTC)  # nanoseconds since the epoch fit a signed 64-bit integer until here
+
+
+def _instant(value: datetime) -> datetime:
+    """Aware (a naive time is UTC) and within the nanosecond timestamps' range. Raises ValueError (422)."""
+    at = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST_INSTANT <= at <= LATEST_INSTANT:
+        raise ValueError("must lie between 1970-01-01 and 2262-04-11")
+    return at
+
+
+Instant = Annotated[datetime, AfterValidator(_instant)]
 
 
 class HostRead(BaseModel):

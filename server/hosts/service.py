@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
-from server.errors import NotFoundError
+from server.access import Access, get, scoped
 from server.history.base import Point
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
@@ -78,20 +78,20 @@ def prune_history(session: Session, *, older_than: datetime, max_points: int) ->
     return deleted
 
 
-def list_hosts(session: Session, *, agency_id: int | None = None) -> list[Host]:
-    """Hosts, all or one agency's, by name."""
-    query = select(Host).order_by(Host.hostname)
-    if agency_id is not None:
-        query = query.where(Host.agency_id == agency_id)
-    return list(session.scalars(query))
+def list_hosts(session: Session, *, access: Access) -> list[Host]:
+    """The hosts `access` sees, by name."""
+    return list(session.scalars(scoped(Host, access=access).order_by(Host.hostname)))
 
 
-def get_host(session: Session, *, host_id: int, agency_id: int | None = None) -> Host:
-    """One host; an agency-scoped caller gets NotFoundError for another agency's host (no existence leak)."""
-    host = session.get(Host, host_id)
-    if host is None or (agency_id is not None and host.agency_id != agency_id):
-        raise NotFoundError(f"host {host_id} does not exist")
-    return host
+def snmp_devices(session: Session, *, access: Access) -> list[tuple[LatestSeries, Host]]:
+    """The newest `snmp_device` series of every device polled by a host `access` sees, with that host."""
+    query = select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id).where(LatestSeries.measurement == "snmp_device")
+    return [(series, host) for series, host in session.execute(scoped(Host, access=access, query=query))]
+
+
+def get_host(session: Session, *, host_id: int, access: Access) -> Host:
+    """One host; another agency's host does not exist for an agency user (NotFoundError, no existence leak)."""
+    return get(session, Host, host_id, access=access, what="host")
 
 
 def latest_values(session: Session, *, host_id: int, measurement: str | None = None) -> list[LatestSeries]:

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Query, Request
 
-from server.deps import Caller, DbSession, Now
+from server.access import Id, Scoped
+from server.deps import DbSession, Now
 from server.errors import ConflictError
 from server.hosts import service
-from server.hosts.schemas import HistoryPointRead, HostRead, ObservationRead, SeriesValue
+from server.hosts.schemas import HistoryPointRead, HostRead, Instant, ObservationRead, SeriesValue
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 
@@ -19,18 +20,18 @@ def _at(ns: int) -> datetime:
 
 
 @router.get("", response_model=list[HostRead])
-def list_hosts(caller: Caller, session: DbSession) -> list[HostRead]:
-    return [HostRead.model_validate(h) for h in service.list_hosts(session, agency_id=caller.agency_scope())]
+def list_hosts(caller: Scoped, session: DbSession) -> list[HostRead]:
+    return [HostRead.model_validate(h) for h in service.list_hosts(session, access=caller)]
 
 
 @router.get("/{host_id}", response_model=HostRead)
-def get_host(host_id: int, caller: Caller, session: DbSession) -> HostRead:
-    return HostRead.model_validate(service.get_host(session, host_id=host_id, agency_id=caller.agency_scope()))
+def get_host(host_id: Id, caller: Scoped, session: DbSession) -> HostRead:
+    return HostRead.model_validate(service.get_host(session, host_id=host_id, access=caller))
 
 
 @router.get("/{host_id}/latest", response_model=list[SeriesValue])
-def latest(host_id: int, caller: Caller, session: DbSession, measurement: str | None = None) -> list[SeriesValue]:
-    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+def latest(host_id: Id, caller: Scoped, session: DbSession, measurement: str | None = None) -> list[SeriesValue]:
+    service.get_host(session, host_id=host_id, access=caller)
     return [
         SeriesValue(measurement=s.measurement, tags=s.tags, fields=s.fields, timestamp=_at(s.ts_ns))
         for s in service.latest_values(session, host_id=host_id, measurement=measurement)
@@ -39,31 +40,31 @@ def latest(host_id: int, caller: Caller, session: DbSession, measurement: str | 
 
 @router.get("/{host_id}/observations", response_model=list[ObservationRead])
 def observations(
-    host_id: int,
-    caller: Caller,
+    host_id: Id,
+    caller: Scoped,
     session: DbSession,
     kind: str | None = Query(None, max_length=64),
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> list[ObservationRead]:
     """The newest raw observations received from a host's agent (kept for `observation_retention_hours`)."""
-    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+    service.get_host(session, host_id=host_id, access=caller)
     return [ObservationRead.model_validate(o) for o in service.observations(session, host_id=host_id, kind=kind, limit=limit)]
 
 
 @router.get("/{host_id}/history", response_model=list[HistoryPointRead])
 def history(
-    host_id: int,
+    host_id: Id,
     request: Request,
-    caller: Caller,
+    caller: Scoped,
     session: DbSession,
     now: Now,
     measurement: str = Query(min_length=1, max_length=128),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> list[HistoryPointRead]:
     """Embedded history (only when no TSDB is configured; otherwise query the TSDB)."""
-    service.get_host(session, host_id=host_id, agency_id=caller.agency_scope())
+    service.get_host(session, host_id=host_id, access=caller)
     if request.app.state.history is not None:
         raise ConflictError("history is kept in the TSDB; query it there (Grafana)", reason="history_in_tsdb")
     points = service.history(

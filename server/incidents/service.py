@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server import access as scope
+from server.access import Access
 from server.agencies.models import Agency
 from server.alerting.models import AlertRecord
 from server.audit import service as audit
@@ -66,42 +68,46 @@ def verify(entries: list[TimelineEntry]) -> tuple[bool, int | None]:
     return True, None
 
 
-def create(session: Session, *, principal: Principal, now: datetime, title: str | None, severity: str | None,
+def create(session: Session, *, access: Access, now: datetime, title: str | None, severity: str | None,
            alert: str | None = None, finding_id: int | None = None, agency_id: int | None = None,
            systems: list[str] | None = None, assignee: str = "", remote_addr: str | None = None) -> Incident:
-    """An incident from an alert (fingerprint), a finding, or described by hand. Raises BadRequestError, NotFoundError."""
+    """An incident from an alert (fingerprint), a finding, or described by hand; the alert and the finding are looked
+    up through the access layer, so another agency's are unknown (Article 25). Raises BadRequestError, NotFoundError."""
+    principal = access.principal
     principal.require_user()
-    scope = principal.agency_scope()
     evidence: tuple[str, str, dict[str, Any]] | None = None
     agencies: list[str] = []
+    source_agency: int | None = None  # the agency of the alert or finding it is opened from
     if alert:
-        record = session.get(AlertRecord, alert)
-        if record is None:
-            raise NotFoundError(f"no alert {alert}", reason="not_found")
+        record = scope.get(session, AlertRecord, alert, access=access, what="alert")
         title = title or record.annotations.get("summary_zh") or record.alertname
         severity = severity or record.severity
         agencies = [record.agency_code] if record.agency_code else []
         evidence = ("alert", f"由告警创建：{title}", {"fingerprint": record.fingerprint, "labels": record.labels,
                                                     "annotations": record.annotations, "fired_at": record.fired_at})
     elif finding_id is not None:
-        finding = session.get(Finding, finding_id)
-        if finding is None or (scope is not None and finding.agency_id != scope):
-            raise NotFoundError(f"no finding {finding_id}", reason="not_found")
+        finding = scope.get(session, Finding, finding_id, access=access, what="finding")
         from inventory.rules import RULES  # noqa: PLC0415
 
         texts = RULES[finding.rule_id].text("zh", finding.subject)
         title = title or texts["title"]
         severity = severity or finding.severity
-        agency_id = agency_id or finding.agency_id
+        source_agency = finding.agency_id
         evidence = ("finding", f"由发现创建：{texts['title']}（{texts['article']}）",
                     {"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "evidence": finding.evidence})
     if not title or severity not in SEVERITY_ZH:
         raise BadRequestError("an incident needs a title and a severity (critical, warning, info)", reason="bad_incident")
     codes = dict(session.execute(select(Agency.code, Agency.id)).all())
-    if agency_id is None and agencies:
-        agency_id = codes.get(agencies[0])
-    if scope is not None:
-        agency_id = scope  # an agency user opens incidents for its own agency only
+    if agencies:
+        source_agency = codes.get(agencies[0])
+    if access.scoped:
+        agency_id = access.agency_id  # an agency user opens incidents for its own agency only
+    elif agency_id is not None and agency_id not in codes.values():
+        raise NotFoundError(f"no agency {agency_id}", reason="unknown_agency")
+    if source_agency is not None:
+        if agency_id is not None and agency_id != source_agency:  # its evidence would reach another agency
+            raise BadRequestError("an incident opened from an alert or a finding belongs to that one's agency", reason="agency_mismatch")
+        agency_id = source_agency
     own_code = next((c for c, i in codes.items() if i == agency_id), None)
     incident = Incident(title=title[:300], severity=severity, status="open", agency_id=agency_id,
                         affected_agencies=sorted(set(agencies + ([own_code] if own_code else []))), affected_systems=systems or [],
@@ -117,11 +123,13 @@ def create(session: Session, *, principal: Principal, now: datetime, title: str 
     return incident
 
 
-def get(session: Session, *, incident_id: int, agency_id: int | None) -> Incident:
-    incident = session.get(Incident, incident_id)
-    if incident is None or (agency_id is not None and incident.agency_id != agency_id):
-        raise NotFoundError(f"no incident {incident_id}", reason="not_found")
-    return incident
+def get(session: Session, *, incident_id: int, access: Access) -> Incident:
+    """Raises NotFoundError (also for another agency's incident)."""
+    return scope.get(session, Incident, incident_id, access=access, what="incident")
+
+
+def list_incidents(session: Session, *, access: Access) -> list[Incident]:
+    return list(session.scalars(scope.scoped(Incident, access=access).order_by(Incident.id.desc())))
 
 
 def set_status(session: Session, incident: Incident, *, status: str, principal: Principal, now: datetime, note: str = "") -> None:

@@ -2,92 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from server.deps import Caller, DbSession, Now, RemoteAddr
-from server.errors import BadRequestError
+from server.access import Id, Scoped
+from server.deps import DbSession, Now, RemoteAddr
 from server.incidents import service
 from server.incidents.models import Incident
+from server.incidents.schemas import ChainRead, EntryCreate, EntryCreated, EntryRead, IncidentCreate, IncidentRead, StatusChange
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 
-def _read(session: Any, incident: Incident, *, with_timeline: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": incident.id, "title": incident.title, "severity": incident.severity, "status": incident.status,
-        "agency_id": incident.agency_id, "affected_agencies": incident.affected_agencies, "affected_systems": incident.affected_systems,
-        "assignee": incident.assignee, "created_at": incident.created_at, "created_by": incident.created_by,
-    }  # fmt: skip
+def _read(session: Session, incident: Incident, *, with_timeline: bool = False) -> IncidentRead:
+    out = IncidentRead.model_validate(incident)
     if with_timeline:
         entries = service.timeline(session, incident.id)
         intact, broken = service.verify(entries)
-        out["timeline"] = [{"seq": e.seq, "at": e.at, "actor": e.actor, "kind": e.kind, "text": e.text, "data": e.data, "hash": e.hash}
-                           for e in entries]  # fmt: skip
-        out["chain"] = {"intact": intact, "first_broken": broken, "head": entries[-1].hash if entries else None}
+        out.timeline = [EntryRead.model_validate(e) for e in entries]
+        out.chain = ChainRead(intact=intact, first_broken=broken, head=entries[-1].hash if entries else None)
     return out
 
 
-@router.post("", status_code=201)
-def create(caller: Caller, session: DbSession, now: Now, remote: RemoteAddr, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Body: {"alert": fingerprint} or {"finding_id": n} or {"title": ..., "severity": ...}; optional systems, assignee."""
+@router.post("", status_code=201, response_model=IncidentRead)
+def create(body: IncidentCreate, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr) -> IncidentRead:
+    """From {"alert": fingerprint}, {"finding_id": n} or {"title": ..., "severity": ...}; optional systems, assignee."""
     incident = service.create(
-        session, principal=caller, now=now, title=body.get("title"), severity=body.get("severity"), alert=body.get("alert"),
-        finding_id=body.get("finding_id"), agency_id=body.get("agency_id"), systems=list(body.get("systems") or []),
-        assignee=str(body.get("assignee") or ""), remote_addr=remote,
+        session, access=caller, now=now, title=body.title, severity=body.severity, alert=body.alert, finding_id=body.finding_id,
+        agency_id=body.agency_id, systems=body.systems, assignee=body.assignee, remote_addr=remote,
     )  # fmt: skip
     session.commit()
     return _read(session, incident, with_timeline=True)
 
 
-@router.get("")
-def list_incidents(caller: Caller, session: DbSession) -> list[dict[str, Any]]:
-    query = select(Incident).order_by(Incident.id.desc())
-    scope = caller.agency_scope()
-    if scope is not None:
-        query = query.where(Incident.agency_id == scope)
-    return [_read(session, i) for i in session.scalars(query)]
+@router.get("", response_model=list[IncidentRead])
+def list_incidents(caller: Scoped, session: DbSession) -> list[IncidentRead]:
+    return [_read(session, i) for i in service.list_incidents(session, access=caller)]
 
 
-@router.get("/{incident_id}")
-def get_incident(incident_id: int, caller: Caller, session: DbSession) -> dict[str, Any]:
-    return _read(session, service.get(session, incident_id=incident_id, agency_id=caller.agency_scope()), with_timeline=True)
+@router.get("/{incident_id}", response_model=IncidentRead)
+def get_incident(incident_id: Id, caller: Scoped, session: DbSession) -> IncidentRead:
+    return _read(session, service.get(session, incident_id=incident_id, access=caller), with_timeline=True)
 
 
-@router.post("/{incident_id}/timeline", status_code=201)
-def add_entry(incident_id: int, caller: Caller, session: DbSession, now: Now, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Body: {"kind": "note" | "evidence", "text": "...", "data": {...}}. Entries are never edited or removed."""
-    caller.require_user()
-    incident = service.get(session, incident_id=incident_id, agency_id=caller.agency_scope())
-    kind, text = body.get("kind", "note"), str(body.get("text") or "").strip()
-    if kind not in ("note", "evidence") or not text:
-        raise BadRequestError("a timeline entry needs kind note or evidence and a text", reason="bad_entry")
-    entry = service.append(session, incident, actor=caller.actor, kind=kind, text=text, data=dict(body.get("data") or {}), at=now)
+@router.post("/{incident_id}/timeline", status_code=201, response_model=EntryCreated)
+def add_entry(incident_id: Id, body: EntryCreate, caller: Scoped, session: DbSession, now: Now) -> EntryCreated:
+    """Entries are never edited or removed."""
+    incident = service.get(session, incident_id=incident_id, access=caller)
+    entry = service.append(session, incident, actor=caller.actor, kind=body.kind, text=body.text, data=body.data, at=now)
     session.commit()
-    return {"seq": entry.seq, "hash": entry.hash}
+    return EntryCreated(seq=entry.seq, hash=entry.hash)
 
 
-@router.post("/{incident_id}/status")
-def change_status(incident_id: int, caller: Caller, session: DbSession, now: Now, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    caller.require_user()
-    incident = service.get(session, incident_id=incident_id, agency_id=caller.agency_scope())
-    service.set_status(session, incident, status=str(body.get("status")), principal=caller, now=now, note=str(body.get("note") or ""))
-    if body.get("assignee") is not None:
-        incident.assignee = str(body["assignee"])[:100]
+@router.post("/{incident_id}/status", response_model=IncidentRead)
+def change_status(incident_id: Id, body: StatusChange, caller: Scoped, session: DbSession, now: Now) -> IncidentRead:
+    incident = service.get(session, incident_id=incident_id, access=caller)
+    service.set_status(session, incident, status=body.status, principal=caller.principal, now=now, note=body.note)
+    if body.assignee is not None:
+        incident.assignee = body.assignee
     session.commit()
     return _read(session, incident, with_timeline=True)
 
 
 @router.get("/{incident_id}/report", response_class=HTMLResponse)
-def report(incident_id: int, caller: Caller, session: DbSession, format: Literal["html", "pdf"] = "html") -> Response:  # noqa: A002
+def report(incident_id: Id, caller: Scoped, session: DbSession, format: Literal["html", "pdf"] = "html") -> Response:  # noqa: A002
     """The report in Chinese (HTML, or PDF rendered by WeasyPrint), with the timeline's hash-chain check.
 
     Chinese glyphs in the PDF need a CJK font on the server (Debian: fonts-noto-cjk).
     """
-    incident = service.get(session, incident_id=incident_id, agency_id=caller.agency_scope())
+    incident = service.get(session, incident_id=incident_id, access=caller)
     page = service.report_html(session, incident)
     if format == "pdf":
         from weasyprint import HTML  # noqa: PLC0415 - only the PDF export needs it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from server.deps import Caller
+from server.access import AgentAccess
 from server.errors import UnsupportedMediaError
 from server.ingest.body import decode_content, read_limited
 
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 
 @router.post("/ingest")
-async def ingest(request: Request, caller: Caller) -> dict[str, object]:
+async def ingest(request: Request, caller: AgentAccess) -> dict[str, object]:
     """Accept one batch (JSON, optionally gzip) from an agent; answers once the batch is durable."""
     state = request.app.state
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -26,7 +26,7 @@ async def ingest(request: Request, caller: Caller) -> dict[str, object]:
             request.stream(), declared_length=request.headers.get("content-length"), limit=limits.max_body_bytes
         )
         payload = decode_content(raw, encoding=request.headers.get("content-encoding"), limit=limits.max_decompressed_bytes)
-        result = await run_in_threadpool(state.pipeline.ingest, caller, payload)
+        result = await run_in_threadpool(state.pipeline.ingest, caller.principal, payload)
     finally:
         state.metrics.in_flight.dec()
     return {

@@ -109,14 +109,28 @@ def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list
 
 
 def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
-    """Admins edit everything; an agency user only its own agency's declarations; NOC/security read only."""
+    """Admins edit everything; an agency user only its own agency's declarations (another agency is unknown to it,
+    as everywhere: Article 25); NOC/security read only."""
     principal.require_user()
     if principal.is_admin:
         return
     if kind.admin_only:
         raise ForbiddenError(f"only admins declare {kind.name}", reason="admin_required")
+    if principal.role == "agency" and agency_id is not None and agency_id != principal.agency_id:
+        raise NotFoundError("no such agency", reason="unknown_agency")
     if principal.role != "agency" or agency_id is None or agency_id != principal.agency_id:
         raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
+
+
+def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> None:
+    """A key that is already declared. Only whoever may see the declaration learns that it exists: an agency user
+    gets the same answer for another agency's declaration as for anything it may not declare itself.
+
+    Raises ConflictError.
+    """
+    if principal.is_admin or (row.agency_id is not None and row.agency_id == principal.agency_id):
+        raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
+    raise ConflictError("your agency cannot declare this; ask the e-government office (电子政务办公室)", reason="not_declarable")
 
 
 def _natural(kind: Kind, key: Any, agency_id: int | None) -> Any:
@@ -178,8 +192,9 @@ def store_entry(session: Session, *, kind: Kind, entry: Any, agency_id: int | No
                 remote_addr: str | None = None, details: dict[str, str] | None = None) -> Any:
     """Add one validated, authorized declaration; returns its row. Raises ConflictError (only the agency's own)."""
     key = getattr(entry, kind.key)
-    if session.scalar(select(kind.model.id).where(_natural(kind, key, agency_id))) is not None:
-        raise ConflictError(f"{kind.name} {key!r} is already declared", reason="already_declared")
+    existing = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+    if existing is not None:
+        _refuse_existing(principal, existing, kind, key)
     values = {k: v for k, v in asdict(entry).items() if k != "agency"}
     row = kind.model(agency_id=agency_id, **values)
     session.add(row)
@@ -247,6 +262,8 @@ def import_document(session: Session, document: documents.Document, *, principal
             key = getattr(entry, kind.key)
             values = {k: v for k, v in asdict(entry).items() if k != "agency"}
             row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+            if row is not None and not principal.is_admin and row.agency_id != principal.agency_id:
+                _refuse_existing(principal, row, kind, key)
             unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
             # An agency re-imports its own export: its allotments and approved declarations come back unchanged.
             if not (unchanged and kind.admin_only and agency_id == principal.agency_id):

@@ -4,7 +4,8 @@ Login exchanges a user name and password (scrypt, under the lockout of
 server/auth/login) for a normal API token with an 8-hour expiry, stored hashed
 like every token and kept by the browser in an HttpOnly, SameSite=Strict
 cookie; logout revokes it. Every form carries a CSRF token derived from the
-session (HMAC of the cookie), checked on each POST. An agency user sees only its agency: another agency's pages answer 403.
+session (HMAC of the cookie), checked on each POST. An agency user sees only its agency: another agency's pages
+answer 404, as in the API (`server.access`).
 """
 
 from __future__ import annotations
@@ -15,35 +16,37 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server import access
+from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Public
 from server.agencies.service import codes_by_id
 from server.alerting import service as alert_service
-from server.alerting.models import AlertRecord, SilenceRecord
 from server.auth import service as auth
 from server.auth.models import ApiToken
 from server.auth.principal import Principal
 from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.secrets import token_hash
-from server.deps import DbSession, Now, RemoteAddr, get_session
+from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
-from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from server.errors import ForbiddenError
 from server.findings import service as findings
+from server.findings.models import Finding
 from server.hosts import service as hosts
-from server.hosts.models import Host, LatestSeries
-from server.incidents.models import Incident
+from server.incidents import service as incidents
 from server.inventory import governance
+from server.inventory.models import DeclarationRequest
 from server.ui.i18n import MESSAGES
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 root_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-COOKIE = "egovmon_session"
+COOKIE = CONSOLE_COOKIE
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
 
@@ -57,24 +60,6 @@ def _lang(request: Request) -> str:
 
 def _csrf(session_token: str) -> str:
     return hmac.new(session_token.encode(), b"egovmon-console-csrf", hashlib.sha256).hexdigest()
-
-
-class LoginRequiredError(UnauthorizedError):
-    """No console session: the page sends the browser to the login form."""
-
-
-def console_user(request: Request, session: Session = Depends(get_session)) -> Principal:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        raise LoginRequiredError("log in first", reason="login_required")
-    try:
-        principal = auth.authenticate(session, token, now=request.app.state.clock())
-    except UnauthorizedError as exc:
-        raise LoginRequiredError("session expired", reason="login_required") from exc
-    session.commit()
-    if principal.kind != "user":
-        raise ForbiddenError("agents have no console", reason="agent_cannot_read")
-    return principal
 
 
 def _page(request: Request, name: str, principal: Principal | None, **context: Any) -> HTMLResponse:
@@ -91,18 +76,18 @@ def _check_csrf(request: Request, csrf: str) -> None:
 
 
 
-@root_router.get("/")
+@root_router.get("/", dependencies=[Public])
 def root() -> Response:
     """The address `egovmon up` prints: the console."""
     return RedirectResponse(CONSOLE_HOME, status_code=303)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, dependencies=[Public])
 def login_form(request: Request) -> HTMLResponse:
     return _page(request, "login.html", None, error=None)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Public])
 def login(request: Request, session: DbSession, now: Now, remote: RemoteAddr,
           username: str = Form(""), password: str = Form("")) -> Response:
     """Password login under the lockout of server/auth/login; always back to `/ui` (no `next` parameter to abuse)."""
@@ -126,7 +111,7 @@ def login(request: Request, session: DbSession, now: Now, remote: RemoteAddr,
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[Public])
 def logout(request: Request, session: DbSession, now: Now, csrf: str = Form("")) -> Response:
     _check_csrf(request, csrf)
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(request.cookies.get(COOKIE, ""))))
@@ -138,7 +123,7 @@ def logout(request: Request, session: DbSession, now: Now, csrf: str = Form(""))
     return response
 
 
-@router.get("/lang/{lang}")
+@router.get("/lang/{lang}", dependencies=[Public])
 def switch_language(lang: str, request: Request) -> Response:
     back = console_return_path(request.headers.get("referer"), host=request.headers.get("host"))
     response = RedirectResponse(back, status_code=303)
@@ -147,34 +132,32 @@ def switch_language(lang: str, request: Request) -> Response:
     return response
 
 
-def _host_rows(session: Session, principal: Principal, now: datetime) -> list[dict[str, Any]]:
+def _host_rows(session: Session, caller: access.Access, now: datetime) -> list[dict[str, Any]]:
     codes = codes_by_id(session)
     return [
         {"id": h.id, "hostname": h.hostname, "agency": codes.get(h.agency_id), "last_seen": h.last_seen_at,
          "reporting": h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
-        for h in hosts.list_hosts(session, agency_id=principal.agency_scope())
+        for h in hosts.list_hosts(session, access=caller)
     ]  # fmt: skip
 
 
 @router.get("", response_class=HTMLResponse)
-def overview(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    rows = _host_rows(session, principal, now)
+def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
+    rows = _host_rows(session, caller, now)
     by_agency: dict[str, list[int]] = {}
     for row in rows:
         counts = by_agency.setdefault(row["agency"] or "-", [0, 0])
         counts[0] += 1
         counts[1] += int(row["reporting"])
-    scope = principal.agency_scope()
-    open_findings = [f for f in findings.list_findings(session, agency_id=scope) if f.status in ("open", "acknowledged")]
-    own = codes_by_id(session).get(scope) if scope is not None else None
-    firing = [a for a in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing")) if own is None or a.agency_code == own]
-    return _page(request, "overview.html", principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
+    open_findings = [f for f in findings.list_findings(session, agency_id=caller.agency_id) if f.status in ("open", "acknowledged")]
+    firing = alert_service.list_alerts(session, access=caller, status="firing")
+    return _page(request, "overview.html", caller.principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
                  by_agency=by_agency, open_findings=len(open_findings), firing=len(firing))  # fmt: skip
 
 
 @router.get("/hosts", response_class=HTMLResponse)
-def host_list(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    return _page(request, "hosts.html", principal, hosts=_host_rows(session, principal, now))
+def host_list(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
+    return _page(request, "hosts.html", caller.principal, hosts=_host_rows(session, caller, now))
 
 
 def sparkline(values: list[float], width: int = 320, height: int = 48) -> str:
@@ -190,11 +173,8 @@ def sparkline(values: list[float], width: int = 320, height: int = 48) -> str:
 
 
 @router.get("/hosts/{host_id}", response_class=HTMLResponse)
-def host_page(host_id: int, request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    host = session.get(Host, host_id)
-    if host is None:
-        raise NotFoundError("no such host", reason="not_found")
-    principal.require_agency(host.agency_id)  # another agency's host: 403
+def host_page(host_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
+    host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
     line = ""
     if request.app.state.history is None:
         points = hosts.history(session, host_id=host_id, measurement="host_load", since=now - timedelta(hours=1), until=now, limit=2000)
@@ -204,138 +184,119 @@ def host_page(host_id: int, request: Request, session: DbSession, now: Now, prin
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
                for f in findings.list_findings(session, agency_id=host.agency_id)
                if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
-    return _page(request, "host.html", principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
+    return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
 
 
 @router.get("/findings", response_class=HTMLResponse)
-def finding_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+def finding_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     codes = codes_by_id(session)
     lang = _lang(request)
-    scope = principal.agency_scope()
     rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-            for f in findings.list_findings(session, agency_id=scope)]  # fmt: skip
-    shared = findings.shared_subjects(session, language=lang) if scope is None else None  # platform roles only
-    return _page(request, "findings.html", principal, findings=rows, shared=shared)
+            for f in findings.list_findings(session, agency_id=caller.agency_id)]  # fmt: skip
+    shared = findings.shared_subjects(session, language=lang) if not caller.scoped else None  # platform roles only
+    return _page(request, "findings.html", caller.principal, findings=rows, shared=shared)
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
-def finding_page(finding_id: int, request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+def finding_page(finding_id: Id, request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     """One finding; another agency's answers 404 as in the API. Platform roles also see the same subject elsewhere."""
-    scope = principal.agency_scope()
-    found = findings.get_finding(session, finding_id=finding_id, agency_id=scope)
-    links = findings.related(session, [found]).get(found.id) if scope is None else None
+    found = access.get(session, Finding, finding_id, access=caller, what="finding")
+    links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
-    return _page(request, "finding.html", principal, f=row)
+    return _page(request, "finding.html", caller.principal, f=row)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
-def alert_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    scope = principal.agency_scope()
-    own = codes_by_id(session).get(scope) if scope is not None else None
+def alert_list(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
     lang = _lang(request)
     rows = []
-    for a in session.scalars(select(AlertRecord).where(AlertRecord.status != "resolved").order_by(AlertRecord.active_since.desc())):
-        if own is not None and a.agency_code != own:
-            continue
+    for a in alert_service.list_alerts(session, access=caller, open_only=True):
         summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
         matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k in ("alertname", "host", "device", "check", "job"))
         rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
                      "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": matchers,
                      "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data})  # fmt: skip
-    now = request.app.state.clock()
-    silences = [s for s in session.scalars(select(SilenceRecord).where(SilenceRecord.ends_at > now).order_by(SilenceRecord.id))
-                if own is None or s.agency_code == own]  # fmt: skip
-    return _page(request, "alerts.html", principal, alerts=rows, silences=silences)
+    silences = alert_service.list_silences(session, access=caller, now=now)
+    return _page(request, "alerts.html", caller.principal, alerts=rows, silences=silences)
 
 
 @router.post("/silences")
-def create_silence(request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""), matchers: str = Form(""),
-                   minutes: float = Form(60), comment: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+def create_silence(request: Request, session: DbSession, now: Now, remote: RemoteAddr, caller: ConsoleScoped, csrf: str = Form(""),
+                   matchers: str = Form(""), minutes: float = Form(60), comment: str = Form("")) -> Response:
     """The API's silence, from the alerts page (an agency user's silence is limited to its agency there)."""
     _check_csrf(request, csrf)
-    alert_service.create_silence(session, principal=principal, matchers=matchers.split(), minutes=minutes, comment=comment, now=now, remote_addr=remote)
+    alert_service.create_silence(session, access=caller, matchers=matchers.split(), minutes=minutes, comment=comment, now=now,
+                                 remote_addr=remote)  # fmt: skip
     session.commit()
     return RedirectResponse("/ui/alerts", status_code=303)
 
 
 @router.get("/devices", response_class=HTMLResponse)
-def device_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+def device_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     """Network devices polled over SNMP: the newest `snmp_device` status of each, with the collector host."""
     codes = codes_by_id(session)
-    query = select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id).where(LatestSeries.measurement == "snmp_device")
-    if principal.agency_scope() is not None:
-        query = query.where(Host.agency_id == principal.agency_scope())
     devices = [
         {"device": series.tags.get("device", "-"), "up": bool(series.fields.get("up")), "duration": series.fields.get("poll_duration_seconds"),
          "error": series.fields.get("last_error", ""), "collector": host.hostname, "agency": codes.get(host.agency_id)}
-        for series, host in session.execute(query).all()
+        for series, host in hosts.snmp_devices(session, access=caller)
     ]  # fmt: skip
-    return _page(request, "devices.html", principal, devices=sorted(devices, key=lambda d: d["device"]))
+    return _page(request, "devices.html", caller.principal, devices=sorted(devices, key=lambda d: d["device"]))
 
 
 @router.post("/alerts/{fingerprint}/acknowledge")
-def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
-                principal: Principal = Depends(console_user)) -> Response:
+def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now, remote: RemoteAddr, caller: ConsoleScoped,
+                csrf: str = Form("")) -> Response:
     _check_csrf(request, csrf)
-    record = session.get(AlertRecord, fingerprint)
-    scope = principal.agency_scope()
-    if record is None or (scope is not None and record.agency_code != codes_by_id(session).get(scope)):
-        raise ForbiddenError("not your alert", reason="other_agency")
+    record = alert_service.get_alert(session, access=caller, fingerprint=fingerprint)  # another agency's: 404
     if record.status == "firing" and record.acknowledged_at is None:
-        alert_service.acknowledge(session, record, principal=principal, now=now, remote_addr=remote)
+        alert_service.acknowledge(session, record, principal=caller.principal, now=now, remote_addr=remote)
         session.commit()
     return RedirectResponse("/ui/alerts", status_code=303)
 
 
 @router.get("/incidents", response_class=HTMLResponse)
-def incident_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    query = select(Incident).order_by(Incident.id.desc())
-    if principal.agency_scope() is not None:
-        query = query.where(Incident.agency_id == principal.agency_scope())
-    return _page(request, "incidents.html", principal, incidents=list(session.scalars(query)))
+def incident_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+    return _page(request, "incidents.html", caller.principal, incidents=incidents.list_incidents(session, access=caller))
 
 
 @router.get("/scorecard", response_class=HTMLResponse)
-def scorecard(request: Request, session: DbSession, now: Now, principal: Principal = Depends(console_user)) -> HTMLResponse:
-    from server.duties.models import Duty  # noqa: PLC0415
-
-    query = select(Duty).order_by(Duty.agency_id, Duty.id)
-    if principal.agency_scope() is not None:
-        query = query.where(Duty.agency_id == principal.agency_scope())
+def scorecard(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
     codes = codes_by_id(session)
-    return _page(request, "scorecard.html", principal, rows=duties.scorecard(session, now=now, agency_id=principal.agency_scope()),
-                 duties=[duties.read(d, codes, now) for d in session.scalars(query)])
+    return _page(request, "scorecard.html", caller.principal, rows=duties.scorecard(session, now=now, access=caller),
+                 duties=[duties.read(d, codes, now) for d in duties.list_duties(session, access=caller)])
 
 
 # Declaration requests (Article 9) -------------------------------------------------------------------
 
 
 @router.get("/requests", response_class=HTMLResponse)
-def request_list(request: Request, session: DbSession, principal: Principal = Depends(console_user)) -> HTMLResponse:
+def request_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     """Declaration requests: pending first; approvers (admin, security) get approve and reject forms."""
     codes = codes_by_id(session)
-    rows = [governance.read(r, codes) for r in governance.list_requests(session, agency_id=principal.agency_scope())]
+    rows = [governance.read(r, codes) for r in governance.list_requests(session, agency_id=caller.agency_id)]
     rows.sort(key=lambda r: r["status"] != governance.PENDING)  # stable: newest first within each group
-    return _page(request, "requests.html", principal, requests=rows, approver=principal.role in governance.APPROVERS)
+    return _page(request, "requests.html", caller.principal, requests=rows,
+                 approver=caller.principal.role in governance.APPROVERS)
 
 
 @router.post("/requests/{request_id}/approve")
-def approve_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
-                    approval_ref: str = Form(""), note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+def approve_request(request_id: Id, request: Request, session: DbSession, now: Now, remote: RemoteAddr, caller: ConsoleSecurity,
+                    csrf: str = Form(""), approval_ref: str = Form(""), note: str = Form("")) -> Response:
     """The API's approval, from the requests page."""
     _check_csrf(request, csrf)
-    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
-    governance.approve(session, request=found, approval_ref=approval_ref[:200], note=note, principal=principal, now=now, remote_addr=remote)
+    found = access.get(session, DeclarationRequest, request_id, access=caller, what="request")
+    governance.approve(session, request=found, approval_ref=approval_ref[:200], note=note, principal=caller.principal, now=now,
+                       remote_addr=remote)  # fmt: skip
     session.commit()
     return RedirectResponse("/ui/requests", status_code=303)
 
 
 @router.post("/requests/{request_id}/reject")
-def reject_request(request_id: int, request: Request, session: DbSession, now: Now, remote: RemoteAddr, csrf: str = Form(""),
-                   note: str = Form(""), principal: Principal = Depends(console_user)) -> Response:
+def reject_request(request_id: Id, request: Request, session: DbSession, now: Now, remote: RemoteAddr, caller: ConsoleSecurity,
+                   csrf: str = Form(""), note: str = Form("")) -> Response:
     """The API's rejection, from the requests page."""
     _check_csrf(request, csrf)
-    found = governance.get_request(session, request_id=request_id, agency_id=principal.agency_scope())
-    governance.reject(session, request=found, note=note, principal=principal, now=now, remote_addr=remote)
+    found = access.get(session, DeclarationRequest, request_id, access=caller, what="request")
+    governance.reject(session, request=found, note=note, principal=caller.principal, now=now, remote_addr=remote)
     session.commit()
     return RedirectResponse("/ui/requests", status_code=303)

@@ -182,3 +182,21 @@ groups:
     ev.observe("spool", {"host": "h"}, {"bytes": 10_000}, T0 + timedelta(seconds=10))  # -4000/s
     assert [(t.alert.labels["alertname"], t.after) for t in ev.evaluate(T0 + timedelta(seconds=30)) if t.after == "firing"] == [
         ("QueueDraining", "firing")]
+
+
+def test_a_rule_failing_on_its_values_is_named_and_stops_no_other_rule():
+    """A number too large for a float (JSON carries any integer) once stopped the whole cycle with OverflowError."""
+    ev = Evaluator(load_rules(RULES).rules())
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 95.0}, T0)
+    ev.evaluate(T0)
+    ev.observe("host_cpu", {"host": "h2"}, {"usage_percent": 10**400}, T0 + timedelta(minutes=2))
+    ev.observe("host_cpu", {"host": "h1"}, {"usage_percent": 96.0}, T0 + timedelta(minutes=2))
+    ev.finding(7, rule_id="undeclared_network", severity="warning", subject="192.168.77.0/24", agency="health", status="open",
+               article="第九条", title_zh="未申报的网络", title_en="Undeclared network", at=T0)
+    transitions = ev.evaluate(T0 + timedelta(minutes=2))
+    assert [(name, type(exc)) for name, exc in ev.failures] == [("HostCpuHigh", OverflowError)]
+    assert ("UndeclaredNetwork", "pending") in [(t.alert.labels["alertname"], t.after) for t in transitions]  # the next rule ran
+    assert states(ev)[("HostCpuHigh", "h1")][0] in ("pending", "firing")  # never resolved by the failure
+    ev.observe("host_cpu", {"host": "h2"}, {"usage_percent": 50.0}, T0 + timedelta(minutes=3))
+    ev.evaluate(T0 + timedelta(minutes=3))
+    assert ev.failures == [] and states(ev)[("HostCpuHigh", "h1")] == ("firing", False)

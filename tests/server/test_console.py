@@ -1,4 +1,4 @@
-"""The console: TestClient checks of login, scoping (403), CSRF and language; then a real headless Chromium
+"""The console: TestClient checks of login, scoping (404), CSRF and language; then a real headless Chromium
 (Debian's, driven by Playwright) against a real `egovmon server` process: log in, see a host and its
 sparkline, open a finding with its evidence and article, acknowledge an alert, switch language, log out;
 screenshots are kept as artifacts and any browser console error fails the test."""
@@ -46,7 +46,7 @@ def test_login_scoping_csrf_and_language(client: TestClient, admin, clock: Clock
     _login(client, "weijian")
     page = client.get("/ui/hosts").text
     assert "his-db-1" in page and "jw-app-1" not in page
-    assert client.get(f"/ui/hosts/{police_host.host_id}").status_code == 403
+    assert client.get(f"/ui/hosts/{police_host.host_id}").status_code == 404  # as in the API: another agency's host does not exist
     assert client.post("/ui/logout", data={"csrf": "forged"}).status_code == 403
     duty = client.post("/api/v1/duties", headers=admin, json={"agency": "police", "kind": "risk_assessment"})
     assert duty.status_code == 201

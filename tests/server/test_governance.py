@@ -85,19 +85,23 @@ def test_inside_the_allotment_an_agency_declares_everything_else_is_a_request_de
                            json={"kind": "address_plan", "entry": {"prefix": "10.30.20.0/24", "agency": "health"}, "note": "新机房"})
     assert (explicit.status_code, explicit.json()["request"]["reason"]) == (202, "requested")
 
-    # Scoping: an agency sees its own requests; another agency's are 404, as are their decisions.
+    # Scoping: an agency sees its own requests; another agency's are 404; deciding is for approvers only (403 by role,
+    # whatever the id: the answer says nothing about the request).
     assert len(client.get("/api/v1/inventory/requests", headers=health).json()) == 9
     assert client.get("/api/v1/inventory/requests", headers=police).json() == []
     lan_request = requested["192.168.5.0/24"]
-    for method, path, body in (("get", "", None), ("post", "/approve", {"approval_ref": "x"}), ("post", "/reject", {})):
-        answer = client.request(method, f"/api/v1/inventory/requests/{lan_request}{path}", headers=police, json=body)
-        assert (answer.status_code, answer.json()["reason"]) == (404, "not_found")
+    answer = client.get(f"/api/v1/inventory/requests/{lan_request}", headers=police)
+    assert (answer.status_code, answer.json()["reason"]) == (404, "not_found")
+    for request_id in (lan_request, 99999):
+        for path, body in (("/approve", {"approval_ref": "x"}), ("/reject", {})):
+            answer = client.post(f"/api/v1/inventory/requests/{request_id}{path}", headers=police, json=body)
+            assert (answer.status_code, answer.json()["reason"]) == (403, "security_role_required")
     assert client.get("/api/v1/inventory/requests/99999", headers=police).status_code == 404
     assert client.get("/api/v1/inventory/requests/9223372036854775808", headers=admin).status_code in (404, 422)
     # Only admin and security decide; an approval needs its reference.
     for who in (health, noc):
         answer = client.post(f"/api/v1/inventory/requests/{lan_request}/approve", headers=who, json={"approval_ref": "x"})
-        assert (answer.status_code, answer.json()["reason"]) == (403, "approver_required")
+        assert (answer.status_code, answer.json()["reason"]) == (403, "security_role_required")
     assert client.post(f"/api/v1/inventory/requests/{lan_request}/approve", headers=security, json={}).status_code == 422
     blank = client.post(f"/api/v1/inventory/requests/{lan_request}/approve", headers=security, json={"approval_ref": "  "})
     assert (blank.status_code, blank.json()["reason"]) == (400, "approval_ref_required")

@@ -1,0 +1,45 @@
+"""API shapes of findings and their lifecycle actions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FindingAction(BaseModel):
+    """acknowledge, exempt (needs `approval_ref`, the 批准文号), false_positive, reopen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approval_ref: str = Field("", max_length=200, description="The approval reference (批准文号); required to exempt")
+    note: str = Field("", max_length=2000)
+
+
+class FindingRead(BaseModel):
+    """A finding with its rule's texts (in the requested language) and its evidence."""
+
+    model_config = ConfigDict(extra="allow")  # the findings domain may add fields; they pass through
+
+    id: int
+    rule_id: str
+    subject: str
+    agency: str | None
+    severity: str
+    confidence: Any
+    status: str
+    article: str
+    title: str
+    hint: str
+    title_zh: str
+    title_en: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    status_changed_at: datetime
+    status_by: str
+    approval_ref: str | None
+    note: str
+    sources: list[str]
+    evidence: list[dict[str, Any]]
+    detail: dict[str, Any]

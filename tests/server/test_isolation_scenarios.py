@@ -1,0 +1,116 @@
+"""Issue 13's reproduced leaks as end-to-end tests through the API, with enrolled agents reporting (SQLite and
+PostgreSQL); each failed on the code before the access layer.
+
+Leak 2: an agency user opened an incident from another agency's alert fingerprint (fingerprints can be computed)
+and read its labels and annotations; later alert entries kept flowing into that incident.
+Leak 4: one agency user's duty record dated 9999-12-31 (or a duty every 99999999999 days) was committed, answered
+500, and from then on every evaluation cycle failed with OverflowError for every agency.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from core.settings import Settings
+from server.access import operator
+from server.duties.models import Duty
+from server.incidents import service as incidents
+from tests.server import world as w
+from tests.server.conftest import Clock, metric_value
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return w.settings_for(tmp_path, database_url)
+
+
+@pytest.fixture
+def world(client: TestClient, admin: dict[str, str], clock: Clock) -> w.World:
+    return w.build(client, admin, clock.now, client.app.state.alerting.cycle)
+
+
+def _timeline(client: TestClient, headers: dict[str, str], incident_id: int) -> list[str]:
+    return [e["text"] for e in client.get(f"/api/v1/incidents/{incident_id}", headers=headers).json()["timeline"]]
+
+
+def test_leak2_another_agencys_alert_opens_no_incident_and_feeds_none(client: TestClient, world: w.World, clock: Clock):
+    fingerprint = world.b["fingerprint"]
+    before = len(client.get("/api/v1/incidents", headers=world.admin).json())
+
+    refused = client.post("/api/v1/incidents", json={"alert": fingerprint}, headers=world.a_user.headers)
+    assert (refused.status_code, refused.json()["reason"]) == (404, "not_found")
+    assert w.MARK not in refused.text
+    assert client.get("/api/v1/incidents", headers=world.a_user.headers).json() == []
+    assert len(client.get("/api/v1/incidents", headers=world.admin).json()) == before  # nothing committed
+    # A platform role cannot hand B's alert to A either: an incident from an alert belongs to the alert's agency.
+    handed = client.post("/api/v1/incidents", json={"alert": fingerprint, "agency_id": world.a_id}, headers=world.admin)
+    assert (handed.status_code, handed.json()["reason"]) == (400, "agency_mismatch")
+
+    # An incident of A that an older version linked to B's alert (as the leak left them) gets none of its entries.
+    own = client.post("/api/v1/incidents", json={"title": "本单位事件", "severity": "warning"}, headers=world.a_user.headers).json()
+    with client.app.state.sessions() as session, session.begin():
+        incident = incidents.get(session, incident_id=own["id"], access=operator())
+        incidents.append(session, incident, actor="system", kind="alert", text="由告警创建", data={"fingerprint": fingerprint}, at=clock.now)
+    clock.advance(minutes=1)
+    ingest = client.post("/api/v1/ingest", json={"batch_id": "b-recovered", "samples": [w.memory(clock.now, 60)]},
+                         headers=world.b_agent.headers)  # fmt: skip
+    assert ingest.status_code == 200, ingest.text
+    client.app.state.alerting.cycle()
+    assert client.get(f"/api/v1/alerts/{fingerprint}", headers=world.b_user.headers).json()["status"] == "resolved"
+    assert not any("关联告警" in text for text in _timeline(client, world.a_user.headers, own["id"]))
+    # B's own incident from that alert does get the resolution.
+    assert any(text.startswith("关联告警已恢复") for text in _timeline(client, world.b_user.headers, world.b["incident_id"]))
+
+
+def test_leak4_out_of_range_duty_input_is_refused_and_a_bad_row_stops_no_cycle(client: TestClient, world: w.World, clock: Clock):
+    user, duty_id = world.b_user.headers, world.b["duty_id"]
+    duties_before = client.get("/api/v1/duties", headers=user).json()
+    audit_before = len(client.get("/api/v1/audit", params={"action": "duty.record"}, headers=world.admin).json())
+
+    far = client.post(f"/api/v1/duties/{duty_id}/records", json={"done_at": "9999-12-31T00:00:00+00:00"}, headers=user)
+    assert (far.status_code, far.json()["reason"]) == (422, "bad_record")
+    naive = client.post(f"/api/v1/duties/{duty_id}/records", json={"done_at": "2026-01-01T00:00:00"}, headers=user)
+    assert naive.status_code == 422
+    huge = client.post("/api/v1/duties", json={"agency": w.MARK, "kind": "risk_assessment", "frequency_days": 99999999999}, headers=user)
+    assert (huge.status_code, huge.json()["errors"][0]["loc"]) == (422, "body.frequency_days")
+    assert client.get("/api/v1/hosts/9223372036854775808", headers=world.admin).status_code == 404
+    assert client.get("/api/v1/duties", headers=user).json() == duties_before  # nothing committed
+    assert len(client.get("/api/v1/audit", params={"action": "duty.record"}, headers=world.admin).json()) == audit_before
+
+    # A row that an older version let in: the cycle skips it, logs and counts it, and still evaluates the others.
+    a_duty = client.post("/api/v1/duties", json={"agency": w.A_CODE, "kind": "restore_test", "frequency_days": 1},
+                         headers=world.a_user.headers).json()  # fmt: skip
+    with client.app.state.sessions() as session, session.begin():
+        session.execute(update(Duty).where(Duty.id == duty_id).values(frequency_days=2_000_000_000))  # timedelta overflows
+    clock.advance(days=2)
+    client.app.state.alerting.cycle()
+    overdue = [a for a in client.get("/api/v1/alerts", params={"status": "firing"}, headers=world.a_user.headers).json()
+               if a["alertname"] == "DutyOverdue"]  # fmt: skip
+    assert [a["labels"]["duty"] for a in overdue] == [str(a_duty["id"])]
+    assert metric_value(client, "egovmon_alerting_skipped_rows_total", kind="duty") >= 1
+    assert client.get("/api/v1/duties", headers=user).status_code == 200
+    assert client.get("/api/v1/scorecard", headers=user).status_code == 200
+
+
+def test_small_leaks_the_console_and_a_taken_key_tell_nothing(client: TestClient, world: w.World):
+    """The console answered 403 "belongs to another agency" where the API answers 404; declaring a prefix another
+    agency declared answered 409 "already declared"."""
+    client.cookies.set("egovmon_session", world.a_user.token)
+    for path in (f"/ui/hosts/{world.b['host_id']}", f"/ui/findings/{world.b['finding_id']}"):
+        page = client.get(path)
+        assert (page.status_code, page.json()["reason"]) == (404, "not_found"), path
+    client.cookies.clear()
+    taken = client.post("/api/v1/inventory/address_plan", json={"prefix": w.B_PLAN, "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert taken.status_code == 202, taken.text  # outside A's allotment: a request to the approvers, as for any free prefix
+    assert taken.json()["request"]["reason"] == "outside_allotment"
+    assert "already" not in taken.text and w.MARK not in taken.text
+    allot = client.post("/api/v1/inventory/allotments", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.admin)
+    assert allot.status_code == 201, allot.text
+    mine = client.post("/api/v1/inventory/address_plan", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert mine.status_code == 201, mine.text
+    again = client.post("/api/v1/inventory/address_plan", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.a_user.headers)
+    assert (again.status_code, again.json()["reason"]) == (409, "already_declared")  # its own: it may know
