@@ -89,8 +89,9 @@ def running(agent: Agent) -> Iterator[Agent]:
         yield agent
     finally:
         loop.call_soon_threadsafe(task.cancel)
-        thread.join(10)
-        loop.close()
+        thread.join(60)  # a loaded machine (CI with servers starting) can take a while to wind the agent down
+        if not loop.is_running():
+            loop.close()
 
 
 def agent_settings(state_dir: Path, **overrides: object) -> AgentSettings:
