@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_POOL_SIZE = 44  # anyio's threadpool (40), the ingest writer, the observation handoff, two spare
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -59,8 +60,11 @@ def make_engine(url: str) -> Engine:
     embedded database: a batch is acknowledged only after its commit returns.
     """
     if url.startswith("sqlite"):
+        # As many pooled connections as threads that may hold one (the threadpool's 40 and the ingest writer):
+        # a connection beyond the pool is opened, given its PRAGMAs and closed again for every checkout.
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_dumps
+            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_dumps,
+            pool_size=SQLITE_POOL_SIZE, max_overflow=10,
         )
 
         @event.listens_for(engine, "connect")
