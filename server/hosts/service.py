@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,10 @@ from server.ingest.models import ObservationRecord
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def upsert_latest(session: Session, *, host_id: int, latest: Mapping[str, SeriesLatest]) -> None:
-    """Store the newest fields per series; an older point never replaces a newer one."""
+def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], SeriesLatest]) -> None:
+    """Store the newest fields per (host id, series key), one statement for many hosts; an older point never
+    replaces a newer one. Each key must appear once (merge equal keys first: PostgreSQL refuses to update a row
+    twice in one statement)."""
     if not latest:
         return
     insert = _INSERTS[session.get_bind().dialect.name]
@@ -40,13 +43,13 @@ def upsert_latest(session: Session, *, host_id: int, latest: Mapping[str, Series
     )
     rows = [
         {"host_id": host_id, "series_key": key, "measurement": s.measurement, "tags": dict(s.tags), "fields": s.fields, "ts_ns": s.ns}
-        for key, s in latest.items()
+        for (host_id, key), s in latest.items()
     ]
     session.execute(stmt, rows)
 
 
-def append_history(session: Session, *, host_id: int, points: Sequence[Point]) -> None:
-    """Add points to the embedded history (used when no TSDB is configured)."""
+def append_history_rows(session: Session, points: Sequence[tuple[int, Point]]) -> None:
+    """Add (host id, point) pairs to the embedded history (used when no TSDB is configured)."""
     if not points:
         return
     session.execute(
@@ -60,22 +63,37 @@ def append_history(session: Session, *, host_id: int, points: Sequence[Point]) -
                 "fields": dict(p.fields),
                 "ts_ns": p.ns,
             }
-            for p in points
+            for host_id, p in points
         ],
     )
 
 
-def prune_history(session: Session, *, older_than: datetime, max_points: int) -> int:
-    """Delete embedded history older than `older_than`, then the oldest beyond `max_points`; returns rows deleted."""
+@dataclass(frozen=True, slots=True)
+class HistoryPruned:
+    """What one retention run did to the embedded history."""
+
+    deleted: int
+    oldest_ns: int | None  # the oldest point kept, None when empty
+    capped: bool  # the point cap, not the retention time, decided what was kept
+
+
+def prune_history(session: Session, *, older_than: datetime, max_points: int) -> HistoryPruned:
+    """Delete embedded history older than `older_than`, then, beyond `max_points`, the oldest points by sample time.
+
+    Both cuts go by sample time (`ts_ns`), so what is kept is always "the newest
+    window": when the cap cuts, the window kept is shorter than the retention
+    promised, and `capped` says so.
+    """
     deleted = session.execute(delete(HistoryPoint).where(HistoryPoint.ts_ns < timestamp_ns(older_than))).rowcount
     count = session.scalar(select(func.count()).select_from(HistoryPoint)) or 0
+    capped = False
     if count > max_points:
-        cutoff = session.scalar(
-            select(HistoryPoint.id).order_by(HistoryPoint.id.desc()).offset(max_points).limit(1)
-        )
+        cutoff = session.scalar(select(HistoryPoint.ts_ns).order_by(HistoryPoint.ts_ns.desc()).offset(max_points).limit(1))
         if cutoff is not None:
-            deleted += session.execute(delete(HistoryPoint).where(HistoryPoint.id <= cutoff)).rowcount
-    return deleted
+            deleted += session.execute(delete(HistoryPoint).where(HistoryPoint.ts_ns <= cutoff)).rowcount
+            capped = True
+    oldest = session.scalar(select(func.min(HistoryPoint.ts_ns)))
+    return HistoryPruned(deleted, oldest, capped)
 
 
 def list_hosts(session: Session, *, agency_id: int | None = None) -> list[Host]:

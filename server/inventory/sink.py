@@ -1,7 +1,8 @@
 """The inventory's entry point in the server: observations in, observed facts and findings out.
 
-`observations_received` runs after every committed ingest batch (see
-server/ingest/hooks.py): it records the batch's facts and reconciles at once
+`observations_received` runs for every committed ingest batch with
+observations, on the ingest handoff's worker thread, off the request path (see
+server/ingest/handoff.py): it records the batch's facts and reconciles at once
 the assets the batch touched, so a new address on a watched host is a finding
 within seconds. `full_pass` (the app runs it every minute) reconciles
 everything seen within the remediation window, which alone can count hosts per
