@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "pg"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--observations", type=float, default=0.05, help="fraction of batches with observations")
-    parser.add_argument("--profile", help="record the server with py-spy into this SVG (or .txt for --format raw)")
+    parser.add_argument("--profile", help="record the server (threads holding the GIL) with py-spy into this SVG (.txt: raw)")
     args = parser.parse_args()
 
     samples = host_samples()
@@ -244,7 +244,7 @@ def main() -> None:
                 fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "--pid", str(process.pid),
-                     "--format", fmt, "--output", args.profile, "--duration", str(int(args.seconds)), "--rate", "50"],
+                     "--format", fmt, "--output", args.profile, "--duration", str(int(args.seconds)), "--rate", "50", "--gil"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
             wall0 = time.monotonic()

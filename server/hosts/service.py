@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
@@ -18,8 +18,6 @@ from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
 from server.ingest.models import ObservationRecord
 
-# ON CONFLICT upserts exist in both dialects with the same API; the table is data.
-_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], SeriesLatest]) -> None:
@@ -28,17 +26,16 @@ def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], Series
     twice in one statement)."""
     if not latest:
         return
-    insert = _INSERTS[session.get_bind().dialect.name]
+    _UPSERTS[session.get_bind().dialect.name](session, latest)
+
+
+def _upsert_latest_executemany(session: Session, latest: Mapping[tuple[int, str], SeriesLatest]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, one parameter set per row (SQLite runs them in-process)."""
     table = LatestSeries.__table__  # Core, not ORM bulk: a third cheaper per row
-    stmt = insert(table)
+    stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.host_id, table.c.series_key],
-        set_={
-            "measurement": stmt.excluded.measurement,
-            "tags": stmt.excluded.tags,
-            "fields": stmt.excluded.fields,
-            "ts_ns": stmt.excluded.ts_ns,
-        },
+        set_={"fields": stmt.excluded.fields, "ts_ns": stmt.excluded.ts_ns},
         where=table.c.ts_ns <= stmt.excluded.ts_ns,
     )
     rows = [
@@ -46,6 +43,36 @@ def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], Series
         for (host_id, key), s in latest.items()
     ]
     session.execute(stmt, rows)
+
+
+_UPSERT_RECORDSET = text(
+    """
+    INSERT INTO latest_series (host_id, series_key, measurement, tags, fields, ts_ns)
+    SELECT host_id, series_key, measurement, tags, fields, ts_ns
+    FROM json_to_recordset(CAST(:rows AS json))
+         AS r(host_id integer, series_key varchar, measurement varchar, tags json, fields json, ts_ns bigint)
+    ON CONFLICT (host_id, series_key) DO UPDATE SET fields = excluded.fields, ts_ns = excluded.ts_ns
+    WHERE latest_series.ts_ns <= excluded.ts_ns
+    """
+)
+
+
+def _upsert_latest_recordset(session: Session, latest: Mapping[tuple[int, str], SeriesLatest]) -> None:
+    """The same upsert on PostgreSQL as one statement over one JSON document of rows (json_to_recordset): one
+    round trip and one parameter, serialised by orjson, for any number of rows. A parameter set per row costs
+    ten times more client CPU, and arrays of JSON text are escaped by psycopg in Python."""
+    rows = [
+        {"host_id": host_id, "series_key": key, "measurement": s.measurement, "tags": s.tags, "fields": s.fields, "ts_ns": s.ns}
+        for (host_id, key), s in latest.items()
+    ]
+    session.execute(_UPSERT_RECORDSET, {"rows": orjson.dumps(rows).decode()})
+
+
+# The series key determines measurement and tags, so a conflict updates only fields and time.
+_UPSERTS: dict[str, Callable[[Session, Mapping[tuple[int, str], SeriesLatest]], None]] = {
+    "sqlite": _upsert_latest_executemany,
+    "postgresql": _upsert_latest_recordset,
+}
 
 
 def append_history_rows(session: Session, points: Sequence[tuple[int, Point]]) -> None:
