@@ -27,13 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import MAX_FUTURE, MAX_PAST
 from core.wire import batch_adapter
 from server.agents.models import Agent
+from server.database import UTCDateTime
 from server.errors import ApiError, ForbiddenError, UnavailableError, UnprocessableError
 from server.history.base import EncodedBatch, HistoryRejectedError, HistoryWriter, SpoolFullError
 from server.hosts import service as hosts
@@ -41,7 +42,7 @@ from server.hosts.models import Host
 from server.ingest.encode import LineProtocolError, SeriesCache, SeriesLatest, TimestampWindowError, encode_batch
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.hooks import IngestHooks, Origin
-from server.ingest.models import IngestedBatch, ObservationRecord
+from server.ingest.models import ObservationRecord
 from server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,20 @@ log = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 10
 SITE_MAP_TTL = timedelta(minutes=1)
 _LAST_SEEN_GRANULARITY = timedelta(seconds=30)
-_BATCH_IDS_PER_INSERT = 500  # 5 parameters each: far below SQLite's 32,766
-_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_CLAIM_SOURCES = {
+    "sqlite": "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :received_at,"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(:rows) WHERE true",
+    "postgresql": "SELECT CAST(r->>0 AS integer), r->>1, :received_at, CAST(r->>2 AS integer), CAST(r->>3 AS integer)"
+    " FROM json_array_elements(CAST(:rows AS json)) AS r",
+}
+_CLAIM_BATCH_IDS = {
+    dialect: text(
+        "INSERT INTO ingested_batches (agent_id, batch_id, received_at, samples, observations) "
+        + source
+        + " ON CONFLICT DO NOTHING RETURNING agent_id, batch_id"
+    ).bindparams(bindparam("received_at", type_=UTCDateTime()))
+    for dialect, source in _CLAIM_SOURCES.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +197,10 @@ class IngestPipeline:
             f"this credential sends for host {origin.hostname!r}, not {claim.claimed!r}", reason="host_mismatch"
         )
 
+    def sites_known(self) -> bool:
+        """True while the site map is fresh: `prepare` then reads no database at all (safe on the event loop)."""
+        return self._sites_until is not None and self._sites_until > self._clock()
+
     def _site(self, hostname: str, now: datetime) -> str | None:
         """The site a host is registered at in the inventory (`site` tag on its points).
 
@@ -232,7 +249,7 @@ class IngestPipeline:
         now = self._clock()
         try:
             with self._sessions() as session, session.begin():
-                fresh = self._claim_batch_ids(session, unique)
+                fresh = self._claim_batch_ids(session, unique, now)
                 stored = [b for b in unique if (b.origin.agent_id, b.batch_id) in fresh]
                 if self._history is not None:
                     stored, failed = self._write_history(stored)
@@ -262,22 +279,16 @@ class IngestPipeline:
         return [failed.get((b.origin.agent_id, b.batch_id)) or next(stored) for b in group]
 
     @staticmethod
-    def _claim_batch_ids(session: Session, batches: Sequence[PreparedBatch]) -> set[tuple[int, str]]:
-        """Insert the batch ids; the ones inserted (not already there) come back: the batches to store."""
+    def _claim_batch_ids(session: Session, batches: Sequence[PreparedBatch], now: datetime) -> set[tuple[int, str]]:
+        """Insert the batch ids (ON CONFLICT DO NOTHING); the ones inserted come back: the batches to store.
+
+        One statement over one JSON document of rows, like the latest values (server/hosts/service.py).
+        """
         if not batches:
             return set()
-        insert = _INSERTS[session.get_bind().dialect.name]
-        table = IngestedBatch.__table__
-        fresh: set[tuple[int, str]] = set()
-        for start in range(0, len(batches), _BATCH_IDS_PER_INSERT):
-            rows = [
-                {"agent_id": b.origin.agent_id, "batch_id": b.batch_id, "received_at": b.received_at,
-                 "samples": b.samples, "observations": len(b.observations)}
-                for b in batches[start:start + _BATCH_IDS_PER_INSERT]
-            ]
-            stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.agent_id, table.c.batch_id)
-            fresh.update((agent_id, batch_id) for agent_id, batch_id in session.execute(stmt))
-        return fresh
+        rows = orjson.dumps([[b.origin.agent_id, b.batch_id, b.samples, len(b.observations)] for b in batches]).decode()
+        result = session.execute(_CLAIM_BATCH_IDS[session.get_bind().dialect.name], {"rows": rows, "received_at": now})
+        return {(agent_id, batch_id) for agent_id, batch_id in result}
 
     def _write_history(self, batches: list[PreparedBatch]) -> tuple[list[PreparedBatch], dict[tuple[int, str], ApiError]]:
         """One TSDB write for the group; when refused, each batch alone to find which. Returns (written, failed)."""

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from server.deps import bearer
-from server.errors import OverloadedError, UnsupportedMediaError
+from server.errors import OverloadedError, PayloadTooLargeError, UnsupportedMediaError
 from server.ingest.body import decode_content, read_limited
 from server.ingest.credentials import Sender
 from server.ingest.pipeline import HostClaimError, IngestPipeline, PreparedBatch
@@ -24,6 +24,7 @@ from server.ingest.runtime import IngestRuntime
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
+INLINE_BODY_BYTES = 64 << 10  # inflated; about 300 samples
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for "the client went away"; nobody reads it
 
 
@@ -66,7 +67,9 @@ async def _ingest(request: Request, runtime: IngestRuntime) -> Response:
     pipeline = runtime.pipeline
     encoding = request.headers.get("content-encoding")
     try:
-        prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
+        prepared = _prepare_small(pipeline, sender, raw, encoding)
+        if prepared is None:
+            prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
     except HostClaimError as claim:
         raise await run_in_threadpool(pipeline.explain_claim, claim) from None
     result = await asyncio.wrap_future(runtime.committer.submit(prepared))
@@ -79,6 +82,21 @@ async def _ingest(request: Request, runtime: IngestRuntime) -> Response:
             "observations": result.observations,
         }
     )
+
+
+def _prepare_small(pipeline: IngestPipeline, sender: Sender, raw: bytes, encoding: str | None) -> PreparedBatch | None:
+    """A small batch (an agent's usual 15 s batch) prepared on the event loop, or None: hand it to a thread.
+
+    Validating 30 samples takes a fraction of a millisecond, less than handing it to a thread and back
+    under the GIL; larger bodies, and the once-a-minute site map read, go to the threadpool.
+    """
+    if len(raw) > INLINE_BODY_BYTES or not pipeline.sites_known():
+        return None
+    try:
+        payload = decode_content(raw, encoding=encoding, limit=INLINE_BODY_BYTES)
+    except PayloadTooLargeError:
+        return None
+    return pipeline.prepare(sender.origin, payload)
 
 
 def _prepare(pipeline: IngestPipeline, sender: Sender, raw: bytes, encoding: str | None, limit: int) -> PreparedBatch:
