@@ -161,7 +161,10 @@ def enrol(url: str, data_dir: Path, count: int) -> list[str]:
     return credentials
 
 
-async def drive(url: str, credentials: list[str], samples: list[dict], *, connections: int, seconds: float, obs_fraction: float) -> dict:
+async def drive(
+    url: str, credentials: list[str], samples: list[dict], *, connections: int, seconds: float, obs_fraction: float,
+    admin: dict[str, str] | None = None,
+) -> dict:
     host, port = url.removeprefix("http://").split(":")
     now = datetime.now(UTC)
     # Timestamps shifted to "now"; one template per agent with a placeholder for the batch id.
@@ -198,9 +201,31 @@ async def drive(url: str, credentials: list[str], samples: list[dict], *, connec
             if status == 503:
                 await asyncio.sleep(float(got.get("retry-after", "1")) * (0.5 + rng.random()))
 
-    await asyncio.gather(*(worker(i) for i in range(connections)))
+    rogue_seconds: list[float] = []
+
+    async def rogue() -> None:
+        """Mid-run, agent 0 reports an address on a never-seen /24; time until the finding is listed."""
+        await asyncio.sleep(seconds / 2)
+        at = datetime.now(UTC)
+        doc = {"batch_id": uuid.uuid4().hex, "observations": [{
+            "kind": "interface_address", "subject": "172.31.254.9/24", "source": "netstate",
+            "attributes": {"interface": "eth9", "mac": "52:54:00:ff:ff:09", "up": True}, "observed_at": at.isoformat()}]}
+        conn = Connection(host, int(port))
+        headers = {"Authorization": f"Bearer {credentials[0]}", "Content-Type": "application/json"}
+        started = time.monotonic()
+        status, _, _ = await conn.post("/api/v1/ingest", headers, json.dumps(doc).encode())
+        async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as client:
+            while time.monotonic() - started < 30:
+                listed = (await client.get("/api/v1/findings", params={"rule_id": "undeclared_network", "limit": 10000})).json()
+                if any(f["subject"] == "172.31.254.0/24" for f in listed):
+                    rogue_seconds.append(time.monotonic() - started)
+                    return
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(worker(i) for i in range(connections)), *([rogue()] if admin else []))
     latencies.sort()
     return {
+        "rogue_seconds": rogue_seconds[0] if rogue_seconds else None,
         "statuses": statuses,
         "p50": latencies[len(latencies) // 2] if latencies else 0.0,
         "p99": latencies[int(len(latencies) * 0.99)] if latencies else 0.0,
@@ -248,8 +273,10 @@ def main() -> None:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
             wall0 = time.monotonic()
+            token = (workdir / "data" / "initial-admin-token").read_text().strip()
             result = asyncio.run(
-                drive(url, credentials, samples, connections=args.connections, seconds=args.seconds, obs_fraction=args.observations)
+                drive(url, credentials, samples, connections=args.connections, seconds=args.seconds, obs_fraction=args.observations,
+                      admin={"Authorization": f"Bearer {token}"})
             )
             wall = time.monotonic() - wall0
             cpu = cpu_seconds(process.pid) - cpu0
@@ -264,6 +291,8 @@ def main() -> None:
             print(f"statuses {result['statuses']}  acked {acked / wall:.1f} batches/s  ack p50 {result['p50'] * 1000:.1f} ms  p99 {result['p99'] * 1000:.1f} ms")
             print(f"server CPU {cpu:.2f} s ({cpu / wall * 100:.0f} %)  per acked batch {cpu / max(acked, 1) * 1000:.2f} ms", end="")
             print(f"  (+PG {pg_cpu / max(acked, 1) * 1000:.2f} ms)" if pg_pid else "")
+            rogue = result["rogue_seconds"]
+            print(f"rogue subnet -> finding under this load: {f'{rogue:.2f} s' if rogue is not None else 'not within 30 s'}")
         finally:
             process.send_signal(signal.SIGINT)
             try:

@@ -6,6 +6,7 @@ import gzip
 import json
 import socket
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
@@ -20,7 +21,10 @@ from sqlalchemy import func, select
 from core.settings import load_settings
 from server.app import create_app
 from server.hosts.models import HistoryPoint, LatestSeries
+from server.ingest.handoff import ObservationHandoff
+from server.ingest.hooks import IngestHooks, Origin
 from server.ingest.models import IngestedBatch, ObservationRecord
+from server.metrics import ServerMetrics
 from tests.server.conftest import Clock, Enrolled, enroll, make_agency, metric_value, sample, user_headers
 from tests.serverproc import start_server
 from tests.services import wait_until
@@ -307,3 +311,39 @@ def test_a_client_that_leaves_mid_body_is_counted_not_an_error(tmp_path):
     finally:
         server.stop()
     assert "Traceback" not in server.process.stderr.read()
+
+
+def test_a_rogue_address_becomes_a_finding_off_the_request_path_within_seconds(client, admin, agent, clock):
+    """Reconciliation runs on the handoff worker: the finding appears without anyone waiting for it."""
+    at = clock.now
+    rogue = {"kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": at.isoformat(),
+             "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}
+    assert client.post("/api/v1/ingest", json={"batch_id": "rogue", "observations": [rogue]}, headers=agent.headers).status_code == 200
+
+    def listed() -> list[str]:
+        return [f["subject"] for f in client.get("/api/v1/findings", headers=admin).json()]
+
+    assert wait_until(listed, 10, "the finding") == ["192.168.77.0/24"]
+
+
+def test_a_full_observation_queue_counts_what_it_drops_and_keeps_order_for_the_rest():
+    """The handoff queue is bounded: past it a batch's observations are counted and dropped, never blocking ingest."""
+    gate, got = threading.Event(), []
+
+    class SlowInventory:  # a sink that holds the worker until the test lets it go
+        name = "slow"
+
+        def observations_received(self, origin: Origin, observations: Any) -> None:
+            gate.wait(10)
+            got.append(observations[0]["subject"])
+
+    metrics = ServerMetrics()
+    handoff = ObservationHandoff(IngestHooks(observation_sinks=[SlowInventory()]), metrics, size=1)
+    origin = Origin(1, "health", 1, "web01", 1)
+    assert handoff.offer(origin, [{"subject": "a"}])
+    wait_until(lambda: handoff.depth == 0, 5, "the worker to take the first batch")
+    assert [handoff.offer(origin, [{"subject": s}]) for s in ("b", "c")] == [True, False]
+    gate.set()
+    handoff.close()
+    assert got == ["a", "b"]
+    assert metrics.registry.get_sample_value("egovmon_ingest_handoff_dropped_total") == 1
