@@ -333,9 +333,9 @@ def test_a_full_observation_queue_counts_what_it_drops_and_keeps_order_for_the_r
     class SlowInventory:  # a sink that holds the worker until the test lets it go
         name = "slow"
 
-        def observations_received(self, origin: Origin, observations: Any) -> None:
+        def observations_received(self, batches: Any) -> None:
             gate.wait(10)
-            got.append(observations[0]["subject"])
+            got.extend(b.observations[0]["subject"] for b in batches)
 
     metrics = ServerMetrics()
     handoff = ObservationHandoff(IngestHooks(observation_sinks=[SlowInventory()]), metrics, size=1)
