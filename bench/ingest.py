@@ -101,11 +101,11 @@ def start_server(workdir: Path, vm_url: str, workers: int) -> tuple[subprocess.P
         process.kill()
         raise SystemExit(f"server did not print its URL: {line!r}")
     url = match.group(0)
-    wait_until(lambda: _ready(url), 60, "egovmon server")
+    wait_until(lambda: server_ready(url), 60, "egovmon server")
     return process, url
 
 
-def _ready(url: str) -> bool:
+def server_ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.TransportError:

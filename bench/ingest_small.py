@@ -40,7 +40,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import start_postgres, start_victoriametrics  # noqa: E402
+from bench.ingest import server_ready  # noqa: E402
+from tests.services import free_port, start_postgres, start_victoriametrics, wait_until  # noqa: E402
 
 AGENCIES = 10
 
@@ -110,35 +111,23 @@ class Connection:
 
 
 def start_server(workdir: Path, *, database_url: str | None, tsdb: str, workers: int) -> tuple[subprocess.Popen[str], str]:
-    config = workdir / "egovmon.yaml"
+    """`egovmon server` on a loopback port with the bench's configuration; its log in workdir/server.log."""
     db = f", database_url: '{database_url}'" if database_url else ""
-    config.write_text(f"data_dir: {workdir / 'data'}\nserver: {{port: 0, workers: {workers}{db}}}\ntsdb: {tsdb}\nlog: {{level: WARNING}}\n")
-    port = 0
-    if workers > 1:  # uvicorn's multi-process mode binds itself: pick a port
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        config.write_text(config.read_text().replace("port: 0", f"port: {port}"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "server", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=open(workdir / "server.log", "w"), text=True, cwd=ROOT,  # noqa: SIM115
+    port = free_port() if workers > 1 else 0  # uvicorn's multi-process mode binds by itself
+    config = workdir / "egovmon.yaml"
+    config.write_text(
+        f"data_dir: {workdir / 'data'}\nserver: {{port: {port}, workers: {workers}{db}}}\ntsdb: {tsdb}\nlog: {{level: WARNING}}\n"
     )
-    line = process.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+", line)
+    with (workdir / "server.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "server", "--config", str(config)], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT
+        )
+    match = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
     if not match:
         process.kill()
-        raise SystemExit(f"server did not start: {line!r}\n{(workdir / 'server.log').read_text()[-3000:]}")
+        raise SystemExit(f"server did not start:\n{(workdir / 'server.log').read_text()[-3000:]}")
     url = match.group(0)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    wait_until(lambda: server_ready(url), 60, "egovmon server")
     return process, url
 
 

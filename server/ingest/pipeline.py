@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 import orjson
 from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import MAX_FUTURE, MAX_PAST
@@ -238,8 +239,8 @@ class IngestPipeline:
         duplicate and changes nothing. When the TSDB refuses the group's
         lines, each batch is retried alone so that only the refused one fails.
 
-        Raises:
-            SQLAlchemyError: the database failed; nothing of the group was stored.
+        When the database is unavailable (locked past the busy timeout, connection
+        lost) every batch of the group answers 503; nothing of the group was stored.
         """
         started = time.perf_counter()
         first: dict[tuple[int, str], int] = {}
@@ -259,6 +260,11 @@ class IngestPipeline:
                 self._touch(session, stored, now)
         except _HistoryFailedError as exc:
             return self._store_again(group, exc.failed)
+        except OperationalError as exc:  # locked past the busy timeout, connection lost: the agents retry
+            log.error("cannot store %d batches: %s", len(group), exc)
+            error = UnavailableError("the state database is unavailable; keep the batch and retry later", reason="database_unavailable")
+            error.__cause__ = exc
+            return [error] * len(group)
         results: list[IngestResult | ApiError] = []
         new = {(b.origin.agent_id, b.batch_id) for b in stored}
         for index, batch in enumerate(group):
@@ -300,11 +306,7 @@ class IngestPipeline:
             self._history.write(EncodedBatch(points=(), lines=lines))
             return batches, {}
         except SpoolFullError as exc:
-            error: ApiError = UnavailableError(
-                "the history store is down and the spool is full; keep the batch and retry later", reason="spool_full"
-            )
-            error.__cause__ = exc
-            return [], {(b.origin.agent_id, b.batch_id): error for b in batches}
+            return [], {(b.origin.agent_id, b.batch_id): _spool_full(exc) for b in batches}
         except HistoryRejectedError as exc:
             if len(batches) == 1:
                 return [], {(batches[0].origin.agent_id, batches[0].batch_id): _rejected(exc)}
@@ -319,9 +321,7 @@ class IngestPipeline:
             except HistoryRejectedError as exc:
                 failed[(b.origin.agent_id, b.batch_id)] = _rejected(exc)
             except SpoolFullError as exc:
-                error = UnavailableError("the history store is down and the spool is full; retry later", reason="spool_full")
-                error.__cause__ = exc
-                failed[(b.origin.agent_id, b.batch_id)] = error
+                failed[(b.origin.agent_id, b.batch_id)] = _spool_full(exc)
         return written, failed
 
     def _store_state(self, session: Session, batches: Sequence[PreparedBatch]) -> None:
@@ -397,6 +397,12 @@ class IngestPipeline:
 
 def _merged(a: SeriesLatest, b: SeriesLatest) -> SeriesLatest:
     return SeriesLatest(a.measurement, a.tags, a.ns, {**a.fields, **b.fields}, a.head, a.key)
+
+
+def _spool_full(exc: SpoolFullError) -> ApiError:
+    error = UnavailableError("the history store is down and the spool is full; keep the batch and retry later", reason="spool_full")
+    error.__cause__ = exc
+    return error
 
 
 def _rejected(exc: HistoryRejectedError) -> ApiError:
