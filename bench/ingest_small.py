@@ -288,7 +288,10 @@ def main() -> None:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-            errors = (workdir / "server.log").read_text(errors="replace").count("Traceback")
+            log_text = (workdir / "server.log").read_text(errors="replace")
+            errors = log_text.count("Traceback")
+            if errors and os.environ.get("BENCH_SHOW_LOG"):
+                print(log_text[-6000:])
             if errors:
                 print(f"server log: {errors} tracebacks")
             for s in reversed(services):

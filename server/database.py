@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -102,11 +102,22 @@ def alembic_config(url: str) -> Any:
     return config
 
 
+_MIGRATION_LOCK = 0x6567_6F76  # "egov": the PostgreSQL advisory lock that serialises migrations
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest schema (idempotent)."""
+    """Upgrade the database behind `engine` to the newest schema (idempotent).
+
+    Several server processes start at once (uvicorn workers, replicas): on
+    PostgreSQL they take turns under a transaction-scoped advisory lock, so the
+    first upgrades a fresh database and the others find it at head (they used
+    to race on CREATE TABLE and fail to start). SQLite's write lock does the same.
+    """
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
