@@ -92,7 +92,10 @@ class ServerSettings(BaseModel):
     observation_retention_hours: float = Field(72, gt=0, description="Raw observations kept for inventory")
     batch_id_retention_hours: float = Field(168, gt=0, description="How long a batch id is remembered")
     ingest_max_in_flight: int = Field(
-        512, ge=1, description="Ingest requests a process works on at once; past it, 503 with Retry-After (load shedding)"
+        128,
+        ge=1,
+        description="Ingest requests a process works on at once (about half a second of work at one process's capacity); "
+        "past it, 503 with Retry-After (load shedding)",
     )
     ingest_retry_after_seconds: int = Field(5, ge=1, le=600, description="Retry-After of a shed ingest request")
     ingest_max_group: int = Field(256, ge=1, description="Batches stored together in one transaction at most (group commit)")
