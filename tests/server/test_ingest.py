@@ -347,3 +347,15 @@ def test_a_full_observation_queue_counts_what_it_drops_and_keeps_order_for_the_r
     handoff.close()
     assert got == ["a", "b"]
     assert metrics.registry.get_sample_value("egovmon_ingest_handoff_dropped_total") == 1
+
+
+def test_metrics_expose_group_commit_queues_and_the_periodic_work(client, agent, clock):
+    """Group sizes, queue depths, and the durations of the full pass, alert cycle, state export and retention."""
+    assert client.post("/api/v1/ingest", json={"batch_id": "m", "samples": [sample(clock.now)]}, headers=agent.headers).status_code == 200
+    assert metric_value(client, "egovmon_ingest_group_batches_count") == 1
+    assert metric_value(client, "egovmon_ingest_group_batches_sum") == 1
+    assert metric_value(client, "egovmon_ingest_queue_depth", queue="commit") == 0
+    assert metric_value(client, "egovmon_ingest_queue_depth", queue="handoff") == 0
+    text = client.get("/metrics").text
+    for task in ("inventory_full_pass", "alert_cycle", "state_export", "retention"):
+        assert f'egovmon_task_duration_seconds_count{{task="{task}"}} 0.0' in text  # declared at start, observed per run
