@@ -85,6 +85,16 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def database_bytes(data_dir: Path, database_url: str | None) -> int:
+    """Size of the state database: the SQLite files in the data directory, or the PostgreSQL database."""
+    if database_url is None:
+        return sum(p.stat().st_size for p in data_dir.glob("*.db*"))
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection that sends a POST and reads the answer (Content-Length bodies only)."""
 
@@ -261,6 +271,7 @@ def main() -> None:
             asyncio.run(drive(url, credentials, samples, connections=args.connections, seconds=min(5.0, args.seconds / 4), obs_fraction=0))
             pg_pid = services[0].process.popen.pid if args.store == "pg" else None
             cpu0, pg0 = cpu_seconds(process.pid), (cpu_seconds(pg_pid) if pg_pid else 0.0)
+            size0 = database_bytes(workdir / "data", database_url)
             if args.profile:
                 fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
                 spy = subprocess.Popen(
@@ -277,6 +288,7 @@ def main() -> None:
             )
             wall = time.monotonic() - wall0
             cpu = cpu_seconds(process.pid) - cpu0
+            grown = database_bytes(workdir / "data", database_url) - size0
             pg_cpu = (cpu_seconds(pg_pid) - pg0) if pg_pid else 0.0
             if spy is not None:
                 spy.wait(60)
@@ -288,6 +300,9 @@ def main() -> None:
             print(f"statuses {result['statuses']}  acked {acked / wall:.1f} batches/s  ack p50 {result['p50'] * 1000:.1f} ms  p99 {result['p99'] * 1000:.1f} ms")
             print(f"server CPU {cpu:.2f} s ({cpu / wall * 100:.0f} %)  per acked batch {cpu / max(acked, 1) * 1000:.2f} ms", end="")
             print(f"  (+PG {pg_cpu / max(acked, 1) * 1000:.2f} ms)" if pg_pid else "")
+            per_batch = grown / max(acked, 1)
+            print(f"state database grew {grown / 1e6:.1f} MB: {per_batch / 1e3:.1f} kB per batch, "
+                  f"{per_batch * 240 / 1e6:.2f} MB per agent-hour at one batch per 15 s (before retention)")
             rogue = result["rogue_seconds"]
             if not args.floor:
                 print(f"rogue subnet -> finding under this load: {f'{rogue:.2f} s' if rogue is not None else 'not within 30 s'}")
