@@ -40,6 +40,7 @@ from server.ingest.credentials import AgentCredentials
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.runtime import IngestRuntime
+from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
@@ -246,15 +247,16 @@ def _start(app: FastAPI) -> None:
     server = settings.server
     metrics: ServerMetrics = app.state.metrics
     handoff = ObservationHandoff(app.state.hooks, metrics, size=server.ingest_reconcile_queue)
-    pipeline = IngestPipeline(
+    store = GroupStore(
         sessions=app.state.sessions, history=history, hooks=app.state.hooks, handoff=handoff, metrics=metrics, clock=app.state.clock,
     )
     app.state.ingest = IngestRuntime(
         settings=server,
         metrics=metrics,
         credentials=AgentCredentials(app.state.sessions, check_seconds=server.credential_check_seconds, clock=app.state.clock),
-        pipeline=pipeline,
-        committer=GroupCommitter(pipeline.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),
+        pipeline=IngestPipeline(sessions=app.state.sessions, history=history, hooks=app.state.hooks, clock=app.state.clock),
+        store=store,
+        committer=GroupCommitter(store.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),
         handoff=handoff,
     )
     log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)

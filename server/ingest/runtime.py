@@ -1,4 +1,4 @@
-"""The ingest path's parts that live as long as the app: credentials, pipeline, group commit, handoff."""
+"""The ingest path's parts that live as long as the app: credentials, pipeline, group store and commit, handoff."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline, IngestResult, PreparedBatch
+from server.ingest.store import GroupStore
 from server.metrics import ServerMetrics
 
 
@@ -20,6 +21,7 @@ class IngestRuntime:
     metrics: ServerMetrics
     credentials: AgentCredentials
     pipeline: IngestPipeline
+    store: GroupStore
     committer: GroupCommitter[PreparedBatch, IngestResult]
     handoff: ObservationHandoff
     in_flight: int = 0

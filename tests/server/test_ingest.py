@@ -229,7 +229,7 @@ def test_batches_stored_as_one_group_keep_each_batch_once(client, agent, clock):
         body = json.dumps({"batch_id": batch_id, "samples": [sample(clock.now, value)], "observations": [observation(clock.now)]})
         return runtime.pipeline.prepare(sender.origin, body.encode())
 
-    results = runtime.pipeline.store([prepared("g-1", 2.0), prepared("g-1", 2.0), prepared("earlier", 9.0), prepared("g-2", 3.0)])
+    results = runtime.store.store([prepared("g-1", 2.0), prepared("g-1", 2.0), prepared("earlier", 9.0), prepared("g-2", 3.0)])
     assert [(r.batch_id, r.duplicate, r.samples) for r in results] == [
         ("g-1", False, 1), ("g-1", True, 0), ("earlier", True, 0), ("g-2", False, 1)
     ]
