@@ -10,6 +10,7 @@ about its content: retrying could never succeed, and it would block the rest).
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import gzip
 import logging
 import random
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 
 import httpx
@@ -132,6 +134,7 @@ class Shipper:
         self._sleep = sleep
         self._jitter = jitter
         self._failing = False
+        self._retry_after: float | None = None
 
     async def run(self) -> None:
         """Ship until cancelled."""
@@ -148,6 +151,11 @@ class Shipper:
                     continue
                 outcome = await self._send(client, item)
                 if outcome is Outcome.RETRY:
+                    if self._retry_after is not None:
+                        # The server sheds load and said when to come back: not sooner, spread over as long again
+                        # so that the agents it turned away do not all return in the same second.
+                        await self._sleep(self._retry_after * (1 + self._jitter()))
+                        continue
                     await self._sleep(delay * (0.5 + self._jitter()))
                     delay = min(delay * 2, self._settings.backoff_max_seconds)
                     continue
@@ -155,6 +163,7 @@ class Shipper:
                 delay = self._settings.backoff_initial_seconds
 
     async def _send(self, client: httpx.AsyncClient, item: QueuedBatch) -> Outcome:
+        self._retry_after = None
         try:
             body = await asyncio.to_thread(item.read)
         except FileNotFoundError:  # dropped for space while we waited
@@ -177,6 +186,8 @@ class Shipper:
             self._metrics.shipped_batches.labels("refused").inc()
             log.error("server refused batch %s for good (%d): %s", item.path.name, response.status_code, detail)
             return Outcome.REFUSED
+        if response.status_code in (429, 503):
+            self._retry_after = retry_after_seconds(response.headers.get("retry-after"), self._settings.backoff_max_seconds)
         return self._retry(f"server answered {response.status_code}: {detail}")
 
     def _retry(self, reason: str) -> Outcome:
@@ -185,6 +196,23 @@ class Shipper:
             log.warning("cannot ship batches (%s); keeping them on disk and retrying", reason)
             self._failing = True
         return Outcome.RETRY
+
+
+def retry_after_seconds(value: str | None, longest: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 §10.2.3), at most `longest`;
+    None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), longest)
+    try:
+        at = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        return None
+    return min(max(0.0, (at - datetime.now(UTC)).total_seconds()), longest)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -101,11 +101,11 @@ def start_server(workdir: Path, vm_url: str, workers: int) -> tuple[subprocess.P
         process.kill()
         raise SystemExit(f"server did not print its URL: {line!r}")
     url = match.group(0)
-    wait_until(lambda: _ready(url), 60, "egovmon server")
+    wait_until(lambda: server_ready(url), 60, "egovmon server")
     return process, url
 
 
-def _ready(url: str) -> bool:
+def server_ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.TransportError:
@@ -165,7 +165,6 @@ def profile_pipeline(vm_url: str, workdir: Path, batches: list[list[dict]]) -> N
 
     from core.settings import load_settings
     from server.app import create_app
-    from server.auth.principal import Principal
 
     settings = load_settings(
         None, data_dir=workdir / "profile-data",
@@ -177,13 +176,12 @@ def profile_pipeline(vm_url: str, workdir: Path, batches: list[list[dict]]) -> N
         agency = client.post("/api/v1/agencies", json={"code": "prof", "name": "剖析"}, headers=admin).json()
         token = client.post("/api/v1/enrollment-tokens", json={"agency_id": agency["id"]}, headers=admin).json()["token"]
         agent = client.post("/api/v1/agents/enroll", json={"token": token, "hostname": "prof-host"}).json()
-        principal = Principal("agent", agent["agent_id"], str(agent["agent_id"]), "agent", agent["agency_id"], agent["host_id"])
         payloads = [json.dumps({"batch_id": f"p{i}", "samples": b}).encode() for i, b in enumerate(batches)]
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
         for payload in payloads:
-            app.state.pipeline.ingest(principal, payload)
+            app.state.ingest.ingest(agent["credential"], payload)
         profiler.disable()
         elapsed = time.perf_counter() - started
     total = sum(len(b) for b in batches)

@@ -91,6 +91,20 @@ class ServerSettings(BaseModel):
     history_max_points: int = Field(5_000_000, ge=1000, description="Embedded history cap in points")
     observation_retention_hours: float = Field(72, gt=0, description="Raw observations kept for inventory")
     batch_id_retention_hours: float = Field(168, gt=0, description="How long a batch id is remembered")
+    ingest_max_in_flight: int = Field(
+        128,
+        ge=1,
+        description="Ingest requests a process works on at once (about half a second of work at one process's capacity); "
+        "past it, 503 with Retry-After (load shedding)",
+    )
+    ingest_retry_after_seconds: int = Field(5, ge=1, le=600, description="Retry-After of a shed ingest request")
+    ingest_max_group: int = Field(256, ge=1, description="Batches stored together in one transaction at most (group commit)")
+    ingest_reconcile_queue: int = Field(
+        10_000, ge=1, description="Observation batches waiting for the inventory at most; beyond, counted and dropped"
+    )
+    credential_check_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often a process checks the database for revoked agent credentials"
+    )
     trusted_proxies: list[str] = Field(default_factory=list, description="Proxies whose X-Forwarded-For is believed")
 
 

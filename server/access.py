@@ -24,6 +24,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Path, Request
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.agencies.models import Agency
 from server.agents.models import Agent
@@ -308,9 +309,25 @@ def require_policies(app: FastAPI) -> None:
         raise UndeclaredPolicyError(f"routes without a declared policy (server/access.py): {undeclared}")
 
 
+async def _agent_from_memory(request: Request) -> Any:
+    """Policy AGENT on the ingest hot path: the credential checked against the in-memory cache of
+    `server.ingest.credentials` (revocations honoured within seconds across workers), not a database read per batch.
+    Yields the `Sender` (principal and origin). Raises UnauthorizedError, ForbiddenError (not an agent)."""
+    credentials = request.app.state.ingest.credentials
+    credential = bearer(request)
+    sender = credentials.cached(credential)
+    if sender is None:
+        sender = await run_in_threadpool(credentials.load, credential)
+    return sender
+
+
+_agent_from_memory.policy = Policy.AGENT  # type: ignore[attr-defined]
+
+
 # The route policies as typed dependencies: a view names its policy once, in its signature.
 Public = Depends(policy(Policy.PUBLIC))
 AgentAccess = Annotated[Access, Depends(policy(Policy.AGENT))]
+AgentSender = Annotated[Any, Depends(_agent_from_memory)]  # server.ingest.credentials.Sender
 UserAccess = Annotated[Access, Depends(policy(Policy.USER))]
 Scoped = Annotated[Access, Depends(policy(Policy.AGENCY_SCOPED))]
 PlatformAccess = Annotated[Access, Depends(policy(Policy.PLATFORM))]

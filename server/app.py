@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,12 @@ from server.hosts import service as hosts_service
 from server.hosts.views import router as hosts_router
 from server.ingest.hooks import IngestHooks
 from server.ingest.models import IngestedBatch, ObservationRecord
+from server.ingest.commit import GroupCommitter
+from server.ingest.credentials import AgentCredentials
+from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline
+from server.ingest.runtime import IngestRuntime
+from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
 from server.alerting.views import router as alerting_router
@@ -127,11 +133,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_start, app)
         tasks = [
-            asyncio.create_task(_retention_loop(app)),
-            asyncio.create_task(_reconcile_loop(app)),
-            asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert evaluation")),
-            asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification delivery")),
-            asyncio.create_task(_every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state export")),
+            asyncio.create_task(_every(app, RETENTION_INTERVAL_SECONDS, lambda: prune(app), "retention")),
+            asyncio.create_task(_every(app, RECONCILE_INTERVAL_SECONDS, app.state.inventory.full_pass, "inventory_full_pass")),
+            asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert_cycle")),
+            asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery")),
+            asyncio.create_task(_every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export")),
+            asyncio.create_task(
+                _every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check", timed=False)
+            ),
         ]
         try:
             yield
@@ -159,6 +168,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         if request.url.path == INGEST_PATH:
             metrics.rejects.labels(exc.reason).inc()
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        if retry_after is not None:
+            headers = {"Retry-After": str(retry_after)}
         return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(DataError)
@@ -207,6 +219,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
+        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+        if runtime is not None:
+            for queue, depth in runtime.depths().items():
+                metrics.queue_depth.labels(queue).set(depth)
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
@@ -244,9 +260,20 @@ def _start(app: FastAPI) -> None:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)
         app.state.hooks.finding_sinks.append(app.state.alerting)
-    app.state.pipeline = IngestPipeline(
-        sessions=app.state.sessions, history=history, hooks=app.state.hooks,
-        metrics=app.state.metrics, clock=app.state.clock,
+    server = settings.server
+    metrics: ServerMetrics = app.state.metrics
+    handoff = ObservationHandoff(app.state.hooks, metrics, size=server.ingest_reconcile_queue)
+    store = GroupStore(
+        sessions=app.state.sessions, history=history, hooks=app.state.hooks, handoff=handoff, metrics=metrics, clock=app.state.clock,
+    )
+    app.state.ingest = IngestRuntime(
+        settings=server,
+        metrics=metrics,
+        credentials=AgentCredentials(app.state.sessions, check_seconds=server.credential_check_seconds, clock=app.state.clock),
+        pipeline=IngestPipeline(sessions=app.state.sessions, history=history, hooks=app.state.hooks, clock=app.state.clock),
+        store=store,
+        committer=GroupCommitter(store.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),
+        handoff=handoff,
     )
     log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)
 
@@ -264,6 +291,9 @@ def _bootstrap_admin(app: FastAPI) -> None:
 
 
 def _stop(app: FastAPI) -> None:
+    runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+    if runtime is not None:
+        runtime.close()
     history = app.state.history
     if history is not None:
         history.close()
@@ -275,11 +305,19 @@ def _stop(app: FastAPI) -> None:
 
 
 def prune(app: FastAPI) -> dict[str, int]:
-    """Apply retention to batch ids, raw observations and embedded history; returns rows deleted per table."""
+    """Apply retention to batch ids, raw observations and embedded history; returns rows deleted per table.
+
+    When the embedded history's point cap, not its retention time, decided what
+    was kept, the retention promised is not the retention kept: logged once when
+    that starts and when it ends, and `egovmon_history_retained_seconds` shows the window kept.
+    """
     settings: Settings = app.state.settings
     now: datetime = app.state.clock()
     server = settings.server
     with transaction(app.state.sessions) as session:
+        history = hosts_service.prune_history(
+            session, older_than=now - timedelta(hours=server.history_retention_hours), max_points=server.history_max_points
+        )
         deleted = {
             "ingested_batches": session.execute(
                 delete(IngestedBatch).where(IngestedBatch.received_at < now - timedelta(hours=server.batch_id_retention_hours))
@@ -289,13 +327,27 @@ def prune(app: FastAPI) -> dict[str, int]:
                     ObservationRecord.received_at < now - timedelta(hours=server.observation_retention_hours)
                 )
             ).rowcount,
-            "history_points": hosts_service.prune_history(
-                session, older_than=now - timedelta(hours=server.history_retention_hours), max_points=server.history_max_points
-            ),
+            "history_points": history.deleted,
         }
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)
+    _report_history_window(app, history, now)
     return deleted
+
+
+def _report_history_window(app: FastAPI, history: hosts_service.HistoryPruned, now: datetime) -> None:
+    kept = (now - datetime.fromtimestamp(history.oldest_ns / 1e9, UTC)).total_seconds() if history.oldest_ns is not None else 0.0
+    app.state.metrics.history_retained.set(max(kept, 0.0))
+    server = app.state.settings.server
+    was_capped = getattr(app.state, "history_capped", False)
+    if history.capped and not was_capped:
+        log.warning(
+            "embedded history reached history_max_points (%d): it keeps %.1f h instead of history_retention_hours %g h; "
+            "raise history_max_points or configure a TSDB", server.history_max_points, kept / 3600, server.history_retention_hours,
+        )
+    elif was_capped and not history.capped:
+        log.info("embedded history holds history_retention_hours (%g h) again", server.history_retention_hours)
+    app.state.history_capped = history.capped
 
 
 def export_state(app: FastAPI) -> int:
@@ -313,29 +365,15 @@ def export_state(app: FastAPI) -> int:
     return len(samples)
 
 
-async def _every(app: FastAPI, seconds: float, work: Callable[[], Any], what: str) -> None:
+async def _every(app: FastAPI, seconds: float, work: Callable[[], Any], task: str, *, timed: bool = True) -> None:
+    """Run `work` in the threadpool every `seconds`, timed in egovmon_task_duration_seconds{task}; errors logged."""
+    duration = app.state.metrics.task_duration.labels(task)
     while True:
         await asyncio.sleep(seconds)
+        started = time.perf_counter()
         try:
             await run_in_threadpool(work)
         except Exception:  # keep the loop alive; the next round retries
-            log.exception("%s failed", what)
-
-
-async def _reconcile_loop(app: FastAPI) -> None:
-    """The inventory's full pass: data-centre counting and remediation of findings whose evidence is gone."""
-    while True:
-        await asyncio.sleep(RECONCILE_INTERVAL_SECONDS)
-        try:
-            await run_in_threadpool(app.state.inventory.full_pass)
-        except Exception:  # keep the loop alive; the next round retries
-            log.exception("inventory full pass failed")
-
-
-async def _retention_loop(app: FastAPI) -> None:
-    while True:
-        await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
-        try:
-            await run_in_threadpool(prune, app)
-        except Exception:  # keep the loop alive; the next round retries
-            log.exception("retention run failed")
+            log.exception("%s failed", task.replace("_", " "))
+        if timed:
+            duration.observe(time.perf_counter() - started)

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 MAX_ID = 2**63 - 1  # the largest BIGINT: a larger id names no row (and overflows the drivers)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_POOL_SIZE = 44  # anyio's threadpool (40), the ingest writer, the observation handoff, two spare
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -61,8 +62,11 @@ def make_engine(url: str) -> Engine:
     embedded database: a batch is acknowledged only after its commit returns.
     """
     if url.startswith("sqlite"):
+        # As many pooled connections as threads that may hold one (the threadpool's 40 and the ingest writer):
+        # a connection beyond the pool is opened, given its PRAGMAs and closed again for every checkout.
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_dumps
+            url, connect_args={"timeout": 30, "check_same_thread": False}, json_serializer=_json_dumps,
+            pool_size=SQLITE_POOL_SIZE, max_overflow=10,
         )
 
         @event.listens_for(engine, "connect")
@@ -100,11 +104,22 @@ def alembic_config(url: str) -> Any:
     return config
 
 
+_MIGRATION_LOCK = 0x6567_6F76  # "egov": the PostgreSQL advisory lock that serialises migrations
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest schema (idempotent)."""
+    """Upgrade the database behind `engine` to the newest schema (idempotent).
+
+    Several server processes start at once (uvicorn workers, replicas): on
+    PostgreSQL they take turns under a transaction-scoped advisory lock, so the
+    first upgrades a fresh database and the others find it at head (they used
+    to race on CREATE TABLE and fail to start). SQLite's write lock does the same.
+    """
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

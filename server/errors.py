@@ -80,5 +80,18 @@ class UnprocessableError(ApiError):
 
 
 class UnavailableError(ApiError):
+    """503; `retry_after_seconds`, when set, becomes the Retry-After header that agents honour."""
+
     status_code = 503
     reason = "unavailable"
+    retry_after_seconds: int | None = None
+
+
+class OverloadedError(UnavailableError):
+    """The server is past capacity and sheds this request before doing any work for it."""
+
+    reason = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -40,6 +40,39 @@ class ServerMetrics:
             "egovmon_alerting_skipped_rows_total", "Invalid stored rows the alert evaluation cycle left out, by kind", ["kind"], registry=r
         )
         self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
+        self.group_size = Histogram(
+            "egovmon_ingest_group_batches",
+            "Batches stored together in one transaction (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.store_duration = Histogram(
+            "egovmon_ingest_group_store_seconds",
+            "Time to store one group: TSDB write and database commit",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "egovmon_ingest_client_disconnects_total", "Ingest requests whose client left before the body arrived", registry=r
+        )
+        self.handoff_dropped = Counter(
+            "egovmon_ingest_handoff_dropped_total",
+            "Observation batches not reconciled at once because the inventory's queue was full (the full pass catches up)",
+            registry=r,
+        )
+        self.queue_depth = Gauge("egovmon_ingest_queue_depth", "Work waiting, by queue (commit, handoff)", ["queue"], registry=r)
+        self.task_duration = Histogram(
+            "egovmon_task_duration_seconds",
+            "Duration of the server's periodic work, by task (inventory_full_pass, alert_cycle, state_export, retention, ...)",
+            ["task"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.history_retained = Gauge(
+            "egovmon_history_retained_seconds",
+            "Age of the oldest point of the embedded history after retention (below history_retention_hours: the point cap cut it)",
+            registry=r,
+        )
 
     def watch_history(self, name: str, stats: Callable[[], dict[str, float]]) -> None:
         """Expose the history store's counters (`write_errors_total`, `pending_bytes`, ...) at scrape time."""

@@ -26,12 +26,22 @@ class Origin:
     agent_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ObservedBatch:
+    """The observations of one committed batch and who sent them."""
+
+    origin: Origin
+    observations: Sequence[Mapping[str, Any]]
+
+
 class ObservationSink(Protocol):
-    """Receives the observations of each committed batch (the inventory's entry point)."""
+    """Receives the observations of committed batches (the inventory's entry point), off the request path."""
 
     name: str
 
-    def observations_received(self, origin: Origin, observations: Sequence[Mapping[str, Any]]) -> None: ...
+    def observations_received(self, batches: Sequence[ObservedBatch]) -> None:
+        """Observations of one or more batches, in commit order: several when they queued up while the sink
+        worked, so that a sink that falls behind catches up in one pass instead of one per batch."""
 
 
 class SampleSink(Protocol):

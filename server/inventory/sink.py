@@ -1,9 +1,12 @@
 """The inventory's entry point in the server: observations in, observed facts and findings out.
 
-`observations_received` runs after every committed ingest batch (see
-server/ingest/hooks.py): it records the batch's facts and reconciles at once
-the assets the batch touched, so a new address on a watched host is a finding
-within seconds. `full_pass` (the app runs it every minute) reconciles
+`observations_received` runs for committed ingest batches with observations,
+on the ingest handoff's worker thread, off the request path (see
+server/ingest/handoff.py): it records the batches' facts and reconciles at once
+the assets they touched, so a new address on a watched host is a finding
+within seconds. Batches that queued up while it worked are taken together, in
+one transaction and one reconciliation (reconciliation goes asset by asset, so
+this is the same as one batch after the other). `full_pass` (the app runs it every minute) reconciles
 everything seen within the remediation window, which alone can count hosts per
 site for the data-centre rule and close findings whose evidence is gone.
 """
@@ -11,16 +14,15 @@ site for the data-centre rule and close findings whose evidence is gone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from inventory.observed import HOST_FACTS, facts
 from inventory.reconcile import Thresholds, reconcile
 from server.findings import service as findings
-from server.ingest.hooks import FindingChange, IngestHooks, Origin
+from server.ingest.hooks import FindingChange, IngestHooks, ObservedBatch
 from server.inventory import service
 
 log = logging.getLogger(__name__)
@@ -48,15 +50,21 @@ class InventorySink:
         self.remediate_after = remediate_after
         self.thresholds = thresholds
 
-    def observations_received(self, origin: Origin, observations: Sequence[Mapping[str, Any]]) -> None:
-        found = [f for o in observations for f in facts(o, host=origin.hostname, agency=origin.agency_code)]
+    def observations_received(self, batches: Sequence[ObservedBatch]) -> None:
+        found, hosts = [], set()
+        for batch in batches:
+            origin = batch.origin
+            facts_of_batch = [f for o in batch.observations for f in facts(o, host=origin.hostname, agency=origin.agency_code)]
+            if facts_of_batch:
+                found += facts_of_batch
+                hosts.add(origin.hostname)
         if not found:
             return
         now = self._clock()
         assets = {(f.kind, f.key) for f in found}
         with self._sessions() as session, session.begin():
             service.record_facts(session, found)
-            host_keys = {(kind, origin.hostname) for kind in HOST_FACTS}
+            host_keys = {(kind, hostname) for hostname in hosts for kind in HOST_FACTS}
             evidence = service.facts_for(session, assets | host_keys, since=now - self.remediate_after)
             drafts = reconcile(service.load_registry(session), evidence, now=now, thresholds=self.thresholds)
             changes = findings.apply_drafts(session, drafts, now=now)

@@ -31,6 +31,7 @@ def lan(at: datetime, address: str, network: str = "192.168.1.0/24") -> dict[str
 def ingest(client: TestClient, headers: dict[str, str], observations: list[dict[str, Any]], batch_id: str) -> None:
     response = client.post("/api/v1/ingest", json={"batch_id": batch_id, "observations": observations}, headers=headers)
     assert response.status_code == 200, response.text
+    client.app.state.ingest.drain()  # reconciliation runs off the request path
 
 
 def listed(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:

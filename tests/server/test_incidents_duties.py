@@ -16,6 +16,7 @@ def _finding(client, admin, clock: Clock, agent_headers) -> dict:
         "kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": clock.now.isoformat(),
         "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}]})
     assert response.status_code == 200
+    client.app.state.ingest.drain()  # reconciliation runs off the request path
     (finding,) = client.get("/api/v1/findings", headers=admin).json()
     return finding
 

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from core.settings import load_settings
+from server.app import create_app
 from server.hosts.models import HistoryPoint, LatestSeries
+from server.ingest.handoff import ObservationHandoff
+from server.ingest.hooks import IngestHooks, Origin
 from server.ingest.models import IngestedBatch, ObservationRecord
+from server.metrics import ServerMetrics
 from tests.server.conftest import Clock, Enrolled, enroll, make_agency, metric_value, sample, user_headers
+from tests.serverproc import start_server
+from tests.services import wait_until
 
 
 def stored(client: TestClient) -> dict[str, int]:
@@ -203,3 +216,146 @@ def test_retention_prunes_batch_ids_observations_and_history(client, agent, cloc
     clock.advance(hours=100)
     assert prune(client.app) == {"ingested_batches": 1, "observations": 0, "history_points": 0}
     assert stored(client) == {"ingested_batches": 0, "latest_series": 1, "history_points": 0, "observations": 0}
+
+
+def test_batches_stored_as_one_group_keep_each_batch_once(client, agent, clock):
+    """Group commit: a group with a batch id twice, and a batch id stored earlier, stores each batch exactly once."""
+    runtime = client.app.state.ingest
+    assert client.post("/api/v1/ingest", json={"batch_id": "earlier", "samples": [sample(clock.now)]}, headers=agent.headers).status_code == 200
+    sender = runtime.credentials.cached(agent.headers["Authorization"].removeprefix("Bearer "))
+    assert sender is not None  # the credential is now verified from memory
+
+    def prepared(batch_id: str, value: float) -> Any:
+        body = json.dumps({"batch_id": batch_id, "samples": [sample(clock.now, value)], "observations": [observation(clock.now)]})
+        return runtime.pipeline.prepare(sender.origin, body.encode())
+
+    results = runtime.store.store([prepared("g-1", 2.0), prepared("g-1", 2.0), prepared("earlier", 9.0), prepared("g-2", 3.0)])
+    assert [(r.batch_id, r.duplicate, r.samples) for r in results] == [
+        ("g-1", False, 1), ("g-1", True, 0), ("earlier", True, 0), ("g-2", False, 1)
+    ]
+    assert stored(client) == {"ingested_batches": 3, "latest_series": 1, "history_points": 3, "observations": 2}
+    assert metric_value(client, "egovmon_ingest_batches_total", result="duplicate") == 2
+
+
+def test_revocation_through_another_replica_is_honoured_within_seconds(client, admin, agent, settings, clock):
+    """Two server processes on one database: one verifies from memory, the other revokes; refused within 2 s."""
+    batch = {"samples": [sample(clock.now)]}
+    assert client.post("/api/v1/ingest", json={"batch_id": "r-1", **batch}, headers=agent.headers).status_code == 200
+    with TestClient(create_app(settings, clock=clock)) as other:
+        assert other.post(f"/api/v1/agents/{agent.agent_id}/revoke", headers=admin).status_code == 200
+        revoked_at = time.monotonic()
+
+        def refused() -> bool:
+            response = client.post("/api/v1/ingest", json={"batch_id": f"r-{time.monotonic()}", **batch}, headers=agent.headers)
+            return response.status_code == 401 and response.json()["reason"] == "revoked_credential"
+
+        wait_until(refused, 5, "the revocation to reach the first replica")
+    assert time.monotonic() - revoked_at < 2 * settings.server.credential_check_seconds + 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_past_capacity_ingest_is_shed_with_retry_after_and_recovers(tmp_path, database_url, clock):
+    """With the database busy and `ingest_max_in_flight` requests waiting, the next one gets 503 + Retry-After at once."""
+    settings = load_settings(None, data_dir=tmp_path / "data", server={"database_url": database_url, "ingest_max_in_flight": 2})
+    with TestClient(create_app(settings, clock=clock)) as client:
+        token = (settings.data_dir / "initial-admin-token").read_text().strip()
+        agent = enroll(client, {"Authorization": f"Bearer {token}"}, make_agency(client, {"Authorization": f"Bearer {token}"}, "health"), "web01")
+        blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        with ThreadPoolExecutor(2) as pool:
+            waiting = [
+                pool.submit(client.post, "/api/v1/ingest", json={"batch_id": f"w-{i}", "samples": [sample(clock.now)]}, headers=agent.headers)
+                for i in range(2)
+            ]
+            wait_until(lambda: client.app.state.ingest.in_flight == 2, 10, "two requests in flight")
+            shed = client.post("/api/v1/ingest", json={"batch_id": "w-3", "samples": [sample(clock.now)]}, headers=agent.headers)
+            assert (shed.status_code, shed.json()["reason"], shed.headers["Retry-After"]) == (503, "overloaded", "5")
+            blocker.rollback()
+            assert [f.result(timeout=30).status_code for f in waiting] == [200, 200]
+        blocker.close()
+        again = client.post("/api/v1/ingest", json={"batch_id": "w-3", "samples": [sample(clock.now)]}, headers=agent.headers)
+        assert again.status_code == 200
+        assert metric_value(client, "egovmon_ingest_rejects_total", reason="overloaded") == 1
+
+
+def test_history_cap_keeps_the_newest_window_and_reports_it(client, agent, clock, caplog):
+    """Past history_max_points the oldest points by sample time go, and the window kept is in /metrics and the log."""
+    from server.app import prune
+
+    client.app.state.settings.server.history_max_points = 1000
+    old = [sample(clock.now - timedelta(hours=2), float(i), cpu=str(i)) for i in range(500)]
+    new = [sample(clock.now - timedelta(minutes=1), float(i), cpu=str(i)) for i in range(600)]
+    assert client.post("/api/v1/ingest", json={"batch_id": "new", "samples": new}, headers=agent.headers).status_code == 200
+    assert client.post("/api/v1/ingest", json={"batch_id": "old", "samples": old}, headers=agent.headers).status_code == 200
+    with caplog.at_level("WARNING", logger="server.app"):
+        assert prune(client.app)["history_points"] == 500  # the old ones, though inserted last
+    assert stored(client)["history_points"] == 600
+    assert metric_value(client, "egovmon_history_retained_seconds") == 60
+    assert "keeps 0.0 h instead of history_retention_hours 24 h" in caplog.text
+
+
+def test_a_client_that_leaves_mid_body_is_counted_not_an_error(tmp_path):
+    """A real uvicorn process: the client sends half a body and closes; a metric counts it, no traceback is logged."""
+    server = start_server(tmp_path / "server")
+    try:
+        health = server.enrollment_token("health")
+        enrolled = httpx.post(f"{server.url}/api/v1/agents/enroll", json={"token": health, "hostname": "web01"}).json()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"
+                + f"Authorization: Bearer {enrolled['credential']}\r\n\r\n".encode() + b'{"batch_id": "half'
+            )
+            time.sleep(0.2)  # let the server start reading the body before the client leaves
+        wait_until(lambda: "egovmon_ingest_client_disconnects_total 1.0" in server.metrics(), 10, "the disconnect to be counted")
+    finally:
+        server.stop()
+    assert "Traceback" not in server.process.stderr.read()
+
+
+def test_a_rogue_address_becomes_a_finding_off_the_request_path_within_seconds(client, admin, agent, clock):
+    """Reconciliation runs on the handoff worker: the finding appears without anyone waiting for it."""
+    at = clock.now
+    rogue = {"kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": at.isoformat(),
+             "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}
+    assert client.post("/api/v1/ingest", json={"batch_id": "rogue", "observations": [rogue]}, headers=agent.headers).status_code == 200
+
+    def listed() -> list[str]:
+        return [f["subject"] for f in client.get("/api/v1/findings", headers=admin).json()]
+
+    assert wait_until(listed, 10, "the finding") == ["192.168.77.0/24"]
+
+
+def test_a_full_observation_queue_counts_what_it_drops_and_keeps_order_for_the_rest():
+    """The handoff queue is bounded: past it a batch's observations are counted and dropped, never blocking ingest."""
+    gate, got = threading.Event(), []
+
+    class SlowInventory:  # a sink that holds the worker until the test lets it go
+        name = "slow"
+
+        def observations_received(self, batches: Any) -> None:
+            gate.wait(10)
+            got.extend(b.observations[0]["subject"] for b in batches)
+
+    metrics = ServerMetrics()
+    handoff = ObservationHandoff(IngestHooks(observation_sinks=[SlowInventory()]), metrics, size=1)
+    origin = Origin(1, "health", 1, "web01", 1)
+    assert handoff.offer(origin, [{"subject": "a"}])
+    wait_until(lambda: handoff.depth == 0, 5, "the worker to take the first batch")
+    assert [handoff.offer(origin, [{"subject": s}]) for s in ("b", "c")] == [True, False]
+    gate.set()
+    handoff.close()
+    assert got == ["a", "b"]
+    assert metrics.registry.get_sample_value("egovmon_ingest_handoff_dropped_total") == 1
+
+
+def test_metrics_expose_group_commit_queues_and_the_periodic_work(client, agent, clock):
+    """Group sizes, queue depths, and the durations of the full pass, alert cycle, state export and retention."""
+    assert client.post("/api/v1/ingest", json={"batch_id": "m", "samples": [sample(clock.now)]}, headers=agent.headers).status_code == 200
+    assert metric_value(client, "egovmon_ingest_group_batches_count") == 1
+    assert metric_value(client, "egovmon_ingest_group_batches_sum") == 1
+    assert metric_value(client, "egovmon_ingest_queue_depth", queue="commit") == 0
+    assert metric_value(client, "egovmon_ingest_queue_depth", queue="handoff") == 0
+    text = client.get("/metrics").text
+    for task in ("inventory_full_pass", "alert_cycle", "state_export", "retention"):
+        assert f'egovmon_task_duration_seconds_count{{task="{task}"}} 0.0' in text  # declared at start, observed per run

@@ -45,6 +45,7 @@ def obs(kind: str, subject: str, at: datetime, source: str = "netstate", **attri
 def ingest(client: TestClient, headers: dict[str, str], observations: list[dict[str, Any]], batch_id: str) -> None:
     response = client.post("/api/v1/ingest", json={"batch_id": batch_id, "observations": observations}, headers=headers)
     assert response.status_code == 200, response.text
+    client.app.state.ingest.drain()  # reconciliation runs off the request path
 
 
 def findings(client: TestClient, headers: dict[str, str], **params: str) -> dict[tuple[str, str], dict[str, Any]]:

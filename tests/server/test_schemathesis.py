@@ -66,6 +66,11 @@ def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
                 wait_until(fired, 30, "both agencies' alerts")
 
+                def found() -> bool:  # reconciliation runs off the request path
+                    return len(client.get("/api/v1/findings", headers=server.admin).json()) >= 2
+
+                wait_until(found, 30, "both agencies' findings")
+
             world = w.build(client, server.admin, datetime.now(UTC), evaluated)
         yield Running(server, world, request.param)
     finally:

@@ -35,6 +35,7 @@ def test_findings_alerts_scorecard_and_events_reach_influxdb(client, admin, cloc
         "observations": [{"kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": clock.now.isoformat(),
                           "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}]})
     assert response.status_code == 200
+    client.app.state.ingest.drain()  # reconciliation runs off the request path
     client.app.state.alerting.cycle()
     clock.advance(seconds=10)
     export_state(client.app)

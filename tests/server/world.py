@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 
 from core.settings import Settings, load_settings
 from tests.server.conftest import Enrolled, enroll, make_agency
@@ -129,6 +130,8 @@ def build(client: httpx.Client, admin: dict[str, str], now: datetime, cycle: Cal
     for agent, network, batch in ((a_agent, "192.168.140.0/24", "a1"), (b_agent, B_LAN, "b1")):
         _ok(client.post("/api/v1/ingest", json={"batch_id": batch, "samples": [memory(now, 4)], "observations": [lan(now, network)]},
                         headers=agent.headers), 200)  # fmt: skip
+    if isinstance(client, TestClient):
+        client.app.state.ingest.drain()  # reconciliation runs off the request path; `cycle` waits for a real server
     cycle()
     world = World(admin, a_id, b_id, a_agent, b_agent, make_user(client, admin, "a-user", "agency", a_id),
                   make_user(client, admin, f"{MARK}-user", "agency", b_id), make_user(client, admin, "noc-1", "noc"),

@@ -1,0 +1,48 @@
+"""The ingest path's parts that live as long as the app: credentials, pipeline, group store and commit, handoff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.settings import ServerSettings
+from server.ingest.commit import GroupCommitter
+from server.ingest.credentials import AgentCredentials
+from server.ingest.handoff import ObservationHandoff
+from server.ingest.pipeline import IngestPipeline, IngestResult, PreparedBatch
+from server.ingest.store import GroupStore
+from server.metrics import ServerMetrics
+
+
+@dataclass
+class IngestRuntime:
+    """What POST /api/v1/ingest works with; `in_flight` is touched by the event loop's thread only."""
+
+    settings: ServerSettings
+    metrics: ServerMetrics
+    credentials: AgentCredentials
+    pipeline: IngestPipeline
+    store: GroupStore
+    committer: GroupCommitter[PreparedBatch, IngestResult]
+    handoff: ObservationHandoff
+    in_flight: int = 0
+
+    def ingest(self, credential: str, payload: bytes) -> IngestResult:
+        """One batch, synchronously (benchmarks and tools; the API does the same steps without blocking).
+
+        Raises:
+            ApiError: what the API would answer with.
+        """
+        sender = self.credentials.cached(credential) or self.credentials.load(credential)
+        return self.committer.submit(self.pipeline.prepare(sender.origin, payload)).result()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the observations of every acknowledged batch reached the inventory (tests, tools)."""
+        self.handoff.drain(timeout)
+
+    def depths(self) -> dict[str, int]:
+        return {"commit": self.committer.depth, "handoff": self.handoff.depth}
+
+    def close(self) -> None:
+        """Store what is queued, then hand the queued observations to the inventory."""
+        self.committer.close()
+        self.handoff.close()
