@@ -1,0 +1,443 @@
+"""A city's fleet against one server: N agents enrolled through the real API, one batch each every 15 s (issue 17).
+
+Run (from the repository root):
+    PYTHONPATH=. .venv/bin/python bench/fleet.py [--agents 1000[,2000,...]] [--store embedded|pg-vm]
+        [--workers 1] [--duration 240] [--warmup 15] [--rate-multiplier 1] [--json]
+    PYTHONPATH=. .venv/bin/python bench/fleet.py --url http://127.0.0.1:8080 --data-dir egovmon-data ...
+
+What it does, per N in `--agents`:
+- starts `egovmon server` (uvicorn, a free loopback port) on `--store embedded`
+  (SQLite with the embedded history, the default) or `--store pg-vm` (a
+  PostgreSQL 15 and a VictoriaMetrics it starts itself, `--workers` server
+  processes), all under a temporary directory (`--workdir` keeps it, and with it
+  the enrolled credentials for the next run); or measures a server already
+  running at `--url` (loopback only; `--admin-token` or its `--data-dir`);
+- creates 50 agencies and enrols N agents (`fleet-00000`...) through
+  `POST /api/v1/enrollment-tokens` and `POST /api/v1/agents/enroll`, 32 at a time;
+- replays the batch the real `HostCollector` produced on this machine once at
+  start (about 30 samples, 90 fields, under 1 KB gzip) from every agent each
+  15 s ± 1 s (`--rate-multiplier 3`: three times as often), with a fresh batch_id
+  and timestamps each time, gzip'd as `agent.shipping.encode_body` does (checked
+  at start); 5 % of the agents also send a 15-observation netstate set with a
+  /24 and a /64 of their own, so findings are created. Requests go over a pool of
+  `--connections` keep-alive HTTP/1.1 connections (bench/http11.py), wait at most
+  15 s and are never retried; a 503 counts as shed, not as an error;
+- side by side, in the same run and at the same rate, sends the same samples as
+  gzip line protocol straight to a separate VictoriaMetrics (`/api/v2/write`,
+  one request per batch, host and agency tags added as egovmon adds them): the
+  anchor;
+- one agent sends a new /24 once during the window; the tool polls
+  `GET /api/v1/findings` until it is a finding (the rogue subnet latency);
+- after `--warmup` seconds it measures for `--duration` seconds and prints:
+  offered and acknowledged batches/s, shed, timeouts, errors, ack latency p50/p99,
+  the CPU (from /proc, reaped children included) of the server's processes, of
+  PostgreSQL and of VictoriaMetrics, each as % of one core and ms per acknowledged
+  batch, the server's RSS, database growth (bytes, and per agent-hour), the full
+  reconciliation pass, alert cycle and state export durations when /metrics has
+  them (`egovmon_*` histograms; "n/a" otherwise), the anchor's CPU per request,
+  the ratio egovmon server CPU per batch / VictoriaMetrics CPU per request (the
+  issue's target: at most 3), and the client's own CPU per request.
+
+Speed is never asserted; tests/test_bench_fleet.py only runs a tiny fleet to keep
+the tool working. Only loopback is ever targeted, and every run ends by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fleetbatch import BatchTemplate, LineTemplate, collect_host_samples, host_networks, netstate_reading  # noqa: E402
+from bench.fleetload import Agent, FleetLoad, enroll, percentile, rogue_subnet  # noqa: E402
+from bench.fleetstore import STORES, Store, attach, start_store  # noqa: E402
+from bench.http11 import ConnectionFailedError, Pool, RequestTimeoutError  # noqa: E402
+from bench.procstat import Usage, self_cpu_seconds, usage  # noqa: E402
+from tests.services import VictoriaMetrics, start_victoriametrics  # noqa: E402
+
+AGENCIES = 50
+# What /metrics may call the durations issue 17 asks for (another change adds them); first match wins.
+NAMED_DURATIONS = {
+    "full_reconcile": re.compile(r"^egovmon_.*(full|reconcil).*_seconds$"),
+    "alert_cycle": re.compile(r"^egovmon_.*alert.*(cycle|evaluat).*_seconds$|^egovmon_.*(evaluat|cycle).*alert.*_seconds$"),
+    "state_export": re.compile(r"^egovmon_.*export.*_seconds$"),
+}
+_SERIES = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+\S+)?$")
+
+
+# -- /metrics --------------------------------------------------------------------------------------
+
+
+def parse_exposition(text: str) -> dict[str, float]:
+    """Prometheus text exposition → {"name{labels}": value}; comments and unparsable lines are skipped."""
+    out = {}
+    for line in text.splitlines():
+        match = _SERIES.match(line)
+        if match and not line.startswith("#"):
+            try:
+                out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+            except ValueError:
+                continue
+    return out
+
+
+def durations(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float | None]]:
+    """Every `egovmon_*_seconds` histogram or summary over the window: {series: {count, mean, max_bucket}}.
+
+    `count` and `mean_seconds` are the differences of `_count` and `_sum` between
+    the two scrapes; `p99_le_seconds` is the upper bound of the bucket holding the
+    99th percentile of the window's observations (None for summaries).
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    for key, total in after.items():
+        name, _, labels = key.partition("{")
+        if not (name.startswith("egovmon_") and name.endswith("_seconds_count")):
+            continue
+        base = name.removesuffix("_count")
+        labels = "{" + labels if labels else ""
+        count = total - before.get(key, 0.0)
+        spent = after.get(base + "_sum" + labels, 0.0) - before.get(base + "_sum" + labels, 0.0)
+        buckets = []
+        for bucket_key, value in after.items():
+            if bucket_key.startswith(base + "_bucket{"):
+                bound = re.search(r'le="([^"]+)"', bucket_key)
+                rest = re.sub(r',?le="[^"]+"', "", bucket_key[len(base) + 7:])
+                if bound and rest.strip("{},") == labels.strip("{}"):
+                    buckets.append((float(bound.group(1)), value - before.get(bucket_key, 0.0)))
+        p99 = next((bound for bound, n in sorted(buckets) if count and n >= 0.99 * count), None)
+        out[base + labels] = {"count": count, "mean_seconds": spent / count if count else None, "p99_le_seconds": p99}
+    return out
+
+
+def named_durations(found: dict[str, dict[str, float | None]]) -> dict[str, dict[str, Any] | None]:
+    """The full reconciliation pass, the alert cycle and the state export among `found` (None when absent)."""
+    named: dict[str, dict[str, Any] | None] = {}
+    for label, pattern in NAMED_DURATIONS.items():
+        hits = [(key, value) for key, value in found.items() if pattern.match(key.partition("{")[0])]
+        hits.sort(key=lambda kv: -(kv[1]["count"] or 0))
+        named[label] = {"series": hits[0][0], **hits[0][1]} if hits else None
+    return named
+
+
+async def scrape(pool: Pool, url_workers: int) -> dict[str, float]:
+    """/metrics merged over several scrapes on fresh connections: with several workers each answers for itself,
+    so per series the largest value is kept (the process that runs a periodic pass has the real count)."""
+    merged: dict[str, float] = {}
+    for _ in range(1 if url_workers <= 1 else 4 * url_workers):
+        try:
+            response = await pool.request("GET", "/metrics", headers={"Connection": "close"}, timeout=15)
+        except (RequestTimeoutError, ConnectionFailedError):
+            continue
+        if response.status == 200:
+            for key, value in parse_exposition(response.body.decode()).items():
+                merged[key] = max(value, merged.get(key, value))
+    return merged
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    at: float
+    parts: dict[str, Usage | None]
+    anchor: Usage
+    client_cpu: float
+    sizes: dict[str, int]
+    metrics: dict[str, float]
+
+
+async def snapshot(store: Store, anchor: VictoriaMetrics, admin_pool: Pool) -> Snapshot:
+    metrics = await scrape(admin_pool, store.workers)
+    at = asyncio.get_running_loop().time()
+    return Snapshot(at, store.usage(), usage([anchor.process.popen.pid]), self_cpu_seconds(), store.sizes(), metrics)
+
+
+def _per(value: float | None, count: int) -> float | None:
+    return value / count if value is not None and count else None
+
+
+def _cpu(before: Usage | None, after: Usage | None, seconds: float, count: int) -> dict[str, Any] | None:
+    if before is None or after is None:
+        return None
+    used = after.cpu_seconds - before.cpu_seconds
+    return {"cpu_seconds": used, "cpu_percent": 100 * used / seconds, "cpu_ms_per_batch": _per(1000 * used, count),
+            "rss_bytes": after.rss_bytes, "processes": after.processes}
+
+
+async def run_one(
+    args: argparse.Namespace, store: Store, anchor: VictoriaMetrics, count: int, samples: tuple, cache: Path | None
+) -> dict[str, Any]:
+    """Enrol `count` agents (credentials in `cache` reused), run the fleet for warmup + duration seconds, and
+    return what was measured."""
+    admin_pool = Pool(store.url, 4)
+    admin = store.admin_headers()
+    enrol_started = time.monotonic()
+    credentials = await enroll(Pool(store.url, 32), admin, count, agencies=AGENCIES, cache=cache)
+    enrol_seconds = time.monotonic() - enrol_started
+
+    plain = BatchTemplate.build(samples)
+    every = round(1 / args.netstate_share) if args.netstate_share > 0 else 0
+    agents = []
+    for index, (name, agency, credential) in enumerate(credentials):
+        template = plain
+        if every and index % every == every // 2:
+            extra, observations = netstate_reading(*host_networks(index))
+            template = BatchTemplate.build(samples + extra, observations)
+        agents.append(Agent.make(index, name, agency, credential, template))
+    netstate_agents = sum(1 for a in agents if a.template is not plain)
+
+    pool = Pool(store.url, args.connections)
+    anchor_pool = Pool(anchor.url, args.connections)
+    loop = asyncio.get_running_loop()
+    interval = args.interval / args.rate_multiplier
+    t0 = loop.time()
+    window = (t0 + args.warmup, t0 + args.warmup + args.duration)
+    load = FleetLoad(
+        agents, pool, anchor_pool, LineTemplate.build(samples), interval=interval,
+        jitter=args.jitter / args.rate_multiplier, timeout=args.timeout, window=window,
+    )
+    load_task = asyncio.create_task(load.run())
+
+    async def rogue() -> Any:
+        await asyncio.sleep(max(0.0, window[0] + min(10.0, args.duration / 4) - loop.time()))
+        return await rogue_subnet(pool, admin_pool, admin, agents[0], samples, timeout=args.timeout, give_up_after=60)
+
+    rogue_task = asyncio.create_task(rogue()) if args.rogue else None
+    await asyncio.sleep(max(0.0, window[0] - loop.time()))
+    before = await snapshot(store, anchor, admin_pool)
+    await asyncio.sleep(max(0.0, window[1] - loop.time()))
+    after = await snapshot(store, anchor, admin_pool)
+    await load_task
+    rogue_result = await rogue_task if rogue_task else None
+    for p in (pool, anchor_pool, admin_pool):
+        p.close()
+    return report(args, store, count, netstate_agents, plain, samples, load, before, after, rogue_result, enrol_seconds)
+
+
+def report(
+    args: argparse.Namespace, store: Store, count: int, netstate_agents: int, plain: BatchTemplate, samples: tuple,
+    load: FleetLoad, before: Snapshot, after: Snapshot, rogue: Any, enrol_seconds: float,
+) -> dict[str, Any]:
+    seconds = after.at - before.at
+    eg, vm = load.egovmon, load.vm
+    batches = eg.acked_done_in_window
+    parts = {
+        name: _cpu(before.parts[name], after.parts[name], seconds, batches) for name in ("server", "postgres", "victoriametrics")
+    }
+    anchor = _cpu(before.anchor, after.anchor, seconds, vm.acked_done_in_window)
+    server_ms = parts["server"]["cpu_ms_per_batch"] if parts["server"] else None
+    total_ms = sum(p["cpu_ms_per_batch"] for p in parts.values() if p and p["cpu_ms_per_batch"] is not None) if server_ms else None
+    anchor_ms = anchor["cpu_ms_per_batch"] if anchor else None
+    growth = {k: after.sizes.get(k, 0) - before.sizes.get(k, 0) for k in after.sizes}
+    growth_total = sum(growth.values()) if growth else None
+    agent_hours = count * seconds / 3600
+    client_requests = eg.acked_done_in_window + vm.acked_done_in_window
+    client_cpu = after.client_cpu - before.client_cpu
+    found = durations(before.metrics, after.metrics)
+    body_bytes = len(plain.body("0" * 32, "fleet-00000", time_now()))
+    return {
+        "agents": count, "agencies": AGENCIES, "store": store.kind, "workers": store.workers, "url": store.url,
+        "seconds": seconds, "warmup_seconds": args.warmup, "interval_seconds": args.interval / args.rate_multiplier,
+        "rate_multiplier": args.rate_multiplier, "enrol_seconds": enrol_seconds,
+        "batch": {"samples": len(samples), "fields": sum(len(s.fields) for s in samples), "gzip_bytes": body_bytes,
+                  "netstate_agents": netstate_agents, "netstate_observations": 15 if netstate_agents else 0},
+        "offered": eg.offered, "offered_per_s": eg.offered / seconds,
+        "acknowledged": eg.acked, "acknowledged_per_s": eg.acked / seconds,
+        "acknowledged_percent": 100 * eg.acked / eg.offered if eg.offered else None,
+        "shed": eg.shed, "shed_with_retry_after": eg.shed_with_retry_after, "timeouts": eg.timeouts,
+        "errors": eg.error_count, "error_kinds": dict(eg.errors),
+        "ack_p50_seconds": percentile(eg.latencies, 0.50), "ack_p99_seconds": percentile(eg.latencies, 0.99),
+        "acknowledged_per_interval": [eg.timeline.get(i, 0) for i in range(int(seconds // load.interval) + 1)],
+        "server": parts["server"], "postgres": parts["postgres"], "victoriametrics": parts["victoriametrics"],
+        "server_log_errors": store.log_errors(),
+        "egovmon_cpu_ms_per_batch_all_processes": total_ms,
+        "database_growth_bytes": growth_total, "database_growth_by_part": growth,
+        "database_growth_bytes_per_agent_hour": growth_total / agent_hours if growth_total is not None and agent_hours else None,
+        "durations": named_durations(found), "all_durations": found,
+        "anchor": {"offered": vm.offered, "acknowledged": vm.acked, "timeouts": vm.timeouts, "errors": vm.error_count,
+                   "p50_seconds": percentile(vm.latencies, 0.5), "p99_seconds": percentile(vm.latencies, 0.99),
+                   **({"cpu_percent": anchor["cpu_percent"], "cpu_ms_per_request": anchor_ms, "rss_bytes": anchor["rss_bytes"]}
+                      if anchor else {})},
+        "ratio_server_to_anchor": server_ms / anchor_ms if server_ms and anchor_ms else None,
+        "ratio_all_to_anchor": total_ms / anchor_ms if total_ms and anchor_ms else None,
+        "rogue_subnet": asdict(rogue) if rogue else None,
+        "client": {"cpu_percent": 100 * client_cpu / seconds, "cpu_ms_per_request": _per(1000 * client_cpu, client_requests),
+                   "requests": client_requests, "connections_opened": load.pool.opened, "connections": args.connections,
+                   "loop": args.loop, "start_lag_p99_seconds": percentile(load.lags, 0.99)},
+    }
+
+
+def time_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _f(value: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def text(r: dict[str, Any]) -> str:
+    b, a, c = r["batch"], r["anchor"], r["client"]
+    lines = [
+        f"fleet: {r['agents']:,} agents in {r['agencies']} agencies on {r['store']} ({r['workers']} worker(s)), "
+        f"{r['seconds']:.0f} s measured after {r['warmup_seconds']:g} s warm-up; one batch per agent every "
+        f"{r['interval_seconds']:g} s (x{r['rate_multiplier']:g}); enrolment took {r['enrol_seconds']:.1f} s",
+        f"  batch: {b['samples']} samples, {b['fields']} fields, {b['gzip_bytes']} B gzip (HostCollector on this machine); "
+        f"{b['netstate_agents']} agents also send {b['netstate_observations']} netstate observations",
+        f"  offered        {r['offered_per_s']:8.1f} batches/s ({r['offered']:,})",
+        f"  acknowledged   {r['acknowledged_per_s']:8.1f} batches/s ({r['acknowledged']:,}, {_f(r['acknowledged_percent'], '.1f', ' %')})"
+        f"   shed (503) {r['shed']:,}   timeouts {r['timeouts']:,}   errors {r['errors']:,} {r['error_kinds'] or ''}",
+        f"  ack latency    p50 {_f(r['ack_p50_seconds'], '.3f', ' s')}   p99 {_f(r['ack_p99_seconds'], '.3f', ' s')}"
+        f"   acks per {r['interval_seconds']:g} s: min {min(r['acknowledged_per_interval'][:-1] or [0]):,}"
+        f" max {max(r['acknowledged_per_interval'] or [0]):,}",
+    ]
+    for name in ("server", "postgres", "victoriametrics"):
+        p = r[name]
+        if p is None:
+            lines.append(f"  {name:<14} n/a")
+            continue
+        extra = f"; RSS {_mib(p['rss_bytes'])} ({p['processes']} processes)" if name == "server" else ""
+        if name == "server" and r["server_log_errors"] is not None:
+            extra += f"; {r['server_log_errors']:,} ERROR/traceback lines in its log"
+        lines.append(f"  {name:<14} CPU {p['cpu_percent']:5.1f} % = {_f(p['cpu_ms_per_batch'], '.2f', ' ms')} per acknowledged batch{extra}")
+    lines.append(
+        f"  anchor         VictoriaMetrics alone, gzip line protocol, one request per batch: {a['acknowledged']:,} of "
+        f"{a['offered']:,} stored, p99 {_f(a['p99_seconds'], '.3f', ' s')}, CPU {_f(a.get('cpu_percent'), '.1f', ' %')} = "
+        f"{_f(a.get('cpu_ms_per_request'), '.3f', ' ms')} per request"
+    )
+    lines.append(
+        f"  ratio          egovmon server CPU per batch / VictoriaMetrics CPU per request = {_f(r['ratio_server_to_anchor'], '.1f', 'x')}"
+        f" (server + PostgreSQL + its VictoriaMetrics: {_f(r['ratio_all_to_anchor'], '.1f', 'x')}; issue 17 target <= 3x)"
+    )
+    growth = r["database_growth_bytes"]
+    parts = ", ".join(f"{k} {v / 2**20:+,.1f} MiB" for k, v in r["database_growth_by_part"].items())
+    lines.append(
+        f"  database       {_f(growth / 2**20 if growth is not None else None, '+,.1f', ' MiB')} in {r['seconds']:.0f} s ({parts}) = "
+        f"{_f(growth * 3600 / r['seconds'] / 2**30 if growth is not None else None, ',.2f', ' GiB')} per hour, "
+        f"{_f(r['database_growth_bytes_per_agent_hour'] / 2**20 if r['database_growth_bytes_per_agent_hour'] is not None else None, ',.2f', ' MiB')} per agent-hour"
+    )
+    named = []
+    for label, d in r["durations"].items():
+        if d is None:
+            named.append(f"{label.replace('_', ' ')} n/a")
+        else:
+            named.append(f"{label.replace('_', ' ')} {_f(d['mean_seconds'], '.3f', ' s')} mean over {d['count']:.0f} "
+                         f"(p99 <= {_f(d['p99_le_seconds'], 'g', ' s')})")
+    lines.append("  durations      " + "; ".join(named) + "   (from /metrics)")
+    rogue = r["rogue_subnet"]
+    if rogue:
+        lines.append(
+            f"  rogue subnet   {rogue['subnet']} became a finding {_f(rogue['finding_seconds'], '.2f', ' s')} after its batch was sent "
+            f"(batch acknowledged in {_f(rogue['ack_seconds'], '.3f', ' s')}){'; ' + rogue['error'] if rogue['error'] else ''}"
+        )
+    lines.append(
+        f"  client         CPU {c['cpu_percent']:.1f} % = {_f(c['cpu_ms_per_request'], '.3f', ' ms')} per request "
+        f"({c['requests']:,} requests: egovmon + anchor), {c['loop']}, {c['connections_opened']} of {c['connections']} connections "
+        f"opened, start lag p99 {_f(c['start_lag_p99_seconds'], '.3f', ' s')}"
+    )
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="1000", help="agents, or a list to sweep: 1000,2000")
+    parser.add_argument("--store", choices=STORES, default="embedded")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (server.workers)")
+    parser.add_argument("--url", help="measure a server already running here (loopback only) instead of starting one")
+    parser.add_argument("--data-dir", type=Path, help="with --url: its data directory (admin token, database size)")
+    parser.add_argument("--admin-token", help="with --url: an admin API token")
+    parser.add_argument("--duration", type=float, default=240, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=15, help="seconds of load before measuring")
+    parser.add_argument("--interval", type=float, default=15, help="seconds between an agent's batches")
+    parser.add_argument("--jitter", type=float, default=1, help="± seconds of jitter on the interval")
+    parser.add_argument("--rate-multiplier", type=float, default=1, help="send this many times as often (3: 3x the load)")
+    parser.add_argument("--netstate-share", type=float, default=0.05, help="share of agents that also send netstate")
+    parser.add_argument("--timeout", type=float, default=15, help="seconds a request waits (no retry)")
+    parser.add_argument("--connections", type=int, default=256, help="keep-alive connections shared by the agents")
+    parser.add_argument("--workdir", type=Path, help="keep stores, logs and enrolled credentials here (default: a temp dir)")
+    parser.add_argument("--no-rogue", dest="rogue", action="store_false", help="skip the rogue subnet probe")
+    parser.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="the client on asyncio's own loop")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    args = parser.parse_args(argv)
+    args.counts = [int(n) for n in args.agents.replace("_", "").split(",") if n.strip()]
+    if not args.counts or min(args.counts) < 1:
+        parser.error("--agents needs positive numbers")
+    if args.rate_multiplier <= 0 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--rate-multiplier and --duration must be positive, --warmup not negative")
+    return args
+
+
+def _run(coroutine: Any, use_uvloop: bool) -> Any:
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    samples = collect_host_samples()
+    BatchTemplate.build(samples).check(samples)
+    try:
+        import uvloop  # noqa: F401
+
+        args.loop = "uvloop" if args.uvloop else "asyncio"
+    except ImportError:
+        args.loop = "asyncio"
+    results = []
+    with tempfile.TemporaryDirectory(prefix="egovmon-fleet-") as tmp:
+        base = args.workdir or Path(tmp)
+        for count in args.counts:
+            workdir = base / (f"{args.store}-w{args.workers}-{count}" if not args.url else "url")
+            workdir.mkdir(parents=True, exist_ok=True)
+            anchor = start_victoriametrics(workdir / "anchor")
+            store = None
+            try:
+                if args.url:
+                    store = attach(args.url, data_dir=args.data_dir, admin_token=args.admin_token)
+                else:
+                    store = start_store(args.store, workdir, workers=args.workers)
+                # Credentials outlive a run only where the store does: a kept embedded data dir, or --url.
+                cache = workdir / "credentials.json" if args.workdir and store.postgres is None else None
+                result = _run(run_one(args, store, anchor, count, samples, cache), args.uvloop)
+            finally:
+                if store is not None:
+                    store.stop()
+                anchor.stop()
+            results.append(result)
+            if not args.json:
+                print(text(result), flush=True)
+    if args.json:
+        doc = {"machine": {"cores": os.cpu_count()}, "command": sys.argv, "runs": results}
+        print(json.dumps(doc, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
