@@ -146,6 +146,23 @@ def _server_config(workdir: Path, *, port: int, workers: int, database_url: str 
     return config
 
 
+def _migrate(config: Path) -> None:
+    """Bring the state database to the newest schema before several workers start.
+
+    Workers that all migrate a fresh PostgreSQL database at once race on creating
+    `alembic_version` (UniqueViolation on pg_type), and the loser exits.
+    """
+    from core.settings import load_settings
+    from server.database import make_engine, migrate
+
+    settings = load_settings(config)
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
 def _ready(url: str) -> bool:
     try:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
@@ -173,6 +190,8 @@ def start_store(kind: str, workdir: Path, *, workers: int = 1) -> Store:
             vm_url = victoriametrics.url
         port = free_port() if workers > 1 else 0
         config = _server_config(workdir, port=port, workers=workers, database_url=database_url, vm_url=vm_url)
+        if workers > 1:
+            _migrate(config)
         log_path = workdir / "server.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(

@@ -93,11 +93,12 @@ def encode_request(method: str, target: str, host_header: str, headers: dict[str
 
 
 class _Connection:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "writer", "idle_since")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = 0.0
 
     async def exchange(self, request: bytes, method: str) -> tuple[Response, bool]:
         """Send one request and read its response; also whether the connection may be reused."""
@@ -133,23 +134,31 @@ class _Connection:
 class Pool:
     """Up to `size` persistent connections to one loopback server, shared by every caller.
 
-    `request` waits for one of `size` slots, takes an idle connection (or opens
-    one), sends, reads the answer and gives the connection back; on a timeout or
-    an error the connection is closed, so the server sees the client leave.
+    `request` waits for one of `size` slots, takes the most recently used idle
+    connection (or opens one), sends, reads the answer and gives the connection
+    back; on a timeout or an error the connection is closed, so the server sees the
+    client leave. A connection idle longer than `max_idle_seconds` is closed
+    instead of reused: the server may be closing it at that very moment (uvicorn
+    ends keep-alive connections idle for 5 s), and a request is never retried.
     `opened` counts the connections opened so far.
     """
 
-    def __init__(self, url: str, size: int = 256) -> None:
+    def __init__(self, url: str, size: int = 256, *, max_idle_seconds: float = 3.0) -> None:
         self.host, self.port = loopback_address(url)
         self.size = size
+        self.max_idle_seconds = max_idle_seconds
         self.opened = 0
         self._host_header = f"{self.host}:{self.port}"
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Connection] = []
 
     async def _connection(self) -> _Connection:
-        if self._idle:
-            return self._idle.pop()
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            conn = self._idle.pop()
+            if now - conn.idle_since < self.max_idle_seconds and not conn.reader.at_eof():
+                return conn
+            conn.close()
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
         self.opened += 1
         return _Connection(reader, writer)
@@ -175,6 +184,7 @@ class Pool:
                     finally:
                         if conn is not None:
                             if reusable:
+                                conn.idle_since = asyncio.get_running_loop().time()
                                 self._idle.append(conn)
                             else:
                                 conn.close()
