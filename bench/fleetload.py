@@ -117,6 +117,7 @@ class Tally:
     timeouts: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # seconds, of acknowledged sends
+    waits: list[float] = field(default_factory=list)  # seconds of those the client waited for a free connection
     acked_done_in_window: int = 0
     timeline: Counter[int] = field(default_factory=Counter)  # acknowledgements per `interval` bucket of the window
 
@@ -224,6 +225,7 @@ class FleetLoad:
         if response.status == ok or (ok == 204 and response.status == 200):
             tally.acked += 1
             tally.latencies.append(done - started)
+            tally.waits.append(response.waited_seconds)
         elif response.status == 503:
             tally.shed += 1
             tally.shed_with_retry_after += "retry-after" in response.headers
@@ -258,13 +260,15 @@ async def rogue_subnet(
     loop = asyncio.get_running_loop()
     body = template.body(os.urandom(16).hex(), agent.hostname, datetime.now(UTC))
     started = loop.time()
+    ack, error = None, None
     try:
         response = await pool.request("POST", INGEST, headers=agent.headers, body=body, timeout=timeout)
     except (RequestTimeoutError, ConnectionFailedError) as exc:
-        return RogueResult(str(v4), None, None, f"batch not acknowledged: {exc}")
-    ack = loop.time() - started
-    if response.status != 200:
-        return RogueResult(str(v4), None, None, f"batch answered {response.status}")
+        error = f"batch not acknowledged: {exc}"  # a server still working on it may store it anyway: keep looking
+    else:
+        ack = loop.time() - started
+        if response.status != 200:
+            error = f"batch answered {response.status}"
     target = f"/api/v1/findings?rule_id={UNDECLARED_NETWORK}&limit=200&lang=en"
     while loop.time() - started < give_up_after:
         try:
@@ -272,6 +276,6 @@ async def rogue_subnet(
         except (RequestTimeoutError, ConnectionFailedError):
             found = None
         if found is not None and found.status == 200 and any(f["subject"] == str(v4) for f in json.loads(found.body)):
-            return RogueResult(str(v4), ack, loop.time() - started)
+            return RogueResult(str(v4), ack, loop.time() - started, error)
         await asyncio.sleep(poll_every)
-    return RogueResult(str(v4), ack, None, f"no finding within {give_up_after:g} s")
+    return RogueResult(str(v4), ack, None, "; ".join(filter(None, [error, f"no finding within {give_up_after:g} s"])))

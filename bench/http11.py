@@ -44,6 +44,7 @@ class Response:
     status: int
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
     body: bytes
+    waited_seconds: float = 0.0  # spent waiting for a free connection of the pool before sending
 
 
 def loopback_address(url: str) -> tuple[str, int]:
@@ -175,9 +176,12 @@ class Pool:
         raw = encode_request(method, target, self._host_header, headers or {}, body)
         conn: _Connection | None = None
         reusable = False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             async with asyncio.timeout(timeout):
                 async with self._slots:
+                    waited = loop.time() - started
                     try:
                         conn = await self._connection()
                         response, reusable = await conn.exchange(raw, method)
@@ -192,7 +196,7 @@ class Pool:
             raise RequestTimeoutError(f"{method} {target}: no answer within {timeout:g} s") from exc
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise ConnectionFailedError(f"{method} {target}: {exc!r}") from exc
-        return response
+        return Response(response.status, response.headers, response.body, waited)
 
     def close(self) -> None:
         """Close the idle connections (those in use close when their request ends)."""

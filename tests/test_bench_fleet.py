@@ -117,6 +117,22 @@ def test_durations_over_the_window_from_two_scrapes() -> None:
     assert named["alert_cycle"] is None and named["state_export"] is None
 
 
+def test_durations_of_a_histogram_labelled_by_task() -> None:
+    series = 'egovmon_task_duration_seconds_{}{{task="{}"{}}} {}'
+    def scrape(n: int) -> str:
+        lines = []
+        for task in ("alert_cycle", "inventory_full_pass"):
+            lines += [series.format("bucket", task, ',le="0.5"', n), series.format("bucket", task, ',le="+Inf"', n),
+                      series.format("count", task, "", n), series.format("sum", task, "", 0.2 * n)]
+        return "\n".join(lines)
+    named = named_durations(durations(parse_exposition(scrape(3)), parse_exposition(scrape(8))))
+    assert named["alert_cycle"]["series"] == 'egovmon_task_duration_seconds{task="alert_cycle"}'
+    assert named["alert_cycle"]["count"] == 5 and named["alert_cycle"]["mean_seconds"] == pytest.approx(0.2)
+    assert named["alert_cycle"]["p99_le_seconds"] == 0.5
+    assert named["full_reconcile"]["series"] == 'egovmon_task_duration_seconds{task="inventory_full_pass"}'
+    assert named["state_export"] is None
+
+
 class _Slow(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
