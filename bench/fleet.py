@@ -67,6 +67,7 @@ from bench.procstat import Usage, self_cpu_seconds, usage  # noqa: E402
 from tests.services import VictoriaMetrics, start_victoriametrics  # noqa: E402
 
 AGENCIES = 50
+ANCHOR_CONNECTIONS = 64  # VictoriaMetrics answers in milliseconds: 64 carry thousands of requests a second
 # How /metrics may name the durations issue 17 asks for, searched in the series (name and labels), e.g.
 # egovmon_task_duration_seconds{task="inventory_full_pass"}; among matches the one observed most often wins.
 NAMED_DURATIONS = {
@@ -202,7 +203,7 @@ async def run_one(
     netstate_agents = sum(1 for a in agents if a.template is not plain)
 
     pool = Pool(store.url, args.connections)
-    anchor_pool = Pool(anchor.url, args.connections)
+    anchor_pool = Pool(anchor.url, min(args.connections, ANCHOR_CONNECTIONS))
     loop = asyncio.get_running_loop()
     interval = args.interval / args.rate_multiplier
     t0 = loop.time()
@@ -309,7 +310,8 @@ def _mib(value: int | None) -> str:
 def text(r: dict[str, Any]) -> str:
     b, a, c = r["batch"], r["anchor"], r["client"]
     lines = [
-        f"fleet: {r['agents']:,} agents in {r['agencies']} agencies on {r['store']} ({r['workers']} worker(s)), "
+        f"fleet: {r['agents']:,} agents in {r['agencies']} agencies on {r['store'] if r['store'] != 'url' else r['url']} "
+        f"({r['workers']} worker(s)), "
         f"{r['seconds']:.0f} s measured after {r['warmup_seconds']:g} s warm-up; one batch per agent every "
         f"{r['interval_seconds']:g} s (x{r['rate_multiplier']:g}); enrolment took {r['enrol_seconds']:.1f} s",
         f"  batch: {b['samples']} samples, {b['fields']} fields, {b['gzip_bytes']} B gzip (HostCollector on this machine); "
@@ -333,7 +335,7 @@ def text(r: dict[str, Any]) -> str:
         lines.append(f"  {name:<14} CPU {p['cpu_percent']:5.1f} % = {_f(p['cpu_ms_per_batch'], '.2f', ' ms')} per acknowledged batch{extra}")
     lines.append(
         f"  anchor         VictoriaMetrics alone, gzip line protocol, one request per batch: {a['acknowledged']:,} of "
-        f"{a['offered']:,} stored, p99 {_f(a['p99_seconds'], '.3f', ' s')}, CPU {_f(a.get('cpu_percent'), '.1f', ' %')} = "
+        f"{a['offered']:,} acknowledged, p99 {_f(a['p99_seconds'], '.3f', ' s')}, CPU {_f(a.get('cpu_percent'), '.1f', ' %')} = "
         f"{_f(a.get('cpu_ms_per_request'), '.3f', ' ms')} per request"
     )
     lines.append(
@@ -355,6 +357,12 @@ def text(r: dict[str, Any]) -> str:
             named.append(f"{label.replace('_', ' ')} {_f(d['mean_seconds'], '.3f', ' s')} mean over {d['count']:.0f} "
                          f"(p99 <= {_f(d['p99_le_seconds'], 'g', ' s')})")
     lines.append("  durations      " + "; ".join(named) + "   (from /metrics)")
+    wait, p99 = r["client_wait_p99_seconds"], r["ack_p99_seconds"]
+    if wait is not None and p99 and wait > 0.1 and wait > 0.25 * p99:
+        lines.append(
+            f"  note           requests waited for one of the client's {c['connections']} connections (p99 {wait:.2f} s): the server "
+            f"saw at most {c['connections']} at once, where real agents would each hold one; try --connections {2 * c['connections']}"
+        )
     rogue = r["rogue_subnet"]
     if rogue:
         lines.append(
@@ -387,7 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-multiplier", type=float, default=1, help="send this many times as often (3: 3x the load)")
     parser.add_argument("--netstate-share", type=float, default=0.05, help="share of agents that also send netstate")
     parser.add_argument("--timeout", type=float, default=15, help="seconds a request waits (no retry)")
-    parser.add_argument("--connections", type=int, default=256, help="keep-alive connections shared by the agents")
+    parser.add_argument("--connections", type=int, default=512, help="keep-alive connections shared by the agents")
     parser.add_argument("--workdir", type=Path, help="keep stores, logs and enrolled credentials here (default: a temp dir)")
     parser.add_argument("--no-rogue", dest="rogue", action="store_false", help="skip the rogue subnet probe")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="the client on asyncio's own loop")
@@ -412,8 +420,18 @@ def _run(coroutine: Any, use_uvloop: bool) -> Any:
     return asyncio.run(coroutine)
 
 
+def _raise_open_files_limit() -> None:
+    """Soft limit on open files up to the hard limit: the pools, the server and its workers inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    _raise_open_files_limit()
     samples = collect_host_samples()
     BatchTemplate.build(samples).check(samples)
     try:

@@ -234,5 +234,4 @@ def attach(url: str, *, data_dir: Path | None, admin_token: str | None) -> Store
     url = f"http://{host}:{port}"
     if not _ready(url):
         raise StoreError(f"{url}/readyz does not answer 200")
-    kind = "embedded" if data_dir is not None and any(data_dir.glob("*.db")) else "url"
-    return Store(kind, url, data_dir, listening_pids(port), admin_token_value=admin_token)
+    return Store("url", url, data_dir, listening_pids(port), admin_token_value=admin_token)
