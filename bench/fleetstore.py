@@ -223,7 +223,7 @@ def listening_pids(port: int) -> list[int]:
     return sorted(pid for pid in pids if psutil.Process(pid).ppid() not in pids)
 
 
-def attach(url: str, *, data_dir: Path | None, admin_token: str | None) -> Store:
+def attach(url: str, *, data_dir: Path | None, admin_token: str | None, workers: int = 1) -> Store:
     """A server already running on loopback; its CPU is read from the processes listening on its port.
 
     Raises:
@@ -234,4 +234,4 @@ def attach(url: str, *, data_dir: Path | None, admin_token: str | None) -> Store
     url = f"http://{host}:{port}"
     if not _ready(url):
         raise StoreError(f"{url}/readyz does not answer 200")
-    return Store("url", url, data_dir, listening_pids(port), admin_token_value=admin_token)
+    return Store("url", url, data_dir, listening_pids(port), admin_token_value=admin_token, workers=workers)
