@@ -195,7 +195,7 @@ def report(
     growth = {k: after.sizes.get(k, 0) - before.sizes.get(k, 0) for k in after.sizes}
     growth_total = sum(growth.values()) if growth else None
     agent_hours = count * seconds / 3600
-    client_requests = eg.acked_done_in_window + vm.acked_done_in_window
+    client_requests = eg.done_in_window + vm.done_in_window
     client_cpu = after.client_cpu - before.client_cpu
     found = durations(before.metrics, after.metrics)
     body_bytes = len(plain.body("0" * 32, "fleet-00000", datetime.now(UTC)))
@@ -252,7 +252,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--netstate-share", type=float, default=0.05, help="share of agents that also send netstate")
     parser.add_argument("--timeout", type=float, default=15, help="seconds a request waits (no retry)")
     parser.add_argument("--connections", type=int, default=512, help="keep-alive connections shared by the agents")
-    parser.add_argument("--workdir", type=Path, help="keep stores, logs and enrolled credentials here (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path,
+        help="keep stores, logs and enrolled credentials here (default: a temp dir); an embedded store and --url "
+        "reuse the credentials on the next run, so empty it before pointing --url at another server",
+    )
     parser.add_argument("--no-rogue", dest="rogue", action="store_false", help="skip the rogue subnet probe")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false", help="the client on asyncio's own loop")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")

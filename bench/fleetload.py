@@ -119,6 +119,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)  # seconds, of acknowledged sends
     waits: list[float] = field(default_factory=list)  # seconds of those the client waited for a free connection
     acked_done_in_window: int = 0
+    done_in_window: int = 0  # requests that ended inside the window, whatever the outcome (the client's work)
     timeline: Counter[int] = field(default_factory=Counter)  # acknowledgements per `interval` bucket of the window
 
     @property
@@ -202,27 +203,28 @@ class FleetLoad:
     async def _post(self, pool: Pool, target: str, headers: dict[str, str], body: bytes, tally: Tally, counted: bool, *, ok: int) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        response, failure = None, None
         try:
             response = await pool.request("POST", target, headers=headers, body=body, timeout=self.timeout)
         except RequestTimeoutError:
-            if counted:
-                tally.offered += 1
-                tally.timeouts += 1
-            return
+            failure = "timeout"
         except ConnectionFailedError as exc:
-            if counted:
-                tally.offered += 1
-                tally.errors[f"connection: {type(exc.__cause__).__name__}"] += 1
-            return
+            failure = f"connection: {type(exc.__cause__).__name__}"
         done = loop.time()
-        if response.status == ok or (ok == 204 and response.status == 200):
-            if self._in_window(done):
+        acked = response is not None and (response.status == ok or (ok == 204 and response.status == 200))
+        if self._in_window(done):
+            tally.done_in_window += 1
+            if acked:
                 tally.acked_done_in_window += 1
                 tally.timeline[int((done - self.window[0]) // self.interval)] += 1
         if not counted:
             return
         tally.offered += 1
-        if response.status == ok or (ok == 204 and response.status == 200):
+        if failure == "timeout":
+            tally.timeouts += 1
+        elif failure is not None:
+            tally.errors[failure] += 1
+        elif acked:
             tally.acked += 1
             tally.latencies.append(done - started)
             tally.waits.append(response.waited_seconds)

@@ -144,7 +144,7 @@ def text(r: dict[str, Any]) -> str:
         )
     lines.append(
         f"  client         CPU {c['cpu_percent']:.1f} % = {_f(c['cpu_ms_per_request'], '.3f', ' ms')} per request "
-        f"({c['requests']:,} requests: egovmon + anchor), {c['loop']}, at most {c['connections']} connections at once "
+        f"({c['requests']:,} requests ended: egovmon + anchor), {c['loop']}, at most {c['connections']} connections at once "
         f"({c['connections_opened']:,} opened in all), start lag p99 {_f(c['start_lag_p99_seconds'], '.3f', ' s')}"
     )
     return "\n".join(lines)
