@@ -15,13 +15,13 @@ What it does, per N in `--agents`:
 - creates 50 agencies and enrols N agents (`fleet-00000`...) through
   `POST /api/v1/enrollment-tokens` and `POST /api/v1/agents/enroll`, 32 at a time;
 - replays the batch the real `HostCollector` produced on this machine once at
-  start (about 30 samples, 90 fields, under 1 KB gzip) from every agent each
+  start (about 31 samples, 98 fields, 1 KB gzip) from every agent each
   15 s ± 1 s (`--rate-multiplier 3`: three times as often), with a fresh batch_id
   and timestamps each time, gzip'd as `agent.shipping.encode_body` does (checked
   at start); 5 % of the agents also send a 15-observation netstate set with a
   /24 and a /64 of their own, so findings are created. Requests go over a pool of
-  `--connections` keep-alive HTTP/1.1 connections (bench/http11.py), wait at most
-  15 s and are never retried; a 503 counts as shed, not as an error;
+  `--connections` (512) keep-alive HTTP/1.1 connections (bench/http11.py), wait at
+  most 15 s and are never retried; a 503 counts as shed, not as an error;
 - side by side, in the same run and at the same rate, sends the same samples as
   gzip line protocol straight to a separate VictoriaMetrics (`/api/v2/write`,
   one request per batch, host and agency tags added as egovmon adds them): the
@@ -37,6 +37,25 @@ What it does, per N in `--agents`:
   them (`egovmon_*` histograms; "n/a" otherwise), the anchor's CPU per request,
   the ratio egovmon server CPU per batch / VictoriaMetrics CPU per request (the
   issue's target: at most 3), and the client's own CPU per request.
+
+Reading the numbers:
+- offered and acknowledged count the sends due inside the window; CPU per batch
+  divides the CPU used between the two snapshots by the acknowledgements that
+  arrived between them. A server still working for clients that left shows as
+  CPU per batch far above its cost when it keeps up.
+- ack latency runs from the send to the answer, including time waiting for one
+  of the client's connections (shown apart; a note says when it matters: the
+  server then saw at most `--connections` requests at once, where real agents
+  would each hold a connection of their own).
+- the netstate agents send their set with every batch; the real agent collects
+  netstate every 300 s and on changes, so this is the heavier case.
+- the anchor's CPU per request includes VictoriaMetrics' idle background work,
+  which weighs at low rates (about 1 ms per request at 13 requests/s, 0.6 ms at 67).
+- with several workers /metrics answers for one process at a time: the tool
+  scrapes four times per worker and keeps each series' largest value.
+- the client's own CPU per request is printed, so it can be subtracted from the
+  machine's budget; it is 0.4-0.8 ms here, about 5 % of a core per 67 batches/s
+  (each batch is two requests: egovmon and the anchor).
 
 Speed is never asserted; tests/test_bench_fleet.py only runs a tiny fleet to keep
 the tool working. Only loopback is ever targeted, and every run ends by itself.
