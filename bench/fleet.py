@@ -117,7 +117,7 @@ class Snapshot:
     at: float
     parts: dict[str, Usage | None]
     anchor: Usage
-    client_cpu: float
+    client_cpu: tuple[float, float]  # user, system
     sizes: dict[str, int]
     metrics: dict[str, float]
 
@@ -215,7 +215,9 @@ def report(
     growth_total = sum(growth.values()) if growth else None
     agent_hours = count * seconds / 3600
     client_requests = eg.done_in_window + vm.done_in_window
-    client_cpu = after.client_cpu - before.client_cpu
+    client_user = after.client_cpu[0] - before.client_cpu[0]
+    client_system = after.client_cpu[1] - before.client_cpu[1]
+    client_cpu = client_user + client_system
     found = durations(before.metrics, after.metrics)
     body_bytes = len(plain.body("0" * 32, "fleet-00000", datetime.now(UTC)))
     return {
@@ -246,7 +248,8 @@ def report(
         "ratio_server_to_anchor": _ratio(server_ms, anchor_ms),
         "ratio_all_to_anchor": _ratio(total_ms, anchor_ms),
         "rogue_subnet": asdict(rogue) if rogue else None,
-        "client": {"cpu_percent": 100 * client_cpu / seconds, "cpu_ms_per_request": _per(1000 * client_cpu, client_requests),
+        "client": {"cpu_percent": 100 * client_cpu / seconds, "system_cpu_percent": 100 * client_system / seconds,
+                   "cpu_ms_per_request": _per(1000 * client_cpu, client_requests),
                    "requests": client_requests, "connections_opened": load.pool.opened, "connections": args.connections,
                    "loop": args.loop, "start_lag_p99_seconds": percentile(load.lags, 0.99)},
     }

@@ -143,7 +143,8 @@ def text(r: dict[str, Any]) -> str:
             f"(batch acknowledged in {_f(rogue['ack_seconds'], '.3f', ' s')}){'; ' + rogue['error'] if rogue['error'] else ''}"
         )
     lines.append(
-        f"  client         CPU {c['cpu_percent']:.1f} % = {_f(c['cpu_ms_per_request'], '.3f', ' ms')} per request "
+        f"  client         CPU {c['cpu_percent']:.1f} % (system {c['system_cpu_percent']:.1f} %, which on loopback holds kernel TCP "
+        f"work for the server too) = {_f(c['cpu_ms_per_request'], '.3f', ' ms')} per request "
         f"({c['requests']:,} requests ended: egovmon + anchor), {c['loop']}, at most {c['connections']} connections at once "
         f"({c['connections_opened']:,} opened in all), start lag p99 {_f(c['start_lag_p99_seconds'], '.3f', ' s')}"
     )
