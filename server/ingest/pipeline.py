@@ -30,7 +30,6 @@ from core.models import MAX_FUTURE, MAX_PAST
 from core.wire import batch_adapter
 from server.errors import ForbiddenError, UnprocessableError
 from server.history.base import EncodedBatch, HistoryWriter
-from server.hosts.models import Host
 from server.ingest.encode import LineProtocolError, SeriesCache, SeriesLatest, TimestampWindowError, encode_batch
 from server.ingest.hooks import IngestHooks, Origin
 
@@ -151,17 +150,10 @@ class IngestPipeline:
         return PreparedBatch(origin, batch["batch_id"], encoded, latest, observations, len(samples), now)
 
     def explain_claim(self, claim: HostClaimError) -> ForbiddenError:
-        """The 403 for a batch naming another host: whether that host belongs to another agency (one query)."""
-        with self._sessions() as session:
-            owner = session.scalar(select(Host.agency_id).where(Host.hostname == claim.claimed))
-        origin = claim.origin
-        if owner is not None and owner != origin.agency_id:
-            return ForbiddenError(
-                f"host {claim.claimed!r} belongs to another agency; this credential sends for {origin.hostname!r}",
-                reason="host_of_other_agency",
-            )
+        """The 403 for a batch naming another host. The same answer whoever owns the named host, so an agent's
+        credential cannot probe which host names other agencies have (Article 25)."""
         return ForbiddenError(
-            f"this credential sends for host {origin.hostname!r}, not {claim.claimed!r}", reason="host_mismatch"
+            f"this credential sends for host {claim.origin.hostname!r}, not {claim.claimed!r}", reason="host_mismatch"
         )
 
     def sites_known(self) -> bool:

@@ -68,7 +68,7 @@ async def _ingest(request: Request, runtime: IngestRuntime, sender: Sender) -> R
         if prepared is None:
             prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
     except HostClaimError as claim:
-        raise await run_in_threadpool(pipeline.explain_claim, claim) from None
+        raise pipeline.explain_claim(claim) from None
     result = await asyncio.wrap_future(runtime.committer.submit(prepared))
     runtime.metrics.duration.observe(time.perf_counter() - started)
     return JSONResponse(
