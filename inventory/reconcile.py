@@ -7,8 +7,8 @@ server merges drafts into stored findings (deduplicated, with a lifecycle).
 Article 25: a draft belongs to the agency whose hosts saw the subject and holds
 only that agency's facts; when hosts of two agencies see the same subnet, each
 gets its own draft. What counts as declared for an agency is its own plan,
-exemptions, hosts and systems, plus the plan entries an admin marked `shared`
-(the platform's own networks) — never another agency's declaration, so no
+exemptions, hosts, systems and websites, plus the plan entries and websites an admin
+marked `shared` (the platform's own networks and sites) — never another agency's declaration, so no
 agency can remediate or hide another's finding by declaring its networks. Evidence is
 the facts behind a draft; confidence grows with the number of independent
 sources (netstate, snmp, flow, probe): 1 − 0.5^sources.
@@ -107,7 +107,7 @@ def reconcile(
             if address is not None and not registry.declared_for(address, agency, now):
                 drafts.append(_draft(R.UNDECLARED_TUNNEL, key, agency, evidence))
         elif kind == WEB_SERVICE:
-            if key not in registry.website_hosts():
+            if not registry.website_registered(key, agency):
                 drafts.append(_draft(R.UNREGISTERED_WEBSITE, key, agency, evidence))
         elif kind in (HOST_ADDRESS, HOST_SERVICE, HOST_FORWARDING):
             hosts[(key, agency)].extend(evidence)
@@ -136,9 +136,9 @@ def _host_rules(
     if own is not None and addresses:
         if not any((ip := _ip(a)) is not None and own.covering(ip) is not None for a, _ in addresses):
             drafts.append(_draft(R.AGENT_OUTSIDE_AGENCY, host, agency, [f for _, f in addresses]))
-    registered = registry.registered_host(host)
-    system = registry.system(registered.system) if registered is not None and registered.agency == agency else None
-    if system is not None and system.agency == agency:
+    registered = registry.registered_host(host, agency)
+    system = registry.system(registered.system, agency) if registered is not None else None
+    if system is not None:
         off_site = []
         for address, fact in addresses:
             plan = registry.planned_for(ip, agency) if (ip := _ip(address)) is not None else None

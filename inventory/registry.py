@@ -90,6 +90,9 @@ class Website:
     host: str  # the site's host name or address
     agency: str
     name: str = ""
+    # Platform-wide (declared by an admin: the portal and other sites on the unified platform): registered for every
+    # agency's observations. Any other registration counts only for its own agency's (Article 25).
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +121,9 @@ class Registry:
     _plan_of: dict[str | None, PrefixTable[PlanPrefix]] = field(init=False, repr=False, compare=False)
     _exemptions_of: dict[str, PrefixTable[Exemption]] = field(init=False, repr=False, compare=False)
     _sites: dict[str, Site] = field(init=False, repr=False, compare=False)
-    _hosts: dict[str, RegisteredHost] = field(init=False, repr=False, compare=False)
-    _websites: frozenset[str] = field(init=False, repr=False, compare=False)
+    _hosts: dict[tuple[str, str], RegisteredHost] = field(init=False, repr=False, compare=False)
+    _systems: dict[tuple[str, str], System] = field(init=False, repr=False, compare=False)
+    _websites: dict[str | None, frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         own: dict[str, PrefixTable[str]] = {}
@@ -131,6 +135,9 @@ class Registry:
         exemptions_of: dict[str, PrefixTable[Exemption]] = {}
         for e in self.exemptions:
             exemptions_of.setdefault(e.agency, PrefixTable()).add(e.prefix, e)
+        websites: dict[str | None, set[str]] = {}  # None: the shared (platform-wide) registrations
+        for w in self.websites:
+            websites.setdefault(None if w.shared else w.agency, set()).add(w.host.lower())
         for name, value in (
             ("_plan_of", plan_of),
             ("_exemptions_of", exemptions_of),
@@ -138,19 +145,23 @@ class Registry:
             ("exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions)),
             ("_own", own),
             ("_sites", {s.code: s for s in self.sites}),
-            ("_hosts", {h.name: h for h in self.hosts}),
-            ("_websites", frozenset(w.host.lower() for w in self.websites)),
+            ("_hosts", {(h.name, h.agency): h for h in self.hosts}),
+            ("_systems", {(s.code, s.agency): s for s in self.systems}),
+            ("_websites", {agency: frozenset(hosts) for agency, hosts in websites.items()}),
         ):
             object.__setattr__(self, name, value)
 
     def site(self, code: str | None) -> Site | None:
         return self._sites.get(code) if code else None
 
-    def registered_host(self, name: str) -> RegisteredHost | None:
-        return self._hosts.get(name)
+    def registered_host(self, name: str, agency: str) -> RegisteredHost | None:
+        """`agency`'s registration of host `name`: each agency's registry is its own namespace (two agencies may
+        each register a `web-1`), and another agency's registration never applies to this agency's host."""
+        return self._hosts.get((name, agency))
 
-    def system(self, code: str | None) -> System | None:
-        return next((s for s in self.systems if s.code == code), None) if code else None
+    def system(self, code: str | None, agency: str) -> System | None:
+        """`agency`'s system `code` (system codes are per agency, as host names are)."""
+        return self._systems.get((code, agency)) if code else None
 
     def own_prefixes(self, agency: str) -> PrefixTable[str] | None:
         """The agency's plan prefixes and exemptions, or None when it declared none."""
@@ -193,8 +204,12 @@ class Registry:
             network = ipaddress.ip_network(network)
         return self.exemption_for(network, agency, now) is not None
 
-    def website_hosts(self) -> frozenset[str]:
-        return self._websites
+    def website_registered(self, host: str, agency: str) -> bool:
+        """Whether website `host` seen by `agency`'s hosts is registered: by that agency itself, or as a shared
+        (platform-wide) website by an admin. Another agency's registration never counts (Article 25: one agency's
+        registration neither hides another's unregistered-website finding nor shows that it exists)."""
+        host = host.lower()
+        return any(host in self._websites.get(owner, frozenset()) for owner in (agency, None))
 
 
 def validate_prefix(text: str) -> str:

@@ -103,7 +103,7 @@ class IngestPipeline:
         self._history = history
         self._hooks = hooks
         self._clock = clock
-        self._sites: dict[str, str | None] = {}
+        self._sites: dict[tuple[str, str], str | None] = {}  # (agency code, host name) → site
         self._sites_until: datetime | None = None
         self._sites_lock = threading.Lock()
         self._series = SeriesCache()
@@ -130,7 +130,7 @@ class IngestPipeline:
         samples = batch.get("samples", [])
         observations = batch.get("observations", [])
         extra_tags = {"host": origin.hostname, "agency": origin.agency_code}
-        site = self._site(origin.hostname, now)
+        site = self._site(origin.agency_code, origin.hostname, now)
         if site:
             extra_tags["site"] = site
         try:
@@ -160,22 +160,27 @@ class IngestPipeline:
         """True while the site map is fresh: `prepare` then reads no database at all (safe on the event loop)."""
         return self._sites_until is not None and self._sites_until > self._clock()
 
-    def _site(self, hostname: str, now: datetime) -> str | None:
-        """The site a host is registered at in the inventory (`site` tag on its points).
+    def _site(self, agency: str, hostname: str, now: datetime) -> str | None:
+        """The site the sender's agency registered its host at in the inventory (`site` tag on its points).
 
-        The whole name → site map is read at once and kept a minute, so a
+        Host names are per agency (two agencies may each register a `web-1` at different sites): the sender's
+        agency comes from its credential, and another agency's registration of the same name never applies.
+        The whole (agency, name) → site map is read at once and kept a minute, so a
         fleet costs one query a minute, not one per host; a registration or a
         move shows on the points within a minute.
         """
         if self._sites_until is None or self._sites_until <= now:
+            from server.agencies.models import Agency  # noqa: PLC0415
             from server.inventory.models import HostEntry  # noqa: PLC0415 - the inventory is optional for ingest
 
             with self._sites_lock:
                 if self._sites_until is None or self._sites_until <= now:
                     with self._sessions() as session:
-                        self._sites = {name: site for name, site in session.execute(select(HostEntry.name, HostEntry.site))}
+                        rows = session.execute(select(Agency.code, HostEntry.name, HostEntry.site)
+                                               .join(Agency, Agency.id == HostEntry.agency_id))
+                        self._sites = {(code, name): site for code, name, site in rows}
                     self._sites_until = now + SITE_MAP_TTL
-        return self._sites.get(hostname)
+        return self._sites.get((agency, hostname))
 
     @staticmethod
     def _check_observation_times(observations: Sequence[dict[str, Any]], now: datetime) -> None:

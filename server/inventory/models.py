@@ -51,9 +51,11 @@ class ExemptionEntry(Base):
 
 class SystemEntry(Base):
     __tablename__ = "inventory_systems"
+    # Each agency's registry is its own namespace (Article 25): a key another agency holds is as free as any other.
+    __table_args__ = (UniqueConstraint("code", "agency_id", name="uq_system_code_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     accepted: Mapped[bool] = mapped_column(default=False, comment="Acceptance recorded (Article 17)")
@@ -62,18 +64,22 @@ class SystemEntry(Base):
 
 class WebsiteEntry(Base):
     __tablename__ = "inventory_websites"
+    __table_args__ = (UniqueConstraint("host", "agency_id", name="uq_website_host_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    host: Mapped[str] = mapped_column(String(253), unique=True)
+    host: Mapped[str] = mapped_column(String(253))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    shared: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                         comment="Platform-wide (admins only): registered for every agency")
 
 
 class HostEntry(Base):
     __tablename__ = "inventory_hosts"
+    __table_args__ = (UniqueConstraint("name", "agency_id", name="uq_host_name_agency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(253), unique=True)
+    name: Mapped[str] = mapped_column(String(253))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     address: Mapped[str | None] = mapped_column(String(64))
     site: Mapped[str | None] = mapped_column(String(64))

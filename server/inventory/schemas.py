@@ -68,6 +68,7 @@ class WebsiteBody(_Body):
     host: str = Field(min_length=1, max_length=253)
     agency: str = AgencyCode
     name: str = Field("", max_length=200)
+    shared: bool = Field(False, description="Platform-wide (registered for every agency's observations); set by admins")
 
 
 class HostEntryBody(_Body):

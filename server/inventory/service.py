@@ -47,7 +47,10 @@ class Kind:
     key: str
     entry: type
     agency_required: bool = True
-    per_agency: bool = False  # the natural key is (key, agency): two agencies' rooms may use the same prefix
+    # The natural key is (key, agency): two agencies' rooms may use the same prefix, two agencies may each have a
+    # system `oa`, a website `www.example.gov.cn` or a host `web-1`. Each agency's registry is its own namespace, so
+    # declaring a key another agency holds is answered exactly as a free key (Article 25).
+    per_agency: bool = False
     governed: bool = False  # an agency user declares it alone only inside its allotment (Article 9)
     admin_only: bool = False  # only admins declare it
 
@@ -56,9 +59,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("sites", DeclaredSite, "code", Site, agency_required=False),
     Kind("address_plan", PlanEntry, "prefix", PlanPrefix, per_agency=True, governed=True),
     Kind("exemptions", ExemptionEntry, "prefix", Exemption, per_agency=True, governed=True),
-    Kind("systems", SystemEntry, "code", System),
-    Kind("websites", WebsiteEntry, "host", Website),
-    Kind("hosts", HostEntry, "name", RegisteredHost),
+    Kind("systems", SystemEntry, "code", System, per_agency=True),
+    Kind("websites", WebsiteEntry, "host", Website, per_agency=True),
+    Kind("hosts", HostEntry, "name", RegisteredHost, per_agency=True),
     Kind("allotments", AllotmentEntry, "prefix", Allotment, per_agency=True, admin_only=True),
 )}  # fmt: skip
 
@@ -122,9 +125,16 @@ def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
         raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
 
 
+def _authorize_shared(principal: Principal, entry: Any) -> None:
+    """A shared website (registered for every agency) is declared by admins only. Raises ForbiddenError."""
+    if isinstance(entry, Website) and entry.shared and not principal.is_admin:
+        raise ForbiddenError("only admins register platform-wide (shared) websites", reason="admin_required")
+
+
 def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> None:
     """A key that is already declared. Only whoever may see the declaration learns that it exists: an agency user
-    gets the same answer for another agency's declaration as for anything it may not declare itself.
+    gets the same answer for another agency's declaration as for anything it may not declare itself. (A per-agency
+    kind finds only the agency's own declaration here: for those this is always `already_declared`.)
 
     Raises ConflictError.
     """
@@ -156,6 +166,7 @@ def authorized_entry(session: Session, *, kind: Kind, raw: dict[str, Any], princ
     entry = parse_entry(kind, raw)
     agency_id = _agency_id(session, entry.agency)
     _authorize(principal, agency_id, kind)
+    _authorize_shared(principal, entry)
     return entry, agency_id
 
 
@@ -263,11 +274,16 @@ def import_document(session: Session, document: documents.Document, *, principal
             values = {k: v for k, v in asdict(entry).items() if k != "agency"}
             row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
             if row is not None and not principal.is_admin and row.agency_id != principal.agency_id:
+                # Naming another agency answers as for a free key; only a platform-wide key (sites) can get here
+                # for the agency's own entry.
+                _authorize(principal, agency_id, kind)
                 _refuse_existing(principal, row, kind, key)
             unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
             # An agency re-imports its own export: its allotments and approved declarations come back unchanged.
             if not (unchanged and kind.admin_only and agency_id == principal.agency_id):
                 _authorize(principal, agency_id, kind)
+            if not unchanged:
+                _authorize_shared(principal, entry)
             reason = None if unchanged else approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
             if reason is not None and agency_id is not None:
                 request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
