@@ -245,6 +245,43 @@ def test_another_agencys_registered_host_and_system_do_not_apply_to_a_host_of_th
     assert health == set()  # police's registration names neither health's host nor its system
 
 
+def test_two_agencies_may_register_the_same_host_name_and_system_code_and_each_gets_its_own() -> None:
+    """Host names and system codes are per agency: police's `app-1` running its accepted, off-platform `oa` says
+    nothing about health's `app-1` running health's own `oa`, whichever comes first in the registry."""
+    from inventory.registry import RegisteredHost, System
+
+    registry = Registry(plan=(PlanPrefix("10.30.0.0/16", "health"), PlanPrefix("10.40.0.0/16", "police")),
+                        systems=(System("oa", "警务办公", "police", accepted=True, on_platform=False), System("oa", "卫健办公", "health", accepted=False)),
+                        hosts=(RegisteredHost("app-1", "health", system="oa"), RegisteredHost("app-1", "police", system="oa")))
+    def app_1(agency: str, address: str) -> list:
+        return [*_lan(agency, "app-1", address), *facts(obs("listening_socket", "tcp/0.0.0.0:443"), host="app-1", agency=agency)]
+
+    assert registry.registered_host("app-1", "health") == RegisteredHost("app-1", "health", system="oa")
+    assert registry.system("oa", "police") == System("oa", "警务办公", "police", accepted=True, on_platform=False)
+    assert registry.registered_host("app-1", "district") is None and registry.system("oa", "district") is None
+    found = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, app_1("health", "10.30.1.5") + app_1("police", "10.40.1.5"), now=NOW)}
+    # Police's `oa` is accepted and not meant for the platform; health's is neither accepted nor deployed on it.
+    assert found == {("in_use_before_acceptance", "oa", "health"), ("off_platform_deployment", "app-1", "health")}
+
+
+def test_a_website_counts_as_registered_only_for_its_own_agency_or_when_shared() -> None:
+    """Police's registration of a website hides no unregistered-website finding of health's probe (nor tells health
+    that police registered it); an admin's shared (platform-wide) registration counts for every agency."""
+    from inventory.registry import Website
+
+    registry = Registry(websites=(Website("portal.police.example", "police"), Website("WWW.City.example", "egov", shared=True)))
+    def probe(agency: str, url: str) -> list:
+        return facts(obs("website", url, source="probe", title="t"), host=f"{agency}-probe", agency=agency)
+
+    seen = [f for agency in ("health", "police") for url in ("https://portal.police.example/", "http://www.city.example/")
+            for f in probe(agency, url)]  # fmt: skip
+    found = {(d.rule_id, d.subject, d.agency) for d in reconcile(registry, seen, now=NOW)}
+    assert found == {("unregistered_website", "portal.police.example", "health")}
+    assert registry.website_registered("portal.police.example", "police")
+    assert not registry.website_registered("portal.police.example", "health")
+    assert registry.website_registered("www.city.example", "district")
+
+
 def test_server_class_hosts_are_counted_per_agency() -> None:
     def servers(agency: str, count: int) -> list:
         return [f for i in range(count) for f in [
