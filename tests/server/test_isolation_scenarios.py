@@ -9,6 +9,7 @@ Leak 4: one agency user's duty record dated 9999-12-31 (or a duty every 99999999
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,44 @@ def test_small_leaks_the_console_and_a_taken_key_tell_nothing(client: TestClient
     assert mine.status_code == 201, mine.text
     again = client.post("/api/v1/inventory/address_plan", json={"prefix": "10.55.0.0/16", "agency": w.A_CODE}, headers=world.a_user.headers)
     assert (again.status_code, again.json()["reason"]) == (409, "already_declared")  # its own: it may know
+
+
+def test_systems_websites_and_hosts_are_each_agencys_own_namespace(client: TestClient, world: w.World):
+    """A system code, website host or host name another agency had declared answered 409 "not_declarable" where a
+    free one answered 201: the answer told an agency what the others have registered. Now each agency's registry is
+    its own namespace: B's key is as free for A as any other, and each agency lists only its own."""
+    a, b = world.a_user.headers, world.b_user.headers
+    declarations = {"systems": ("code", "oa", {"name": "办公系统"}), "websites": ("host", "www.dept.example", {}),
+                    "hosts": ("name", "web-1", {})}  # fmt: skip
+    for kind, (field, key, extra) in declarations.items():
+        path = f"/api/v1/inventory/{kind}"
+        b_made = client.post(path, json={field: key, "agency": w.MARK, **extra}, headers=b)
+        assert b_made.status_code == 201, b_made.text
+        taken = client.post(path, json={field: key, "agency": w.A_CODE, **extra}, headers=a)
+        free = client.post(path, json={field: f"free-{key}", "agency": w.A_CODE, **extra}, headers=a)
+        assert (kind, taken.status_code, free.status_code) == (kind, 201, 201), taken.text
+        assert {k: v for k, v in taken.json().items() if k not in ("id", field)} == \
+               {k: v for k, v in free.json().items() if k not in ("id", field)}
+        assert w.MARK not in taken.text
+        assert sorted((e[field], e["agency"]) for e in client.get(path, headers=a).json()) == \
+               [(f"free-{key}", w.A_CODE), (key, w.A_CODE)]
+        assert [(e["id"], e[field], e["agency"]) for e in client.get(path, headers=b).json()] == \
+               [(b_made.json()["id"], key, w.MARK)]  # B's declaration unchanged and its own
+        again = client.post(path, json={field: key, "agency": w.A_CODE, **extra}, headers=a)
+        assert (again.status_code, again.json()["reason"]) == (409, "already_declared")  # its own: it may know
+        # A document naming B: the same answer for B's key as for a key nobody has (it was 409 vs 404).
+        answers = [client.post("/api/v1/inventory", headers={**a, "Content-Type": "application/yaml"},
+                               content=json.dumps({kind: [{field: name, "agency": w.MARK, **extra}]}).encode())
+                   for name in (key, f"never-{key}")]  # fmt: skip
+        assert [(r.status_code, r.json()) for r in answers] == [(404, answers[1].json())] * 2, answers[0].text
+        # A's own document with B's key re-imports A's own entry.
+        mine = client.post("/api/v1/inventory", headers={**a, "Content-Type": "application/yaml"},
+                           content=json.dumps({kind: [{field: key, "agency": w.A_CODE, **extra}]}).encode())
+        assert (mine.status_code, mine.json()) == (200, {f"{kind}_updated": 1}), mine.text
+    assert sorted(e["agency"] for e in client.get("/api/v1/inventory/hosts", headers=world.admin).json() if e["name"] == "web-1") == \
+           sorted([w.A_CODE, w.MARK])
+    # A platform-wide website (registered for every agency) is an admin's to declare.
+    shared = {"host": "www.city.example", "agency": w.A_CODE, "shared": True}
+    refused = client.post("/api/v1/inventory/websites", json=shared, headers=a)
+    assert (refused.status_code, refused.json()["reason"]) == (403, "admin_required")
+    assert client.post("/api/v1/inventory/websites", json=shared, headers=world.admin).status_code == 201
