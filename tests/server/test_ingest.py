@@ -360,3 +360,32 @@ def test_metrics_expose_group_commit_queues_and_the_periodic_work(client, agent,
     text = client.get("/metrics").text
     for task in ("inventory_full_pass", "alert_cycle", "state_export", "retention"):
         assert f'egovmon_task_duration_seconds_count{{task="{task}"}} 0.0' in text  # declared at start, observed per run
+
+
+def test_the_site_tag_comes_from_the_senders_own_agencys_host_registration(client, admin, agent, clock):
+    """Host names are per agency: police registering its own `web01` at its room tags nothing of health's `web01`
+    (the site map was keyed by host name alone), and health's registration tags health's points."""
+    police = make_agency(client, admin, "police")
+    for code, agency in (("police-room", "police"), ("health-room", "health")):
+        site = {"code": code, "name": code, "kind": "agency_room", "agency": agency}
+        assert client.post("/api/v1/inventory/sites", json=site, headers=admin).status_code == 201
+    police_user = user_headers(client, admin, "police-ops", "agency", police)
+    registered = client.post("/api/v1/inventory/hosts", json={"name": "web01", "agency": "police", "site": "police-room"},
+                             headers=police_user)  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    runtime = client.app.state.ingest
+    assert client.post("/api/v1/ingest", json={"batch_id": "first", "samples": [sample(clock.now)]}, headers=agent.headers).status_code == 200
+    sender = runtime.credentials.cached(agent.headers["Authorization"].removeprefix("Bearer "))
+    assert sender is not None and sender.origin.agency_code == "health"
+
+    def site_tags() -> set[str]:
+        """The site tags on the lines written to the history store."""
+        body = json.dumps({"batch_id": "tags", "samples": [sample(clock.now)]})
+        lines = runtime.pipeline.prepare(sender.origin, body.encode()).encoded.lines
+        return {tag for line in lines for tag in line.split(" ", 1)[0].split(",") if tag.startswith("site=")}
+
+    assert site_tags() == set()  # police's web01 is not health's
+    health = client.post("/api/v1/inventory/hosts", json={"name": "web01", "agency": "health", "site": "health-room"}, headers=admin)
+    assert health.status_code == 201, health.text  # the same name in another agency's registry
+    clock.advance(minutes=2)  # the site map is kept a minute
+    assert site_tags() == {"site=health-room"}
