@@ -56,7 +56,9 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("sites", DeclaredSite, "code", Site, agency_required=False),
+    # Sites are the e-gov office's: which rooms exist and which are approved data centres (Article 30) is not an
+    # agency's own say, and one code namespace for all keeps plan entries and hosts pointing at one site.
+    Kind("sites", DeclaredSite, "code", Site, agency_required=False, admin_only=True),
     Kind("address_plan", PlanEntry, "prefix", PlanPrefix, per_agency=True, governed=True),
     Kind("exemptions", ExemptionEntry, "prefix", Exemption, per_agency=True, governed=True),
     Kind("systems", SystemEntry, "code", System, per_agency=True),
@@ -273,14 +275,16 @@ def import_document(session: Session, document: documents.Document, *, principal
             key = getattr(entry, kind.key)
             values = {k: v for k, v in asdict(entry).items() if k != "agency"}
             row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
-            if row is not None and not principal.is_admin and row.agency_id != principal.agency_id:
-                # Naming another agency answers as for a free key; only a platform-wide key (sites) can get here
-                # for the agency's own entry.
+            unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
+            # An agency re-imports its own export: its allotments, the shared sites it sees and its approved
+            # declarations come back unchanged, without an admin.
+            reimported = (unchanged and kind.admin_only and agency_id in (principal.agency_id, None)
+                          and row is not None and row.agency_id == agency_id)
+            if row is not None and not principal.is_admin and row.agency_id != principal.agency_id and not reimported:
+                # Naming another agency answers as for a free key.
                 _authorize(principal, agency_id, kind)
                 _refuse_existing(principal, row, kind, key)
-            unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
-            # An agency re-imports its own export: its allotments and approved declarations come back unchanged.
-            if not (unchanged and kind.admin_only and agency_id == principal.agency_id):
+            if not reimported:
                 _authorize(principal, agency_id, kind)
             if not unchanged:
                 _authorize_shared(principal, entry)

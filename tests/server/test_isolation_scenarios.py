@@ -156,3 +156,32 @@ def test_systems_websites_and_hosts_are_each_agencys_own_namespace(client: TestC
     refused = client.post("/api/v1/inventory/websites", json=shared, headers=a)
     assert (refused.status_code, refused.json()["reason"]) == (403, "admin_required")
     assert client.post("/api/v1/inventory/websites", json=shared, headers=world.admin).status_code == 201
+
+
+def test_sites_are_the_e_gov_offices_so_an_agency_learns_nothing_from_a_site_code(client: TestClient, world: w.World):
+    """Site codes are one namespace for the platform: an agency user may not declare a site at all (which also stops an
+    agency from approving its own machine room as a data centre), so a taken and a free code answer alike; an agency
+    still re-imports its own export, the shared sites in it included, unchanged."""
+    taken = client.post("/api/v1/inventory/sites", json={"code": "b-room", "name": "B 机房", "kind": "agency_room", "agency": w.MARK},
+                        headers=world.admin)  # fmt: skip
+    assert taken.status_code == 201, taken.text
+    shared = client.post("/api/v1/inventory/sites", json={"code": "platform-dc", "name": "政务云", "kind": "platform_dc"},
+                         headers=world.admin)  # fmt: skip
+    assert shared.status_code == 201, shared.text
+    answers = [
+        client.post("/api/v1/inventory/sites", json={"code": code, "name": "x", "kind": "agency_room", "agency": w.A_CODE,
+                                                     "approved_data_centre": True}, headers=world.a_user.headers)
+        for code in ("b-room", "a-free-room")
+    ]  # fmt: skip
+    assert [(a.status_code, a.json()["reason"]) for a in answers] == [(403, "admin_required")] * 2
+    assert answers[0].json()["detail"] == answers[1].json()["detail"]
+    imported = client.post("/api/v1/inventory", content=b"sites:\n  - {code: b-room, name: x, kind: agency_room}\n",
+                           headers={**world.a_user.headers, "Content-Type": "application/yaml"})  # fmt: skip
+    free = client.post("/api/v1/inventory", content=b"sites:\n  - {code: a-free-room, name: x, kind: agency_room}\n",
+                       headers={**world.a_user.headers, "Content-Type": "application/yaml"})  # fmt: skip
+    assert (imported.status_code, imported.json()["reason"]) == (free.status_code, free.json()["reason"]) == (403, "admin_required")
+    exported = client.get("/api/v1/inventory", headers=world.a_user.headers).text
+    assert "platform-dc" in exported and "b-room" not in exported
+    again = client.post("/api/v1/inventory", content=exported.encode(), headers={**world.a_user.headers, "Content-Type": "application/yaml"})
+    assert again.status_code == 200, again.text
+    assert again.json().get("sites_updated") == 1
