@@ -269,7 +269,8 @@ def _start(app: FastAPI) -> None:
     app.state.ingest = IngestRuntime(
         settings=server,
         metrics=metrics,
-        credentials=AgentCredentials(app.state.sessions, check_seconds=server.credential_check_seconds, clock=app.state.clock),
+        credentials=AgentCredentials(app.state.sessions, check_seconds=server.credential_check_seconds, clock=app.state.clock,
+                                     on_evict=metrics.credential_evictions.inc),
         pipeline=IngestPipeline(sessions=app.state.sessions, history=history, hooks=app.state.hooks, clock=app.state.clock),
         store=store,
         committer=GroupCommitter(store.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),

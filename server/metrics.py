@@ -60,6 +60,11 @@ class ServerMetrics:
             "Observation batches not reconciled at once because the inventory's queue was full (the full pass catches up)",
             registry=r,
         )
+        self.credential_evictions = Counter(
+            "egovmon_ingest_credential_cache_evictions_total",
+            "Agent credentials dropped from the in-memory cache because it was full (each costs one database read)",
+            registry=r,
+        )
         self.queue_depth = Gauge("egovmon_ingest_queue_depth", "Work waiting, by queue (commit, handoff)", ["queue"], registry=r)
         self.task_duration = Histogram(
             "egovmon_task_duration_seconds",

@@ -46,6 +46,9 @@ from server.ingest.hooks import Origin
 log = logging.getLogger(__name__)
 
 AGENT_PREFIX = "egva_"
+# Only credentials that authenticated are kept (one per enrolled agent), so the bound is the fleet, with room to spare;
+# past it the oldest entry goes and that agent's next batch reads the database once.
+DEFAULT_MAX_ENTRIES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +69,12 @@ class AgentCredentials:
         check_seconds: float,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        on_evict: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
+        self.max_entries = max_entries
+        self._on_evict = on_evict  # counted by the app (egovmon_ingest_credential_cache_evictions_total)
         self._clock = clock
         self._monotonic = monotonic
         self.check_seconds = check_seconds
@@ -107,7 +114,11 @@ class AgentCredentials:
         sender = Sender(principal, origin)
         with self._lock:
             if forgets == self._forgets:
-                self._entries[token_hash(credential)] = sender
+                digest = token_hash(credential)
+                if digest not in self._entries and len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]  # the oldest: it authenticates again on its next batch
+                    self._on_evict()
+                self._entries[digest] = sender
         return sender
 
     def refresh(self) -> None:

@@ -389,3 +389,17 @@ def test_the_site_tag_comes_from_the_senders_own_agencys_host_registration(clien
     assert health.status_code == 201, health.text  # the same name in another agency's registry
     clock.advance(minutes=2)  # the site map is kept a minute
     assert site_tags() == {"site=health-room"}
+
+
+def test_the_credential_cache_is_bounded_and_counts_what_it_evicts(client, admin, clock):
+    """Past `max_entries` the oldest agent credential leaves the cache (counted); that agent is still served, from the
+    database, and comes back into the cache."""
+    credentials = client.app.state.ingest.credentials
+    credentials.max_entries = 1
+    agency = make_agency(client, admin, "health")
+    first, second = enroll(client, admin, agency, "web01"), enroll(client, admin, agency, "web02")
+    for n, agent in enumerate((first, second, first)):
+        response = client.post("/api/v1/ingest", json={"batch_id": f"b{n}", "samples": [sample(clock.now)]}, headers=agent.headers)
+        assert response.status_code == 200, response.text
+    assert len(credentials) == 1
+    assert metric_value(client, "egovmon_ingest_credential_cache_evictions_total") == 2
