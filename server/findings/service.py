@@ -18,13 +18,14 @@ alerting, and every human change is in the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from inventory.reconcile import FindingDraft
 from inventory.rules import RULES, SEVERITIES
@@ -68,21 +69,27 @@ def change_of(finding: Finding, change: str, agency_code: str | None) -> Finding
 LOOKUP_CHUNK = 200  # keys per query: 3 bound parameters each
 
 
-def _by_keys(session: Session, keys: Iterable[tuple[str, str, int | None]]) -> dict[tuple[str, str, int | None], Finding]:
-    """The findings with exactly these (rule_id, subject, agency_id) keys, one indexed lookup per key.
+def _key_chunks(keys: Sequence[tuple[Any, ...]]) -> Iterator[ColumnElement[bool]]:
+    """WHERE clauses matching findings by (rule_id, subject) or (rule_id, subject, agency_id) keys, a chunk at a time.
 
-    OR-ed equality triples rather than a row-value IN: SQLite answers the latter with a scan of the whole
+    OR-ed equality tuples rather than a row-value IN: SQLite answers the latter with a scan of the whole
     index, the former with one index search per key, so the cost follows the keys, not the fleet.
     """
-    keys = list(keys)
-    found: dict[tuple[str, str, int | None], Finding] = {}
     for start in range(0, len(keys), LOOKUP_CHUNK):
-        clauses = [
-            and_(Finding.rule_id == rule_id, Finding.subject == subject,
-                 Finding.agency_id.is_(None) if agency_id is None else Finding.agency_id == agency_id)
-            for rule_id, subject, agency_id in keys[start : start + LOOKUP_CHUNK]
-        ]  # fmt: skip
-        for finding in session.scalars(select(Finding).where(or_(*clauses))):
+        clauses = []
+        for key in keys[start : start + LOOKUP_CHUNK]:
+            match = [Finding.rule_id == key[0], Finding.subject == key[1]]
+            if len(key) == 3:
+                match.append(Finding.agency_id.is_(None) if key[2] is None else Finding.agency_id == key[2])
+            clauses.append(and_(*match))
+        yield or_(*clauses)
+
+
+def _by_keys(session: Session, keys: Iterable[tuple[str, str, int | None]]) -> dict[tuple[str, str, int | None], Finding]:
+    """The findings with exactly these (rule_id, subject, agency_id) keys, one indexed lookup per key."""
+    found: dict[tuple[str, str, int | None], Finding] = {}
+    for where in _key_chunks(list(keys)):
+        for finding in session.scalars(select(Finding).where(where)):
             found[(finding.rule_id, finding.subject, finding.agency_id)] = finding
     return found
 
@@ -244,9 +251,8 @@ def related(session: Session, findings: Sequence[Finding]) -> dict[int, list[Lin
     pairs = sorted({(f.rule_id, f.subject) for f in findings})
     codes = codes_by_id(session)
     same: dict[tuple[str, str], list[Link]] = {}
-    for start in range(0, len(pairs), LOOKUP_CHUNK):
-        clauses = [and_(Finding.rule_id == r, Finding.subject == s) for r, s in pairs[start : start + LOOKUP_CHUNK]]
-        query = select(Finding.id, Finding.rule_id, Finding.subject, Finding.agency_id, Finding.status).where(or_(*clauses))
+    for where in _key_chunks(pairs):
+        query = select(Finding.id, Finding.rule_id, Finding.subject, Finding.agency_id, Finding.status).where(where)
         for id_, rule_id, subject, agency_id, status in session.execute(query.order_by(Finding.id)):
             same.setdefault((rule_id, subject), []).append(Link(id_, agency_id, codes.get(agency_id or -1), status))
     return {f.id: [link for link in same.get((f.rule_id, f.subject), []) if link.id != f.id] for f in findings}
@@ -272,9 +278,8 @@ def shared_subjects(
     rows = session.execute(shared).all()
     codes = codes_by_id(session)
     members: dict[tuple[str, str], list[Finding]] = {}
-    for start in range(0, len(rows), LOOKUP_CHUNK):
-        clauses = [and_(Finding.rule_id == r, Finding.subject == s) for r, s, _ in rows[start : start + LOOKUP_CHUNK]]
-        query = select(Finding).where(or_(*clauses), Finding.agency_id.is_not(None)).order_by(Finding.id)
+    for where in _key_chunks([(rule, subject) for rule, subject, _ in rows]):
+        query = select(Finding).where(where, Finding.agency_id.is_not(None)).order_by(Finding.id)
         if not include_closed:
             query = query.where(Finding.status.in_(ACTIVE))
         for finding in session.scalars(query):
