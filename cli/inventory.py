@@ -84,13 +84,14 @@ def list_findings(
     """Findings, newest first, with the article each one cites."""
     from sqlalchemy import select
 
+    from server.access import operator
     from server.agencies.models import Agency
     from server.findings import service
 
     with state_session(config, data_dir) as session:
         codes = dict(session.execute(select(Agency.id, Agency.code)).all())
         rows = [service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-                for f in service.list_findings(session, agency_id=None, status=status)]  # fmt: skip
+                for f in service.list_findings(session, access=operator(), status=status)]  # fmt: skip
     if output_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
         return

@@ -29,11 +29,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from inventory.reconcile import FindingDraft
 from inventory.rules import RULES, SEVERITIES
+from server.access import Access, scoped
 from server.agencies.models import Agency
 from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.auth.principal import Principal
-from server.errors import BadRequestError, ForbiddenError, NotFoundError
+from server.errors import BadRequestError, ForbiddenError
 from server.findings.models import (
     ACKNOWLEDGED,
     ACTIVE,
@@ -152,9 +153,11 @@ def remediate_missing(session: Session, produced: Iterable[tuple[str, str, str]]
 
 
 def list_findings(
-    session: Session, *, agency_id: int | None, status: str | None = None, rule_id: str | None = None, limit: int = 1000
+    session: Session, *, access: Access, agency_id: int | None = None, status: str | None = None, rule_id: str | None = None,
+    limit: int = 1000,
 ) -> list[Finding]:
-    query = select(Finding).order_by(Finding.last_seen_at.desc(), Finding.id.desc()).limit(limit)
+    """What `access` may see, newest first; `agency_id` narrows further to one agency (a host's page)."""
+    query = scoped(Finding, access=access).order_by(Finding.last_seen_at.desc(), Finding.id.desc()).limit(limit)
     if agency_id is not None:
         query = query.where(Finding.agency_id == agency_id)
     if status:
@@ -162,13 +165,6 @@ def list_findings(
     if rule_id:
         query = query.where(Finding.rule_id == rule_id)
     return list(session.scalars(query))
-
-
-def get_finding(session: Session, *, finding_id: int, agency_id: int | None) -> Finding:
-    finding = session.get(Finding, finding_id)
-    if finding is None or (agency_id is not None and finding.agency_id != agency_id):
-        raise NotFoundError(f"no finding {finding_id}", reason="not_found")
-    return finding
 
 
 # (action → (allowed from, to, roles that may)); agency users may acknowledge their own findings.

@@ -27,7 +27,7 @@ Status = Literal["open", "acknowledged", "exempted", "remediated", "false_positi
 def list_findings(caller: Scoped, session: DbSession, lang: Language = "zh", status: Status | None = None,
                   rule_id: str | None = Query(None, max_length=64), limit: int = Query(1000, ge=1, le=10_000)) -> list[FindingRead]:
     codes = codes_by_id(session)
-    rows = service.list_findings(session, agency_id=caller.agency_id, status=status, rule_id=rule_id, limit=limit)
+    rows = service.list_findings(session, access=caller, status=status, rule_id=rule_id, limit=limit)
     links = service.related(session, rows) if not caller.scoped else {}
     return [
         FindingRead(**service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang, related=links.get(f.id)))

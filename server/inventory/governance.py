@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inventory import documents
+from server.access import Access, scoped
 from server.agencies.service import codes_by_id
 from server.audit import service as audit
 from server.auth.models import Role
@@ -44,22 +44,12 @@ def read(request: DeclarationRequest, codes: dict[int, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def list_requests(session: Session, *, agency_id: int | None, status: str | None = None, limit: int = 1000) -> list[DeclarationRequest]:
-    """Newest first; `agency_id` limits to one agency (an agency user's scope)."""
-    query = select(DeclarationRequest).order_by(DeclarationRequest.id.desc()).limit(limit)
-    if agency_id is not None:
-        query = query.where(DeclarationRequest.agency_id == agency_id)
+def list_requests(session: Session, *, access: Access, status: str | None = None, limit: int = 1000) -> list[DeclarationRequest]:
+    """The requests `access` may see (an agency user: its own agency's), newest first."""
+    query = scoped(DeclarationRequest, access=access).order_by(DeclarationRequest.id.desc()).limit(limit)
     if status:
         query = query.where(DeclarationRequest.status == status)
     return list(session.scalars(query))
-
-
-def get_request(session: Session, *, request_id: int, agency_id: int | None) -> DeclarationRequest:
-    """Raises NotFoundError for an unknown id and for another agency's request alike."""
-    request = session.get(DeclarationRequest, request_id) if 0 < request_id < 2**63 else None
-    if request is None or (agency_id is not None and request.agency_id != agency_id):
-        raise NotFoundError(f"no request {request_id}", reason="not_found")
-    return request
 
 
 def submit(session: Session, *, kind_name: str, raw: dict[str, Any], note: str, principal: Principal, now: datetime,

@@ -131,7 +131,7 @@ def list_requests(caller: Scoped, session: DbSession, status: Literal["pending",
                   limit: int = Query(1000, ge=1, le=10_000)) -> list[RequestRead]:
     """Requests, newest first; an agency user sees its own agency's only."""
     codes = codes_by_id(session)
-    rows = governance.list_requests(session, agency_id=caller.agency_id, status=status, limit=limit)
+    rows = governance.list_requests(session, access=caller, status=status, limit=limit)
     return [RequestRead(**governance.read(r, codes)) for r in rows]
 
 

@@ -149,7 +149,7 @@ def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScop
         counts = by_agency.setdefault(row["agency"] or "-", [0, 0])
         counts[0] += 1
         counts[1] += int(row["reporting"])
-    open_findings = [f for f in findings.list_findings(session, agency_id=caller.agency_id) if f.status in ("open", "acknowledged")]
+    open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
     firing = alert_service.list_alerts(session, access=caller, status="firing")
     return _page(request, "overview.html", caller.principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
                  by_agency=by_agency, open_findings=len(open_findings), firing=len(firing))  # fmt: skip
@@ -182,7 +182,7 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     codes = codes_by_id(session)
     lang = _lang(request)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-               for f in findings.list_findings(session, agency_id=host.agency_id)
+               for f in findings.list_findings(session, access=caller, agency_id=host.agency_id)
                if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
     return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
 
@@ -192,7 +192,7 @@ def finding_list(request: Request, session: DbSession, caller: ConsoleScoped) ->
     codes = codes_by_id(session)
     lang = _lang(request)
     rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-            for f in findings.list_findings(session, agency_id=caller.agency_id)]  # fmt: skip
+            for f in findings.list_findings(session, access=caller)]  # fmt: skip
     shared = findings.shared_subjects(session, language=lang) if not caller.scoped else None  # platform roles only
     return _page(request, "findings.html", caller.principal, findings=rows, shared=shared)
 
@@ -273,7 +273,7 @@ def scorecard(request: Request, session: DbSession, now: Now, caller: ConsoleSco
 def request_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     """Declaration requests: pending first; approvers (admin, security) get approve and reject forms."""
     codes = codes_by_id(session)
-    rows = [governance.read(r, codes) for r in governance.list_requests(session, agency_id=caller.agency_id)]
+    rows = [governance.read(r, codes) for r in governance.list_requests(session, access=caller)]
     rows.sort(key=lambda r: r["status"] != governance.PENDING)  # stable: newest first within each group
     return _page(request, "requests.html", caller.principal, requests=rows,
                  approver=caller.principal.role in governance.APPROVERS)
