@@ -25,6 +25,7 @@ from dashboards.model import (
     Arith,
     Expr,
     Field,
+    Match,
     Nested,
     PanelSpec,
     VariableSpec,
@@ -34,16 +35,17 @@ from dashboards.model import (
 FUNCTIONS = {"last": "last", "mean": "mean", "max": "max", "sum": "sum"}
 
 
-def _tag_filters(field: Field | VariableSpec | AnnotationSpec) -> list[str]:
-    parts = [f'"{name}" =~ /^${name}$/' for name in field.scope]
-    for match in getattr(field, "match", ()):
+def _tag_filters(scope: tuple[str, ...], matches: tuple[Match, ...] = ()) -> list[str]:
+    """`"agency" =~ /^$agency$/` per variable of scope, `"mode" != 'idle'` per fixed match."""
+    parts = [f'"{name}" =~ /^${name}$/' for name in scope]
+    for match in matches:
         value = match.value.replace("\\", "\\\\").replace("'", "\\'")
         parts.append(f"\"{match.tag}\" {'!=' if match.negate else '='} '{value}'")
     return parts
 
 
 def _where(field: Field) -> str:
-    return " AND ".join(["$timeFilter", *_tag_filters(field)])
+    return " AND ".join(["$timeFilter", *_tag_filters(field.scope, field.match)])
 
 
 def _aggregate(field: Field) -> str:
@@ -90,20 +92,21 @@ def render_panel(panel: PanelSpec, lang: str = "zh") -> str:
                 f"WHERE {_where(source)}{_group_by(inner.inner_by, over_time=False)}){_group_by(panel.legend, over_time=False)}")
     columns = []
     for target in panel.targets:
+        assert not isinstance(target.expr, Nested)  # handled above
         alias = target.alias_zh if lang == "zh" else target.alias_en
-        columns.append(_select(target.expr) + (f' AS "{alias}"' if alias and len(panel.targets) > 1 else ""))  # type: ignore[arg-type]
+        columns.append(_select(target.expr) + (f' AS "{alias}"' if alias and len(panel.targets) > 1 else ""))
     return (f'SELECT {", ".join(columns)} FROM "{source.measurement}" WHERE {_where(source)}'
             f"{_group_by(panel.legend, over_time=over_time)}")
 
 
 def render_variable(variable: VariableSpec) -> str:
-    where = " AND ".join(_tag_filters(variable))
+    where = " AND ".join(_tag_filters(variable.scope))
     return f'SHOW TAG VALUES FROM "{variable.measurement}" WITH KEY = "{variable.tag}"' + (f" WHERE {where}" if where else "")
 
 
 def render_annotation(annotation: AnnotationSpec) -> str:
     columns = ", ".join(f'"{c}"' for c in (annotation.text_field, *annotation.tags))
-    return f'SELECT {columns} FROM "{annotation.measurement}" WHERE ' + " AND ".join(["$timeFilter", *_tag_filters(annotation)])
+    return f'SELECT {columns} FROM "{annotation.measurement}" WHERE ' + " AND ".join(["$timeFilter", *_tag_filters(annotation.scope)])
 
 
 class InfluxQLQuery(variants.Dataquery):

@@ -189,3 +189,15 @@ def test_push_provisions_idempotently_through_grafana_client():
     assert vm == {"datasources_created": 1, "datasources_updated": 0, "folders_created": 5, "dashboards": len(DASHBOARDS)}
     assert sorted(FakeGrafana.state["dashboards"]) == sorted([d.uid for d in DASHBOARDS] + [f"{d.uid}-vm" for d in DASHBOARDS])
     assert list(FakeGrafana.state["datasources"]) == ["egovmon-influxdb", "egovmon-victoriametrics"]
+
+
+def test_influxql_refuses_what_one_statement_cannot_read():
+    from dashboards import influxql
+    from dashboards.model import Field, Nested, PanelSpec, Target
+
+    two_measurements = PanelSpec("t", "t", (Target(Field("host_load", "load1")), Target(Field("host_memory", "total_bytes"))), ("host",))
+    with pytest.raises(ValueError, match="host_load and host_memory"):
+        influxql.render_panel(two_measurements)
+    nested_over_time = PanelSpec("t", "t", (Target(Nested("count", Field("host_system", "uptime_seconds"), ("host",))),), ())
+    with pytest.raises(ValueError, match="nested aggregate"):
+        influxql.render_panel(nested_over_time)
