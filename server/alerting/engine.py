@@ -51,6 +51,34 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 LEASE = "alert-evaluation"
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux), so a holder's pid is only judged from the namespace it lives in."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return "-"
+
+
+def lease_holder(engine: object) -> str:
+    """`host:pid-namespace:pid:object`: unique per engine, and enough to tell whether a holder on this machine died."""
+    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}:{id(engine):x}"
+
+
+def holder_died(holder: str) -> bool:
+    """True only when `holder` ran in this machine's PID namespace and its process is gone: the lease can be taken
+    at once instead of after its time to live. Anything else (another machine, an unknown format) is left to the TTL."""
+    parts = holder.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[1] in ("-", "") or parts[1] != _pid_namespace():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 STALE_CLAIM = timedelta(minutes=5)
 
 
@@ -95,7 +123,7 @@ class AlertingEngine:
         self._skipped: set[tuple[str, Any]] = set()  # logged once per row
         self.settings = settings
         self.shared = shared
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._holder = lease_holder(self)
         self._leading = False
         self._fed_ns = 0
         self._fed_findings_at: datetime | None = None
@@ -188,7 +216,7 @@ class AlertingEngine:
                 lease = session.get(Lease, LEASE, with_for_update=True)
                 if lease is None:
                     session.add(Lease(name=LEASE, holder=self._holder, expires_at=now + ttl))
-                elif lease.holder == self._holder or lease.expires_at <= now:
+                elif lease.holder == self._holder or lease.expires_at <= now or holder_died(lease.holder):
                     lease.holder, lease.expires_at = self._holder, now + ttl
                 else:
                     self._leading = False
