@@ -125,8 +125,15 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
         typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
+        from server.database import make_engine, migrate
         from server.jobs import JobsProcess
 
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        try:
+            migrate(engine)  # once, before the processes start: concurrent DDL on a fresh SQLite file races
+        finally:
+            engine.dispose()
         jobs = JobsProcess()  # retention, reconciliation, alerting, delivery, state export: not in the HTTP workers
         jobs.start()
         os.environ["EGOVMON_ROLE"] = "http"

@@ -129,15 +129,20 @@ def test_with_two_workers_one_evaluates_everything_and_notifies_once(tmp_path: P
             server.stop()
 
 
-def _jobs_process(server_pid: int) -> psutil.Process | None:
-    """The server's jobs process (`python -m server.jobs`)."""
+def _children(server_pid: int) -> list[tuple[psutil.Process, list[str], dict[str, str]]]:
+    """The server's child processes with their command lines and environments (those that still exist)."""
+    found = []
     for child in psutil.Process(server_pid).children():
         try:
-            if child.cmdline()[-2:] == ["-m", "server.jobs"]:
-                return child
+            found.append((child, child.cmdline(), child.environ()))
         except psutil.NoSuchProcess:
             continue
-    return None
+    return found
+
+
+def _jobs_process(server_pid: int) -> psutil.Process | None:
+    """The server's jobs process (`python -m server.jobs`)."""
+    return next((child for child, cmdline, _ in _children(server_pid) if cmdline[-2:] == ["-m", "server.jobs"]), None)
 
 
 def test_with_two_workers_the_jobs_run_in_their_own_process_which_is_restarted_when_it_dies(tmp_path: Path):
@@ -159,8 +164,8 @@ def test_with_two_workers_the_jobs_run_in_their_own_process_which_is_restarted_w
                 assert response.status_code == 200, response.text
 
             first = wait_until(lambda: _jobs_process(server.process.pid), 20, "the jobs process")
-            workers = [c for c in psutil.Process(server.process.pid).children() if "spawn_main" in " ".join(c.cmdline())]
-            assert sorted(w.environ().get("EGOVMON_ROLE") for w in workers) == ["http", "http"]
+            roles = [env.get("EGOVMON_ROLE") for _, cmdline, env in _children(server.process.pid) if "spawn_main" in " ".join(cmdline)]
+            assert roles == ["http", "http"]
             send(server.agent("health", "his-db-1"), "a1")
             wait_until(lambda: len(receiver.posts) == 1 or None, 30, "the first notification")
 
