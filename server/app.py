@@ -233,7 +233,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
-        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router,
+        ingest_router,  # first: routes are matched in order, and ingest is nearly every request a fleet sends
+        agencies_router, auth_router, agents_router, hosts_router, audit_router,
         inventory_requests_router, inventory_router,  # /inventory/requests before /inventory/{kind}
         findings_router,
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
