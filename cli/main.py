@@ -125,10 +125,25 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
         typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
-        uvicorn.run(
-            "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
-            workers=server.workers, log_level=settings.log.level.lower(), access_log=False, **_fast_asgi(),
-        )
+        from server.database import make_engine, migrate
+        from server.jobs import JobsProcess
+
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        try:
+            migrate(engine)  # once, before the processes start: concurrent DDL on a fresh SQLite file races
+        finally:
+            engine.dispose()
+        jobs = JobsProcess()  # retention, reconciliation, alerting, delivery, state export: not in the HTTP workers
+        jobs.start()
+        os.environ["EGOVMON_ROLE"] = "http"
+        try:
+            uvicorn.run(
+                "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
+                workers=server.workers, log_level=settings.log.level.lower(), access_log=False, **_fast_asgi(),
+            )
+        finally:
+            jobs.stop()
         return
     sock = _bound_socket(server.host, server.port)
     host, port = sock.getsockname()[:2]

@@ -36,7 +36,7 @@ class TsdbKind(StrEnum):
     """Where history goes."""
 
     NONE = "none"  # bounded history in the embedded database
-    INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write via influxdb-client
+    INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write (server/history/influx2.py)
     INFLUXDB1 = "influxdb1"  # InfluxDB 1.x: /write
 
 

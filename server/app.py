@@ -1,4 +1,11 @@
-"""The FastAPI application: `create_app(settings)` builds everything, nothing happens at import."""
+"""The FastAPI application: `create_app(settings)` builds everything, nothing happens at import.
+
+Roles: one process (`workers: 1`, the embedded default) serves HTTP and runs the periodic
+jobs (retention, the full reconciliation pass, alert evaluation, notification delivery,
+the state export). With `workers > 1`, `egovmon server` starts the HTTP workers with
+role `http` and one more process with role `jobs` (server/jobs.py), so a seconds-long
+alert cycle or state export never holds an ingest worker's interpreter lock.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -61,6 +68,8 @@ INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
 RECONCILE_INTERVAL_SECONDS = 60.0
 STATE_EXPORT_INTERVAL_SECONDS = 60.0
+Role = Literal["all", "http", "jobs"]
+ROLES: tuple[Role, ...] = ("all", "http", "jobs")
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
 )
@@ -124,24 +133,21 @@ def _error_body(exc: ApiError) -> dict[str, Any]:
     return body
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """The egovmon server for `settings`; storage is opened when the app starts (lifespan)."""
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None, role: Role = "all") -> FastAPI:
+    """The egovmon server for `settings`; storage is opened when the app starts (lifespan).
+
+    `role`: "all" serves HTTP and runs the periodic jobs; "http" serves HTTP only; "jobs" only runs the
+    jobs (its app is entered for its lifespan, never served).
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     metrics = ServerMetrics()
     hooks = IngestHooks()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_start, app)
-        tasks = [
-            asyncio.create_task(_every(app, RETENTION_INTERVAL_SECONDS, lambda: prune(app), "retention")),
-            asyncio.create_task(_every(app, RECONCILE_INTERVAL_SECONDS, app.state.inventory.full_pass, "inventory_full_pass")),
-            asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert_cycle")),
-            asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery")),
-            asyncio.create_task(_every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export")),
-            asyncio.create_task(
-                _every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check", timed=False)
-            ),
-        ]
+        tasks = [asyncio.create_task(job) for job in _periodic_jobs(app, role)]
         try:
             yield
         finally:
@@ -151,6 +157,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
+    app.state.role = role
     app.state.clock = clock or (lambda: datetime.now(UTC))
     app.state.metrics = metrics
     app.state.hooks = hooks
@@ -226,7 +233,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
-        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router,
+        ingest_router,  # first: routes are matched in order, and ingest is nearly every request a fleet sends
+        agencies_router, auth_router, agents_router, hosts_router, audit_router,
         inventory_requests_router, inventory_router,  # /inventory/requests before /inventory/{kind}
         findings_router,
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
@@ -234,6 +242,25 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         app.include_router(router)
     require_policies(app)  # deny by default: an app with a route that declares no policy is not built at all
     return app
+
+
+def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
+    """The periodic coroutines a process of `role` runs: the platform-wide jobs in "all" and "jobs", the credential
+    refresh (revocations seen within seconds) wherever ingest is served."""
+    settings: Settings = app.state.settings
+    jobs = []
+    if role in ("all", "jobs"):
+        jobs += [
+            _every(app, RETENTION_INTERVAL_SECONDS, lambda: prune(app), "retention"),
+            _every(app, RECONCILE_INTERVAL_SECONDS, app.state.inventory.full_pass, "inventory_full_pass"),
+            _every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert_cycle"),
+            _every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery"),
+            _every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export"),
+        ]
+    if role in ("all", "http"):
+        jobs.append(_every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check",
+                           timed=False))
+    return jobs
 
 
 def _start(app: FastAPI) -> None:
@@ -253,7 +280,8 @@ def _start(app: FastAPI) -> None:
         )
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
-    shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
+    # several processes: evaluation from the shared database, by one lease holder
+    shared = settings.server.workers > 1 or app.state.role != "all"
     app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
                                        on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
     if not shared:

@@ -209,3 +209,20 @@ def test_an_incident_opened_from_an_alert_gets_its_resolution_in_the_timeline(cl
     engine.cycle()
     after = client.get(f"/api/v1/incidents/{incident['id']}", headers=admin).json()
     assert after["timeline"][-1]["text"] == "关联告警已恢复：主机 his-db-1 可用内存仅 4%" and after["chain"]["intact"]
+
+
+def test_a_lease_holder_that_died_on_this_machine_is_recognised_and_no_other():
+    import subprocess
+    import sys
+
+    from server.alerting.engine import holder_died, lease_holder
+
+    mine = lease_holder(object())
+    assert holder_died(mine) is False  # alive
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process now
+    host, namespace, _, obj = mine.split(":")
+    assert holder_died(f"{host}:{namespace}:{gone.pid}:{obj}") is True
+    assert holder_died(f"another-host:{namespace}:{gone.pid}:{obj}") is False  # another machine: left to the TTL
+    assert holder_died(f"{host}:4026531999:{gone.pid}:{obj}") is False  # another PID namespace
+    assert holder_died(f"{host}:{gone.pid}:{obj}") is False  # the old format
