@@ -93,6 +93,11 @@ class Evaluator:
     _columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = field(default_factory=dict)
     _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
 
+    @property
+    def series_count(self) -> int:
+        """Series remembered (one per measurement and tag set), the evaluator's working set."""
+        return sum(len(by_key) for by_key in self._series.values())
+
     # inputs
 
     def observe(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime) -> None:

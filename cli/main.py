@@ -109,6 +109,17 @@ def _fast_asgi() -> dict[str, str]:
     return options
 
 
+def _fresh_metrics_dir(data_dir: Path) -> Path:
+    """prometheus-client's multiprocess directory for several workers, emptied: files left by an earlier run would
+    add dead processes' counts to this one's. The workers read PROMETHEUS_MULTIPROC_DIR when they import prometheus_client."""
+    import shutil
+
+    directory = (data_dir / "metrics-multiproc").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)
+    return directory
+
+
 def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
@@ -123,6 +134,7 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_DATA_DIR"] = str(settings.data_dir)
         os.environ["EGOVMON_SERVER__HOST"] = server.host
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(settings.data_dir))
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
         typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
         uvicorn.run(

@@ -9,12 +9,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import delete, text
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -53,7 +54,8 @@ from server.inventory.sink import InventorySink
 from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
-from server.metrics import ServerMetrics
+from server.metrics import ServerMetrics, StateCollector
+from server.metrics_state import count_state_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,11 @@ INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
 RECONCILE_INTERVAL_SECONDS = 60.0
 STATE_EXPORT_INTERVAL_SECONDS = 60.0
+METRICS_SYNC_SECONDS = 5.0  # each worker copies its history writer's counters into its metrics this often
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
+    "oldest_pending_age_seconds",
 )
 
 
@@ -126,7 +131,7 @@ def _error_body(exc: ApiError) -> dict[str, Any]:
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
     """The egovmon server for `settings`; storage is opened when the app starts (lifespan)."""
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(multiprocess_dir=multiprocess_dir(settings))
     hooks = IngestHooks()
 
     @asynccontextmanager
@@ -141,6 +146,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             asyncio.create_task(
                 _every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check", timed=False)
             ),
+            asyncio.create_task(_every(app, METRICS_SYNC_SECONDS, lambda: sync_metrics(app), "metrics_sync", timed=False)),
         ]
         try:
             yield
@@ -219,11 +225,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
-        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
-        if runtime is not None:
-            for queue, depth in runtime.depths().items():
-                metrics.queue_depth.labels(queue).set(depth)
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """The server's own metrics, Prometheus text format (with several workers: all of them combined)."""
+        sync_metrics(app)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
         agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router,
@@ -247,15 +251,14 @@ def _start(app: FastAPI) -> None:
     history, lock_fd = build_history(settings)
     app.state.history = history
     app.state.spool_lock_fd = lock_fd
-    if history is not None:
-        app.state.metrics.watch_history(
-            settings.tsdb.kind.value, lambda: {name: getattr(history, name) for name in HISTORY_STATS}
-        )
+    sessions = app.state.sessions
+    app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
     shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
     app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
-                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
+                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc(),
+                                       metrics=app.state.metrics)
     if not shared:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)
@@ -291,7 +294,27 @@ def _bootstrap_admin(app: FastAPI) -> None:
         log.warning("created user 'admin' and its first API token; the token is in %s (mode 0600)", path)
 
 
+def multiprocess_dir(settings: Settings) -> Path | None:
+    """The multiprocess metrics directory when several workers serve (`cli.main` creates, empties and exports it as
+    PROMETHEUS_MULTIPROC_DIR before starting them), else None."""
+    path = os.environ.get(MULTIPROC_ENV)
+    return Path(path) if settings.server.workers > 1 and path else None
+
+
+def sync_metrics(app: FastAPI) -> None:
+    """Copy this worker's plain counters (ingest queues, the history writer) into its metrics."""
+    metrics: ServerMetrics = app.state.metrics
+    runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+    if runtime is not None:
+        for queue, depth in runtime.depths().items():
+            metrics.queue_depth.labels(queue).set(depth)
+    history = app.state.history
+    if history is not None:
+        metrics.sync_history(app.state.settings.tsdb.kind.value, {name: getattr(history, name) for name in HISTORY_STATS})
+
+
 def _stop(app: FastAPI) -> None:
+    app.state.metrics.worker_stopped()
     runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
     if runtime is not None:
         runtime.close()

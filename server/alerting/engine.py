@@ -18,18 +18,19 @@ import logging
 import os
 import socket
 import threading
+import time as time_module
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.evaluate import Alert, Evaluator, Transition, severity_of
-from alerting.notify import AlertView, DeliveryError, build, deliver
+from alerting.notify import AlertView, DeliveryError, PermanentDeliveryError, build, deliver
 from alerting.route import (
     Inhibition,
     MaintenanceWindow,
@@ -48,6 +49,18 @@ from server.history.base import Point
 from server.ingest.hooks import FindingChange, Origin
 
 log = logging.getLogger(__name__)
+
+
+class EngineMetrics(Protocol):
+    """Where the engine reports its work (server.metrics.ServerMetrics implements it)."""
+
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None: ...
+
+    def delivery_attempted(self, receiver: str, seconds: float) -> None: ...
+
+    def delivered(self, receiver: str, latency_seconds: float) -> None: ...
+
+    def delivery_failed(self, receiver: str, reason: str) -> None: ...
 
 MAX_ATTEMPTS = 20
 LEASE = "alert-evaluation"
@@ -87,11 +100,13 @@ class AlertingEngine:
     name = "alerting"
 
     def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False,
-                 on_skip: Callable[[str], None] | None = None) -> None:
+                 on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
         """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
         the latest values and findings in the database (which every worker writes), not over its own share of samples.
         `on_skip(kind)` counts a stored row (duty, silence) the cycle skipped because it is invalid."""
         self._on_skip = on_skip or (lambda kind: None)
+        self.metrics = metrics
+        self._posted_at: dict[tuple[str, str], datetime] = {}  # (alertmanager receiver, fingerprint) → last post queued
         self._skipped: set[tuple[str, Any]] = set()  # logged once per row
         self.settings = settings
         self.shared = shared
@@ -156,10 +171,14 @@ class AlertingEngine:
                 return 0
             self._feed_from_database(now)
         self._observe_duties(now)
+        started = time_module.perf_counter()
         with self._lock:
             transitions = self.evaluator.evaluate(now)
             for rule, exc in self.evaluator.failures:
                 self._skip("rule", rule, exc)
+            if self.metrics is not None:
+                self.metrics.evaluated(seconds=time_module.perf_counter() - started, rules=len(self.rules),
+                                       series=self.evaluator.series_count, failed_rules=[rule for rule, _ in self.evaluator.failures])
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
@@ -358,6 +377,7 @@ class AlertingEngine:
                         and record.fired_at is not None and now - record.fired_at >= route.escalate_after):
                     add(record, route, route.escalate_to)
                     record.escalated_at = now
+        self._resend_to_alertmanagers(session, silences, firing, now, add)
         queued = 0
         for (receiver_name, group), (route, members) in groups.items():
             receiver = self.receivers.get(receiver_name)
@@ -367,6 +387,32 @@ class AlertingEngine:
             group_key = json.dumps([receiver_name, group], ensure_ascii=False)[:512]
             queued += self._enqueue(session, receiver, route, group_key, dict(group), members, now)
         return queued
+
+    def _resend_to_alertmanagers(self, session: Session, silences: Sequence[Silence], firing: list[Mapping[str, str]], now: datetime,
+                                 add: Callable[[AlertRecord, Route, str], None]) -> None:
+        """Firing alerts routed to an `alertmanager` receiver are posted again every `resend_seconds` (acknowledged or
+        not: Alertmanager has no acknowledgement and would end them after its resolve_timeout). What was posted when
+        is kept in memory: after a restart every firing alert is posted once more at once, which Alertmanager merges."""
+        if self.route is None or not any(r.kind == "alertmanager" for r in self.receivers.values()):
+            return
+        alive = set()
+        for record in session.scalars(select(AlertRecord).where(AlertRecord.status == "firing")):
+            if self._muted(silences, record.labels, now, firing) or record.last_notified_at is None:
+                continue  # never announced (muted, or still waiting for its first message): nothing to keep alive
+            for route in routes_for(self.route, record.labels):
+                receiver = self.receivers.get(route.receiver)
+                if receiver is None or receiver.kind != "alertmanager":
+                    continue
+                key = (receiver.name, record.fingerprint)
+                alive.add(key)
+                last = self._posted_at.get(key, record.last_notified_at)
+                if now - last >= timedelta(seconds=receiver.resend_seconds):
+                    add(record, route, receiver.name)
+                    self._posted_at[key] = now
+                else:
+                    self._posted_at.setdefault(key, last)
+        for key in set(self._posted_at) - alive:  # resolved or muted since: forget (bounded by the firing alerts)
+            del self._posted_at[key]
 
     def _enqueue(self, session: Session, receiver: Any, route: Route, group_key: str, group: dict[str, str],
                  members: list[AlertRecord], now: datetime) -> int:
@@ -384,6 +430,8 @@ class AlertingEngine:
         last_sent = session.scalar(select(Notification.created_at).where(Notification.group_key == group_key)
                                    .order_by(Notification.id.desc()).limit(1))  # fmt: skip
         due = now + route.group_wait if last_sent is None else max(now, last_sent + route.group_interval)
+        if receiver.kind == "alertmanager":
+            due = now  # Alertmanager groups and waits itself; a late post only delays it
         body = build(receiver.kind, receiver.name, group, [view(r) for r in members], language=receiver.language,
                      external_url=self.settings.external_url)
         session.add(Notification(receiver=receiver.name, group_key=group_key, kind=receiver.kind, body=body,
@@ -392,6 +440,18 @@ class AlertingEngine:
         return 1
 
     # delivery
+
+    def _observe(self, receiver: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery_attempted(receiver, seconds)
+
+    def _on_delivered(self, receiver: str, latency_seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.delivered(receiver, latency_seconds)
+
+    def _on_failed(self, receiver: str, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery_failed(receiver, reason)
 
     def dispatch(self) -> int:
         """Deliver due outbox rows; returns how many were sent."""
@@ -411,13 +471,20 @@ class AlertingEngine:
             if row is None:
                 continue  # another worker has it
             receiver = self.receivers.get(receiver_name)
-            error = ""
+            error, permanent = "", False
+            started = time_module.perf_counter()
             try:
                 if receiver is None:
-                    raise DeliveryError(f"receiver {receiver_name!r} is no longer configured")
-                deliver(kind, receiver.target(), body)
+                    raise PermanentDeliveryError(f"receiver {receiver_name!r} is no longer configured")
+                if receiver.kind != kind:
+                    raise PermanentDeliveryError(f"receiver {receiver_name!r} is now of kind {receiver.kind}, the message was built for {kind}")
+                deliver(receiver, body)
             except DeliveryError as exc:
-                error = str(exc)[:1000]
+                error, permanent = str(exc)[:1000], isinstance(exc, PermanentDeliveryError)
+            except Exception as exc:  # noqa: BLE001 - isolation: a receiver's bug fails its delivery, never leaves the row `sending`
+                log.exception("notification %d to %s: unexpected error in the receiver", notification_id, receiver_name)
+                error = f"{kind}: unexpected {type(exc).__name__}: {exc}"[:1000]
+            self._observe(receiver_name, time_module.perf_counter() - started)
             with self._sessions() as session, session.begin():
                 row = session.get(Notification, notification_id)
                 assert row is not None
@@ -425,10 +492,14 @@ class AlertingEngine:
                 if not error:
                     row.status, row.sent_at, row.last_error = "sent", self._clock(), ""
                     sent += 1
+                    self._on_delivered(receiver_name, max(0.0, (row.sent_at - row.created_at).total_seconds()))
                 else:
                     row.last_error = error
-                    row.status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
+                    row.status = "failed" if permanent or row.attempts >= MAX_ATTEMPTS else "pending"
                     row.next_attempt_at = self._clock() + timedelta(seconds=min(5 * 2 ** (row.attempts - 1), 3600))
-                    if row.attempts == 1:
+                    self._on_failed(receiver_name, "permanent" if permanent else "transient")
+                    if row.status == "failed":
+                        log.error("notification %d to %s failed for good after %d attempt(s): %s", row.id, receiver_name, row.attempts, error)
+                    elif row.attempts == 1:
                         log.warning("notification %d to %s failed, will retry: %s", row.id, receiver_name, error)
         return sent

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from core.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
-from tests.server.conftest import Clock, enroll, make_agency, user_headers
+from tests.server.conftest import Clock, enroll, make_agency, metric_value, user_headers
+from tests.server.test_agency_findings import console_login
 
 RULES = """
 groups:
@@ -209,3 +210,35 @@ def test_an_incident_opened_from_an_alert_gets_its_resolution_in_the_timeline(cl
     engine.cycle()
     after = client.get(f"/api/v1/incidents/{incident['id']}", headers=admin).json()
     assert after["timeline"][-1]["text"] == "关联告警已恢复：主机 his-db-1 可用内存仅 4%" and after["chain"]["intact"]
+
+
+@pytest.fixture
+def refusing() -> Iterator[HttpReceiver]:
+    with http_receiver(status=400, answer={"error": "bad payload"}) as running:
+        yield running
+
+
+def test_a_permanent_refusal_fails_the_notification_at_once_and_the_api_and_console_show_it(
+    client, admin, clock: Clock, receiver: HttpReceiver, refusing: HttpReceiver
+):
+    """A 400 is not retried (it would be refused again): `failed` after one attempt with the receiver's answer, shown in
+    the API and in the console's alerts page."""
+    engine = client.app.state.alerting
+    engine.receivers["soc"] = engine.receivers["soc"].model_copy(update={"url": f"{refusing.url}/soc"})
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    ingest(client, agent.headers, "m1", [memory(clock.now, 4)])
+    engine.cycle()
+    assert engine.dispatch() == 0
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    (delivery,) = client.get(f"/api/v1/alerts/{alert['fingerprint']}/notifications", headers=admin).json()
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 1)
+    assert "answered 400" in delivery["last_error"] and "bad payload" in delivery["last_error"]
+    clock.advance(hours=2)
+    assert engine.dispatch() == 0 and len(refusing.posts) == 1  # never tried again
+    assert metric_value(client, "egovmon_notification_failures_total", reason="permanent", receiver="soc") == 1
+    assert metric_value(client, "egovmon_notifications", receiver="soc", status="failed") == 1
+
+    console_login(client, admin, "noc-web", "noc", None)
+    page = client.get("/ui/alerts").text
+    assert 'class="delivery-failed"' in page and "soc: 失败" in page and "answered 400" in page
