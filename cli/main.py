@@ -120,6 +120,19 @@ def _fresh_metrics_dir(data_dir: Path) -> Path:
     return directory
 
 
+def _migrate_once(settings: Settings) -> None:
+    """Bring the state database to the newest schema before the workers start: workers migrating a fresh database
+    at the same moment race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server."""
+    from server.database import make_engine, migrate
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
 def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
@@ -135,6 +148,7 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_SERVER__HOST"] = server.host
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(settings.data_dir))
+        _migrate_once(settings)
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
         typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
         uvicorn.run(
