@@ -18,23 +18,55 @@ TokenOption = Annotated[str, typer.Option("--token", envvar="EGOVMON_TOKEN", hel
 
 
 @rules_app.command("check")
-def check(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Rule files")]) -> None:
-    """Validate rule files; prints each problem and exits 1 when there is one."""
+def check(
+    files: Annotated[list[Path] | None, typer.Argument(exists=True, dir_okay=False, help="Rule files (besides the config's)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", exists=True, dir_okay=False,
+                                                help="Take rules_files and default_rules from this configuration")] = None,
+    default_rules: Annotated[bool, typer.Option("--default-rules/--no-default-rules",
+                                                help="Include the built-in default pack (the config's default_rules wins)")] = True,
+) -> None:
+    """Validate rule files like `promtool check rules`, then print the effective rule set the server would evaluate:
+    the default pack plus the files (a file's rule with a default rule's name replaces it). Exits 1 on any problem."""
+    from alerting.pack import DEFAULT_SOURCE, load_rule_pack
     from alerting.rules import RulesError, load_rules
 
-    failed = False
-    for path in files:
+    paths = list(files or [])
+    if config is not None:
+        from core.settings import SettingsError, load_settings
+
         try:
-            rules = load_rules(path.read_text(encoding="utf-8")).rules()
-        except RulesError as exc:
+            alerting = load_settings(config).alerting
+        except SettingsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        paths = [*alerting.rules_files, *paths]
+        default_rules = alerting.default_rules
+    failed = False
+    for path in paths:
+        try:
+            rules = load_rules(Path(path).read_text(encoding="utf-8")).rules()
+        except (RulesError, OSError) as exc:
             failed = True
             typer.echo(f"{path}: FAILED", err=True)
-            for problem in exc.problems:
+            for problem in getattr(exc, "problems", [str(exc)]):
                 typer.echo(f"  {problem}", err=True)
             continue
         typer.echo(f"{path}: SUCCESS: {len(rules)} rules found")
     if failed:
         raise typer.Exit(1)
+    try:
+        packed = load_rule_pack(paths, default_rules_too=default_rules)
+    except RulesError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from exc
+    pack = "with the default pack" if default_rules else "without the default pack (default_rules: false)"
+    typer.echo(f"effective rule set, {pack}: {len(packed)} rules")
+    width = max((len(p.rule.alert) for p in packed), default=0)
+    for p in packed:
+        origin = p.source if p.source == DEFAULT_SOURCE else f"{p.source}{' (replaces the default rule)' if p.replaces_default else ''}"
+        severity = p.rule.labels.get("severity", "-")
+        typer.echo(f"  {p.rule.alert:<{width}}  {p.rule.kind:<9}  {severity:<8}  {origin}")
 
 
 def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:

@@ -206,7 +206,11 @@ class AlertingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rules_files: list[Path] = Field(default_factory=list, description="Rule files; empty: the built-in default rule pack")
+    rules_files: list[Path] = Field(
+        default_factory=list,
+        description="Rule files added to the built-in default pack (a rule with a default rule's alert name replaces it)",
+    )
+    default_rules: bool = Field(True, description="false: only rules_files are evaluated, the built-in default pack is left out")
     evaluation_interval_seconds: float = Field(15, gt=0, le=3600)
     nodata_after_seconds: float = Field(300, gt=0, description="A series silent this long: its firing alerts lack data")
     dispatch_interval_seconds: float = Field(2, gt=0, le=3600, description="How often the outbox is delivered")
@@ -215,6 +219,12 @@ class AlertingSettings(BaseModel):
     route: RouteSettings | None = Field(None, description="The routing tree; none: alerts are kept but not sent")
     inhibit: list[InhibitSettings] = Field(default_factory=list)
     maintenance: list[MaintenanceSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_rules(self) -> AlertingSettings:
+        if not self.default_rules and not self.rules_files:
+            raise ValueError("alerting.default_rules is false but no rules_files are given: nothing would ever alert")
+        return self
 
 
 class Settings(YamlFileSettings):

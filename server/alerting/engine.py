@@ -21,8 +21,6 @@ import threading
 import time as time_module
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -40,7 +38,7 @@ from alerting.route import (
     parse_matcher,
     routes_for,
 )
-from alerting.rules import Rule, load_rules
+from alerting.pack import load_rule_pack
 from core.settings import AlertingSettings, RouteSettings
 from server.agencies.service import codes_by_id
 from server.alerting.models import AlertRecord, Lease, Notification, SilenceRecord
@@ -65,13 +63,6 @@ class EngineMetrics(Protocol):
 MAX_ATTEMPTS = 20
 LEASE = "alert-evaluation"
 STALE_CLAIM = timedelta(minutes=5)
-
-
-def load_rule_pack(files: Sequence[Path]) -> list[Rule]:
-    """The rules of `files`, or the built-in default pack when none are given. Raises RulesError."""
-    if not files:
-        return load_rules(resources.files("alerting").joinpath("default_rules.yaml").read_text(encoding="utf-8")).rules()
-    return [rule for path in files for rule in load_rules(Path(path).read_text(encoding="utf-8")).rules()]
 
 
 def build_route(settings: RouteSettings) -> Route:
@@ -116,7 +107,7 @@ class AlertingEngine:
         self._fed_findings_at: datetime | None = None
         self._sessions = sessions
         self._clock = clock
-        self.rules = load_rule_pack(settings.rules_files)
+        self.rules = [packed.rule for packed in load_rule_pack(settings.rules_files, default_rules_too=settings.default_rules)]
         self.evaluator = Evaluator(self.rules, nodata_after=timedelta(seconds=settings.nodata_after_seconds))
         self._measurements = {r.measurement for r in self.rules if r.measurement}
         self.route = build_route(settings.route) if settings.route else None

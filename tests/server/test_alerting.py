@@ -242,3 +242,20 @@ def test_a_permanent_refusal_fails_the_notification_at_once_and_the_api_and_cons
     console_login(client, admin, "noc-web", "noc", None)
     page = client.get("/ui/alerts").text
     assert 'class="delivery-failed"' in page and "soc: 失败" in page and "answered 400" in page
+
+
+def test_a_custom_rule_file_keeps_the_default_pack(client, admin, clock: Clock):
+    """rules_files (here: HostMemoryLow and Finding) add to the default pack: an unreachable SNMP device still raises
+    the default SnmpDeviceDown."""
+    engine = client.app.state.alerting
+    assert {"SnmpDeviceDown", "AgentSilent", "DutyOverdue", "HostMemoryLow", "Finding"} <= {r.alert for r in engine.rules}
+    health = make_agency(client, admin, "health")
+    collector = enroll(client, admin, health, "collector-1")
+    down = {"measurement": "snmp_device", "tags": {"device": "core-sw-1"}, "fields": {"up": 0}}
+    ingest(client, collector.headers, "s1", [{**down, "timestamp": clock.now.isoformat()}])
+    engine.cycle()
+    clock.advance(minutes=3)
+    ingest(client, collector.headers, "s2", [{**down, "timestamp": clock.now.isoformat()}])
+    engine.cycle()
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    assert (alert["alertname"], alert["labels"]["device"], alert["severity"]) == ("SnmpDeviceDown", "core-sw-1", "critical")
