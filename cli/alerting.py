@@ -81,7 +81,7 @@ def _call(method: str, url: str, token: str, path: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-@alerts_app.command("list")
+@alerts_app.command("list", help='Alerts you may see (an agency user: its own), newest first; --status pending, firing or resolved.')
 def list_alerts(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "", status: str | None = None,
                 output_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     alerts = _call("GET", url, token, "/api/v1/alerts", params={"status": status} if status else None)
@@ -94,13 +94,13 @@ def list_alerts(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "
         typer.echo(f"{a['fingerprint']} {a['status']:<9} {a['severity']:<8} {a['agency'] or '-':<12} {summary}{flag}")
 
 
-@alerts_app.command("ack")
+@alerts_app.command("ack", help='Acknowledge a firing alert (stops its repeats and escalation); the comment goes to the audit log.')
 def acknowledge(fingerprint: str, url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "", comment: str = "") -> None:
     alert = _call("POST", url, token, f"/api/v1/alerts/{fingerprint}/acknowledge", json={"comment": comment})
     typer.echo(f"{alert['fingerprint']} acknowledged by {alert['acknowledged_by']}")
 
 
-@alerts_app.command("silence")
+@alerts_app.command("silence", help='Silence the alerts matching label matchers for a while, with the reason (required).')
 def silence(matchers: Annotated[list[str], typer.Argument(help='e.g. alertname=HostMemoryLow host=web-1')],
             comment: Annotated[str, typer.Option(help="Why (required)")], minutes: float = 60,
             url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
@@ -112,7 +112,7 @@ incidents_app = typer.Typer(help="Incidents on a running server (REST API).", no
 duties_app = typer.Typer(help="Security duties and the scorecard on a running server (REST API).", no_args_is_help=True)
 
 
-@incidents_app.command("list")
+@incidents_app.command("list", help='Incidents you may see, with status and severity.')
 def list_incidents(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
     for i in _call("GET", url, token, "/api/v1/incidents"):
         typer.echo(f"#{i['id']:<5} {i['status']:<13} {i['severity']:<8} {i['title']}")
@@ -125,7 +125,7 @@ def add_note(incident_id: int, text: str, url: UrlOption = "http://127.0.0.1:808
     typer.echo(f"entry {entry['seq']} {entry['hash']}")
 
 
-@incidents_app.command("report")
+@incidents_app.command("report", help="Write an incident's report (timeline and evidence) as HTML or PDF, by the extension of --out.")
 def report(incident_id: int, out: Annotated[Path, typer.Option("--out", help="File to write (.html or .pdf)")],
            url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
     fmt = "pdf" if out.suffix.lower() == ".pdf" else "html"
@@ -142,14 +142,14 @@ def report(incident_id: int, out: Annotated[Path, typer.Option("--out", help="Fi
     typer.echo(str(out))
 
 
-@duties_app.command("list")
+@duties_app.command("list", help='Duties (evaluations, drills, inspections) per agency, and whether each is overdue.')
 def list_duties(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "") -> None:
     for d in _call("GET", url, token, "/api/v1/duties"):
         state = "逾期" if d["overdue"] else "按期"
         typer.echo(f"#{d['id']:<4} {d['agency']:<16} {d['name_zh']:<8} {d['system'] or '-':<12} {state} due {d['due_at']}")
 
 
-@duties_app.command("scorecard")
+@duties_app.command("scorecard", help="Each agency's duty scorecard (JSON).")
 def scorecard(url: UrlOption = "http://127.0.0.1:8080", token: TokenOption = "",
               output_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     rows = _call("GET", url, token, "/api/v1/scorecard")

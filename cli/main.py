@@ -49,6 +49,37 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (overrides the config)")]
 
 
+# Which extra brings a module an agent-only install lacks (`pip install egovmon` has neither).
+SERVER_EXTRA_MODULES = frozenset({
+    "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "influxdb_client", "psycopg", "orjson", "jinja2", "multipart",
+    "grafana_foundation_sdk", "grafana_client", "weasyprint", "numpy",
+})  # fmt: skip
+FLOW_EXTRA_MODULES = frozenset({"numpy"})
+
+
+def missing_extra(exc: ModuleNotFoundError, argv: list[str]) -> str | None:
+    """The extra to install when `exc` names a module of an extra (`flow` for the flow commands, else `server`)."""
+    top = (exc.name or "").split(".")[0]
+    if argv[:1] == ["flow"] and top in FLOW_EXTRA_MODULES:
+        return "flow"
+    return "server" if top in SERVER_EXTRA_MODULES else None
+
+
+def main() -> None:
+    """The `egovmon` entry point: the Typer app, with a missing extra reported in one line instead of a traceback."""
+    argv = sys.argv[1:]
+    try:
+        app(prog_name="egovmon")
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc, argv)
+        if extra is None:
+            raise
+        command = " ".join(a for a in argv[:2] if not a.startswith("-"))
+        typer.echo(f"error: `egovmon {command}` needs the [{extra}] extra ({exc.name} is not installed): "
+                   f"pip install 'egovmon[{extra}]'", err=True)  # fmt: skip
+        raise SystemExit(3) from None
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -65,6 +96,8 @@ def _configure_logging(settings: Settings) -> None:
     )
     logging.basicConfig(level=settings.log.level, format=fmt, stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore"):  # a line per request of the local agent and the notifiers; failures are logged by us
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
