@@ -259,3 +259,23 @@ def test_a_custom_rule_file_keeps_the_default_pack(client, admin, clock: Clock):
     engine.cycle()
     (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
     assert (alert["alertname"], alert["labels"]["device"], alert["severity"]) == ("SnmpDeviceDown", "core-sw-1", "critical")
+
+
+def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_sending(client, admin, clock: Clock):
+    """A stored message the receiver cannot handle (here a syslog message whose structured data is not a mapping, so
+    the formatter raises AttributeError, which is no DeliveryError) is a failed attempt with its error, and retried."""
+    from core.settings import ReceiverSettings
+    from server.alerting.models import Notification
+
+    engine = client.app.state.alerting
+    engine.receivers["siem"] = ReceiverSettings(name="siem", kind="syslog", host="127.0.0.1")
+    with client.app.state.sessions() as session, session.begin():
+        session.add(Notification(receiver="siem", group_key="[]", kind="syslog", fingerprints=[], status="pending", attempts=0,
+                                 body={"messages": [{"severity": "critical", "msgid": "ALERT", "data": "not-a-mapping", "text": "x"}]},
+                                 created_at=clock.now, next_attempt_at=clock.now, last_error=""))  # fmt: skip
+    assert engine.dispatch() == 0
+    with client.app.state.sessions() as session:
+        (row,) = session.query(Notification).all()
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.last_error.startswith("syslog: unexpected AttributeError")
+    assert metric_value(client, "egovmon_notification_failures_total", reason="transient", receiver="siem") == 1
