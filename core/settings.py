@@ -211,6 +211,9 @@ class AlertingSettings(BaseModel):
         description="Rule files added to the built-in default pack (a rule with a default rule's alert name replaces it)",
     )
     default_rules: bool = Field(True, description="false: only rules_files are evaluated, the built-in default pack is left out")
+    notification_retention_hours: float = Field(
+        7 * 24, gt=0, description="Sent and failed notifications are kept this long in the outbox (shown per alert), then deleted",
+    )
     evaluation_interval_seconds: float = Field(15, gt=0, le=3600)
     nodata_after_seconds: float = Field(300, gt=0, description="A series silent this long: its firing alerts lack data")
     dispatch_interval_seconds: float = Field(2, gt=0, le=3600, description="How often the outbox is delivered")

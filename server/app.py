@@ -44,6 +44,7 @@ from server.ingest.runtime import IngestRuntime
 from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
+from server.alerting.models import Notification
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
 from server.ui.views import root_router as ui_root_router
@@ -352,6 +353,12 @@ def prune(app: FastAPI) -> dict[str, int]:
                 )
             ).rowcount,
             "history_points": history.deleted,
+            "notifications": session.execute(
+                delete(Notification).where(
+                    Notification.status.in_(("sent", "failed")),
+                    Notification.created_at < now - timedelta(hours=settings.alerting.notification_retention_hours),
+                )
+            ).rowcount,
         }
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)

@@ -5,7 +5,7 @@ loops are driven by hand here (their intervals are an hour); tests/test_alerting
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +279,23 @@ def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_
         assert (row.status, row.attempts) == ("pending", 1)
         assert row.last_error.startswith("syslog: unexpected AttributeError")
     assert metric_value(client, "egovmon_notification_failures_total", reason="transient", receiver="siem") == 1
+
+
+def test_retention_deletes_old_sent_and_failed_notifications_only(client, admin, clock: Clock):
+    """The outbox does not grow forever (an Alertmanager receiver adds a message a minute per firing group): sent and
+    failed notifications older than notification_retention_hours (7 days) go; pending ones stay whatever their age."""
+    from server.alerting.models import Notification
+    from server.app import prune
+
+    old = clock.now
+    with client.app.state.sessions() as session, session.begin():
+        for status in ("sent", "failed", "pending"):
+            session.add(Notification(receiver="soc", group_key="[]", kind="webhook", body={}, fingerprints=[], status=status, attempts=1,
+                                     created_at=old, next_attempt_at=old + timedelta(days=30), last_error=""))  # fmt: skip
+    clock.advance(days=6)
+    assert prune(client.app)["notifications"] == 0
+    clock.advance(days=2)
+    assert prune(client.app)["notifications"] == 2
+    with client.app.state.sessions() as session:
+        assert [n.status for n in session.query(Notification).all()] == ["pending"]
+    assert metric_value(client, "egovmon_retention_deleted_rows_total", table="notifications") == 2
