@@ -187,11 +187,20 @@ def syslog_line(message: Mapping[str, Any], *, hostname: str, at: datetime) -> b
     return head.encode() + b"\xef\xbb\xbf" + str(message["text"]).encode()
 
 
+def shown_url(url: str) -> str:
+    """The URL without credentials and query (a robot's access_token, a user:password), for errors that users see."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _check_http(kind: str, url: str, response: httpx.Response) -> None:
     """Raises PermanentDeliveryError for a 4xx other than 408/429, DeliveryError for any other non-2xx answer."""
     if response.status_code < 300:
         return
-    message = f"{kind} {url} answered {response.status_code}: {response.text[:200]}"
+    message = f"{kind} {shown_url(url)} answered {response.status_code}: {response.text[:200]}"
     if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
         raise PermanentDeliveryError(message)
     raise DeliveryError(message)

@@ -72,6 +72,15 @@ def test_a_4xx_other_than_408_and_429_is_a_permanent_refusal(status, error):
     assert type(raised.value) is error and str(status) in str(raised.value)
 
 
+def test_an_error_never_shows_the_robots_access_token():
+    with http_receiver(status=403, answer={"errcode": 300001}) as server:
+        with pytest.raises(PermanentDeliveryError) as raised:
+            deliver(receiver(kind="wecom", url=f"http://user:pw@127.0.0.1:{server.port}/cgi-bin/webhook/send?key=SECRET-KEY"),
+                    build("wecom", "wecom", {}, ALERTS))
+    assert f"wecom http://127.0.0.1:{server.port}/cgi-bin/webhook/send answered 403" in str(raised.value)
+    assert "SECRET-KEY" not in str(raised.value) and "pw" not in str(raised.value)
+
+
 def test_an_unreachable_receiver_is_a_delivery_error_not_another_exception():
     with pytest.raises(DeliveryError) as raised:
         deliver(receiver(kind="smtp", host="127.0.0.1", port=1, sender="a@gov.example", to=["b@gov.example"]), build("smtp", "m", {}, ALERTS))
