@@ -4,8 +4,9 @@ Three kinds of metric, and who owns each (keep the names stable: dashboards and 
 
 - events counted where they happen, as prometheus-client counters, histograms and gauges on `ServerMetrics.registry`:
   ingest (`server.ingest.*`: `egovmon_ingest_*`), logins (`server.auth`), alert evaluation and notification delivery
-  (`server.alerting.engine` through the `EngineMetrics` methods below: `egovmon_alert_evaluation_*`,
-  `egovmon_alert_rules`, `egovmon_alert_series`, `egovmon_notification*_total`, `egovmon_notification_*_seconds`),
+  (`server.alerting.engine` and `server.alerting.delivery` through the `EngineMetrics` methods below:
+  `egovmon_alert_evaluation_*`, `egovmon_alert_rules`, `egovmon_alert_series`, `egovmon_notification*_total`,
+  `egovmon_notification_*_seconds`),
   background tasks (`server.app._every`: `egovmon_task_duration_seconds`), retention (`server.app.prune`);
 - the history writer's own plain counters (`server.history.spool`), copied into `egovmon_tsdb_*` by `sync_history`
   at every scrape and every few seconds in each worker;

@@ -5,9 +5,7 @@ evaluator; `cycle()` (every evaluation interval) evaluates, stores the alerts
 and, in the same transaction, writes what must be sent into the outbox —
 routed, grouped per receiver and group labels, minus what is silenced,
 inhibited or in a maintenance window; repeats and escalations come from the
-stored alerts. `dispatch()` delivers due outbox rows with exponential backoff;
-a row is claimed before sending so two workers never send it twice, and a row
-left `sending` by a crash is retried. On start, firing alerts are loaded back
+stored alerts. `dispatch()` delivers due outbox rows (server.alerting.delivery). On start, firing alerts are loaded back
 into the evaluator, so a restart neither forgets nor re-announces them.
 """
 
@@ -23,12 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.evaluate import Alert, Evaluator, Transition, severity_of
-from alerting.notify import AlertView, DeliveryError, PermanentDeliveryError, build, deliver
+from alerting.notify import AlertView, build
 from alerting.route import (
     Inhibition,
     MaintenanceWindow,
@@ -41,6 +39,7 @@ from alerting.route import (
 from alerting.pack import load_rule_pack
 from core.settings import AlertingSettings, RouteSettings
 from server.agencies.service import codes_by_id
+from server.alerting.delivery import DeliveryMetrics, deliver_due
 from server.alerting.models import AlertRecord, Lease, Notification, SilenceRecord
 from server.findings.models import ACTIVE, Finding
 from server.history.base import Point
@@ -49,20 +48,12 @@ from server.ingest.hooks import FindingChange, Origin
 log = logging.getLogger(__name__)
 
 
-class EngineMetrics(Protocol):
+class EngineMetrics(DeliveryMetrics, Protocol):
     """Where the engine reports its work (server.metrics.ServerMetrics implements it)."""
 
     def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None: ...
 
-    def delivery_attempted(self, receiver: str, seconds: float) -> None: ...
-
-    def delivered(self, receiver: str, latency_seconds: float) -> None: ...
-
-    def delivery_failed(self, receiver: str, reason: str) -> None: ...
-
-MAX_ATTEMPTS = 20
 LEASE = "alert-evaluation"
-STALE_CLAIM = timedelta(minutes=5)
 
 
 def build_route(settings: RouteSettings) -> Route:
@@ -432,65 +423,6 @@ class AlertingEngine:
 
     # delivery
 
-    def _observe(self, receiver: str, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.delivery_attempted(receiver, seconds)
-
-    def _on_delivered(self, receiver: str, latency_seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.delivered(receiver, latency_seconds)
-
-    def _on_failed(self, receiver: str, reason: str) -> None:
-        if self.metrics is not None:
-            self.metrics.delivery_failed(receiver, reason)
-
     def dispatch(self) -> int:
-        """Deliver due outbox rows; returns how many were sent."""
-        now = self._clock()
-        with self._sessions() as session, session.begin():
-            session.execute(update(Notification).where(Notification.status == "sending", Notification.next_attempt_at < now - STALE_CLAIM)
-                            .values(status="pending"))  # fmt: skip
-            due = list(session.scalars(select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                                       .order_by(Notification.id).limit(100)))  # fmt: skip
-        sent = 0
-        for notification_id in due:
-            with self._sessions() as session, session.begin():
-                claimed = session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "pending")
-                                          .values(status="sending", next_attempt_at=now)).rowcount  # fmt: skip
-                row = session.get(Notification, notification_id) if claimed else None
-                kind, receiver_name, body = (row.kind, row.receiver, dict(row.body)) if row else ("", "", {})
-            if row is None:
-                continue  # another worker has it
-            receiver = self.receivers.get(receiver_name)
-            error, permanent = "", False
-            started = time_module.perf_counter()
-            try:
-                if receiver is None:
-                    raise PermanentDeliveryError(f"receiver {receiver_name!r} is no longer configured")
-                if receiver.kind != kind:
-                    raise PermanentDeliveryError(f"receiver {receiver_name!r} is now of kind {receiver.kind}, the message was built for {kind}")
-                deliver(receiver, body)
-            except DeliveryError as exc:
-                error, permanent = str(exc)[:1000], isinstance(exc, PermanentDeliveryError)
-            except Exception as exc:  # noqa: BLE001 - isolation: a receiver's bug fails its delivery, never leaves the row `sending`
-                log.exception("notification %d to %s: unexpected error in the receiver", notification_id, receiver_name)
-                error = f"{kind}: unexpected {type(exc).__name__}: {exc}"[:1000]
-            self._observe(receiver_name, time_module.perf_counter() - started)
-            with self._sessions() as session, session.begin():
-                row = session.get(Notification, notification_id)
-                assert row is not None
-                row.attempts += 1
-                if not error:
-                    row.status, row.sent_at, row.last_error = "sent", self._clock(), ""
-                    sent += 1
-                    self._on_delivered(receiver_name, max(0.0, (row.sent_at - row.created_at).total_seconds()))
-                else:
-                    row.last_error = error
-                    row.status = "failed" if permanent or row.attempts >= MAX_ATTEMPTS else "pending"
-                    row.next_attempt_at = self._clock() + timedelta(seconds=min(5 * 2 ** (row.attempts - 1), 3600))
-                    self._on_failed(receiver_name, "permanent" if permanent else "transient")
-                    if row.status == "failed":
-                        log.error("notification %d to %s failed for good after %d attempt(s): %s", row.id, receiver_name, row.attempts, error)
-                    elif row.attempts == 1:
-                        log.warning("notification %d to %s failed, will retry: %s", row.id, receiver_name, error)
-        return sent
+        """Deliver due outbox rows; returns how many were sent (see server.alerting.delivery)."""
+        return deliver_due(sessions=self._sessions, receivers=self.receivers, clock=self._clock, metrics=self.metrics)
