@@ -177,6 +177,7 @@ class Shipper:
         if response.status_code == 200:
             self._metrics.shipped_batches.labels("sent").inc()
             self._metrics.last_ship_success.set(time.time())
+            log.debug("shipped batch %s (%d bytes)", item.path.name, len(body))
             if self._failing:
                 log.info("server reachable again; shipping the queue (%d batches)", len(self._queue))
                 self._failing = False

@@ -95,6 +95,11 @@ class Evaluator:
     _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, Any], str] = field(default_factory=dict)  # (rule, series key) → its NoData alert's fingerprint
 
+    @property
+    def series_count(self) -> int:
+        """Series remembered (one per measurement and tag set), the evaluator's working set."""
+        return sum(len(by_key) for by_key in self._series.values())
+
     # inputs
 
     def observe(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime) -> None:

@@ -43,11 +43,7 @@ def build(
     tsdb_token: Annotated[bool, typer.Option("--tsdb-token", help="Authenticate with a token from EGOVMON_TSDB_TOKEN (InfluxDB 2.x/3.x)")] = False,
 ) -> None:
     """Write dashboards (provisioning and UI-import JSON) and Grafana provisioning files; secrets stay environment references."""
-    try:
-        from dashboards.build import DatasourceAuth, write
-    except ImportError as exc:
-        typer.echo(f"error: dashboards need the server extra: pip install 'egovmon[server]' ({exc.name} is missing)", err=True)
-        raise typer.Exit(1) from exc
+    from dashboards.build import DatasourceAuth, write  # without the server extra: one line from cli.main.main
 
     auth = DatasourceAuth(user=tsdb_user, token="from-environment" if tsdb_token else None)
     try:
@@ -73,16 +69,12 @@ def push(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each Grafana call")] = 10.0,
 ) -> None:
     """Create or update the datasource, folders and dashboards in a running Grafana; safe to repeat."""
-    try:
-        import niquests
-        from grafana_client import GrafanaApi
-        from grafana_client.client import GrafanaException
+    import niquests  # without the server extra: one line from cli.main.main
+    from grafana_client import GrafanaApi
+    from grafana_client.client import GrafanaException
 
-        from dashboards.build import DatasourceAuth
-        from dashboards.build import push as provision
-    except ImportError as exc:
-        typer.echo(f"error: dashboards need the server extra: pip install 'egovmon[server]' ({exc.name} is missing)", err=True)
-        raise typer.Exit(1) from exc
+    from dashboards.build import DatasourceAuth
+    from dashboards.build import push as provision
 
     counts: dict[str, dict[str, int]] = {}
     auth = DatasourceAuth(user=tsdb_user, password=tsdb_password, token=tsdb_token)

@@ -16,12 +16,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import delete, text
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +51,7 @@ from server.ingest.runtime import IngestRuntime
 from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
+from server.alerting.models import Notification
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
 from server.ui.views import root_router as ui_root_router
@@ -60,7 +62,8 @@ from server.inventory.sink import InventorySink
 from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
-from server.metrics import ServerMetrics
+from server.metrics import ServerMetrics, StateCollector
+from server.metrics_state import count_state_rows
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,11 @@ RECONCILE_INTERVAL_SECONDS = 60.0
 STATE_EXPORT_INTERVAL_SECONDS = 60.0
 Role = Literal["all", "http", "jobs"]
 ROLES: tuple[Role, ...] = ("all", "http", "jobs")
+METRICS_SYNC_SECONDS = 5.0  # each worker copies its history writer's counters into its metrics this often
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
+    "oldest_pending_age_seconds",
 )
 
 
@@ -141,7 +147,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(multiprocess_dir=multiprocess_dir(settings))
     hooks = IngestHooks()
 
     @asynccontextmanager
@@ -226,11 +232,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
-        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
-        if runtime is not None:
-            for queue, depth in runtime.depths().items():
-                metrics.queue_depth.labels(queue).set(depth)
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """The server's own metrics, Prometheus text format (with several workers: all of them combined)."""
+        sync_metrics(app)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
         ingest_router,  # first: routes are matched in order, and ingest is nearly every request a fleet sends
@@ -260,6 +264,7 @@ def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
     if role in ("all", "http"):
         jobs.append(_every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check",
                            timed=False))
+    jobs.append(_every(app, METRICS_SYNC_SECONDS, lambda: sync_metrics(app), "metrics_sync", timed=False))
     return jobs
 
 
@@ -274,16 +279,15 @@ def _start(app: FastAPI) -> None:
     history, lock_fd = build_history(settings)
     app.state.history = history
     app.state.spool_lock_fd = lock_fd
-    if history is not None:
-        app.state.metrics.watch_history(
-            settings.tsdb.kind.value, lambda: {name: getattr(history, name) for name in HISTORY_STATS}
-        )
+    sessions = app.state.sessions
+    app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
     # several processes: evaluation from the shared database, by one lease holder
     shared = settings.server.workers > 1 or app.state.role != "all"
     app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
-                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
+                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc(),
+                                       metrics=app.state.metrics)
     if not shared:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)
@@ -319,7 +323,27 @@ def _bootstrap_admin(app: FastAPI) -> None:
         log.warning("created user 'admin' and its first API token; the token is in %s (mode 0600)", path)
 
 
+def multiprocess_dir(settings: Settings) -> Path | None:
+    """The multiprocess metrics directory when several workers serve (`cli.main` creates, empties and exports it as
+    PROMETHEUS_MULTIPROC_DIR before starting them), else None."""
+    path = os.environ.get(MULTIPROC_ENV)
+    return Path(path) if settings.server.workers > 1 and path else None
+
+
+def sync_metrics(app: FastAPI) -> None:
+    """Copy this worker's plain counters (ingest queues, the history writer) into its metrics."""
+    metrics: ServerMetrics = app.state.metrics
+    runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+    if runtime is not None:
+        for queue, depth in runtime.depths().items():
+            metrics.queue_depth.labels(queue).set(depth)
+    history = app.state.history
+    if history is not None:
+        metrics.sync_history(app.state.settings.tsdb.kind.value, {name: getattr(history, name) for name in HISTORY_STATS})
+
+
 def _stop(app: FastAPI) -> None:
+    app.state.metrics.worker_stopped()
     runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
     if runtime is not None:
         runtime.close()
@@ -357,6 +381,12 @@ def prune(app: FastAPI) -> dict[str, int]:
                 )
             ).rowcount,
             "history_points": history.deleted,
+            "notifications": session.execute(
+                delete(Notification).where(
+                    Notification.status.in_(("sent", "failed")),
+                    Notification.created_at < now - timedelta(hours=settings.alerting.notification_retention_hours),
+                )
+            ).rowcount,
         }
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)

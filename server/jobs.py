@@ -52,6 +52,15 @@ async def _run(app: object) -> None:
         await stop.wait()
 
 
+def _forget_metrics_of(pid: int) -> None:
+    """A dead jobs process's live gauges stop counting in the workers' combined /metrics (multiprocess mode)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from prometheus_client import multiprocess  # noqa: PLC0415
+
+        multiprocess.mark_process_dead(pid, directory)
+
+
 class JobsProcess:
     """Runs `main` in a child process and keeps it running until `stop`."""
 
@@ -88,6 +97,7 @@ class JobsProcess:
             if self._stopping.is_set():
                 return
             self.restarts += 1
+            _forget_metrics_of(process.pid)
             log.error("the jobs process exited with code %s; restarting it in %.0f s (restart %d)", code, pause, self.restarts)
             if self._stopping.wait(pause):
                 return

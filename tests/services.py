@@ -503,6 +503,51 @@ def start_prometheus(tmpdir: Path, targets: dict[str, str], *, scrape_interval: 
     return server
 
 
+# Prometheus Alertmanager -------------------------------------------------------------------------
+
+
+@dataclass
+class Alertmanager:
+    """A running Alertmanager (Debian's prometheus-alertmanager 0.25), clustering off."""
+
+    port: int
+    process: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """GET /api/v2/alerts: the alerts it holds that have not ended."""
+        response = httpx.get(f"{self.url}/api/v2/alerts", timeout=10.0)
+        response.raise_for_status()
+        return list(response.json())
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_alertmanager(tmpdir: Path, config: str) -> Alertmanager:
+    """Start prometheus-alertmanager on 127.0.0.1 with the YAML `config` and wait for /-/ready.
+
+    `--cluster.listen-address=` (empty) turns gossip clustering off; otherwise it binds 0.0.0.0:9094.
+    """
+    program = _require("prometheus-alertmanager")
+    port = free_port()
+    directory = Path(tmpdir) / f"alertmanager-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "alertmanager.yml").write_text(config)
+    process = _spawn(
+        "prometheus-alertmanager",
+        [program, f"--config.file={directory / 'alertmanager.yml'}", f"--storage.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        directory / "alertmanager.log",
+    )
+    server = Alertmanager(port, process)
+    process.wait_ready(lambda: _http_status(f"{server.url}/-/ready") == 200)
+    return server
+
+
 # net-snmp snmpd and snmpsim -----------------------------------------------------------------------
 
 
