@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.settings import ServerSettings
+from server.ingest.body import InflationSlots
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
 from server.ingest.handoff import ObservationHandoff
@@ -25,6 +26,10 @@ class IngestRuntime:
     committer: GroupCommitter[PreparedBatch, IngestResult]
     handoff: ObservationHandoff
     in_flight: int = 0
+    inflations: InflationSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inflations = InflationSlots(self.settings.ingest_max_inflations)
 
     def ingest(self, credential: str, payload: bytes) -> IngestResult:
         """One batch, synchronously (benchmarks and tools; the API does the same steps without blocking).

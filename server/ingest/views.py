@@ -65,8 +65,9 @@ async def _ingest(request: Request, runtime: IngestRuntime, sender: Sender) -> R
     encoding = request.headers.get("content-encoding")
     try:
         prepared = _prepare_small(pipeline, sender, raw, encoding)
-        if prepared is None:
-            prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
+        if prepared is None:  # inflated and parsed off the event loop, a bounded number at a time
+            async with runtime.inflations.slot():
+                prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
     except HostClaimError as claim:
         raise pipeline.explain_claim(claim) from None
     result = await asyncio.wrap_future(runtime.committer.submit(prepared))
