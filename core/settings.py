@@ -103,6 +103,9 @@ class ServerSettings(BaseModel):
         "past it, 503 with Retry-After (load shedding)",
     )
     ingest_retry_after_seconds: int = Field(5, ge=1, le=600, description="Retry-After of a shed ingest request")
+    storage_retry_after_seconds: int = Field(
+        30, ge=1, le=3600, description="Retry-After of an ingest request refused because the disk is full or the database locked"
+    )
     ingest_max_group: int = Field(256, ge=1, description="Batches stored together in one transaction at most (group commit)")
     ingest_reconcile_queue: int = Field(
         10_000, ge=1, description="Observation batches waiting for the inventory at most; beyond, counted and dropped"

@@ -8,6 +8,7 @@ from core.settings import ServerSettings
 from server.ingest.body import InflationSlots
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
+from server.ingest.faults import StorageHealth
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline, IngestResult, PreparedBatch
 from server.ingest.store import GroupStore
@@ -25,6 +26,7 @@ class IngestRuntime:
     store: GroupStore
     committer: GroupCommitter[PreparedBatch, IngestResult]
     handoff: ObservationHandoff
+    storage: StorageHealth
     in_flight: int = 0
     inflations: InflationSlots = field(init=False)
 
