@@ -23,6 +23,7 @@ from agent.queue import DiskQueue
 from agent.scheduler import Job, Scheduler
 from agent.shipping import Batcher, Shipper
 from core.agentconfig import AgentSettings
+from core.filemodes import make_private
 from core.collect import Collector, Reading
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; flushes what is pending into the queue on the way out."""
+        make_private(self.settings.state_dir, log=log)  # it holds the credential: owner only, warned when it was not
         self.queue.open()
         self._wake.set()
         try:
