@@ -24,8 +24,8 @@ from agent.scheduler import Job, Scheduler
 from agent.shipping import Batcher, Shipper
 from agent.transport import check_server_url, tls_context
 from core.agentconfig import AgentSettings, ShipperSettings
-from core.filemodes import make_private
 from core.collect import Collector, Reading
+from core.filemodes import make_private
 
 log = logging.getLogger(__name__)
 

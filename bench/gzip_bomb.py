@@ -30,7 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.serverproc import start_server  # noqa: E402
+from tests.serverproc import start_server
 
 CHUNK = 1 << 20
 

@@ -31,9 +31,9 @@ from agent.runtime import EnrollmentError, build, enroll
 from agent.scheduler import Job
 from agent.transport import CLEARTEXT_WARNING, InsecureServerError, check_server_url
 from cli.main import app as cli_app
+from core.agentconfig import AgentSettings, ScheduleSettings, load_agent_settings
 from tests.agent.test_agent import CountingCollector, running
 from tests.services import wait_until
-from core.agentconfig import AgentSettings, ScheduleSettings, load_agent_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_SHIPPING = {"flush_interval_seconds": 0.2, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.5, "timeout_seconds": 5}
@@ -158,15 +158,20 @@ def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         process.wait(20)
 
 
-def test_the_agent_enrols_and_ships_over_tls_with_its_ca_file_and_pin(tmp_path, pki, tls_server):
+def test_the_agent_enrols_and_ships_over_tls_with_its_ca_file_and_pin_and_keeps_its_state_private(tmp_path, pki, tls_server, caplog):
     state = tmp_path / "agent"
     settings = agent_settings(state, shipper={"ca_file": str(pki.ca_file), "pin_sha256": pki.cert_sha256.upper()})
     credential = enroll(tls_server.url, tls_server.enrollment_token(), hostname="tls-host", state_dir=state,
                         shipper=settings.shipper)
+    assert (state.stat().st_mode & 0o777, (state / "credential.json").stat().st_mode & 0o777) == (0o700, 0o600)
+    os.chmod(state, 0o755)  # loosened by hand: the agent tightens it again at start, and says so
+    os.chmod(state / "credential.json", 0o644)
     counter = CountingCollector(limit=5)
     agent = build(settings, jobs=[Job(counter, ScheduleSettings(interval_seconds=0.1, jitter_seconds=0, timeout_seconds=1))])
-    with running(agent):
+    with caplog.at_level(logging.WARNING, logger="agent.runtime"), running(agent):
         wait_until(lambda: tls_server.counter_values(credential.host_id) == [1, 2, 3, 4, 5], 30, "all five values over TLS")
+    assert (state.stat().st_mode & 0o777, (state / "credential.json").stat().st_mode & 0o777) == (0o700, 0o600)
+    assert {r.args[0] for r in caplog.records if "tightened" in r.getMessage()} >= {state, state / "credential.json"}
 
 
 def test_a_wrong_pin_is_refused_before_the_token_is_sent(tmp_path, pki, tls_server):
