@@ -158,12 +158,15 @@ def _migrate_once(settings: Settings) -> None:
     at the same moment race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server."""
     from server.database import make_engine, migrate
 
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from core.filemodes import make_private
+
+    make_private(settings.data_dir, log=logging.getLogger("server.app"))  # loose modes are tightened, with a warning
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)
     finally:
         engine.dispose()
+    make_private(settings.data_dir, log=None)  # the database it may just have created
 
 
 def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:

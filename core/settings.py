@@ -87,6 +87,11 @@ class ServerSettings(BaseModel):
     )
     max_body_bytes: int = Field(16 << 20, ge=1024, description="Largest accepted request body, as sent")
     max_decompressed_bytes: int = Field(128 << 20, ge=1024, description="Largest gzip-inflated body")
+    ingest_max_inflations: int = Field(
+        2, ge=1, le=64,
+        description="Large ingest bodies inflated and parsed at once per process (each may hold up to "
+        "max_decompressed_bytes); the others wait their turn",
+    )
     history_retention_hours: float = Field(24, gt=0, description="Embedded history kept (tsdb.kind none)")
     history_max_points: int = Field(5_000_000, ge=1000, description="Embedded history cap in points")
     observation_retention_hours: float = Field(72, gt=0, description="Raw observations kept for inventory")
@@ -98,6 +103,9 @@ class ServerSettings(BaseModel):
         "past it, 503 with Retry-After (load shedding)",
     )
     ingest_retry_after_seconds: int = Field(5, ge=1, le=600, description="Retry-After of a shed ingest request")
+    storage_retry_after_seconds: int = Field(
+        30, ge=1, le=3600, description="Retry-After of an ingest request refused because the disk is full or the database locked"
+    )
     ingest_max_group: int = Field(256, ge=1, description="Batches stored together in one transaction at most (group commit)")
     ingest_reconcile_queue: int = Field(
         10_000, ge=1, description="Observation batches waiting for the inventory at most; beyond, counted and dropped"

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.filemodes import make_private
 from core.settings import Settings
 from server.agencies.views import router as agencies_router
 from server.agents.views import router as agents_router
@@ -45,6 +47,7 @@ from server.ingest.hooks import IngestHooks
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
+from server.ingest.faults import StorageHealth, probe_write
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.runtime import IngestRuntime
@@ -227,6 +230,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             checks["tsdb"] = "ok" if history.ping() else "unreachable"
         else:
             checks["tsdb"] = "embedded"
+        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+        if runtime is not None:  # a full disk or a locked database: not ready until a write succeeds again
+            checks["storage_writes"] = runtime.storage.ready()
         ready = all(v in ("ok", "embedded") for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
@@ -270,7 +276,7 @@ def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
 
 def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(settings.data_dir, log=log)  # an existing 0755 directory or 0644 database is tightened, with a warning
     engine = make_engine(settings.database_url)
     migrate(engine)
     app.state.engine = engine
@@ -307,7 +313,12 @@ def _start(app: FastAPI) -> None:
         store=store,
         committer=GroupCommitter(store.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),
         handoff=handoff,
+        storage=StorageHealth(
+            retry_after_seconds=server.storage_retry_after_seconds,
+            probe=partial(probe_write, app.state.sessions, settings.data_dir),
+        ),
     )
+    make_private(settings.data_dir, log=None)  # what this start created (database, WAL, spool) under the umask
     log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)
 
 

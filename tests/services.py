@@ -13,6 +13,8 @@ Raises (every `start_*`):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import pwd
@@ -24,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -660,3 +662,47 @@ def _repair_snmprec_line(line: str) -> str:
         except ValueError:
             return f"{parts[0]}|{parts[1][:-1]}|{parts[2]}"
     return line
+
+
+@contextlib.contextmanager
+def small_tmpfs(directory: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `directory` for disk-full tests, unmounted after (also when the test fails).
+
+    Needs root (mount); skipped without it, failed without it when CI=true.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)], check=False,
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        import pytest
+
+        reason = f"cannot mount a tmpfs (root needed): {mounted.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; required when CI=true", pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill_disk(path: Path) -> int:
+    """Write zeros to `path` until the file system is full (ENOSPC); the bytes written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    try:
+        while True:
+            try:
+                written += os.write(fd, bytes(64 << 10))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+        for _ in range(64):  # the last few blocks a 64 KB write could not take
+            try:
+                written += os.write(fd, bytes(512))
+            except OSError:
+                break
+    finally:
+        os.close(fd)
+    return written
