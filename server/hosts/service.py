@@ -146,3 +146,83 @@ def observations(session: Session, *, host_id: int, kind: str | None = None, lim
     if kind:
         query = query.where(ObservationRecord.kind == kind)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesHistory:
+    """One series of a measurement over a time range: its tags and (seconds since the epoch, fields), oldest first."""
+
+    tags: Mapping[str, Any]
+    points: list[tuple[float, Mapping[str, Any]]]
+
+
+MAX_SERIES_PER_QUERY = 256
+SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole and bucketed in Python
+
+
+def _more_rows_than(session: Session, query: Any, limit: int) -> bool:
+    """Whether `query` has more than `limit` rows, counting no further than that (on the index)."""
+    capped = query.with_only_columns(HistoryPoint.ts_ns).limit(limit + 1).subquery()
+    return (session.scalar(select(func.count()).select_from(capped)) or 0) > limit  # a host with more series of one measurement (a thousand mounts) shows the first ones
+
+
+def downsampled_history(
+    session: Session, *, host_id: int, measurement: str, since: datetime, until: datetime, buckets: int = 240,
+    sample_window_seconds: float = 30.0,
+) -> dict[str, SeriesHistory]:
+    """Embedded history of one host's measurement in [since, until], at most `buckets` points per series.
+
+    Downsampled in the query: only the points in the first `sample_window_seconds` of each bucket are read
+    (`ts_ns % bucket < window`, evaluated on the (host, measurement, ts) index before any row is fetched), so
+    7 days of 15-second data read about one point in 67; then the newest of those per bucket and series is kept.
+    The window must be at least the collection interval (the agent's default is 15 s), or buckets come out empty.
+    """
+    start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
+    bucket_ns = max((end_ns - start_ns) // max(buckets, 1), 1)
+    window_ns = int(sample_window_seconds * 1e9)
+    query = select(HistoryPoint.series_key, HistoryPoint.tags, HistoryPoint.fields, HistoryPoint.ts_ns).where(
+        HistoryPoint.host_id == host_id, HistoryPoint.measurement == measurement,
+        HistoryPoint.ts_ns >= start_ns, HistoryPoint.ts_ns <= end_ns,
+    )  # fmt: skip
+    if bucket_ns > window_ns and _more_rows_than(session, query, SMALL_RANGE_ROWS):
+        # Dense data: read the first window of each bucket only. Sparse data (a few points, gaps) is read whole,
+        # else points that happen to fall outside every window would vanish from the chart.
+        query = query.where((HistoryPoint.ts_ns - start_ns) % bucket_ns < window_ns)
+    newest: dict[str, dict[int, tuple[int, Mapping[str, Any]]]] = {}
+    tags_of: dict[str, Mapping[str, Any]] = {}
+    for key, tags, fields, ts_ns in session.execute(query.order_by(HistoryPoint.ts_ns)):
+        per_bucket = newest.get(key)
+        if per_bucket is None:
+            if len(newest) >= MAX_SERIES_PER_QUERY:
+                continue
+            per_bucket = newest[key] = {}
+            tags_of[key] = tags
+        per_bucket[(ts_ns - start_ns) // bucket_ns] = (ts_ns, fields)
+    return {
+        key: SeriesHistory(tags_of[key], [(ts_ns / 1e9, fields) for _, (ts_ns, fields) in sorted(per_bucket.items())])
+        for key, per_bucket in sorted(newest.items())
+    }
+
+
+def latest_observations(session: Session, *, host_id: int, kinds: Sequence[str], limit: int = 500) -> dict[str, list[ObservationRecord]]:
+    """The newest observation of each (kind, subject) of a host for `kinds`, newest first per kind, at most `limit` each."""
+    out: dict[str, list[ObservationRecord]] = {}
+    for kind in kinds:
+        seen: set[str] = set()
+        rows = []
+        for record in observations(session, host_id=host_id, kind=kind, limit=limit * 4):
+            if record.subject not in seen:
+                seen.add(record.subject)
+                rows.append(record)
+        out[kind] = rows[:limit]
+    return out
+
+
+def latest_of(session: Session, *, access: Access, measurements: Sequence[str], host_id: int | None = None,
+              limit: int = 20_000) -> list[tuple[LatestSeries, Host]]:
+    """The newest series of `measurements` of the hosts `access` sees (optionally one host), with their host."""
+    query = (select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id)
+             .where(LatestSeries.measurement.in_(list(measurements))).order_by(LatestSeries.series_key).limit(limit))  # fmt: skip
+    if host_id is not None:
+        query = query.where(Host.id == host_id)
+    return [(series, host) for series, host in session.execute(scoped(Host, access=access, query=query))]
