@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Text, delete, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
@@ -180,7 +180,10 @@ def downsampled_history(
     start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
     bucket_ns = max((end_ns - start_ns) // max(buckets, 1), 1)
     window_ns = int(sample_window_seconds * 1e9)
-    query = select(HistoryPoint.series_key, HistoryPoint.tags, HistoryPoint.fields, HistoryPoint.ts_ns).where(
+    # Tags and fields come back as the stored JSON text (on SQLite; PostgreSQL's driver decodes json itself):
+    # only the rows kept are decoded, and the tags once per series.
+    raw_tags, raw_fields = type_coerce(HistoryPoint.tags, Text), type_coerce(HistoryPoint.fields, Text)
+    query = select(HistoryPoint.series_key, raw_tags, raw_fields, HistoryPoint.ts_ns).where(
         HistoryPoint.host_id == host_id, HistoryPoint.measurement == measurement,
         HistoryPoint.ts_ns >= start_ns, HistoryPoint.ts_ns <= end_ns,
     )  # fmt: skip
@@ -188,8 +191,8 @@ def downsampled_history(
         # Dense data: read the first window of each bucket only. Sparse data (a few points, gaps) is read whole,
         # else points that happen to fall outside every window would vanish from the chart.
         query = query.where((HistoryPoint.ts_ns - start_ns) % bucket_ns < window_ns)
-    newest: dict[str, dict[int, tuple[int, Mapping[str, Any]]]] = {}
-    tags_of: dict[str, Mapping[str, Any]] = {}
+    newest: dict[str, dict[int, tuple[int, Any]]] = {}
+    tags_of: dict[str, Any] = {}
     for key, tags, fields, ts_ns in session.execute(query.order_by(HistoryPoint.ts_ns)):
         per_bucket = newest.get(key)
         if per_bucket is None:
@@ -199,9 +202,13 @@ def downsampled_history(
             tags_of[key] = tags
         per_bucket[(ts_ns - start_ns) // bucket_ns] = (ts_ns, fields)
     return {
-        key: SeriesHistory(tags_of[key], [(ts_ns / 1e9, fields) for _, (ts_ns, fields) in sorted(per_bucket.items())])
+        key: SeriesHistory(_json(tags_of[key]), [(ts_ns / 1e9, _json(fields)) for _, (ts_ns, fields) in sorted(per_bucket.items())])
         for key, per_bucket in sorted(newest.items())
     }
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def latest_observations(session: Session, *, host_id: int, kinds: Sequence[str], limit: int = 500) -> dict[str, list[ObservationRecord]]:
