@@ -18,8 +18,6 @@ from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
 from server.ingest.models import ObservationRecord
 
-
-
 # Many rows in one statement: the rows travel as one JSON document of arrays (serialised by orjson in C) and
 # the database unpacks them. A parameter set per row cost 10-50 µs of Python each (SQLAlchemy's bind
 # processors, psycopg's dumpers); a group of 200 host batches has 6,000 latest values and 6,000 points.

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
 PALETTE = ("#1f6fb2", "#d9480f", "#2b8a3e", "#7048e8", "#c2255c", "#0b7285", "#e67700", "#495057")
+FEW_POINTS = 30  # up to this many points per series, each is also marked with a dot
 MAX_SERIES = 16  # a chart with more lines is unreadable; the rest are left out and counted in the legend
 
 
@@ -86,7 +87,7 @@ def humanize(value: float, unit: str) -> str:
         return "—"
     if unit == "%":
         return f"{value:.0f} %" if abs(value) >= 10 or value == 0 else f"{value:.1f} %"
-    binary = unit.startswith("字节") or unit == "B" or unit.startswith("B/")
+    binary = unit == "B" or unit.startswith(("字节", "B/"))
     base = 1024.0 if binary else 1000.0
     prefixes = ("", "K", "M", "G", "T", "P")
     magnitude = 0
@@ -159,10 +160,10 @@ def line_chart(chart: Chart, *, zone: tzinfo = DEFAULT_ZONE, width: int = 560, h
         return top + plot_h - (value - y_low) / ((y_high - y_low) or 1.0) * plot_h
 
     esc = html.escape
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{esc(chart.chart_id)}" width="{width}" height="{height}"'
-           f' viewBox="0 0 {width} {height}" role="img" aria-label="{esc(chart.title)}" data-unit="{esc(chart.unit)}">',
-           f'<text x="{left}" y="16" class="chart-title" font-size="13" font-weight="bold">{esc(chart.title)}'
-           f'<tspan font-weight="normal" fill="#666"> （{esc(chart.unit)}）</tspan></text>']  # fmt: skip
+    unit_text = f'<tspan font-weight="normal" fill="#666"> （{esc(chart.unit)}）</tspan>' if chart.unit else ""
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{esc(chart.chart_id)}" width="{width}" height="{height}"'
+            f' viewBox="0 0 {width} {height}" role="img" aria-label="{esc(chart.title)}" data-unit="{esc(chart.unit)}">'),
+           f'<text x="{left}" y="16" class="chart-title" font-size="13" font-weight="bold">{esc(chart.title)}{unit_text}</text>']  # fmt: skip
     for tick in ticks:
         ty = y(tick)
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#e5e5e5"/>'
@@ -181,6 +182,8 @@ def line_chart(chart: Chart, *, zone: tzinfo = DEFAULT_ZONE, width: int = 560, h
         out.append(f'<path class="series" d="{d}" fill="none" stroke="{colour}" stroke-width="1.6" data-series="{esc(s.label)}"'
                    f' data-ts="{" ".join(_number(ts) for ts, _ in points)}" data-values="{" ".join(_number(v) for _, v in points)}">'
                    f'<title>{esc(s.label)}: {esc(humanize(points[-1][1], chart.unit))}</title></path>')  # fmt: skip
+        if len(points) <= FEW_POINTS:  # a lone point or a short line would be invisible without a marker
+            out.extend(f'<circle cx="{x(ts):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"/>' for ts, v in points)
     legend_y = top + plot_h + 30
     cursor = left
     for index, s in enumerate(series):

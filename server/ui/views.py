@@ -27,9 +27,9 @@ from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Pu
 from server.agencies.service import codes_by_id
 from server.alerting import service as alert_service
 from server.auth import service as auth
+from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.models import ApiToken
 from server.auth.principal import Principal
-from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.secrets import token_hash
 from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
@@ -37,19 +37,20 @@ from server.errors import ForbiddenError, NotFoundError
 from server.findings import service as findings
 from server.findings.models import Finding
 from server.hosts import service as hosts
-from server.incidents import service as incidents
-from server.inventory import governance
 from server.hosts.models import Host
+from server.incidents import service as incidents
 from server.ingest.models import ObservationRecord
+from server.inventory import governance
 from server.inventory.models import DeclarationRequest, DeclaredSite, HostEntry
-from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges
-from server.ui.metrics_charts import HostCharts, interface_charts
+from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges, rate
 from server.ui.i18n import MESSAGES
+from server.ui.metrics_charts import HostCharts, interface_charts
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 root_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["local_time"] = lambda value: _local(value)
 COOKIE = CONSOLE_COOKIE
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
@@ -220,7 +221,7 @@ def _svg(chart: Chart, t: dict[str, str]) -> str:
 
 @router.get("/hosts/{host_id}", response_class=HTMLResponse)
 def host_page(host_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
-              range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - the query parameter's name
+              range: RangeName = "1h") -> HTMLResponse:
     """A host: charts over the chosen range (embedded history), its latest addresses, routes, listening services and
     tunnels, its backups and RPO, its findings and alerts."""
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
@@ -230,7 +231,9 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     if request.app.state.history is None:
         charts = HostCharts(session, host_id=host_id, since=now - ranges()[range], until=now, t=t)
         svgs = [_svg(c, t) for c in charts.all()]
-    latest = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=200)
+    seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
+    # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
+    latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
     backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": s.fields.get("age_seconds"),
                 "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
                for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
@@ -295,7 +298,7 @@ DEVICE_OBSERVATIONS = ("lldp_neighbor", "arp_entry", "route", "interface_address
 
 @router.get("/devices/{host_id}/{device}", response_class=HTMLResponse)
 def device_page(host_id: Id, device: str, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
-                range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - the query parameter's name
+                range: RangeName = "1h") -> HTMLResponse:
     """One device as polled by one collector host: every interface, charts, LLDP neighbours, ARP and routes."""
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's collector: 404
     row = next((r for r in _device_rows(session, caller) if r["host_id"] == host.id and r["device"] == device), None)
@@ -375,7 +378,7 @@ def flow_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HT
         entry["interfaces"].sort(key=lambda r: -r["bytes"])
     query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
              .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(200))
-    unplanned_subjects = list(session.scalars(access.scoped(Host, access=caller, query=query)))
+    unplanned_subjects = list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
     return _page(request, "flows.html", caller.principal, exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
                  unplanned=unplanned_subjects, humanize=humanize)  # fmt: skip
 

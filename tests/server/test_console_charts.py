@@ -4,16 +4,24 @@ real HostCollector snapshot of this machine, scoped by agency (another agency's 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 
 from collectors.host import host_samples, read_snapshot
-from server.hosts import service as hosts
 from server.history.base import Point
-from server.ui.charts import Chart, Series, humanize, last_per_bucket, line_chart, nice_ticks, rate
+from server.hosts import service as hosts
+from server.ui.charts import (
+    Chart,
+    Series,
+    humanize,
+    last_per_bucket,
+    line_chart,
+    nice_ticks,
+    rate,
+)
 from tests.server.conftest import Clock, enroll, make_agency
-from tests.server.test_console import PASSWORD, _login, _user
+from tests.server.test_console import _login, _user
 
 
 def test_rate_skips_a_counter_reset_and_last_per_bucket_keeps_the_newest():
