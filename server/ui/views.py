@@ -234,8 +234,8 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
     # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
     latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
-    backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": s.fields.get("age_seconds"),
-                "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
+    backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": _duration(s.fields.get("age_seconds"), t),
+                "rpo": _duration(s.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
                for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
     codes = codes_by_id(session)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
@@ -276,8 +276,9 @@ def _device_rows(session: Session, caller: access.Access) -> list[dict[str, Any]
     return sorted(rows.values(), key=lambda d: (d["device"], d["collector"]))
 
 
-def _duration(seconds: float | None, t: dict[str, str]) -> str:
-    if seconds is None:
+def _duration(seconds: Any, t: dict[str, str]) -> str:
+    """Seconds as days, hours and minutes ("3 天 6 小时 12 分"); "—" when unknown."""
+    if not isinstance(seconds, (int, float)) or seconds < 0:
         return "—"
     days, rest = divmod(int(seconds), 86400)
     return t["uptime_format"].format(d=days, h=rest // 3600, m=rest % 3600 // 60)

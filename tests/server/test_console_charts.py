@@ -102,3 +102,42 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
     assert client.get(f"/ui/hosts/{mine.host_id}?range=2y").status_code == 422
     assert client.get(f"/ui/hosts/{theirs.host_id}").status_code == 404
     assert "jw-app-1" not in client.get("/ui").text
+
+
+def _interface(at: datetime, octets_in: int, octets_out: int, errors: int) -> dict:
+    return {"measurement": "snmp_interface", "tags": {"device": "core-1", "if_index": "3", "if_name": "GE0/0/1"},
+            "timestamp": at.isoformat(), "fields": {"hc_in_octets_total": octets_in, "hc_out_octets_total": octets_out,
+                                                    "in_octets_total": octets_in % 2**32, "in_errors_total": errors,
+                                                    "oper_up": 1, "admin_up": 1, "speed_bps": 1_000_000_000}}  # fmt: skip
+
+
+def test_the_device_page_draws_bits_per_second_from_the_64_bit_counters(client: TestClient, admin, clock: Clock):
+    """Three polls a minute apart; the 64-bit counter passes 2^32 (the 32-bit one wraps and would be wrong)."""
+    health, police = make_agency(client, admin, "health"), make_agency(client, admin, "police")
+    collector = enroll(client, admin, health, "his-mon-1")
+    enroll(client, admin, police, "jw-mon-1")
+    start = clock.now - timedelta(minutes=3)
+    base = 2**32 - 1_000_000
+    polls = [(0, 0), (60, 7_500_000), (120, 15_000_000)]  # octets in: +7.5 MB a minute = 1 Mbit/s
+    samples = []
+    for i, (offset, grown) in enumerate(polls):
+        at = start + timedelta(seconds=offset)
+        samples.append({"measurement": "snmp_device", "tags": {"device": "core-1"}, "timestamp": at.isoformat(),
+                        "fields": {"up": 1, "poll_duration_seconds": 0.3}})  # fmt: skip
+        samples.append(_interface(at, base + grown, base + grown // 2, errors=i * 60))
+    assert client.post("/api/v1/ingest", headers=collector.headers, json={"batch_id": "snmp", "samples": samples}).status_code == 200
+    client.app.state.ingest.drain()
+    _user(client, admin, "weijian", "agency", health)
+    _user(client, admin, "jingcha", "agency", police)
+    _login(client, "weijian")
+    page = client.get(f"/ui/devices/{collector.host_id}/core-1").text
+    drawn = dict(re.findall(r'data-series="([^"]+)" data-ts="[^"]+" data-values="([^"]+)"', page))
+    assert drawn["GE0/0/1 入"] == "1000000 1000000" and drawn["GE0/0/1 出"] == "500000 500000"
+    assert drawn["GE0/0/1"] == "1 1"  # one error a second
+    row = re.search(r"<tr><td>3</td><td>GE0/0/1</td>.*?</tr>", page, re.S).group(0)
+    assert "<td>1 M比特/秒</td>" in row and "500 K比特/秒" in row and "120 / —" in row and "1 G比特/秒" in row
+    assert client.get("/ui/devices").text.count('class="device"') == 1
+    client.cookies.clear()
+    _login(client, "jingcha")
+    assert client.get(f"/ui/devices/{collector.host_id}/core-1").status_code == 404
+    assert "core-1" not in client.get("/ui/devices").text
