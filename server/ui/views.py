@@ -349,6 +349,9 @@ def _interface_rates(session: Session, *, host_id: int, device: str, now: dateti
     return out
 
 
+UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan shown on the flows page
+
+
 @router.get("/flows", response_class=HTMLResponse)
 def flow_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     """Flow aggregates (newest window of each exporter): traffic per interface, top conversations, and traffic to
@@ -378,10 +381,10 @@ def flow_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HT
         entry["top"] = sorted((r for r in entry["top"] if r["ts"] == newest), key=lambda r: r["rank"])  # the newest window's ranking
         entry["interfaces"].sort(key=lambda r: -r["bytes"])
     query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
-             .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(200))
+             .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(UNPLANNED_LISTED))
     unplanned_subjects = list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
     return _page(request, "flows.html", caller.principal, exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
-                 unplanned=unplanned_subjects, humanize=humanize)  # fmt: skip
+                 unplanned=unplanned_subjects, unplanned_capped=len(unplanned_subjects) >= UNPLANNED_LISTED, humanize=humanize)  # fmt: skip
 
 
 @router.get("/findings", response_class=HTMLResponse)

@@ -99,6 +99,9 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
     assert [float(v) for v in load.group(2).split()] == stored
     cpu = re.findall(r'data-series="(\w+)" data-ts="[^"]+" data-values="([^"]+)"', page.text[page.text.index('id="chart-cpu"'):page.text.index('id="chart-load"')])
     assert {"user", "system"} <= {mode for mode, _ in cpu} and all(0 <= float(v) <= 100 for _, vs in cpu for v in vs.split())
+    client.get("/ui/lang/en")
+    english = client.get(f"/ui/hosts/{mine.host_id}").text
+    assert "CPU by mode" in english and "bit/s" in english and "比特" not in english
     assert client.get(f"/ui/hosts/{mine.host_id}?range=2y").status_code == 422
     assert client.get(f"/ui/hosts/{theirs.host_id}").status_code == 404
     assert "jw-app-1" not in client.get("/ui").text
@@ -134,7 +137,7 @@ def test_the_device_page_draws_bits_per_second_from_the_64_bit_counters(client: 
     drawn = dict(re.findall(r'data-series="([^"]+)" data-ts="[^"]+" data-values="([^"]+)"', page))
     assert drawn["GE0/0/1 入"] == "1000000 1000000" and drawn["GE0/0/1 出"] == "500000 500000"
     assert drawn["GE0/0/1"] == "1 1"  # one error a second
-    row = re.search(r"<tr><td>3</td><td>GE0/0/1</td>.*?</tr>", page, re.S).group(0)
+    row = re.search(r"<tr><td>3</td><td>GE0/0/1</td>.*?</tr>", page, re.DOTALL).group(0)
     assert "<td>1 M比特/秒</td>" in row and "500 K比特/秒" in row and "120 / —" in row and "1 G比特/秒" in row
     assert client.get("/ui/devices").text.count('class="device"') == 1
     client.cookies.clear()
