@@ -231,3 +231,35 @@ def latest_of(session: Session, *, access: Access, measurements: Sequence[str], 
     if host_id is not None:
         query = query.where(Host.id == host_id)
     return [(series, host) for series, host in session.execute(scoped(Host, access=access, query=query))]
+
+
+MAX_WINDOW_ROWS = 200_000  # points of windowed series read for one chart (7 days of 1-minute windows is 10,080 a series)
+
+
+def windowed_history(
+    session: Session, *, host_ids: Sequence[int], measurement: str, field: str, since: datetime, until: datetime
+) -> dict[tuple[int, str], SeriesHistory]:
+    """Series whose points each count one collection window (flow bytes): every point in [since, until] of `field`,
+    per (host id, series key), oldest first. Not downsampled here: summing needs them all (bounded by
+    MAX_WINDOW_ROWS, newest kept)."""
+    if not host_ids:
+        return {}
+    raw_tags = type_coerce(HistoryPoint.tags, Text)
+    query = (
+        select(HistoryPoint.host_id, HistoryPoint.series_key, raw_tags, HistoryPoint.fields, HistoryPoint.ts_ns)
+        .where(HistoryPoint.host_id.in_(list(host_ids)), HistoryPoint.measurement == measurement,
+               HistoryPoint.ts_ns >= timestamp_ns(since), HistoryPoint.ts_ns <= timestamp_ns(until))
+        .order_by(HistoryPoint.ts_ns.desc()).limit(MAX_WINDOW_ROWS)
+    )  # fmt: skip
+    out: dict[tuple[int, str], SeriesHistory] = {}
+    for host_id, key, tags, fields, ts_ns in session.execute(query):
+        value = fields.get(field)
+        if not isinstance(value, (int, float)):
+            continue
+        series = out.get((host_id, key))
+        if series is None:
+            series = out[(host_id, key)] = SeriesHistory(_json(tags), [])
+        series.points.append((ts_ns / 1e9, {field: value}))
+    for series in out.values():
+        series.points.reverse()
+    return out

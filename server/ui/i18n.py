@@ -75,7 +75,7 @@ MESSAGES["zh"].update({
     "bytes": "字节数", "dir_in": "入", "dir_out": "出", "unplanned_traffic": "地址规划外的流量", "unplanned_from": "来自规划外地址",
     "unplanned_to": "发往规划外地址", "top_conversations": "主要会话", "src_prefix": "源网段", "dst_prefix": "目的网段",
     "protocol": "协议", "dst_port": "目的端口", "no_flows": "尚未收到流量数据", "unplanned_addresses": "规划外的内部地址",
-    "unit_bytes": "字节", "unit_bytes_s": "字节/秒", "unit_bits_s": "比特/秒", "show_list": "展开列表", "backup_age": "距上次成功", "newest_n": "最近 {n} 条",
+    "unit_bytes": "字节", "unit_bytes_s": "字节/秒", "unit_bits_s": "比特/秒", "show_list": "展开列表", "backup_age": "距上次成功", "newest_n": "最近 {n} 条", "chart_flows": "流量趋势（按输出设备）",
 })
 MESSAGES["en"].update({
     "site_undeclared": "Undeclared site", "auto_refresh": "refreshes every {n} s", "by_site": "By site", "site": "Site",
@@ -98,5 +98,5 @@ MESSAGES["en"].update({
     "unplanned_traffic": "Traffic outside the address plan", "unplanned_from": "from unplanned addresses",
     "unplanned_to": "to unplanned addresses", "top_conversations": "Top conversations", "src_prefix": "Source prefix",
     "dst_prefix": "Destination prefix", "protocol": "Protocol", "dst_port": "Port", "no_flows": "No flow data yet",
-    "unplanned_addresses": "Internal addresses outside the plan", "unit_bytes": "B", "unit_bytes_s": "B/s", "unit_bits_s": "bit/s", "show_list": "Show the list", "backup_age": "Since last success", "newest_n": "newest {n}",
+    "unplanned_addresses": "Internal addresses outside the plan", "unit_bytes": "B", "unit_bytes_s": "B/s", "unit_bits_s": "bit/s", "show_list": "Show the list", "backup_age": "Since last success", "newest_n": "newest {n}", "chart_flows": "Traffic by exporter",
 })

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -136,3 +137,40 @@ def interface_charts(session: Session, *, host_id: int, device: str, since: date
     start, end = since.timestamp(), until.timestamp()
     return [Chart("chart-if-traffic", t["chart_if_traffic"], t["unit_bits_s"], traffic, start, end),
             Chart("chart-if-errors", t["chart_if_errors"], t["per_second"], faults, start, end)]  # fmt: skip
+
+
+def window_rates(points: list[tuple[float, float]], bucket_seconds: float) -> list[tuple[float, float]]:
+    """Per-second rates of values that each count one collection window (bytes of flows in that window), averaged
+    per bucket. A window's length is the gap to the previous point; the first point takes the median gap (a lone
+    point, whose window is unknown, the bucket's length)."""
+    if not points:
+        return []
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(points) if b[0] > a[0])
+    typical = gaps[len(gaps) // 2] if gaps else bucket_seconds
+    rates: list[tuple[float, float]] = []
+    previous = points[0][0] - typical
+    for ts, value in points:
+        gap = ts - previous if ts > previous else typical
+        rates.append((ts, value / gap))
+        previous = ts
+    buckets: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for ts, value in rates:
+        buckets[int(ts // bucket_seconds)].append((ts, value))
+    return [(group[-1][0], sum(v for _, v in group) / len(group)) for _, group in sorted(buckets.items())]
+
+
+def flow_charts(session: Session, *, host_ids: list[int], since: datetime, until: datetime, t: Mapping[str, str]) -> list[Chart]:
+    """Traffic of each exporter, and to and from space outside the address plan, in bits per second over time."""
+    bucket = max((until - since).total_seconds() / BUCKETS, 1.0)
+    start, end = since.timestamp(), until.timestamp()
+    total, unplanned = [], []
+    for (_, _), h in sorted(hosts.windowed_history(session, host_ids=host_ids, measurement="flow", field="bytes",
+                                                    since=since, until=until).items()):  # fmt: skip
+        total.append(Series(str(h.tags.get("exporter", "?")), [(ts, v * 8) for ts, v in window_rates(_field(h, "bytes"), bucket)]))
+    for (_, _), h in sorted(hosts.windowed_history(session, host_ids=host_ids, measurement="flow_unplanned", field="bytes",
+                                                    since=since, until=until).items()):  # fmt: skip
+        direction = str(h.tags.get("direction", "?"))
+        label = t.get(f"unplanned_{direction}", direction)
+        unplanned.append(Series(f"{h.tags.get('exporter', '?')} {label}", [(ts, v * 8) for ts, v in window_rates(_field(h, "bytes"), bucket)]))
+    return [Chart("chart-flows", t["chart_flows"], t["unit_bits_s"], total, start, end),
+            Chart("chart-flows-unplanned", t["unplanned_traffic"], t["unit_bits_s"], unplanned, start, end)]  # fmt: skip

@@ -44,7 +44,7 @@ from server.inventory import governance
 from server.inventory.models import DeclarationRequest, DeclaredSite, HostEntry
 from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges, rate
 from server.ui.i18n import MESSAGES
-from server.ui.metrics_charts import HostCharts, interface_charts
+from server.ui.metrics_charts import HostCharts, flow_charts, interface_charts
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -353,7 +353,8 @@ UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan 
 
 
 @router.get("/flows", response_class=HTMLResponse)
-def flow_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
+              range: RangeName = "1h") -> HTMLResponse:  # `range`: the query parameter's name
     """Flow aggregates (newest window of each exporter): traffic per interface, top conversations, and traffic to
     and from internal space outside the address plan."""
     codes = codes_by_id(session)
@@ -383,7 +384,12 @@ def flow_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HT
     query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
              .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(UNPLANNED_LISTED))
     unplanned_subjects = list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
-    return _page(request, "flows.html", caller.principal, exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
+    svgs = []
+    if request.app.state.history is None:
+        t = MESSAGES[_lang(request)]
+        collectors = sorted({host.id for _, host in found})
+        svgs = [_svg(c, t) for c in flow_charts(session, host_ids=collectors, since=now - ranges()[range], until=now, t=t)]
+    return _page(request, "flows.html", caller.principal, charts=svgs, range=range, ranges=list(ranges()), exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
                  unplanned=unplanned_subjects, unplanned_capped=len(unplanned_subjects) >= UNPLANNED_LISTED, humanize=humanize)  # fmt: skip
 
 

@@ -29,6 +29,14 @@ def test_rate_skips_a_counter_reset_and_last_per_bucket_keeps_the_newest():
     assert last_per_bucket([(0, 1), (5, 2), (10, 3), (19, 4), (20, 5)], 10) == [(5, 2), (19, 4), (20, 5)]
 
 
+def test_window_rates_divide_each_window_by_its_length_and_average_per_bucket():
+    from server.ui.metrics_charts import window_rates
+
+    # windows of 60 s: 600 bytes → 10 B/s, 1200 → 20 B/s; the first window takes the typical (median) length
+    assert window_rates([(60, 600), (120, 1200), (180, 600)], 60) == [(60, 10.0), (120, 20.0), (180, 10.0)]
+    assert window_rates([(60, 600), (120, 1200), (180, 600), (240, 600)], 120) == [(60, 10.0), (180, 15.0), (240, 10.0)]
+
+
 def test_humanize_and_ticks():
     assert humanize(1536 * 1024 * 1024, "字节") == "1.50 Gi字节"
     assert humanize(25_000_000, "比特/秒") == "25 M比特/秒"

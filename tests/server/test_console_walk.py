@@ -174,6 +174,8 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                 if agency_user:
                     assert page.locator("section.exporter").count() == 0
                 else:
+                    drawn = page.get_attribute("#chart-flows path[data-series='127.0.0.1']", "data-values")
+                    assert drawn is not None and float(drawn.split()[-1]) > 0  # softflowd's export, in bit/s
                     top = page.inner_text("section.exporter .flow-top")
                     assert seeded["top_src"] in top and seeded["top_dst"] in top
                     assert page.locator("section.exporter .flow-unplanned td.critical").count() >= 1
