@@ -124,6 +124,11 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
     server = start_server(tmp_path / "server")
     try:
         seeded = _seed(server, tmp_path)
+        site = {"code": "platform-dc", "name": "政务云主数据中心", "kind": "platform_dc"}
+        assert httpx.post(f"{server.url}/api/v1/inventory/sites", json=site, headers=server.admin).status_code == 201
+        registered = httpx.post(f"{server.url}/api/v1/inventory/hosts", headers=server.admin,
+                                json={"name": "his-db-1", "agency": "health", "site": "platform-dc"})  # fmt: skip
+        assert registered.status_code == 201, registered.text
         agencies = {a["code"]: a["id"] for a in httpx.get(f"{server.url}/api/v1/agencies", headers=server.admin).json()}
         hosts = {h["hostname"]: h["id"] for h in httpx.get(f"{server.url}/api/v1/hosts", headers=server.admin).json()}
         for name, role, agency in (("ops", "admin", None), ("noc", "noc", None), ("sec", "security", None),
@@ -152,7 +157,10 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                     page.screenshot(path=str(artifacts / f"{name}-{label}.png"), full_page=True)
 
                 assert page.inner_text("#hosts-total") == ("1" if agency_user else "2")
-                assert page.locator("#sites tr").count() >= 2
+                dc_row = page.inner_text("#sites tr:has-text('政务云主数据中心')")
+                assert dc_row.split("\t")[1:5] == ["1", "0", "1", "0"]  # his-db-1 reporting, the VRP 5720 it polls up
+                if not agency_user:
+                    assert "未登记站点" in page.inner_text("#sites")  # police's jw-app-1 is registered nowhere
                 shot("1-overview")
                 page.goto(f"{server.url}/ui/hosts/{hosts['his-db-1']}?range=1h")
                 drawn = page.get_attribute("#chart-load path[data-series=load1]", "data-values")
