@@ -10,13 +10,7 @@ from server.access import Id, Scoped
 from server.deps import DbSession, Now
 from server.errors import ConflictError
 from server.hosts import service
-from server.hosts.schemas import (
-    HistoryPointRead,
-    HostRead,
-    Instant,
-    ObservationRead,
-    SeriesValue,
-)
+from server.hosts.schemas import HistoryPointRead, HostRead, Instant, ObservationRead, SeriesValue
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 
