@@ -68,7 +68,12 @@ class _QueueCollector(Collector):
         size.add_metric([], self._queue.bytes)
         dropped = CounterMetricFamily("egovmon_agent_queue_dropped_batches", "Oldest batches dropped because the queue was full")
         dropped.add_metric([], self._queue.dropped_batches_total)
-        return [batches, size, dropped]
+        disk_full = CounterMetricFamily(
+            "egovmon_agent_queue_disk_full_dropped_batches",
+            "Of the dropped batches, those dropped because the file system of the queue was full",
+        )
+        disk_full.add_metric([], self._queue.dropped_for_disk_full_total)
+        return [batches, size, dropped, disk_full]
 
 
 class LatestReadings(Collector):

@@ -5,11 +5,15 @@ written to a temporary name, fsync'd and renamed, so a crash leaves either the
 whole batch or nothing. Files are sent oldest first and deleted only after the
 server acknowledged them. When the queue would exceed its byte bound, the
 oldest batches are dropped and counted: the newest data is the most useful to
-the NOC after an outage, and the agent must keep running.
+the NOC after an outage, and the agent must keep running. The same holds when
+the file system fills up before the bound is reached (ENOSPC): the oldest
+batches are dropped, one at a time, until the new one fits, and counted apart.
+A failed write never leaves its temporary file behind.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -19,6 +23,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SUFFIX = ".batch"
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class DiskQueue:
         self.max_bytes = max_bytes
         self.dropped_batches_total = 0
         self.dropped_bytes_total = 0
+        self.dropped_for_disk_full_total = 0  # of dropped_batches_total: dropped because the file system was full
         self._lock = threading.Lock()
         self._items: list[QueuedBatch] = []
         self._bytes = 0
@@ -69,11 +75,11 @@ class DiskQueue:
             log.info("disk queue holds %d batches (%d bytes) from an earlier run", len(items), self._bytes)
 
     def put(self, body: bytes) -> QueuedBatch:
-        """Store one batch durably; drops the oldest batches when the bound would be exceeded.
+        """Store one batch durably; drops the oldest batches when the bound would be exceeded or the disk is full.
 
         Raises:
             ValueError: a single batch is larger than the whole bound.
-            OSError: the disk refused the write.
+            OSError: the disk refused the write (and nothing older is left to drop for room).
         """
         if len(body) > self.max_bytes:
             raise ValueError(f"batch of {len(body)} bytes exceeds the queue bound of {self.max_bytes} bytes")
@@ -81,12 +87,13 @@ class DiskQueue:
             seq = self._next_seq
             self._next_seq += 1
         path = self.directory / f"{seq:020d}{SUFFIX}"
-        temporary = path.with_name(path.name + ".tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        while True:
+            try:
+                _write_durably(path, body)
+                break
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL_ERRNOS or not self._drop_oldest_for_room():
+                    raise
         item = QueuedBatch(seq, path, len(body))
         dropped: list[QueuedBatch] = []
         with self._lock:
@@ -107,6 +114,26 @@ class DiskQueue:
                 self.max_bytes,
             )
         return item
+
+    def _drop_oldest_for_room(self) -> bool:
+        """Drop the oldest batch because the file system is full; False when there is none to drop."""
+        with self._lock:
+            if not self._items:
+                return False
+            oldest = self._items.pop(0)
+            self._bytes -= oldest.size
+            self.dropped_batches_total += 1
+            self.dropped_bytes_total += oldest.size
+            self.dropped_for_disk_full_total += 1
+            first = self.dropped_for_disk_full_total == 1 or not self._full
+            self._full = True
+        oldest.path.unlink(missing_ok=True)
+        if first:
+            log.warning(
+                "the file system of the disk queue is full: dropping the oldest batches to make room "
+                "(counted in egovmon_agent_queue_dropped_batches_total)"
+            )
+        return True
 
     def peek(self) -> QueuedBatch | None:
         """The oldest batch, or None when empty."""
@@ -136,3 +163,21 @@ class DiskQueue:
     def bytes(self) -> int:
         with self._lock:
             return self._bytes
+
+
+def _write_durably(path: Path, body: bytes) -> None:
+    """Write `body` to `path` through a fsync'd temporary file and a rename; the temporary file never outlives a failure.
+
+    Raises:
+        OSError: the write, fsync or rename failed.
+    """
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

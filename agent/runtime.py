@@ -22,8 +22,10 @@ from agent.metrics import AgentMetrics, LatestReadings
 from agent.queue import DiskQueue
 from agent.scheduler import Job, Scheduler
 from agent.shipping import Batcher, Shipper
-from core.agentconfig import AgentSettings
+from agent.transport import check_server_url, tls_context
+from core.agentconfig import AgentSettings, ShipperSettings
 from core.collect import Collector, Reading
+from core.filemodes import make_private
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +65,25 @@ class Credential:
         return cls(**data)
 
 
-def enroll(server_url: str, token: str, *, hostname: str, state_dir: Path, version: str = "0.1.0") -> Credential:
+def enroll(
+    server_url: str, token: str, *, hostname: str, state_dir: Path, version: str = "0.1.0",
+    shipper: ShipperSettings | None = None, insecure: bool = False,
+) -> Credential:
     """Exchange a one-time enrolment token for this agent's credential and store it (mode 0600).
+
+    The connection follows `shipper`'s TLS settings (CA file, pin); cleartext http:// to another
+    host is refused unless `insecure` (or `shipper.insecure_http`).
 
     Raises:
         EnrollmentError: the server refused (its message is kept) or was unreachable.
+        TransportError: the URL would send the token in the clear, or the TLS settings are unusable.
     """
+    shipper = shipper or ShipperSettings()
+    check_server_url(server_url, insecure=insecure or shipper.insecure_http)
+    verify = tls_context(ca_file=shipper.ca_file, pin_sha256=shipper.pin_sha256)
     url = server_url.rstrip("/") + "/api/v1/agents/enroll"
     try:
-        response = httpx.post(url, json={"token": token, "hostname": hostname, "version": version}, timeout=30)
+        response = httpx.post(url, json={"token": token, "hostname": hostname, "version": version}, timeout=30, verify=verify)
     except httpx.HTTPError as exc:
         raise EnrollmentError(f"cannot reach {server_url}: {exc}") from exc
     if response.status_code != 201:
@@ -85,6 +97,7 @@ def enroll(server_url: str, token: str, *, hostname: str, state_dir: Path, versi
         server_url=server_url.rstrip("/"), agent_id=body["agent_id"], agency_id=body["agency_id"],
         host_id=body["host_id"], hostname=body["hostname"], credential=body["credential"],
     )
+    make_private(state_dir, log=log)
     credential.save(state_dir / "credential.json")
     return credential
 
@@ -145,7 +158,9 @@ def default_jobs(settings: AgentSettings) -> list[Job]:
 class Agent:
     """One running agent."""
 
-    def __init__(self, settings: AgentSettings, credential: Credential, jobs: list[Job]) -> None:
+    def __init__(self, settings: AgentSettings, credential: Credential, jobs: list[Job], *, insecure: bool = False) -> None:
+        server_url = settings.server_url or credential.server_url
+        check_server_url(server_url, insecure=insecure or settings.shipper.insecure_http)
         self.settings = settings
         self.credential = credential
         self.registry = CollectorRegistry(auto_describe=True)
@@ -159,8 +174,9 @@ class Agent:
             self.queue, hostname=credential.hostname, settings=settings.shipper, wake=self._wake, metrics=self.metrics
         )
         self.shipper = Shipper(
-            self.queue, server_url=settings.server_url or credential.server_url, credential=credential.credential,
+            self.queue, server_url=server_url, credential=credential.credential,
             settings=settings.shipper, wake=self._wake, metrics=self.metrics,
+            verify=tls_context(ca_file=settings.shipper.ca_file, pin_sha256=settings.shipper.pin_sha256),
         )
         self.scheduler = Scheduler(jobs, on_reading=self._on_reading, metrics=self.metrics)
         self.metrics_server: Any = None
@@ -183,6 +199,7 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; flushes what is pending into the queue on the way out."""
+        make_private(self.settings.state_dir, log=log)  # it holds the credential: owner only, warned when it was not
         self.queue.open()
         self._wake.set()
         try:
@@ -196,11 +213,13 @@ class Agent:
                 self.metrics_server.shutdown()
 
 
-def build(settings: AgentSettings, *, jobs: list[Job] | None = None) -> Agent:
+def build(settings: AgentSettings, *, jobs: list[Job] | None = None, insecure: bool = False) -> Agent:
     """An agent for `settings`, with the configured collectors unless `jobs` are given.
 
     Raises:
         NotEnrolledError: no credential in the state directory.
+        TransportError: the server URL would send the credential in the clear (without `insecure`), or the TLS
+            settings are unusable.
     """
     credential = Credential.load(settings.credential_file)
-    return Agent(settings, credential, jobs if jobs is not None else default_jobs(settings))
+    return Agent(settings, credential, jobs if jobs is not None else default_jobs(settings), insecure=insecure)

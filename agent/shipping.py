@@ -14,6 +14,7 @@ import email.utils
 import gzip
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,7 @@ class Shipper:
         metrics: AgentMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._queue = queue
         self._url = server_url.rstrip("/") + INGEST_PATH
@@ -133,13 +135,14 @@ class Shipper:
         self._metrics = metrics
         self._sleep = sleep
         self._jitter = jitter
+        self._verify = verify
         self._failing = False
         self._retry_after: float | None = None
 
     async def run(self) -> None:
         """Ship until cancelled."""
         delay = self._settings.backoff_initial_seconds
-        async with httpx.AsyncClient(timeout=self._settings.timeout_seconds) as client:
+        async with httpx.AsyncClient(timeout=self._settings.timeout_seconds, verify=self._verify) as client:
             while True:
                 item = self._queue.peek()
                 if item is None:
@@ -177,6 +180,7 @@ class Shipper:
         if response.status_code == 200:
             self._metrics.shipped_batches.labels("sent").inc()
             self._metrics.last_ship_success.set(time.time())
+            log.debug("shipped batch %s (%d bytes)", item.path.name, len(body))
             if self._failing:
                 log.info("server reachable again; shipping the queue (%d batches)", len(self._queue))
                 self._failing = False

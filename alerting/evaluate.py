@@ -29,6 +29,7 @@ NP_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {">": np.greater,
 VECTOR_MIN_SERIES = 64  # below this, a plain loop is cheaper than building a column
 DEFAULT_NODATA_AFTER = timedelta(minutes=5)
 NODATA = "NoData"
+NODATA_FP_LIMIT = 1_000_000
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -92,6 +93,12 @@ class Evaluator:
     _index: dict[str, dict[tuple[tuple[str, str], ...], str]] = field(default_factory=dict)
     _columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = field(default_factory=dict)
     _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
+    _nodata_fps: dict[tuple[str, Any], str] = field(default_factory=dict)  # (rule, series key) → its NoData alert's fingerprint
+
+    @property
+    def series_count(self) -> int:
+        """Series remembered (one per measurement and tag set), the evaluator's working set."""
+        return sum(len(by_key) for by_key in self._series.values())
 
     # inputs
 
@@ -166,15 +173,20 @@ class Evaluator:
             transitions.append(Transition(alert, before, "resolved", False))
         return transitions
 
-    def _set(self, labels: dict[str, str], annotations: dict[str, str], condition: bool, since: datetime, hold: timedelta,
-             now: datetime, value: float | None, active: set[str], transitions: list[Transition], *, keep: bool = False) -> None:
-        """Advance one alert: `condition` holds (since `since`); `keep` holds a firing alert without its condition."""
-        fp = fingerprint(labels)
+    def _set(self, labels: dict[str, str], annotations: dict[str, str] | Callable[[], dict[str, str]], condition: bool,
+             since: datetime, hold: timedelta,
+             now: datetime, value: float | None, active: set[str], transitions: list[Transition], *, keep: bool = False,
+             fp: str | None = None) -> None:
+        """Advance one alert: `condition` holds (since `since`); `keep` holds a firing alert without its condition.
+        `fp`: the labels' fingerprint when the caller has it already."""
+        fp = fp or fingerprint(labels)
         alert = self.alerts.get(fp)
         if alert is not None and alert.status == "resolved":
             alert = None
         if not condition and not (keep and alert is not None and alert.status == "firing"):
             return
+        if callable(annotations):
+            annotations = annotations()  # rendered only for an alert that is or stays active
         active.add(fp)
         if alert is None:
             alert = Alert(fp, labels, annotations, "pending", since, value=value)
@@ -217,7 +229,12 @@ class Evaluator:
             self._seen.add(fp)
             current = self.alerts.get(fp)
             if current is not None:
-                self._seen.add(fingerprint(self._nodata_labels(rule, series.tags)))
+                nodata = self._nodata_fps.get((rule.alert, key))
+                if nodata is None:
+                    if len(self._nodata_fps) >= NODATA_FP_LIMIT:
+                        self._nodata_fps.clear()  # a cache: recomputed on demand
+                    nodata = self._nodata_fps[(rule.alert, key)] = fingerprint(self._nodata_labels(rule, series.tags))
+                self._seen.add(nodata)
             firing = current is not None and current.status == "firing"
             silent = now - series.at >= self.nodata_after
             if firing:
@@ -226,8 +243,8 @@ class Evaluator:
             else:
                 condition = test(float(value), rule.threshold) and not silent
             values = {**series.tags, "value": float(value), "threshold": rule.threshold}
-            annotations = {k: render(v, values) for k, v in rule.annotations.items()}
-            self._set(labels, annotations, condition, series.at, rule.hold, now, float(value), active, transitions, keep=silent)
+            annotations = lambda values=values: {k: render(v, values) for k, v in rule.annotations.items()}  # noqa: E731
+            self._set(labels, annotations, condition, series.at, rule.hold, now, float(value), active, transitions, keep=silent, fp=fp)
             alert = self.alerts.get(fp)
             if alert is not None and alert.status == "firing":
                 self._lacking(alert, silent, rule, series.tags, now, active, transitions)
@@ -289,10 +306,12 @@ class Evaluator:
         for tags, last in newest.values():
             silent_for = now - last
             labels = {"alertname": rule.alert, **tags, **rule.labels}
-            self._seen.add(fingerprint(labels))
-            values = {**tags, "silent_seconds": int(silent_for.total_seconds()), "last_seen": last.isoformat()}
-            annotations = {k: render(v, values) for k, v in rule.annotations.items()}
-            self._set(labels, annotations, silent_for >= rule.hold, last + rule.hold, timedelta(0), now, None, active, transitions)
+            fp = fingerprint(labels)
+            self._seen.add(fp)
+            values = {**tags, "silent_seconds": int(silent_for.total_seconds()), "last_seen": last}
+            annotations = lambda values=values: {  # noqa: E731
+                k: render(v, {**values, "last_seen": values["last_seen"].isoformat()}) for k, v in rule.annotations.items()}
+            self._set(labels, annotations, silent_for >= rule.hold, last + rule.hold, timedelta(0), now, None, active, transitions, fp=fp)
 
     def _findings_rule(self, rule: Rule, now: datetime, active: set[str], transitions: list[Transition]) -> None:
         floor = SEVERITIES.index(rule.min_severity)

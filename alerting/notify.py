@@ -1,11 +1,19 @@
 """Notifications: what each receiver kind gets (pure builders) and how it is delivered (thin shells).
 
-Kinds: `webhook` (egovmon's JSON, Chinese and English texts), `alertmanager`
-(the Alertmanager webhook payload, version 4), `dingtalk` (robot, markdown,
+Kinds: `webhook` (the Alertmanager webhook payload, version 4, that Alertmanager
+itself sends out, plus egovmon's Chinese and English texts), `alertmanager`
+(postable alerts for an Alertmanager's own v2 API, `POST /api/v2/alerts`:
+https://github.com/prometheus/alertmanager/blob/v0.25.0/api/v2/openapi.yaml),
+`dingtalk` (robot, markdown,
 signed: https://open.dingtalk.com/document/robots/customize-robot-security-settings),
 `wecom` (group robot, markdown), `smtp` (e-mail) and `syslog` (RFC 5424 over
 UDP, or TCP with RFC 6587 octet counting, for the SIEM). A message is built
 once when it is queued (the outbox stores it), so a retry sends the same bytes.
+
+Delivery sorts refusals in two: a permanent one (an HTTP 4xx other than 408 and
+429: the receiver will answer the same to the same bytes) raises
+`PermanentDeliveryError` and is not retried; anything else raises `DeliveryError`
+and is retried with backoff.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import socket
 import time
@@ -25,6 +34,8 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
+
+from core.settings import ReceiverSettings
 
 SYSLOG_SEVERITY = {"critical": 2, "warning": 4, "info": 6}  # RFC 5424: crit, warning, informational
 SYSLOG_FACILITY = 13  # log audit
@@ -46,6 +57,17 @@ class AlertView:
 
 class DeliveryError(Exception):
     """The receiver did not take the message; it is retried with backoff."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused the message for good (HTTP 4xx other than 408/429): retrying sends the same refused bytes."""
+
+
+ALERTMANAGER_PATH = "/api/v2/alerts"
+SMTP_PORT = 25
+SYSLOG_PORT = 514
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus label names; Alertmanager refuses others with 400
+_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time: "not resolved" in the webhook payload
 
 
 def summary(alert: AlertView, language: str) -> str:
@@ -74,24 +96,19 @@ def build(kind: str, receiver: str, group_labels: Mapping[str, str], alerts: Seq
     firing = any(a.status == "firing" for a in alerts)
     title = ("【egovmon】" if language == "zh" else "[egovmon] ") + (text_lines(alerts, language)[0] if alerts else "")
     if kind == "alertmanager":
+        return {"alerts": [postable_alert(a, external_url) for a in alerts]}
+    if kind == "webhook":
         common = {k: v for k, v in alerts[0].labels.items() if all(a.labels.get(k) == v for a in alerts)} if alerts else {}
         return {
             "version": "4", "groupKey": json.dumps(dict(sorted(group_labels.items())), ensure_ascii=False),
             "truncatedAlerts": 0, "status": "firing" if firing else "resolved", "receiver": receiver,
             "groupLabels": dict(group_labels), "commonLabels": common, "commonAnnotations": {}, "externalURL": external_url,
+            # egovmon's additions (a v4 consumer ignores them): the group, the texts in both languages
+            "group": dict(group_labels), "title": title, "text": "\n".join(text_lines(alerts, language)),
             "alerts": [
                 {"status": a.status, "labels": dict(a.labels), "annotations": dict(a.annotations),
-                 "startsAt": a.starts_at.isoformat(), "endsAt": (a.ends_at or datetime(1, 1, 1, tzinfo=UTC)).isoformat(),
-                 "generatorURL": external_url, "fingerprint": a.fingerprint}
-                for a in alerts
-            ],
-        }  # fmt: skip
-    if kind == "webhook":
-        return {
-            "receiver": receiver, "status": "firing" if firing else "resolved", "group": dict(group_labels),
-            "title": title, "text": "\n".join(text_lines(alerts, language)),
-            "alerts": [
-                {"fingerprint": a.fingerprint, "status": a.status, "labels": dict(a.labels), "annotations": dict(a.annotations),
+                 "startsAt": a.starts_at.isoformat(), "endsAt": (a.ends_at or _ZERO_TIME).isoformat(),
+                 "generatorURL": console_url(external_url, a.fingerprint), "fingerprint": a.fingerprint,
                  "summary_zh": summary(a, "zh"), "summary_en": summary(a, "en"), "lacking_data": a.lacking_data,
                  "starts_at": a.starts_at.isoformat(), "ends_at": a.ends_at.isoformat() if a.ends_at else None}
                 for a in alerts
@@ -113,6 +130,39 @@ def build(kind: str, receiver: str, group_labels: Mapping[str, str], alerts: Seq
             for a in alerts
         ]}  # fmt: skip
     raise ValueError(f"unknown receiver kind {kind!r}")
+
+
+def console_url(external_url: str, fingerprint: str) -> str:
+    """The alert's page in the console (`external_url` is the console's base URL), or "" when no URL is configured."""
+    return f"{external_url.rstrip('/')}/ui/alerts#{fingerprint}" if external_url else ""
+
+
+def postable_alert(alert: AlertView, external_url: str) -> dict[str, Any]:
+    """One alert as Alertmanager's v2 API takes it (`PostableAlert`).
+
+    Labels keep only valid Prometheus label names with non-empty values (Alertmanager answers 400 to others;
+    an empty value means "no label" there). A firing alert has no `endsAt`: Alertmanager ends it after its
+    `resolve_timeout` unless posted again, which the engine does every `resend_seconds`; a resolved one carries
+    its `endsAt`. Annotations carry the summary in Chinese and English (`summary_zh`, `summary_en`, `summary`).
+    """
+    labels = {k: str(v) for k, v in alert.labels.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    annotations = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    annotations.update({"summary_zh": summary(alert, "zh"), "summary_en": summary(alert, "en")})
+    annotations.setdefault("summary", annotations["summary_zh"])
+    if alert.lacking_data:
+        annotations["lacking_data"] = "true"
+    posted: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": alert.starts_at.isoformat()}
+    if alert.status == "resolved":
+        posted["endsAt"] = (alert.ends_at or alert.starts_at).isoformat()
+    url = console_url(external_url, alert.fingerprint)
+    if url:
+        posted["generatorURL"] = url
+    return posted
+
+
+def alertmanager_url(url: str) -> str:
+    """The receiver's URL as the alerts endpoint: a base URL (`http://am:9093`) gets `/api/v2/alerts` appended."""
+    return url if url.rstrip("/").endswith(ALERTMANAGER_PATH) else url.rstrip("/") + ALERTMANAGER_PATH
 
 
 def dingtalk_url(url: str, secret: str | None, now_ms: int | None = None) -> str:
@@ -137,34 +187,61 @@ def syslog_line(message: Mapping[str, Any], *, hostname: str, at: datetime) -> b
     return head.encode() + b"\xef\xbb\xbf" + str(message["text"]).encode()
 
 
-def deliver(kind: str, target: Mapping[str, Any], body: Mapping[str, Any], *, timeout: float = 10.0) -> None:
-    """Send one built message to a receiver (`target` is its settings as a dict). Raises DeliveryError."""
+def shown_url(url: str) -> str:
+    """The URL without credentials and query (a robot's access_token, a user:password), for errors that users see."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _check_http(kind: str, url: str, response: httpx.Response) -> None:
+    """Raises PermanentDeliveryError for a 4xx other than 408/429, DeliveryError for any other non-2xx answer."""
+    if response.status_code < 300:
+        return
+    message = f"{kind} {shown_url(url)} answered {response.status_code}: {response.text[:200]}"
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        raise PermanentDeliveryError(message)
+    raise DeliveryError(message)
+
+
+def deliver(receiver: ReceiverSettings, body: Mapping[str, Any], *, timeout: float = 10.0) -> None:
+    """Send one built message to `receiver` (its kind decides how). SMTP defaults to port 25, syslog to 514.
+
+    Raises:
+        PermanentDeliveryError: the receiver refused the message for good.
+        DeliveryError: it did not take the message this time.
+    """
+    kind = receiver.kind
     try:
         if kind in ("webhook", "alertmanager", "dingtalk", "wecom"):
-            url = target["url"]
+            url = str(receiver.url)
             if kind == "dingtalk":
-                url = dingtalk_url(url, target.get("secret"))
-            response = httpx.post(url, json=body, timeout=timeout, headers=target.get("headers") or {})
-            if response.status_code >= 300:
-                raise DeliveryError(f"{kind} {target['url']} answered {response.status_code}: {response.text[:200]}")
+                url = dingtalk_url(url, receiver.secret.get_secret_value() if receiver.secret else None)
+            if kind == "alertmanager":
+                response = httpx.post(alertmanager_url(url), json=list(body["alerts"]), timeout=timeout)
+            else:
+                response = httpx.post(url, json=body, timeout=timeout)
+            _check_http(kind, str(receiver.url), response)
             if kind in ("dingtalk", "wecom"):
                 answer = response.json() if response.content else {}
-                if answer.get("errcode", 0) != 0:
-                    raise DeliveryError(f"{kind} refused the message: {answer}")
+                if not isinstance(answer, dict) or answer.get("errcode", 0) != 0:
+                    raise DeliveryError(f"{kind} refused the message: {str(answer)[:200]}")
         elif kind == "smtp":
             message = EmailMessage()
-            message["Subject"], message["From"], message["To"] = body["subject"], target["sender"], ", ".join(target["to"])
+            message["Subject"], message["From"], message["To"] = body["subject"], receiver.sender, ", ".join(receiver.to)
             message.set_content(body["body"], charset="utf-8")
-            with smtplib.SMTP(target["host"], int(target.get("port", 25)), timeout=timeout) as smtp:
-                if target.get("starttls"):
+            with smtplib.SMTP(str(receiver.host), receiver.port or SMTP_PORT, timeout=timeout) as smtp:
+                if receiver.starttls:
                     smtp.starttls()
-                if target.get("username"):
-                    smtp.login(target["username"], target.get("password") or "")
+                if receiver.username:
+                    smtp.login(receiver.username, receiver.password.get_secret_value() if receiver.password else "")
                 smtp.send_message(message)
         elif kind == "syslog":
-            address = (target["host"], int(target.get("port", 514)))
-            lines = [syslog_line(m, hostname=target.get("hostname") or socket.gethostname(), at=datetime.now(UTC)) for m in body["messages"]]
-            if target.get("protocol", "udp") == "tcp":
+            address = (str(receiver.host), receiver.port or SYSLOG_PORT)
+            lines = [syslog_line(m, hostname=receiver.hostname or socket.gethostname(), at=datetime.now(UTC)) for m in body["messages"]]
+            if receiver.protocol == "tcp":
                 with socket.create_connection(address, timeout=timeout) as sock:
                     sock.sendall(b"".join(str(len(line)).encode() + b" " + line for line in lines))  # RFC 6587 octet counting
             else:
@@ -172,6 +249,6 @@ def deliver(kind: str, target: Mapping[str, Any], body: Mapping[str, Any], *, ti
                     for line in lines:
                         sock.sendto(line, address)
         else:
-            raise DeliveryError(f"unknown receiver kind {kind!r}")
-    except (httpx.HTTPError, OSError, smtplib.SMTPException, ValueError) as exc:
-        raise DeliveryError(f"{kind}: {exc}") from exc
+            raise PermanentDeliveryError(f"unknown receiver kind {kind!r}")
+    except (httpx.HTTPError, OSError, smtplib.SMTPException, ValueError, KeyError, TypeError) as exc:
+        raise DeliveryError(f"{kind}: {type(exc).__name__}: {exc}") from exc

@@ -29,6 +29,7 @@ series' tags, `value` and `subject`. Semantics follow Prometheus alerting rules
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from datetime import timedelta
@@ -43,6 +44,7 @@ LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SEVERITIES = ("info", "warning", "critical")
 
 
+@functools.lru_cache(maxsize=4096)  # rules ask for their `for` on every evaluation of every series
 def parse_duration(text: str | int | float) -> timedelta:
     """`30s`, `5m`, `1h`, `2d` (or seconds as a number). Raises ValueError."""
     if isinstance(text, int | float):
@@ -158,14 +160,17 @@ def load_rules(text: str) -> RuleFile:
         raise RulesError([f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]) from exc
 
 
+class _Keep(dict):  # type: ignore[type-arg]
+    """Template values where an unknown name renders as itself."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 def render(template: str, values: dict[str, Any]) -> str:
-    """Fill a template; unknown names stay as `{name}` instead of failing."""
-
-    class Keep(dict):  # type: ignore[type-arg]
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
+    """Fill a template; unknown names stay as `{name}` instead of failing (a template that cannot be filled
+    at all, e.g. with positional fields, is returned as it is)."""
     try:
-        return string.Formatter().vformat(template, (), Keep(values))
-    except (ValueError, TypeError, KeyError):
+        return template.format_map(_Keep(values))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return template

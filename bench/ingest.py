@@ -9,7 +9,7 @@ Both sides get the same samples in 10,000-sample batches, in one run:
 - egovmon: the same samples as gzip JSON batches posted to a real `egovmon server`
   process (uvicorn) with an agent credential: authenticated, validated, enriched
   with host and agency, written to the same VictoriaMetrics through
-  influxdb-client, latest state committed to SQLite, acknowledged only then.
+  its InfluxDB v2 writer, latest state committed to SQLite, acknowledged only then.
 
 It prints both rates, their ratio, the server's RSS, and checks that every
 sample reached VictoriaMetrics. `--profile` also runs the pipeline in-process

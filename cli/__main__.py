@@ -1,5 +1,5 @@
 """`python -m cli` runs the egovmon command."""
 
-from cli.main import app
+from cli.main import main
 
-app(prog_name="egovmon")
+main()

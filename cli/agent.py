@@ -14,6 +14,8 @@ from core.agentconfig import AgentSettings, load_agent_settings
 from core.settings import SettingsError
 
 agent_app = typer.Typer(help="The host agent: enrol it, run it, install it as a service.", no_args_is_help=True)
+agent_config_app = typer.Typer(help="The agent's configuration file: validate it, print its JSON schema.", no_args_is_help=True)
+agent_app.add_typer(agent_config_app, name="config")
 
 CAP_NET_RAW = 13  # linux/capability.h
 
@@ -59,9 +61,26 @@ backup_jobs: []
 #  - {name: restore-drill, kind: status_file, role: restore_test, path: /backup/restore-test.json, rpo_seconds: 2592000}
 shipper:
   queue_max_bytes: 268435456         # disk queue bound (256 MiB); the oldest batches are dropped beyond it
+  # ca_file: /etc/egovmon/ca.pem     # CAs that may sign the server's certificate (default: the public CAs)
+  # pin_sha256: "ab:cd:..."          # SHA-256 of the server certificate; any other certificate is refused
+  # insecure_http: false             # plain http:// to another host is refused unless true (or --insecure)
 metrics:
   listen: 127.0.0.1:9108             # local /metrics for an existing Prometheus; null turns it off
 """
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level`. The HTTP client's line per request (httpx logs every POST at INFO: about 5,800 lines a
+    day per agent at one batch every 15 s) is kept for WARNING and above; the shipper logs each batch at DEBUG itself."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+INSECURE_HELP = (
+    "Allow a plain http:// server that is not this machine: the enrolment token, the credential and all metrics "
+    "travel unencrypted (config: shipper.insecure_http)"
+)
 
 
 def _settings(config: Path | None, state_dir: Path | None = None) -> AgentSettings:
@@ -70,6 +89,24 @@ def _settings(config: Path | None, state_dir: Path | None = None) -> AgentSettin
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+@agent_config_app.command("check")
+def config_check(config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Agent configuration file (YAML)")]) -> None:
+    """Validate an agent configuration file (with the EGOVMON_AGENT_* environment applied) and print the result; exits 2
+    and names each problem when it is invalid."""
+    import json
+
+    settings = _settings(config)
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@agent_config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the agent configuration file (for editors and CI checks)."""
+    import json
+
+    typer.echo(json.dumps(AgentSettings.model_json_schema(), indent=2, ensure_ascii=False))
 
 
 def effective_capabilities(status_text: str) -> int:
@@ -87,13 +124,22 @@ def enroll_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", exists=True, dir_okay=False)] = None,
     state_dir: Annotated[Path | None, typer.Option(help="Where to store the credential (overrides the config)")] = None,
     hostname: Annotated[str | None, typer.Option(help="Host name to enrol as (default: this machine's)")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help=INSECURE_HELP)] = False,
 ) -> None:
     """Exchange a one-time enrolment token for this agent's credential (stored with mode 0600)."""
     from agent.runtime import EnrollmentError, enroll
+    from agent.transport import TransportError
 
     settings = _settings(config, state_dir)
+    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        credential = enroll(server, token, hostname=hostname or settings.resolved_hostname(), state_dir=settings.state_dir)
+        credential = enroll(
+            server, token, hostname=hostname or settings.resolved_hostname(), state_dir=settings.state_dir,
+            shipper=settings.shipper, insecure=insecure,
+        )
+    except TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     except EnrollmentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -107,14 +153,19 @@ def enroll_command(
 def run_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", exists=True, dir_okay=False)] = None,
     state_dir: Annotated[Path | None, typer.Option(help="State directory (overrides the config)")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help=INSECURE_HELP)] = False,
 ) -> None:
     """Run the agent in the foreground until interrupted."""
     from agent.runtime import NotEnrolledError, build
+    from agent.transport import TransportError
 
     settings = _settings(config, state_dir)
-    logging.basicConfig(level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(settings.log.level)
     try:
-        agent = build(settings)
+        agent = build(settings, insecure=insecure)
+    except TransportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     except NotEnrolledError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -49,6 +49,37 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML 
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (overrides the config)")]
 
 
+# Which extra brings a module an agent-only install lacks (`pip install egovmon` has neither).
+SERVER_EXTRA_MODULES = frozenset({
+    "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "influxdb_client", "psycopg", "orjson", "jinja2", "multipart",
+    "grafana_foundation_sdk", "grafana_client", "niquests", "weasyprint", "numpy",
+})  # fmt: skip
+FLOW_EXTRA_MODULES = frozenset({"numpy"})
+
+
+def missing_extra(exc: ModuleNotFoundError, argv: list[str]) -> str | None:
+    """The extra to install when `exc` names a module of an extra (`flow` for the flow commands, else `server`)."""
+    top = (exc.name or "").split(".")[0]
+    if argv[:1] == ["flow"] and top in FLOW_EXTRA_MODULES:
+        return "flow"
+    return "server" if top in SERVER_EXTRA_MODULES else None
+
+
+def main() -> None:
+    """The `egovmon` entry point: the Typer app, with a missing extra reported in one line instead of a traceback."""
+    argv = sys.argv[1:]
+    try:
+        app(prog_name="egovmon")
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc, argv)
+        if extra is None:
+            raise
+        command = " ".join(a for a in argv[:2] if not a.startswith("-"))
+        typer.echo(f"error: `egovmon {command}` needs the [{extra}] extra ({exc.name} is not installed): "
+                   f"pip install 'egovmon[{extra}]'", err=True)  # fmt: skip
+        raise SystemExit(3) from None
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -65,6 +96,8 @@ def _configure_logging(settings: Settings) -> None:
     )
     logging.basicConfig(level=settings.log.level, format=fmt, stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore"):  # a line per request of the local agent and the notifiers; failures are logged by us
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -109,6 +142,33 @@ def _fast_asgi() -> dict[str, str]:
     return options
 
 
+def _fresh_metrics_dir(data_dir: Path) -> Path:
+    """prometheus-client's multiprocess directory for several workers, emptied: files left by an earlier run would
+    add dead processes' counts to this one's. The workers read PROMETHEUS_MULTIPROC_DIR when they import prometheus_client."""
+    import shutil
+
+    directory = (data_dir / "metrics-multiproc").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)
+    return directory
+
+
+def _migrate_once(settings: Settings) -> None:
+    """Bring the state database to the newest schema before the workers start: workers migrating a fresh database
+    at the same moment race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server."""
+    from server.database import make_engine, migrate
+
+    from core.filemodes import make_private
+
+    make_private(settings.data_dir, log=logging.getLogger("server.app"))  # loose modes are tightened, with a warning
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    make_private(settings.data_dir, log=None)  # the database it may just have created
+
+
 def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False) -> None:
     """Run the server in the foreground until interrupted."""
     import uvicorn
@@ -123,12 +183,22 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         os.environ["EGOVMON_DATA_DIR"] = str(settings.data_dir)
         os.environ["EGOVMON_SERVER__HOST"] = server.host
         os.environ["EGOVMON_SERVER__PORT"] = str(server.port)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(settings.data_dir))
+        _migrate_once(settings)
         typer.echo(f"egovmon server listening on http://{server.host}:{server.port} with {server.workers} workers")
         typer.echo(first_login_hint(settings, config, f"http://{server.host}:{server.port}/ui"))
-        uvicorn.run(
-            "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
-            workers=server.workers, log_level=settings.log.level.lower(), access_log=False, **_fast_asgi(),
-        )
+        from server.jobs import JobsProcess
+
+        jobs = JobsProcess()  # retention, reconciliation, alerting, delivery, state export: not in the HTTP workers
+        jobs.start()
+        os.environ["EGOVMON_ROLE"] = "http"
+        try:
+            uvicorn.run(
+                "server.asgi:app_from_environment", factory=True, host=server.host, port=server.port,
+                workers=server.workers, log_level=settings.log.level.lower(), access_log=False, **_fast_asgi(),
+            )
+        finally:
+            jobs.stop()
         return
     sock = _bound_socket(server.host, server.port)
     host, port = sock.getsockname()[:2]

@@ -10,7 +10,14 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from core.models import HOSTNAME_PATTERN
@@ -268,6 +275,26 @@ class ShipperSettings(BaseModel):
     backoff_max_seconds: float = Field(60, gt=0, description="Longest retry delay")
     queue_max_bytes: int = Field(256 << 20, ge=1 << 16, description="Disk queue bound; the oldest batches go first")
     gzip_level: int = Field(6, ge=1, le=9)
+    ca_file: Path | None = Field(None, description="PEM bundle of the CAs that may sign the server's certificate "
+                                 "(default: the public CAs)")
+    pin_sha256: str | None = Field(
+        None, description="SHA-256 of the server certificate (DER, 64 hex digits, colons allowed); "
+        "a connection to any other certificate is dropped before anything is sent",
+    )
+    insecure_http: bool = Field(
+        False, description="Allow plain http:// to a server that is not on this machine (the enrolment token, "
+        "credential and all data then travel unencrypted); same as --insecure",
+    )
+
+    @field_validator("pin_sha256")
+    @classmethod
+    def _pin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(":", "").replace(" ", "").strip().lower()
+        if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+            raise ValueError("must be the SHA-256 of the server certificate: 64 hex digits (colons allowed)")
+        return digits
 
 
 class MetricsSettings(BaseModel):

@@ -105,6 +105,20 @@ def encode_line(
     return f"{head} {body} {ns}"
 
 
+_FIELD_KEYS: dict[str, str] = {}  # escaped `name=` per field name, shared by every encoder (few distinct names)
+_FIELD_KEYS_LIMIT = 10_000  # cleared past this: the names come from agents' payloads
+
+
+def _field_prefix(name: str) -> str:
+    prefix = _FIELD_KEYS.get(name)
+    if prefix is None:
+        prefix = escape_key(name) + "="
+        if len(_FIELD_KEYS) >= _FIELD_KEYS_LIMIT:
+            _FIELD_KEYS.clear()
+        _FIELD_KEYS[name] = prefix
+    return prefix
+
+
 class LineEncoder:
     """Encodes many lines, caching the escaped series head and field keys it has seen.
 
@@ -114,12 +128,11 @@ class LineEncoder:
     One encoder per batch: the caches grow with the distinct series it sees.
     """
 
-    __slots__ = ("_extra", "_heads", "_keys")
+    __slots__ = ("_extra", "_heads")
 
     def __init__(self, extra_tags: Mapping[str, str] | None = None) -> None:
         self._extra = dict(extra_tags or {})
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
-        self._keys: dict[str, str] = {}
 
     def head(self, measurement: str, tags: Mapping[str, str]) -> str:
         """The escaped `measurement,tag=value,...` part, tags sorted, extra tags applied."""
@@ -132,12 +145,12 @@ class LineEncoder:
         """The field set `k=v,...`; raises LineProtocolError when empty or not encodable."""
         if not fields:
             raise LineProtocolError("a line needs at least one field")
-        keys = self._keys
+        keys = _FIELD_KEYS
         parts = []
         for name, value in fields.items():
             prefix = keys.get(name)
             if prefix is None:
-                prefix = keys[name] = escape_key(name) + "="
+                prefix = _field_prefix(name)
             kind = type(value)
             if kind is float and math.isfinite(value):
                 parts.append(prefix + repr(value))

@@ -36,7 +36,7 @@ class TsdbKind(StrEnum):
     """Where history goes."""
 
     NONE = "none"  # bounded history in the embedded database
-    INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write via influxdb-client
+    INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write (server/history/influx2.py)
     INFLUXDB1 = "influxdb1"  # InfluxDB 1.x: /write
 
 
@@ -87,6 +87,11 @@ class ServerSettings(BaseModel):
     )
     max_body_bytes: int = Field(16 << 20, ge=1024, description="Largest accepted request body, as sent")
     max_decompressed_bytes: int = Field(128 << 20, ge=1024, description="Largest gzip-inflated body")
+    ingest_max_inflations: int = Field(
+        2, ge=1, le=64,
+        description="Large ingest bodies inflated and parsed at once per process (each may hold up to "
+        "max_decompressed_bytes); the others wait their turn",
+    )
     history_retention_hours: float = Field(24, gt=0, description="Embedded history kept (tsdb.kind none)")
     history_max_points: int = Field(5_000_000, ge=1000, description="Embedded history cap in points")
     observation_retention_hours: float = Field(72, gt=0, description="Raw observations kept for inventory")
@@ -98,6 +103,9 @@ class ServerSettings(BaseModel):
         "past it, 503 with Retry-After (load shedding)",
     )
     ingest_retry_after_seconds: int = Field(5, ge=1, le=600, description="Retry-After of a shed ingest request")
+    storage_retry_after_seconds: int = Field(
+        30, ge=1, le=3600, description="Retry-After of an ingest request refused because the disk is full or the database locked"
+    )
     ingest_max_group: int = Field(256, ge=1, description="Batches stored together in one transaction at most (group commit)")
     ingest_reconcile_queue: int = Field(
         10_000, ge=1, description="Observation batches waiting for the inventory at most; beyond, counted and dropped"
@@ -140,14 +148,19 @@ class ReceiverSettings(BaseModel):
     url: str | None = Field(None, description="webhook, alertmanager, dingtalk, wecom: the URL to POST to")
     secret: SecretStr | None = Field(None, description="dingtalk: the robot's signing secret")
     host: str | None = Field(None, description="smtp, syslog: server address")
-    port: int | None = Field(None, ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535, description="smtp, syslog: server port (default 25 for smtp, 514 for syslog)")
     protocol: Literal["udp", "tcp"] = Field("udp", description="syslog transport")
+    hostname: str | None = Field(None, max_length=255, description="syslog: the HOSTNAME field (default: this machine's name)")
     sender: str | None = Field(None, description="smtp: From address")
     to: list[str] = Field(default_factory=list, description="smtp: recipients")
     starttls: bool = False
     username: str | None = None
     password: SecretStr | None = None
     language: Literal["zh", "en"] = "zh"
+    resend_seconds: float = Field(
+        60, ge=5, le=3600,
+        description="alertmanager: firing alerts are posted again this often, well inside Alertmanager's resolve_timeout (5 m by default)",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> ReceiverSettings:
@@ -157,13 +170,6 @@ class ReceiverSettings(BaseModel):
         if missing:
             raise ValueError(f"receiver {self.name} ({self.kind}) needs {', '.join(missing)}")
         return self
-
-    def target(self) -> dict[str, object]:
-        """The receiver as the plain dict `alerting.notify.deliver` takes (secrets revealed)."""
-        data = self.model_dump(exclude={"secret", "password"})
-        data["secret"] = self.secret.get_secret_value() if self.secret else None
-        data["password"] = self.password.get_secret_value() if self.password else None
-        return data
 
 
 class RouteSettings(BaseModel):
@@ -208,7 +214,14 @@ class AlertingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rules_files: list[Path] = Field(default_factory=list, description="Rule files; empty: the built-in default rule pack")
+    rules_files: list[Path] = Field(
+        default_factory=list,
+        description="Rule files added to the built-in default pack (a rule with a default rule's alert name replaces it)",
+    )
+    default_rules: bool = Field(True, description="false: only rules_files are evaluated, the built-in default pack is left out")
+    notification_retention_hours: float = Field(
+        7 * 24, gt=0, description="Sent and failed notifications are kept this long in the outbox (shown per alert), then deleted",
+    )
     evaluation_interval_seconds: float = Field(15, gt=0, le=3600)
     nodata_after_seconds: float = Field(300, gt=0, description="A series silent this long: its firing alerts lack data")
     dispatch_interval_seconds: float = Field(2, gt=0, le=3600, description="How often the outbox is delivered")
@@ -217,6 +230,12 @@ class AlertingSettings(BaseModel):
     route: RouteSettings | None = Field(None, description="The routing tree; none: alerts are kept but not sent")
     inhibit: list[InhibitSettings] = Field(default_factory=list)
     maintenance: list[MaintenanceSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_rules(self) -> AlertingSettings:
+        if not self.default_rules and not self.rules_files:
+            raise ValueError("alerting.default_rules is false but no rules_files are given: nothing would ever alert")
+        return self
 
 
 class Settings(YamlFileSettings):

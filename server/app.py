@@ -1,4 +1,11 @@
-"""The FastAPI application: `create_app(settings)` builds everything, nothing happens at import."""
+"""The FastAPI application: `create_app(settings)` builds everything, nothing happens at import.
+
+Roles: one process (`workers: 1`, the embedded default) serves HTTP and runs the periodic
+jobs (retention, the full reconciliation pass, alert evaluation, notification delivery,
+the state export). With `workers > 1`, `egovmon server` starts the HTTP workers with
+role `http` and one more process with role `jobs` (server/jobs.py), so a seconds-long
+alert cycle or state export never holds an ingest worker's interpreter lock.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import delete, text
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.filemodes import make_private
 from core.settings import Settings
 from server.agencies.views import router as agencies_router
 from server.agents.views import router as agents_router
@@ -37,12 +47,14 @@ from server.ingest.hooks import IngestHooks
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
+from server.ingest.faults import StorageHealth, probe_write
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.runtime import IngestRuntime
 from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
 from server.alerting.engine import AlertingEngine
+from server.alerting.models import Notification
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
 from server.ui.views import root_router as ui_root_router
@@ -53,7 +65,8 @@ from server.inventory.sink import InventorySink
 from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
 from server.findings.views import router as findings_router
-from server.metrics import ServerMetrics
+from server.metrics import ServerMetrics, StateCollector
+from server.metrics_state import count_state_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +74,13 @@ INGEST_PATH = "/api/v1/ingest"
 RETENTION_INTERVAL_SECONDS = 60.0
 RECONCILE_INTERVAL_SECONDS = 60.0
 STATE_EXPORT_INTERVAL_SECONDS = 60.0
+Role = Literal["all", "http", "jobs"]
+ROLES: tuple[Role, ...] = ("all", "http", "jobs")
+METRICS_SYNC_SECONDS = 5.0  # each worker copies its history writer's counters into its metrics this often
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HISTORY_STATS = (
     "write_errors_total", "spooled_lines_total", "replayed_lines_total", "dropped_lines_total", "pending_bytes", "pending_segments",
+    "oldest_pending_age_seconds",
 )
 
 
@@ -124,24 +142,21 @@ def _error_body(exc: ApiError) -> dict[str, Any]:
     return body
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """The egovmon server for `settings`; storage is opened when the app starts (lifespan)."""
-    metrics = ServerMetrics()
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None, role: Role = "all") -> FastAPI:
+    """The egovmon server for `settings`; storage is opened when the app starts (lifespan).
+
+    `role`: "all" serves HTTP and runs the periodic jobs; "http" serves HTTP only; "jobs" only runs the
+    jobs (its app is entered for its lifespan, never served).
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    metrics = ServerMetrics(multiprocess_dir=multiprocess_dir(settings))
     hooks = IngestHooks()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_start, app)
-        tasks = [
-            asyncio.create_task(_every(app, RETENTION_INTERVAL_SECONDS, lambda: prune(app), "retention")),
-            asyncio.create_task(_every(app, RECONCILE_INTERVAL_SECONDS, app.state.inventory.full_pass, "inventory_full_pass")),
-            asyncio.create_task(_every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert_cycle")),
-            asyncio.create_task(_every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery")),
-            asyncio.create_task(_every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export")),
-            asyncio.create_task(
-                _every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check", timed=False)
-            ),
-        ]
+        tasks = [asyncio.create_task(job) for job in _periodic_jobs(app, role)]
         try:
             yield
         finally:
@@ -151,6 +166,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
+    app.state.role = role
     app.state.clock = clock or (lambda: datetime.now(UTC))
     app.state.metrics = metrics
     app.state.hooks = hooks
@@ -214,19 +230,21 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             checks["tsdb"] = "ok" if history.ping() else "unreachable"
         else:
             checks["tsdb"] = "embedded"
+        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+        if runtime is not None:  # a full disk or a locked database: not ready until a write succeeds again
+            checks["storage_writes"] = runtime.storage.ready()
         ready = all(v in ("ok", "embedded") for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], dependencies=[Public])
     def prometheus_metrics() -> Response:
-        runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
-        if runtime is not None:
-            for queue, depth in runtime.depths().items():
-                metrics.queue_depth.labels(queue).set(depth)
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """The server's own metrics, Prometheus text format (with several workers: all of them combined)."""
+        sync_metrics(app)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (
-        agencies_router, auth_router, agents_router, hosts_router, ingest_router, audit_router,
+        ingest_router,  # first: routes are matched in order, and ingest is nearly every request a fleet sends
+        agencies_router, auth_router, agents_router, hosts_router, audit_router,
         inventory_requests_router, inventory_router,  # /inventory/requests before /inventory/{kind}
         findings_router,
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,
@@ -236,9 +254,29 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     return app
 
 
+def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
+    """The periodic coroutines a process of `role` runs: the platform-wide jobs in "all" and "jobs", the credential
+    refresh (revocations seen within seconds) wherever ingest is served."""
+    settings: Settings = app.state.settings
+    jobs = []
+    if role in ("all", "jobs"):
+        jobs += [
+            _every(app, RETENTION_INTERVAL_SECONDS, lambda: prune(app), "retention"),
+            _every(app, RECONCILE_INTERVAL_SECONDS, app.state.inventory.full_pass, "inventory_full_pass"),
+            _every(app, settings.alerting.evaluation_interval_seconds, app.state.alerting.cycle, "alert_cycle"),
+            _every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery"),
+            _every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export"),
+        ]
+    if role in ("all", "http"):
+        jobs.append(_every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check",
+                           timed=False))
+    jobs.append(_every(app, METRICS_SYNC_SECONDS, lambda: sync_metrics(app), "metrics_sync", timed=False))
+    return jobs
+
+
 def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(settings.data_dir, log=log)  # an existing 0755 directory or 0644 database is tightened, with a warning
     engine = make_engine(settings.database_url)
     migrate(engine)
     app.state.engine = engine
@@ -247,15 +285,15 @@ def _start(app: FastAPI) -> None:
     history, lock_fd = build_history(settings)
     app.state.history = history
     app.state.spool_lock_fd = lock_fd
-    if history is not None:
-        app.state.metrics.watch_history(
-            settings.tsdb.kind.value, lambda: {name: getattr(history, name) for name in HISTORY_STATS}
-        )
+    sessions = app.state.sessions
+    app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
-    shared = settings.server.workers > 1  # several processes: evaluation from the shared database, by one lease holder
+    # several processes: evaluation from the shared database, by one lease holder
+    shared = settings.server.workers > 1 or app.state.role != "all"
     app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
-                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc())
+                                       on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc(),
+                                       metrics=app.state.metrics)
     if not shared:
         app.state.alerting.restore()
         app.state.hooks.sample_sinks.append(app.state.alerting)
@@ -275,7 +313,12 @@ def _start(app: FastAPI) -> None:
         store=store,
         committer=GroupCommitter(store.store, max_group=server.ingest_max_group, group_sizes=metrics.group_size),
         handoff=handoff,
+        storage=StorageHealth(
+            retry_after_seconds=server.storage_retry_after_seconds,
+            probe=partial(probe_write, app.state.sessions, settings.data_dir),
+        ),
     )
+    make_private(settings.data_dir, log=None)  # what this start created (database, WAL, spool) under the umask
     log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)
 
 
@@ -291,7 +334,27 @@ def _bootstrap_admin(app: FastAPI) -> None:
         log.warning("created user 'admin' and its first API token; the token is in %s (mode 0600)", path)
 
 
+def multiprocess_dir(settings: Settings) -> Path | None:
+    """The multiprocess metrics directory when several workers serve (`cli.main` creates, empties and exports it as
+    PROMETHEUS_MULTIPROC_DIR before starting them), else None."""
+    path = os.environ.get(MULTIPROC_ENV)
+    return Path(path) if settings.server.workers > 1 and path else None
+
+
+def sync_metrics(app: FastAPI) -> None:
+    """Copy this worker's plain counters (ingest queues, the history writer) into its metrics."""
+    metrics: ServerMetrics = app.state.metrics
+    runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
+    if runtime is not None:
+        for queue, depth in runtime.depths().items():
+            metrics.queue_depth.labels(queue).set(depth)
+    history = app.state.history
+    if history is not None:
+        metrics.sync_history(app.state.settings.tsdb.kind.value, {name: getattr(history, name) for name in HISTORY_STATS})
+
+
 def _stop(app: FastAPI) -> None:
+    app.state.metrics.worker_stopped()
     runtime: IngestRuntime | None = getattr(app.state, "ingest", None)
     if runtime is not None:
         runtime.close()
@@ -329,6 +392,12 @@ def prune(app: FastAPI) -> dict[str, int]:
                 )
             ).rowcount,
             "history_points": history.deleted,
+            "notifications": session.execute(
+                delete(Notification).where(
+                    Notification.status.in_(("sent", "failed")),
+                    Notification.created_at < now - timedelta(hours=settings.alerting.notification_retention_hours),
+                )
+            ).rowcount,
         }
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)

@@ -1,7 +1,8 @@
 """ASGI factory for multi-process serving (`uvicorn --factory server.asgi:app_from_environment`).
 
 Settings come from the file named by EGOVMON_CONFIG_FILE (optional) and the
-EGOVMON_* environment, so every worker process builds the same app.
+EGOVMON_* environment, so every worker process builds the same app; EGOVMON_ROLE
+(`http` for the workers `egovmon server` starts, see server/jobs.py) picks its role.
 """
 
 from __future__ import annotations
@@ -18,4 +19,5 @@ from server.app import create_app
 def app_from_environment() -> FastAPI:
     """An app built from EGOVMON_CONFIG_FILE and the environment."""
     path = os.environ.get("EGOVMON_CONFIG_FILE") or None
-    return create_app(load_settings(Path(path) if path else None))
+    role = os.environ.get("EGOVMON_ROLE", "all")
+    return create_app(load_settings(Path(path) if path else None), role=role)  # type: ignore[arg-type]  # checked there

@@ -20,12 +20,14 @@ from server.inventory.models import (
     ObservedFact,
     PlanEntry,
     SystemEntry,
+    InventoryRevision,
     WebsiteEntry,
 )
+from server.inventory import revision as _revision  # noqa: F401  - registers the hooks that count declaration changes
 
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "LoginFailure", "ObservationRecord", "User",
     "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
-    "AllotmentEntry", "DeclarationRequest",
+    "AllotmentEntry", "DeclarationRequest", "InventoryRevision",
 ]

@@ -13,6 +13,8 @@ Raises (every `start_*`):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import pwd
@@ -24,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -503,6 +505,51 @@ def start_prometheus(tmpdir: Path, targets: dict[str, str], *, scrape_interval: 
     return server
 
 
+# Prometheus Alertmanager -------------------------------------------------------------------------
+
+
+@dataclass
+class Alertmanager:
+    """A running Alertmanager (Debian's prometheus-alertmanager 0.25), clustering off."""
+
+    port: int
+    process: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """GET /api/v2/alerts: the alerts it holds that have not ended."""
+        response = httpx.get(f"{self.url}/api/v2/alerts", timeout=10.0)
+        response.raise_for_status()
+        return list(response.json())
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_alertmanager(tmpdir: Path, config: str) -> Alertmanager:
+    """Start prometheus-alertmanager on 127.0.0.1 with the YAML `config` and wait for /-/ready.
+
+    `--cluster.listen-address=` (empty) turns gossip clustering off; otherwise it binds 0.0.0.0:9094.
+    """
+    program = _require("prometheus-alertmanager")
+    port = free_port()
+    directory = Path(tmpdir) / f"alertmanager-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "alertmanager.yml").write_text(config)
+    process = _spawn(
+        "prometheus-alertmanager",
+        [program, f"--config.file={directory / 'alertmanager.yml'}", f"--storage.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        directory / "alertmanager.log",
+    )
+    server = Alertmanager(port, process)
+    process.wait_ready(lambda: _http_status(f"{server.url}/-/ready") == 200)
+    return server
+
+
 # net-snmp snmpd and snmpsim -----------------------------------------------------------------------
 
 
@@ -615,3 +662,47 @@ def _repair_snmprec_line(line: str) -> str:
         except ValueError:
             return f"{parts[0]}|{parts[1][:-1]}|{parts[2]}"
     return line
+
+
+@contextlib.contextmanager
+def small_tmpfs(directory: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `directory` for disk-full tests, unmounted after (also when the test fails).
+
+    Needs root (mount); skipped without it, failed without it when CI=true.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)], check=False,
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        import pytest
+
+        reason = f"cannot mount a tmpfs (root needed): {mounted.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; required when CI=true", pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill_disk(path: Path) -> int:
+    """Write zeros to `path` until the file system is full (ENOSPC); the bytes written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    try:
+        while True:
+            try:
+                written += os.write(fd, bytes(64 << 10))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+        for _ in range(64):  # the last few blocks a 64 KB write could not take
+            try:
+                written += os.write(fd, bytes(512))
+            except OSError:
+                break
+    finally:
+        os.close(fd)
+    return written

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.alerting.receivers import http_receiver
 from tests.serverproc import start_server
@@ -124,5 +125,56 @@ def test_with_two_workers_one_evaluates_everything_and_notifies_once(tmp_path: P
             assert len(receiver.posts) == 1
             hosts = sorted(a["labels"]["host"] for a in receiver.posts[0][1]["alerts"])
             assert hosts == [f"his-db-{i}" for i in range(4)]
+        finally:
+            server.stop()
+
+
+def _children(server_pid: int) -> list[tuple[psutil.Process, list[str], dict[str, str]]]:
+    """The server's child processes with their command lines and environments (those that still exist)."""
+    found = []
+    for child in psutil.Process(server_pid).children():
+        try:
+            found.append((child, child.cmdline(), child.environ()))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _jobs_process(server_pid: int) -> psutil.Process | None:
+    """The server's jobs process (`python -m server.jobs`)."""
+    return next((child for child, cmdline, _ in _children(server_pid) if cmdline[-2:] == ["-m", "server.jobs"]), None)
+
+
+def test_with_two_workers_the_jobs_run_in_their_own_process_which_is_restarted_when_it_dies(tmp_path: Path):
+    """The HTTP workers run no platform-wide job; the jobs process evaluates what both workers stored, and when
+    it is killed the server starts a new one, which goes on evaluating and notifying."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    with http_receiver() as receiver:
+        extra = (
+            f"alerting: {{rules_files: [{rules}], evaluation_interval_seconds: 0.3, dispatch_interval_seconds: 0.3,\n"
+            f"  receivers: [{{name: soc, kind: webhook, url: '{receiver.url}/soc'}}],\n"
+            f"  route: {{receiver: soc, group_by: [alertname, host], group_wait_seconds: 0}}}}\n"
+        )
+        server = start_server(tmp_path / "server", extra=extra, workers=2, port=free_port())
+        try:
+            def send(agent: dict[str, str], batch_id: str) -> None:
+                sample = {"measurement": "test_disk", "fields": {"free_ratio": 0.01}, "timestamp": datetime.now(UTC).isoformat()}
+                response = httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": batch_id, "samples": [sample]}, headers=agent)
+                assert response.status_code == 200, response.text
+
+            first = wait_until(lambda: _jobs_process(server.process.pid), 20, "the jobs process")
+            roles = [env.get("EGOVMON_ROLE") for _, cmdline, env in _children(server.process.pid) if "spawn_main" in " ".join(cmdline)]
+            assert roles == ["http", "http"]
+            send(server.agent("health", "his-db-1"), "a1")
+            wait_until(lambda: len(receiver.posts) == 1 or None, 30, "the first notification")
+
+            first.kill()
+            second = wait_until(lambda: (p := _jobs_process(server.process.pid)) is not None and p.pid != first.pid and p or None,
+                                30, "a new jobs process")
+            send(server.agent("health", "his-db-2"), "b1")
+            wait_until(lambda: len(receiver.posts) == 2 or None, 30, "the notification evaluated by the new jobs process")
+            assert [a["labels"]["host"] for a in receiver.posts[1][1]["alerts"]] == ["his-db-2"]
+            assert second.is_running()
         finally:
             server.stop()

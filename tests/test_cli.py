@@ -207,3 +207,74 @@ def test_rules_check_accepts_the_default_pack_and_names_each_problem(tmp_path):
     failed = runner.invoke(app, ["rules", "check", str(bad)])
     assert failed.exit_code == 1
     assert "clear 9.0 is on the firing side of threshold 5.0" in failed.output and "absence rule needs measurement" in failed.output
+
+
+AGENT_ONLY = """
+import sys
+from cli.main import SERVER_EXTRA_MODULES
+
+class AgentOnlyInstall:
+    '''Plays an agent-only install (`pip install egovmon`, no extras): the server and flow extras' modules are absent.'''
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in SERVER_EXTRA_MODULES:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, AgentOnlyInstall())
+for loaded in [m for m in sys.modules if m.split(".")[0] in SERVER_EXTRA_MODULES]:
+    del sys.modules[loaded]
+sys.argv = ["egovmon", *sys.argv[1:]]
+from cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("args", "extra"), [
+    (["up", "--data-dir", "{tmp}/data", "--port", "0", "--no-agent"], "server"),
+    (["findings", "list", "--data-dir", "{tmp}/data"], "server"),
+    (["dashboards", "build", "--out", "{tmp}/grafana"], "server"),
+    (["flow", "decode", "tests/fixtures/flows/ipfix.dat"], "flow"),
+], ids=["up", "findings-list", "dashboards-build", "flow-decode"])
+def test_server_commands_on_an_agent_only_install_name_the_extra_in_one_line(tmp_path, args, extra):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = subprocess.run([sys.executable, "-c", AGENT_ONLY, *argv], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    command = argv[0] if argv[1].startswith("-") else f"{argv[0]} {argv[1]}"
+    assert line.startswith(f"error: `egovmon {command}` needs the [{extra}] extra")
+    assert f"needs the [{extra}] extra" in line and f"pip install 'egovmon[{extra}]'" in line and "Traceback" not in result.stderr
+
+
+def test_agent_config_check_and_schema(tmp_path):
+    good = tmp_path / "agent.yaml"
+    good.write_text("state_dir: /var/lib/egovmon-agent\ncollectors:\n  netstate: {interval_seconds: 120}\n", encoding="utf-8")
+    checked = runner.invoke(app, ["agent", "config", "check", str(good)])
+    assert checked.exit_code == 0 and json.loads(checked.output)["collectors"]["netstate"]["interval_seconds"] == 120
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("collectors:\n  host: {interval_seconds: -1}\nbogus: 1\n", encoding="utf-8")
+    refused = runner.invoke(app, ["agent", "config", "check", str(bad)])
+    assert refused.exit_code == 2 and "collectors.host.interval_seconds" in refused.output and "bogus" in refused.output
+    schema = json.loads(runner.invoke(app, ["agent", "config", "schema"]).output)
+    assert schema["title"] == "AgentSettings" and "collectors" in schema["properties"]
+
+
+def _commands(group, path=()):
+    """Every command of a Typer group, with its path."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group
+            yield (*path, name), command
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_cli_command_has_a_help_text():
+    import typer.main
+
+    root = typer.main.get_command(app)
+    commands = list(_commands(root))
+    assert len(commands) > 50 and ("agent", "config", "schema") in [path for path, _ in commands]
+    missing = [" ".join(path) for path, command in commands if not (command.help or "").strip()]
+    assert missing == []

@@ -412,3 +412,22 @@ def test_decode_records_stops_at_a_damaged_record() -> None:
     assert decode_records(first + second) == ([["a v=1 1", "b v=2 2"], ["c v=3 3"]], len(first + second))
     assert decode_records(first + bytes(damaged) + first) == ([["a v=1 1", "b v=2 2"]], len(first))
     assert decode_records(first + second[:5]) == ([["a v=1 1", "b v=2 2"]], len(first))
+
+
+def test_influx2_writer_reconnects_after_the_store_restarts(tmp_path: Path, name: str, start_ns: int) -> None:
+    """The writer keeps one connection per thread; a restarted VictoriaMetrics closed it, and the next write
+    goes through on a new one instead of failing (which would spool the batch for nothing)."""
+    first = start_victoriametrics(tmp_path / "a")
+    writer = v2(first.url)
+    lines, _ = series(name, start_ns, 4)
+    try:
+        writer.write(batch(lines[:2]))
+        first.stop()
+        again = start_victoriametrics(tmp_path / "b", port=first.port)
+        try:
+            writer.write(batch(lines[2:]))
+            assert len(read_back(again, name, 2)) == 2
+        finally:
+            again.stop()
+    finally:
+        writer.close()

@@ -56,6 +56,19 @@ def deliveries(session: Session, *, access: Access, fingerprint: str) -> list[No
     return [n for n in session.scalars(select(Notification).order_by(Notification.id)) if fingerprint in n.fingerprints]
 
 
+RECENT_NOTIFICATIONS = 2000  # how far back the console looks for each open alert's latest deliveries
+
+
+def latest_deliveries(session: Session, fingerprints: set[str]) -> dict[str, list[Notification]]:
+    """For each of `fingerprints` (alerts the caller may see), its newest notification per receiver, among the
+    newest RECENT_NOTIFICATIONS rows of the outbox (bounded: the console page must not read the whole outbox)."""
+    found: dict[str, dict[str, Notification]] = {}
+    for n in session.scalars(select(Notification).order_by(Notification.id.desc()).limit(RECENT_NOTIFICATIONS)):
+        for fp in set(n.fingerprints or ()) & fingerprints:
+            found.setdefault(fp, {}).setdefault(n.receiver, n)
+    return {fp: sorted(by_receiver.values(), key=lambda n: n.receiver) for fp, by_receiver in found.items()}
+
+
 def list_silences(session: Session, *, access: Access, now: datetime) -> list[SilenceRecord]:
     """The active silences `access` sees (an agency user: those made for its agency)."""
     return list(session.scalars(scope.scoped(SilenceRecord, access=access).where(SilenceRecord.ends_at > now).order_by(SilenceRecord.id)))

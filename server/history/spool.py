@@ -155,6 +155,19 @@ class SpooledWriter:
         with self._lock:
             return len(self._segments)
 
+    @property
+    def oldest_pending_age_seconds(self) -> float:
+        """Seconds since the oldest spool segment on disk was last written (0 when the spool is empty): how far the
+        history store lags behind."""
+        with self._lock:
+            oldest = min(self._segments, default=None)
+        if oldest is None:
+            return 0.0
+        try:
+            return max(0.0, time.time() - self._path(oldest).stat().st_mtime)
+        except OSError:  # replayed and deleted meanwhile
+            return 0.0
+
     def _path(self, seq: int) -> Path:
         return self._dir / f"{seq:012d}{SEGMENT_SUFFIX}"
 

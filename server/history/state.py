@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import Sample
@@ -30,11 +30,12 @@ def state_samples(
     finding_events: Iterable[Mapping[str, Any]] = (),
     at: datetime,
 ) -> list[Sample]:
-    """Samples for one export. `findings`/`alerts` are rows with agency, rule/article/severity and status."""
+    """Samples for one export. `findings`/`alerts` are rows with agency, rule/article/severity and status, each
+    standing for `count` findings or alerts (1 when absent)."""
     out: list[Sample] = []
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
     for f in findings:
-        counts[(f["agency"] or "-", f["rule_id"], f["article"], f["severity"], f["status"])] += 1
+        counts[(f["agency"] or "-", f["rule_id"], f["article"], f["severity"], f["status"])] += f.get("count", 1)
     by_key: dict[tuple[str, str, str, str], dict[str, int]] = {}
     for (agency, rule, article, severity, status), n in counts.items():
         by_key.setdefault((agency, rule, article, severity), {"open": 0, "acknowledged": 0})
@@ -47,8 +48,9 @@ def state_samples(
     lacking: Counter[tuple[str, str]] = Counter()
     for a in alerts:
         if a["status"] == "firing":
-            firing[(a["agency"] or "-", a["severity"])] += 1
-            lacking[(a["agency"] or "-", a["severity"])] += int(bool(a["lacking_data"]))
+            n = a.get("count", 1)
+            firing[(a["agency"] or "-", a["severity"])] += n
+            lacking[(a["agency"] or "-", a["severity"])] += n * int(bool(a["lacking_data"]))
     for (agency, severity), n in sorted(firing.items()):
         out.append(Sample(measurement="egovmon_alerts", timestamp=at, tags={"agency": agency, "severity": severity},
                           fields={"firing": n, "lacking_data": lacking[(agency, severity)]}))
@@ -69,7 +71,10 @@ def state_samples(
 
 
 def collect_state(session: Session, *, since: datetime | None, now: datetime) -> list[Sample]:
-    """Read findings, alerts, the scorecard and changes since `since` from SQL, as samples."""
+    """Read findings, alerts, the scorecard and changes since `since` from SQL, as samples.
+
+    Counts are grouped in SQL and only the rows that changed within (since, now] are loaded: the alert table
+    keeps every resolved alert, and loading all of it each minute grew with the platform's age."""
     from server.access import operator  # noqa: PLC0415
     from inventory.rules import RULES  # noqa: PLC0415
     from server.agencies.service import codes_by_id  # noqa: PLC0415
@@ -78,24 +83,44 @@ def collect_state(session: Session, *, since: datetime | None, now: datetime) ->
     from server.findings.models import Finding  # noqa: PLC0415
 
     codes = codes_by_id(session)
+    finding_counts = session.execute(
+        select(Finding.agency_id, Finding.rule_id, Finding.severity, Finding.status, func.count())
+        .group_by(Finding.agency_id, Finding.rule_id, Finding.severity, Finding.status)
+    ).all()  # fmt: skip
     findings = [
-        {"agency": codes.get(f.agency_id or -1), "rule_id": f.rule_id, "article": RULES[f.rule_id].article_zh,
-         "severity": f.severity, "status": f.status, "id": f.id, "changed": f.status_changed_at, "subject": f.subject}
-        for f in session.scalars(select(Finding))
+        {"agency": codes.get(agency_id or -1), "rule_id": rule_id, "article": RULES[rule_id].article_zh, "severity": severity,
+         "status": status, "count": count}
+        for agency_id, rule_id, severity, status, count in finding_counts if rule_id in RULES
     ]  # fmt: skip
-    alerts = list(session.scalars(select(AlertRecord)))
-    alert_rows = [{"agency": a.agency_code, "severity": a.severity, "status": a.status, "lacking_data": a.lacking_data} for a in alerts]
+    alert_rows = [
+        {"agency": agency, "severity": severity, "status": "firing", "lacking_data": lacking, "count": count}
+        for agency, severity, lacking, count in session.execute(
+            select(AlertRecord.agency_code, AlertRecord.severity, AlertRecord.lacking_data, func.count())
+            .where(AlertRecord.status == "firing")
+            .group_by(AlertRecord.agency_code, AlertRecord.severity, AlertRecord.lacking_data)
+        )
+    ]  # fmt: skip
     alert_events = []
     finding_events = []
     if since is not None:
-        for a in alerts:
+        changed_alerts = session.scalars(select(AlertRecord).where(or_(
+            and_(AlertRecord.fired_at > since, AlertRecord.fired_at <= now),
+            and_(AlertRecord.resolved_at > since, AlertRecord.resolved_at <= now),
+        )))  # fmt: skip
+        for a in changed_alerts:
             for status, at in (("firing", a.fired_at), ("resolved", a.resolved_at)):
                 if at is not None and since < at <= now:
                     alert_events.append({"agency": a.agency_code, "severity": a.severity, "status": status, "alertname": a.alertname,
                                          "text": a.annotations.get("summary_zh", a.alertname), "fingerprint": a.fingerprint, "at": at})
-        for f in findings:
-            if since < f["changed"] <= now:
-                finding_events.append({"agency": f["agency"], "severity": f["severity"], "status": f["status"], "article": f["article"],
-                                       "text": RULES[f["rule_id"]].text("zh", f["subject"])["title"], "finding_id": f["id"], "at": f["changed"]})
+        changed_findings = session.scalars(
+            select(Finding).where(Finding.status_changed_at > since, Finding.status_changed_at <= now)
+        )
+        for f in changed_findings:
+            rule = RULES.get(f.rule_id)
+            if rule is None:
+                continue
+            finding_events.append({"agency": codes.get(f.agency_id or -1), "severity": f.severity, "status": f.status,
+                                   "article": rule.article_zh, "text": rule.text("zh", f.subject)["title"], "finding_id": f.id,
+                                   "at": f.status_changed_at})
     return state_samples(findings=findings, alerts=alert_rows, scorecard=scorecard(session, now=now, access=operator("state-export")),
                          alert_events=alert_events, finding_events=finding_events, at=now)

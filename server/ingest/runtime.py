@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.settings import ServerSettings
+from server.ingest.body import InflationSlots
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
+from server.ingest.faults import StorageHealth
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline, IngestResult, PreparedBatch
 from server.ingest.store import GroupStore
@@ -24,7 +26,12 @@ class IngestRuntime:
     store: GroupStore
     committer: GroupCommitter[PreparedBatch, IngestResult]
     handoff: ObservationHandoff
+    storage: StorageHealth
     in_flight: int = 0
+    inflations: InflationSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inflations = InflationSlots(self.settings.ingest_max_inflations)
 
     def ingest(self, credential: str, payload: bytes) -> IngestResult:
         """One batch, synchronously (benchmarks and tools; the API does the same steps without blocking).

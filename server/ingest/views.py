@@ -65,11 +65,19 @@ async def _ingest(request: Request, runtime: IngestRuntime, sender: Sender) -> R
     encoding = request.headers.get("content-encoding")
     try:
         prepared = _prepare_small(pipeline, sender, raw, encoding)
-        if prepared is None:
-            prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
+        if prepared is None:  # inflated and parsed off the event loop, a bounded number at a time
+            async with runtime.inflations.slot():
+                prepared = await run_in_threadpool(_prepare, pipeline, sender, raw, encoding, limits.max_decompressed_bytes)
     except HostClaimError as claim:
         raise pipeline.explain_claim(claim) from None
-    result = await asyncio.wrap_future(runtime.committer.submit(prepared))
+    try:
+        result = await asyncio.wrap_future(runtime.committer.submit(prepared))
+    except Exception as exc:  # a full disk or a locked database: 503 with Retry-After, and not ready
+        fault = runtime.storage.failed(exc)
+        if fault is None:
+            raise
+        raise fault from exc
+    runtime.storage.succeeded()
     runtime.metrics.duration.observe(time.perf_counter() - started)
     return JSONResponse(
         {

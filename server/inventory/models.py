@@ -141,3 +141,13 @@ class ObservedFact(Base):
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
     detail: Mapped[dict[str, Any]]
+
+
+class InventoryRevision(Base):
+    """One row counting changes to the declarations (server/inventory/revision.py): a cached registry is
+    reused while the count is unchanged, in every worker and replica sharing the database."""
+
+    __tablename__ = "inventory_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)

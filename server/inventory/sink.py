@@ -24,6 +24,7 @@ from inventory.reconcile import Thresholds, reconcile
 from server.findings import service as findings
 from server.ingest.hooks import FindingChange, IngestHooks, ObservedBatch
 from server.inventory import service
+from server.inventory.revision import RegistryCache
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class InventorySink:
         self._clock = clock
         self.remediate_after = remediate_after
         self.thresholds = thresholds
+        self.registry = RegistryCache(service.load_registry)
 
     def observations_received(self, batches: Sequence[ObservedBatch]) -> None:
         found, hosts = [], set()
@@ -66,7 +68,7 @@ class InventorySink:
             service.record_facts(session, found)
             host_keys = {(kind, hostname) for hostname in hosts for kind in HOST_FACTS}
             evidence = service.facts_for(session, assets | host_keys, since=now - self.remediate_after)
-            drafts = reconcile(service.load_registry(session), evidence, now=now, thresholds=self.thresholds)
+            drafts = reconcile(self.registry.get(session), evidence, now=now, thresholds=self.thresholds)
             changes = findings.apply_drafts(session, drafts, now=now)
         self._notify(changes)
 
@@ -75,7 +77,7 @@ class InventorySink:
         now = self._clock()
         with self._sessions() as session, session.begin():
             evidence = service.all_facts(session, since=now - self.remediate_after)
-            drafts = reconcile(service.load_registry(session), evidence, now=now, thresholds=self.thresholds, full=True)
+            drafts = reconcile(self.registry.get(session), evidence, now=now, thresholds=self.thresholds, full=True)
             changes = findings.apply_drafts(session, drafts, now=now)
             changes += findings.remediate_missing(session, ((d.rule_id, d.subject, d.agency) for d in drafts), now=now)
             service.prune_facts(session, before=now - 7 * self.remediate_after)

@@ -416,12 +416,16 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
 def alert_list(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
     lang = _lang(request)
     rows = []
-    for a in alert_service.list_alerts(session, access=caller, open_only=True):
+    alerts = alert_service.list_alerts(session, access=caller, open_only=True)
+    deliveries = alert_service.latest_deliveries(session, {a.fingerprint for a in alerts})
+    for a in alerts:
         summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
         matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k in ("alertname", "host", "device", "check", "job"))
         rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
                      "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": matchers,
-                     "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data})  # fmt: skip
+                     "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data,
+                     "deliveries": [{"receiver": n.receiver, "status": n.status, "attempts": n.attempts, "last_error": n.last_error}
+                                    for n in deliveries.get(a.fingerprint, [])]})  # fmt: skip
     silences = alert_service.list_silences(session, access=caller, now=now)
     return _page(request, "alerts.html", caller.principal, alerts=rows, silences=silences)
 

@@ -197,3 +197,28 @@ def test_enrolment_stores_the_credential_owner_only_and_refuses_a_used_token(tmp
 def _scrape(agent: Agent) -> str:
     host, port = agent.metrics_server.server_address[:2]
     return httpx.get(f"http://{host}:{port}/metrics").text
+
+
+def test_a_shipped_batch_is_logged_at_debug_only(tmp_path, server, caplog):
+    """At the default INFO level a healthy agent logs nothing per batch (httpx's line per POST is silenced by the
+    agent's logging setup); at DEBUG the shipper names each batch."""
+    import logging
+
+    from cli.agent import configure_logging
+
+    caplog.set_level("INFO")  # the root logger at the default level of `egovmon agent run`
+    caplog.set_level("DEBUG", logger="agent.shipping")
+    before = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    configure_logging("INFO")
+    enroll(server.url, server.enrollment_token("health"), hostname="quiet-host", state_dir=tmp_path / "agent")
+    counter = CountingCollector(limit=5)
+    agent = build(agent_settings(tmp_path / "agent"), jobs=[Job(counter, ScheduleSettings(interval_seconds=0.1, jitter_seconds=0))])
+    with running(agent):
+        sent = lambda: (agent.registry.get_sample_value("egovmon_agent_shipped_batches_total", {"result": "sent"}) or 0) >= 2  # noqa: E731
+        wait_until(sent, 20, "two shipped batches")
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
+    # INFO lines per batch are the noise; errors (another test's agent whose directory is gone) are not this test's
+    noisy = [r for r in caplog.records if r.levelno == logging.INFO and r.name in ("httpx", "httpcore", "agent.shipping")]
+    assert noisy == []
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("shipped batch")][:2] == ["DEBUG", "DEBUG"]

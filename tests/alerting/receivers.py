@@ -26,7 +26,8 @@ class HttpReceiver:
 
 
 @contextmanager
-def http_receiver(port: int = 0, answer: dict[str, Any] | None = None) -> Iterator[HttpReceiver]:
+def http_receiver(port: int = 0, answer: dict[str, Any] | None = None, status: int = 200) -> Iterator[HttpReceiver]:
+    """A real HTTP server on 127.0.0.1 answering every POST with `status` and `answer` as JSON."""
     received = HttpReceiver(0)
 
     class Handler(BaseHTTPRequestHandler):
@@ -34,7 +35,7 @@ def http_receiver(port: int = 0, answer: dict[str, Any] | None = None) -> Iterat
             length = int(self.headers.get("Content-Length", 0))
             received.posts.append((self.path, json.loads(self.rfile.read(length) or b"null")))
             payload = json.dumps(answer or {"errcode": 0, "errmsg": "ok"}).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -55,8 +56,8 @@ def http_receiver(port: int = 0, answer: dict[str, Any] | None = None) -> Iterat
 
 
 @contextmanager
-def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
-    """aiosmtpd's real SMTP server; yields its port and the list of received messages (email.message objects)."""
+def smtp_receiver(port: int = 0) -> Iterator[tuple[int, list[Any]]]:
+    """aiosmtpd's real SMTP server (on `port`, or a free one); yields its port and the received messages (email.message objects)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
 
@@ -66,9 +67,10 @@ def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
         def handle_message(self, message: Any) -> None:
             messages.append(message)
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     controller = Controller(Keep(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -78,7 +80,7 @@ def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
 
 
 @contextmanager
-def syslog_receiver(protocol: str) -> Iterator[tuple[int, list[bytes]]]:
+def syslog_receiver(protocol: str, port: int = 0) -> Iterator[tuple[int, list[bytes]]]:
     """A real syslog listener (UDP, or TCP with RFC 6587 octet counting): yields its port and the raw messages."""
     messages: list[bytes] = []
     if protocol == "udp":
@@ -86,7 +88,7 @@ def syslog_receiver(protocol: str) -> Iterator[tuple[int, list[bytes]]]:
             def handle(self) -> None:
                 messages.append(self.request[0])
 
-        server: socketserver.BaseServer = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
+        server: socketserver.BaseServer = socketserver.ThreadingUDPServer(("127.0.0.1", port), Udp)
     else:
         class Tcp(socketserver.StreamRequestHandler):
             def handle(self) -> None:
@@ -97,7 +99,7 @@ def syslog_receiver(protocol: str) -> Iterator[tuple[int, list[bytes]]]:
                     messages.append(rest[:size])
                     data = rest[size:]
 
-        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tcp)
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

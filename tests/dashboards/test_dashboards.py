@@ -1,159 +1,117 @@
-"""Dashboards as code: every panel's and variable's InfluxQL against a real InfluxDB 1.x seeded through egovmon's
-real history writer with what the collectors produce; the JSON against the foundation SDK's models; provisioning
-against the documented Grafana HTTP API."""
+"""Dashboards as code: the JSON of both flavours against the foundation SDK's models, the provisioning and import
+files, and provisioning against the documented Grafana HTTP API. The queries themselves run against real InfluxDB and
+VictoriaMetrics in tests/dashboards/test_queries.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import threading
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
 
 import pytest
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from collectors.flow.aggregate import AggregateSettings, summarise
-from collectors.flow.batch import BatchDecoder
-from collectors.flow.decode import read_datagrams
-from collectors.host import HostCollector
-from core.collect import LOCAL
-from core.models import Sample
-from core.settings import TsdbSettings
-from dashboards.build import build_dashboard, push, to_json, write
-from dashboards.panels import ANNOTATIONS, DASHBOARDS, VARIABLES
-from server.history.influx1 import InfluxV1Writer
-from server.history.state import state_samples
-from server.ingest.encode import encode_batch
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flows"
+from dashboards.build import (
+    DatasourceAuth,
+    build_dashboard,
+    datasource_model,
+    push,
+    to_json,
+    write,
+)
+from dashboards.panels import DASHBOARDS
 
 
-def _samples(now: datetime) -> list[Sample]:
-    """What the collectors write: the real host collector on this machine, real flow aggregates, and samples with the
-    measurements and fields of collectors/backup.py, collectors/snmp/reading.py and probes/result.py."""
-    first = asyncio.run(HostCollector().collect(LOCAL, timeout=10)).samples
-    # The same real collection 90 s later, its CPU counters advanced: two real collections a moment apart can even
-    # go backwards (per-CPU iowait does), and a rate needs two points in different buckets (GROUP BY time stops at now()).
-    host = [s.model_copy(update={"timestamp": now - timedelta(seconds=120)}) for s in first]
-    later = [
-        s.model_copy(update={"timestamp": now - timedelta(seconds=30),
-                             "fields": {k: v + 15.0 for k, v in s.fields.items()} if s.measurement == "host_cpu" else s.fields})
-        for s in first
-    ]  # fmt: skip
-    decoded = BatchDecoder().decode([("10.0.0.1", d) for _, d in read_datagrams(FIXTURES / "netflow5_test_microtik.dat")])
-    flows, _ = summarise({e: f.flows for e, f in decoded.exporters.items()}, AggregateSettings(), at=now)
-    device = [Sample(measurement="snmp_interface", tags={"device": "core-1", "if_index": "1", "if_name": "GE0/0/1"},
-                     fields={"in_octets_total": 1000 + i * 125000, "hc_in_octets_total": 1000 + i * 125000,
-                             "hc_out_octets_total": 500 + i * 62500, "oper_up": 1, "admin_up": 1}, timestamp=now + timedelta(seconds=90 * i))
-              for i in range(2)]  # fmt: skip
-    device.append(Sample(measurement="snmp_health", tags={"device": "core-1", "vendor": "huawei", "entity": "67108873", "name": "MPU 9"},
-                         fields={"cpu_percent": 12, "memory_percent": 40}, timestamp=now))
-    device.append(Sample(measurement="snmp_device", tags={"device": "core-1"}, fields={"up": 1, "poll_duration_seconds": 0.2}, timestamp=now))
-    backup = [Sample(measurement="backup", tags={"job": "his-db", "role": "backup", "kind": "path"},
-                     fields={"age_seconds": 3600.0, "rpo_ok": 1, "rpo_seconds": 86400.0}, timestamp=now)]  # fmt: skip
-    probe = [Sample(measurement="probe", tags={"check": "portal", "kind": "http", "target": "https://www.example.gov/"},
-                    fields={"success": 1, "duration_seconds": 0.05}, timestamp=now)]  # fmt: skip
-    state = state_samples(
-        findings=[{"agency": "health", "rule_id": "undeclared_network", "article": "第九条、第三十条第（二）项", "severity": "critical", "status": "open"}],
-        alerts=[{"agency": "health", "severity": "critical", "status": "firing", "lacking_data": False}],
-        scorecard=[{"agency": "health", "monitoring_coverage_ratio": 1.0, "backup_rpo_ratio": 0.5, "duties_on_time_ratio": None, "duties": 2,
-                    "duties_overdue": 1, "open_findings": 1, "hosts_expected": 1, "hosts_reporting": 1}],
-        alert_events=[{"agency": "health", "severity": "critical", "status": "firing", "alertname": "BackupRpoMissed",
-                       "text": "主机 his-db-1 的备份任务 his-db 超过恢复点目标（RPO）", "fingerprint": "a1b2c3d4e5f60718", "at": now}],
-        finding_events=[{"agency": "health", "severity": "critical", "status": "open", "article": "第九条、第三十条第（二）项",
-                         "text": "未申报的网络（疑似业务专网）：192.168.77.0/24", "finding_id": 1, "at": now}],
-        at=now,
-    )  # what server/history/state.py exports every minute from the SQL state
-    return host + later + flows + device + backup + probe + state
-
-
-DATABASE = "dashboards_test"
-
-
-class Seeded:
-    """The session's InfluxDB 1.x, with a database of this module's own (other tests write to `egovmon`)."""
-
-    def __init__(self, influxdb1: Any) -> None:
-        self._influx = influxdb1
-
-    def query(self, q: str) -> dict[str, Any]:
-        return self._influx.query(q, database=DATABASE)
-
-    def rows(self, q: str) -> list[dict[str, Any]]:
-        return [dict(zip(s["columns"], values, strict=True)) for r in self.query(q)["results"]
-                for s in r.get("series", []) for values in s["values"]]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def seeded(influxdb1):  # noqa: ANN001 - the session fixture of tests/conftest.py
-    influxdb1.query(f"DROP DATABASE {DATABASE}", method="POST")
-    influxdb1.query(f"CREATE DATABASE {DATABASE}", method="POST")
-    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    samples = [s.model_dump() for s in _samples(now)]
-    batch, _ = encode_batch(samples, extra_tags={"host": "his-db-1", "agency": "health", "site": "platform-dc"}, now=datetime.now(UTC))
-    writer = InfluxV1Writer(TsdbSettings(kind="influxdb1", url=influxdb1.url, database=DATABASE))
-    writer.write(batch)
-    writer.close()
-    return Seeded(influxdb1)
-
-
-def _concrete(query: str) -> str:
-    """Grafana's macros and All-valued variables as Grafana would expand them."""
-    query = query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "1m")
-    return re.sub(r"/\^\$(agency|site|host|device)\$/", "/.*/", query)
-
-
-PANELS = [(d.uid, p) for d in DASHBOARDS for p in d.panels]
-
-
-@pytest.mark.parametrize(("uid", "panel"), PANELS, ids=[f"{u}:{p.title_en}" for u, p in PANELS])
-def test_every_panel_query_returns_series_with_its_legend_tags(seeded, uid, panel):
-    results = seeded.query(_concrete(panel.query))["results"]
-    series = [s for r in results for s in r.get("series", [])]
-    assert series, f"{uid}: {panel.title_en} returned nothing"
-    for s in series:
-        assert set(panel.legend) <= set(s.get("tags", {})), (panel.title_en, s.get("tags"))
-        assert any(v is not None for row in s["values"] for v in row[1:])
-
-
-@pytest.mark.parametrize("annotation", ANNOTATIONS, ids=[a.name_en for a in ANNOTATIONS])
-def test_annotation_queries_return_text_and_tags(seeded, annotation):
-    rows = seeded.rows(_concrete(annotation.query))
-    assert len(rows) == 1 and rows[0]["text"] and all(rows[0][column] for column in annotation.tags_column.split(","))
-
-
-@pytest.mark.parametrize("name", sorted(VARIABLES))
-def test_every_variable_query_returns_values(seeded, name):
-    results = seeded.query(_concrete(VARIABLES[name].query))["results"]
-    values = [row[1] for r in results for s in r.get("series", []) for row in s["values"]]
-    assert values == {"agency": ["health"], "host": ["his-db-1"], "device": ["core-1"], "site": ["platform-dc"]}[name]
-
-
+@pytest.mark.parametrize("flavour", ["influxql", "promql"])
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_dashboard_json_round_trips_through_the_sdk_models(lang):
+def test_dashboard_json_round_trips_through_the_sdk_models(lang, flavour):
+    suffix = "" if flavour == "influxql" else "-vm"
     for spec in DASHBOARDS:
-        data = build_dashboard(spec, lang)
+        data = build_dashboard(spec, lang, flavour)
         annotations = data["annotations"]["list"]
-        typed = {**data, "annotations": {"list": []}}  # the SDK's model has no InfluxDB annotation query (added by us)
+        typed = {**data, "annotations": {"list": []}}  # the SDK's model has no datasource annotation query (added by us)
         assert to_json(Dashboard.from_json(typed)) == typed
         assert [a["name"] for a in annotations] == (["告警", "合规发现"] if lang == "zh" else ["Alerts", "Findings"])
-        assert data["uid"] == (spec.uid if lang == "zh" else f"{spec.uid}-en")
+        assert data["uid"] == spec.uid + suffix + ("" if lang == "zh" else "-en")
         assert data["title"] == (spec.title_zh if lang == "zh" else spec.title_en)
         assert [v["name"] for v in data["templating"]["list"]] == list(spec.variables)
-        assert all(t["rawQuery"] and t["datasource"]["uid"] == "egovmon-influxdb" for p in data["panels"] for t in p["targets"])
+        targets = [t for p in data["panels"] for t in p["targets"]]
+        if flavour == "influxql":
+            assert all(t["rawQuery"] and t["datasource"] == {"type": "influxdb", "uid": "egovmon-influxdb"} for t in targets)
+            assert len(targets) == len(spec.panels)  # one InfluxQL statement per panel
+        else:
+            assert all(t["datasource"] == {"type": "prometheus", "uid": "egovmon-victoriametrics"} for t in targets)
+            assert len(targets) == sum(len(p.targets) for p in spec.panels)  # one PromQL query per column
+            assert all(t["instant"] == (p["type"] != "timeseries") for p in data["panels"] for t in p["targets"])
 
 
-def test_build_writes_dashboards_and_provisioning(tmp_path):
-    written = write(tmp_path, influx_url="http://influx.example:8086")
-    assert len([p for p in written if p.suffix == ".json"]) == len(DASHBOARDS) and len(written) == len(DASHBOARDS) + 2
-    datasources = json.loads((tmp_path / "provisioning" / "datasources.yaml").read_text())
-    assert datasources["datasources"][0]["jsonData"] == {"dbName": "egovmon", "httpMode": "GET", "version": "InfluxQL"}
-    providers = json.loads((tmp_path / "provisioning" / "dashboards.yaml").read_text())
-    assert {p["folder"] for p in providers["providers"]} == {"统一平台", "网络", "服务", "部门", "安全与合规"}
+def test_build_keeps_the_default_layout_with_absolute_provider_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    written = write(Path("grafana"),
+                    urls={"influxql": "http://influx.example:8086"})  # a relative --out, as a user types it
+    dashboards = [p for p in written if p.parts[1] == "dashboards"]
+    imports = [p for p in written if p.parts[1] == "import"]
+    assert len(dashboards) == len(imports) == len(DASHBOARDS) and len(written) == 2 * len(DASHBOARDS) + 2
+    assert (tmp_path / "grafana" / "dashboards" / "agencies" / "egovmon-agency.json").is_file()
+    datasources = json.loads((tmp_path / "grafana" / "provisioning" / "datasources.yaml").read_text())
+    assert datasources["datasources"] == [{"name": "egovmon InfluxDB", "uid": "egovmon-influxdb", "type": "influxdb", "access": "proxy",
+                                           "url": "http://influx.example:8086",
+                                           "jsonData": {"dbName": "egovmon", "httpMode": "GET", "version": "InfluxQL"}}]
+    providers = json.loads((tmp_path / "grafana" / "provisioning" / "dashboards.yaml").read_text())["providers"]
+    assert {p["folder"] for p in providers} == {"统一平台", "网络", "服务", "部门", "安全与合规"}
+    for provider in providers:  # Grafana's file provider needs absolute paths
+        path = PurePosixPath(provider["options"]["path"])
+        assert path.is_absolute() and path == PurePosixPath(tmp_path / "grafana" / "dashboards" / path.name)
+
+
+def test_build_both_flavours_into_separate_folders_for_a_grafana_path(tmp_path):
+    write(tmp_path, flavours=("influxql", "promql"), grafana_path=PurePosixPath("/var/lib/grafana/egovmon"),
+          urls={"promql": "http://vm.example:8428"})  # fmt: skip
+    for flavour, suffix in (("influxql", ""), ("promql", "-vm")):
+        providers = json.loads((tmp_path / flavour / "provisioning" / "dashboards.yaml").read_text())["providers"]
+        assert {p["options"]["path"] for p in providers} == {
+            f"/var/lib/grafana/egovmon/{flavour}/dashboards/{folder}" for folder in ("agencies", "compliance", "network", "platform", "services")}
+        assert {p["folderUid"] for p in providers} == {f"egovmon-{f}{suffix}" for f in ("agencies", "compliance", "network", "platform", "services")}
+        assert (tmp_path / flavour / "dashboards" / "agencies" / f"egovmon-agency{suffix}.json").is_file()
+    vm = json.loads((tmp_path / "promql" / "provisioning" / "datasources.yaml").read_text())["datasources"]
+    assert vm == [{"name": "egovmon VictoriaMetrics", "uid": "egovmon-victoriametrics", "type": "prometheus", "access": "proxy",
+                   "url": "http://vm.example:8428", "jsonData": {"httpMethod": "POST", "timeInterval": "15s"}}]
+    with pytest.raises(ValueError, match="absolute"):
+        write(tmp_path, grafana_path=PurePosixPath("grafana"))
+
+
+@pytest.mark.parametrize("flavour", ["influxql", "promql"])
+def test_import_files_ask_for_the_datasource(tmp_path, flavour):
+    write(tmp_path, flavours=(flavour,))
+    data = json.loads((tmp_path / "import" / ("egovmon-agency.json" if flavour == "influxql" else "egovmon-agency-vm.json")).read_text())
+    placeholder = "DS_EGOVMON_INFLUXDB" if flavour == "influxql" else "DS_EGOVMON_VICTORIAMETRICS"
+    (wanted,) = data["__inputs"]
+    assert wanted["name"] == placeholder and wanted["type"] == "datasource"
+    assert wanted["pluginId"] == ("influxdb" if flavour == "influxql" else "prometheus")
+    text = json.dumps({k: v for k, v in data.items() if k not in ("__inputs", "__requires")})
+    assert "egovmon-influxdb" not in text and "egovmon-victoriametrics" not in text  # every reference is the input
+    refs = [t["datasource"]["uid"] for p in data["panels"] for t in p["targets"]] + [v["datasource"]["uid"] for v in data["templating"]["list"]]
+    assert set(refs) == {f"${{{placeholder}}}"}
+
+
+def test_datasource_auth_fields():
+    influx_user = datasource_model("influxql", "http://i:8086", "egovmon", DatasourceAuth(user="grafana", password="s3cret"))
+    assert influx_user["user"] == "grafana" and influx_user["secureJsonData"] == {"password": "s3cret"}
+    influx_token = datasource_model("influxql", "http://i:8086", "egovmon", DatasourceAuth(token="tok"))
+    assert influx_token["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert influx_token["secureJsonData"] == {"httpHeaderValue1": "Token tok"}  # InfluxDB 2.x/3.x InfluxQL endpoint
+    vm = datasource_model("promql", "http://v:8428", auth=DatasourceAuth(user="grafana", password="s3cret"))
+    assert vm["basicAuth"] is True and vm["basicAuthUser"] == "grafana" and vm["secureJsonData"] == {"basicAuthPassword": "s3cret"}
+
+
+def test_provisioning_files_hold_environment_references_not_secrets(tmp_path):
+    write(tmp_path, auth=DatasourceAuth(user="grafana", password="s3cret", token="tok"))
+    text = (tmp_path / "provisioning" / "datasources.yaml").read_text()
+    assert "s3cret" not in text and '"tok"' not in text and "Token tok" not in text
+    (ds,) = json.loads(text)["datasources"]
+    assert ds["secureJsonData"] == {"password": "$EGOVMON_TSDB_PASSWORD", "httpHeaderValue1": "Token $EGOVMON_TSDB_TOKEN"}
 
 
 class FakeGrafana(BaseHTTPRequestHandler):
@@ -161,7 +119,7 @@ class FakeGrafana(BaseHTTPRequestHandler):
     It implements the documented shapes of the calls egovmon makes: GET/POST /api/folders, GET /api/folders/:uid,
     GET /api/datasources/uid/:uid, POST /api/datasources, PUT /api/datasources/uid/:uid, POST /api/dashboards/db."""
 
-    state: dict[str, Any] = {}
+    state: ClassVar[dict[str, Any]] = {}
 
     def _send(self, status: int, body: Any) -> None:
         payload = json.dumps(body).encode()
@@ -174,7 +132,7 @@ class FakeGrafana(BaseHTTPRequestHandler):
     def _body(self) -> Any:
         return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         assert self.headers["Authorization"] == "Bearer glsa_test"
         if self.path.startswith("/api/folders/"):
             uid = self.path.rsplit("/", 1)[1]
@@ -186,7 +144,7 @@ class FakeGrafana(BaseHTTPRequestHandler):
         else:
             self._send(404, {"message": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._body()
         if self.path == "/api/folders":
             self.state["folders"][body["uid"]] = {"uid": body["uid"], "title": body["title"], "id": len(self.state["folders"]) + 1}
@@ -202,7 +160,7 @@ class FakeGrafana(BaseHTTPRequestHandler):
         else:
             self._send(404, {"message": "not found"})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         body = self._body()
         uid = self.path.rsplit("/", 1)[1]
         self.state["datasources"][uid] = body
@@ -220,12 +178,26 @@ def test_push_provisions_idempotently_through_grafana_client():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         api = GrafanaApi.from_url(f"http://127.0.0.1:{server.server_address[1]}", credential="glsa_test")
-        first = push(api, influx_url="http://influx:8086")
-        second = push(api, influx_url="http://influx:8086")
+        first = push(api, url="http://influx:8086")
+        second = push(api, url="http://influx:8086")
+        vm = push(api, url="http://vm:8428", flavour="promql")
     finally:
         server.shutdown()
         server.server_close()
     assert first == {"datasources_created": 1, "datasources_updated": 0, "folders_created": 5, "dashboards": len(DASHBOARDS)}
     assert second == {"datasources_created": 0, "datasources_updated": 1, "folders_created": 0, "dashboards": len(DASHBOARDS)}
-    assert sorted(FakeGrafana.state["dashboards"]) == sorted(d.uid for d in DASHBOARDS)
-    assert list(FakeGrafana.state["datasources"]) == ["egovmon-influxdb"]
+    assert vm == {"datasources_created": 1, "datasources_updated": 0, "folders_created": 5, "dashboards": len(DASHBOARDS)}
+    assert sorted(FakeGrafana.state["dashboards"]) == sorted([d.uid for d in DASHBOARDS] + [f"{d.uid}-vm" for d in DASHBOARDS])
+    assert list(FakeGrafana.state["datasources"]) == ["egovmon-influxdb", "egovmon-victoriametrics"]
+
+
+def test_influxql_refuses_what_one_statement_cannot_read():
+    from dashboards import influxql
+    from dashboards.model import Field, Nested, PanelSpec, Target
+
+    two_measurements = PanelSpec("t", "t", (Target(Field("host_load", "load1")), Target(Field("host_memory", "total_bytes"))), ("host",))
+    with pytest.raises(ValueError, match="host_load and host_memory"):
+        influxql.render_panel(two_measurements)
+    nested_over_time = PanelSpec("t", "t", (Target(Nested("count", Field("host_system", "uptime_seconds"), ("host",))),), ())
+    with pytest.raises(ValueError, match="nested aggregate"):
+        influxql.render_panel(nested_over_time)

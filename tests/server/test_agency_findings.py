@@ -138,3 +138,19 @@ def test_apply_drafts_reads_only_the_findings_of_its_keys(client, admin, clock: 
         finally:
             event.remove(Finding, "load", count)
         assert loaded == ["10.7.1.0/24"]  # the old lookup loaded all 300 findings of the rule
+
+
+def test_the_registry_is_read_once_per_declaration_change_not_per_batch(client, admin, clock: Clock):
+    """Reconciliation reuses the declared registry while no declaration changed (its cost does not grow with
+    the fleet), and a declaration made through the API is seen by the very next batch."""
+    health = make_agency(client, admin, "health")
+    hosts = [enroll(client, admin, health, f"his-{n}") for n in range(3)]
+    cache = client.app.state.inventory.registry
+    for n, host in enumerate(hosts):
+        ingest(client, host.headers, [lan(clock.now, f"192.168.1.{10 + n}")], f"b{n}")
+    assert cache.loads == 1
+    assert client.post("/api/v1/inventory/address_plan", headers=admin, json={"prefix": "10.9.0.0/16", "agency": "health"}).status_code == 201
+    ingest(client, hosts[0].headers, [lan(clock.now, "10.9.1.5", "10.9.1.0/24")], "after")
+    assert cache.loads == 2
+    subjects = {f["subject"] for f in listed(client, admin) if f["rule_id"] == "undeclared_network"}
+    assert subjects == {"192.168.1.0/24"}  # 10.9.1.0/24 lies in the plan declared a moment ago

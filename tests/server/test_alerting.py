@@ -5,7 +5,7 @@ loops are driven by hand here (their intervals are an hour); tests/test_alerting
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from core.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
-from tests.server.conftest import Clock, enroll, make_agency, user_headers
+from tests.server.conftest import Clock, enroll, make_agency, metric_value, user_headers
+from tests.server.test_agency_findings import console_login
 
 RULES = """
 groups:
@@ -209,3 +210,109 @@ def test_an_incident_opened_from_an_alert_gets_its_resolution_in_the_timeline(cl
     engine.cycle()
     after = client.get(f"/api/v1/incidents/{incident['id']}", headers=admin).json()
     assert after["timeline"][-1]["text"] == "关联告警已恢复：主机 his-db-1 可用内存仅 4%" and after["chain"]["intact"]
+
+
+def test_a_lease_holder_that_died_on_this_machine_is_recognised_and_no_other():
+    import subprocess
+    import sys
+
+    from server.alerting.engine import holder_died, lease_holder
+
+    mine = lease_holder(object())
+    assert holder_died(mine) is False  # alive
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process now
+    host, namespace, _, obj = mine.split(":")
+    assert holder_died(f"{host}:{namespace}:{gone.pid}:{obj}") is True
+    assert holder_died(f"another-host:{namespace}:{gone.pid}:{obj}") is False  # another machine: left to the TTL
+    assert holder_died(f"{host}:4026531999:{gone.pid}:{obj}") is False  # another PID namespace
+    assert holder_died(f"{host}:{gone.pid}:{obj}") is False  # the old format
+
+
+@pytest.fixture
+def refusing() -> Iterator[HttpReceiver]:
+    with http_receiver(status=400, answer={"error": "bad payload"}) as running:
+        yield running
+
+
+def test_a_permanent_refusal_fails_the_notification_at_once_and_the_api_and_console_show_it(
+    client, admin, clock: Clock, receiver: HttpReceiver, refusing: HttpReceiver
+):
+    """A 400 is not retried (it would be refused again): `failed` after one attempt with the receiver's answer, shown in
+    the API and in the console's alerts page."""
+    engine = client.app.state.alerting
+    engine.receivers["soc"] = engine.receivers["soc"].model_copy(update={"url": f"{refusing.url}/soc"})
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    ingest(client, agent.headers, "m1", [memory(clock.now, 4)])
+    engine.cycle()
+    assert engine.dispatch() == 0
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    (delivery,) = client.get(f"/api/v1/alerts/{alert['fingerprint']}/notifications", headers=admin).json()
+    assert (delivery["status"], delivery["attempts"]) == ("failed", 1)
+    assert "answered 400" in delivery["last_error"] and "bad payload" in delivery["last_error"]
+    clock.advance(hours=2)
+    assert engine.dispatch() == 0 and len(refusing.posts) == 1  # never tried again
+    assert metric_value(client, "egovmon_notification_failures_total", reason="permanent", receiver="soc") == 1
+    assert metric_value(client, "egovmon_notifications", receiver="soc", status="failed") == 1
+
+    console_login(client, admin, "noc-web", "noc", None)
+    page = client.get("/ui/alerts").text
+    assert 'class="delivery-failed"' in page and "soc: 失败" in page and "answered 400" in page
+
+
+def test_a_custom_rule_file_keeps_the_default_pack(client, admin, clock: Clock):
+    """rules_files (here: HostMemoryLow and Finding) add to the default pack: an unreachable SNMP device still raises
+    the default SnmpDeviceDown."""
+    engine = client.app.state.alerting
+    assert {"SnmpDeviceDown", "AgentSilent", "DutyOverdue", "HostMemoryLow", "Finding"} <= {r.alert for r in engine.rules}
+    health = make_agency(client, admin, "health")
+    collector = enroll(client, admin, health, "collector-1")
+    down = {"measurement": "snmp_device", "tags": {"device": "core-sw-1"}, "fields": {"up": 0}}
+    ingest(client, collector.headers, "s1", [{**down, "timestamp": clock.now.isoformat()}])
+    engine.cycle()
+    clock.advance(minutes=3)
+    ingest(client, collector.headers, "s2", [{**down, "timestamp": clock.now.isoformat()}])
+    engine.cycle()
+    (alert,) = client.get("/api/v1/alerts", params={"status": "firing"}, headers=admin).json()
+    assert (alert["alertname"], alert["labels"]["device"], alert["severity"]) == ("SnmpDeviceDown", "core-sw-1", "critical")
+
+
+def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_sending(client, admin, clock: Clock):
+    """A stored message the receiver cannot handle (here a syslog message whose structured data is not a mapping, so
+    the formatter raises AttributeError, which is no DeliveryError) is a failed attempt with its error, and retried."""
+    from core.settings import ReceiverSettings
+    from server.alerting.models import Notification
+
+    engine = client.app.state.alerting
+    engine.receivers["siem"] = ReceiverSettings(name="siem", kind="syslog", host="127.0.0.1")
+    with client.app.state.sessions() as session, session.begin():
+        session.add(Notification(receiver="siem", group_key="[]", kind="syslog", fingerprints=[], status="pending", attempts=0,
+                                 body={"messages": [{"severity": "critical", "msgid": "ALERT", "data": "not-a-mapping", "text": "x"}]},
+                                 created_at=clock.now, next_attempt_at=clock.now, last_error=""))  # fmt: skip
+    assert engine.dispatch() == 0
+    with client.app.state.sessions() as session:
+        (row,) = session.query(Notification).all()
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert row.last_error.startswith("syslog: unexpected AttributeError")
+    assert metric_value(client, "egovmon_notification_failures_total", reason="transient", receiver="siem") == 1
+
+
+def test_retention_deletes_old_sent_and_failed_notifications_only(client, admin, clock: Clock):
+    """The outbox does not grow forever (an Alertmanager receiver adds a message a minute per firing group): sent and
+    failed notifications older than notification_retention_hours (7 days) go; pending ones stay whatever their age."""
+    from server.alerting.models import Notification
+    from server.app import prune
+
+    old = clock.now
+    with client.app.state.sessions() as session, session.begin():
+        for status in ("sent", "failed", "pending"):
+            session.add(Notification(receiver="soc", group_key="[]", kind="webhook", body={}, fingerprints=[], status=status, attempts=1,
+                                     created_at=old, next_attempt_at=old + timedelta(days=30), last_error=""))  # fmt: skip
+    clock.advance(days=6)
+    assert prune(client.app)["notifications"] == 0
+    clock.advance(days=2)
+    assert prune(client.app)["notifications"] == 2
+    with client.app.state.sessions() as session:
+        assert [n.status for n in session.query(Notification).all()] == ["pending"]
+    assert metric_value(client, "egovmon_retention_deleted_rows_total", table="notifications") == 2

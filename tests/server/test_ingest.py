@@ -209,13 +209,13 @@ def test_retention_prunes_batch_ids_observations_and_history(client, agent, cloc
         json={"batch_id": "old", "samples": [sample(clock.now)], "observations": [observation(clock.now)]},
         headers=agent.headers,
     )
-    assert prune(client.app) == {"ingested_batches": 0, "observations": 0, "history_points": 0}
+    assert prune(client.app) == {"ingested_batches": 0, "observations": 0, "history_points": 0, "notifications": 0}
     clock.advance(hours=25)
-    assert prune(client.app) == {"ingested_batches": 0, "observations": 0, "history_points": 1}
+    assert prune(client.app) == {"ingested_batches": 0, "observations": 0, "history_points": 1, "notifications": 0}
     clock.advance(hours=48)
-    assert prune(client.app) == {"ingested_batches": 0, "observations": 1, "history_points": 0}
+    assert prune(client.app) == {"ingested_batches": 0, "observations": 1, "history_points": 0, "notifications": 0}
     clock.advance(hours=100)
-    assert prune(client.app) == {"ingested_batches": 1, "observations": 0, "history_points": 0}
+    assert prune(client.app) == {"ingested_batches": 1, "observations": 0, "history_points": 0, "notifications": 0}
     assert stored(client) == {"ingested_batches": 0, "latest_series": 1, "history_points": 0, "observations": 0}
 
 
