@@ -35,7 +35,7 @@ from server.auth.principal import Principal
 from server.database import MAX_ID
 from server.deps import bearer, get_session
 from server.duties.models import Drill, Duty
-from server.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from server.errors import ForbiddenError, NotFoundError, OverloadedError, UnauthorizedError
 from server.findings.models import Finding
 from server.hosts.models import Host
 from server.incidents.models import Incident
@@ -317,7 +317,16 @@ async def _agent_from_memory(request: Request) -> Any:
     credential = bearer(request)
     sender = credentials.cached(credential)
     if sender is None:
-        sender = await run_in_threadpool(credentials.load, credential)
+        # A database read per unknown or unchecked credential: bounded, so a burst of them (a restart under the whole
+        # fleet, or someone spraying made-up tokens) is shed instead of queueing every request behind them.
+        if credentials.loads_in_flight >= credentials.load_slots:
+            raise OverloadedError("too many agent credentials are being checked at once; retry later",
+                                  retry_after_seconds=request.app.state.settings.server.ingest_retry_after_seconds)
+        credentials.loads_in_flight += 1
+        try:
+            sender = await run_in_threadpool(credentials.load, credential)
+        finally:
+            credentials.loads_in_flight -= 1
     return sender
 
 

@@ -255,8 +255,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
 
 def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
-    """The periodic coroutines a process of `role` runs: the platform-wide jobs in "all" and "jobs", the credential
-    refresh (revocations seen within seconds) wherever ingest is served."""
+    """The periodic coroutines a process of `role` runs: the platform-wide jobs in "all" and "jobs", the metrics sync
+    everywhere. (The agent credential refresh has a thread of its own: server/ingest/credentials.py.)"""
     settings: Settings = app.state.settings
     jobs = []
     if role in ("all", "jobs"):
@@ -267,9 +267,6 @@ def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
             _every(app, settings.alerting.dispatch_interval_seconds, app.state.alerting.dispatch, "notification_delivery"),
             _every(app, STATE_EXPORT_INTERVAL_SECONDS, lambda: export_state(app), "state_export"),
         ]
-    if role in ("all", "http"):
-        jobs.append(_every(app, settings.server.credential_check_seconds, app.state.ingest.credentials.refresh, "credential_check",
-                           timed=False))
     jobs.append(_every(app, METRICS_SYNC_SECONDS, lambda: sync_metrics(app), "metrics_sync", timed=False))
     return jobs
 
@@ -318,6 +315,8 @@ def _start(app: FastAPI) -> None:
             probe=partial(probe_write, app.state.sessions, settings.data_dir),
         ),
     )
+    if app.state.role != "jobs":
+        app.state.ingest.credentials.start()  # preload, then the revocation check every credential_check_seconds
     make_private(settings.data_dir, log=None)  # what this start created (database, WAL, spool) under the umask
     log.info("egovmon server ready: database %s, history %s", engine.url.render_as_string(), settings.tsdb.kind.value)
 

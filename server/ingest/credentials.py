@@ -18,6 +18,15 @@ If the refresh stalls (the database is unreachable), cached entries stop being
 trusted after `3 * check_seconds` and every request goes to the database again,
 so a revocation is never ignored for longer than that.
 
+At fleet size two more things matter (issue 17: 10,000 agents made this a collapse,
+not a slowdown). The refresh runs on a thread of its own (`start`), never behind the
+requests in the shared threadpool: when it queued there behind credential loads, the
+cache went stale, every request became a database load, and the refresh never got
+its turn again. And the cache starts warm (`preload`, one query for every agent that
+is not revoked), so a restarted server does not need one database load per agent,
+per worker, while the whole fleet is sending; loads still happen for a credential
+enrolled since, and `load_slots` bounds how many wait for the database at once.
+
 User tokens are not cached: users are few and their requests are not the hot path.
 """
 
@@ -49,6 +58,7 @@ AGENT_PREFIX = "egva_"
 # Only credentials that authenticated are kept (one per enrolled agent), so the bound is the fleet, with room to spare;
 # past it the oldest entry goes and that agent's next batch reads the database once.
 DEFAULT_MAX_ENTRIES = 100_000
+DEFAULT_LOAD_SLOTS = 16  # database loads of credentials waiting at once per process; more are shed with 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,7 @@ class AgentCredentials:
         monotonic: Callable[[], float] = time.monotonic,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         on_evict: Callable[[], None] = lambda: None,
+        load_slots: int = DEFAULT_LOAD_SLOTS,
     ) -> None:
         self._sessions = sessions
         self.max_entries = max_entries
@@ -83,6 +94,11 @@ class AgentCredentials:
         self._fingerprint: tuple[int, Any] | None = None
         self._forgets = 0  # bumped whenever revoked credentials are forgotten: a load that raced one is not cached
         self._checked_at = monotonic()
+        self.load_slots = load_slots
+        self.loads_in_flight = 0  # credentials being loaded now; touched by the event loop's thread only
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh_failures = 0
         event.listen(sessions, "after_flush", self._note_revocations)
         event.listen(sessions, "after_commit", self._forget_noted)
 
@@ -120,6 +136,49 @@ class AgentCredentials:
                     self._on_evict()
                 self._entries[digest] = sender
         return sender
+
+    def preload(self) -> int:
+        """Remember every agent that is not revoked (one query; the cache's bound applies); returns how many."""
+        with self._lock:
+            forgets = self._forgets
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Agent.id, Agent.agency_id, Agent.host_id, Agent.credential_hash, Host.hostname, Agency.code)
+                .join(Host, Host.id == Agent.host_id).join(Agency, Agency.id == Host.agency_id)
+                .where(Agent.revoked_at.is_(None)).order_by(Agent.id.desc()).limit(self.max_entries)
+            ).all()  # fmt: skip
+        loaded = {}
+        for agent_id, agency_id, host_id, digest, hostname, code in rows:
+            principal = Principal("agent", agent_id, str(agent_id), "agent", agency_id, host_id)
+            loaded[digest] = Sender(principal, Origin(agency_id or 0, code, host_id, hostname, agent_id))
+        with self._lock:
+            if forgets != self._forgets:
+                return 0  # a revocation raced the read: leave it to the loads
+            for digest, sender in loaded.items():
+                self._entries.setdefault(digest, sender)
+        return len(loaded)
+
+    def start(self) -> None:
+        """Warm the cache, then refresh it every `check_seconds` on a thread of its own until `stop`."""
+        self._thread = threading.Thread(target=self._run, name="credential-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            log.info("agent credentials preloaded: %d", self.preload())
+        except Exception:  # noqa: BLE001 - the cache then fills by loads
+            log.exception("preloading agent credentials failed")
+        while not self._stop.wait(self.check_seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the next round retries; stale entries stop being trusted meanwhile
+                self.refresh_failures += 1
+                log.exception("checking agent revocations failed")
 
     def refresh(self) -> None:
         """Forget credentials revoked since the last check (by any process); one aggregate query when nothing changed."""

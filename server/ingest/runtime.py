@@ -51,5 +51,6 @@ class IngestRuntime:
 
     def close(self) -> None:
         """Store what is queued, then hand the queued observations to the inventory."""
+        self.credentials.stop()
         self.committer.close()
         self.handoff.close()
