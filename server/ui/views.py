@@ -40,12 +40,14 @@ from server.hosts import service as hosts
 from server.incidents import service as incidents
 from server.inventory import governance
 from server.inventory.models import DeclarationRequest
+from server.ui import format as ui_format
 from server.ui.i18n import MESSAGES
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 root_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+ui_format.register(templates.env)
 COOKIE = CONSOLE_COOKIE
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
@@ -65,7 +67,8 @@ def _csrf(session_token: str) -> str:
 def _page(request: Request, name: str, principal: Principal | None, **context: Any) -> HTMLResponse:
     lang = _lang(request)
     token = request.cookies.get(COOKIE, "")
-    return templates.TemplateResponse(request, name, {"t": MESSAGES[lang], "lang": lang, "user": principal,
+    tz = ui_format.zone(request.app.state.settings.timezone)
+    return templates.TemplateResponse(request, name, {"t": MESSAGES[lang], "lang": lang, "tz": tz, "user": principal,
                                                       "csrf": _csrf(token) if token else "", **context})
 
 
