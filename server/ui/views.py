@@ -14,9 +14,9 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -33,12 +33,14 @@ from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.secrets import token_hash
 from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
-from server.errors import ForbiddenError
+from server.audit import service as audit
+from server.errors import BadRequestError, ForbiddenError
 from server.findings import service as findings
 from server.findings.models import Finding
 from server.hosts import service as hosts
 from server.incidents import service as incidents
 from server.inventory import governance
+from inventory.rules import RULES
 from server.inventory.models import DeclarationRequest
 from server.ui import format as ui_format
 from server.ui.i18n import MESSAGES
@@ -190,23 +192,100 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
 
 
+# Findings triage -------------------------------------------------------------------------------------
+
+OPEN_TAB = ("open", "acknowledged")  # still to be handled
+CLOSED_TAB = ("exempted", "remediated", "false_positive")  # handled one way or another
+FindingTab = Literal["open", "closed"]
+FindingStatus = Literal["", "open", "acknowledged", "exempted", "remediated", "false_positive"]
+FindingAction = Literal["acknowledge", "exempt"]
+TRIAGE_ERRORS = ("bad_transition", "approval_ref_required")
+MAX_LISTED = 1000  # findings read for one page; the filters narrow within these
+
+
+def _rule_choices(lang: str) -> list[tuple[str, str]]:
+    """(rule id, its title without the subject) for the rule filter."""
+    return sorted((rule.id, rule.text(lang, "")["title"].rstrip("：: ")) for rule in RULES.values())
+
+
+def _article_choices(lang: str) -> list[str]:
+    return sorted({rule.text(lang, "")["article"] for rule in RULES.values()})
+
+
 @router.get("/findings", response_class=HTMLResponse)
-def finding_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+def finding_list(
+    request: Request, session: DbSession, caller: ConsoleScoped, tab: FindingTab = "open", status: FindingStatus = "",
+    agency: str = Query("", max_length=64), rule: str = Query("", max_length=64), article: str = Query("", max_length=100),
+    min_confidence: float = Query(0, ge=0, le=1), q: str = Query("", max_length=100),
+) -> HTMLResponse:
+    """Findings in two tabs (open: open and acknowledged; closed: the rest), filtered by agency (platform roles),
+    status, rule, article, confidence and a search over subject and title. An agency user sees only its own."""
     codes = codes_by_id(session)
     lang = _lang(request)
-    rows = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-            for f in findings.list_findings(session, access=caller)]  # fmt: skip
+    agency_id = next((i for i, code in codes.items() if code == agency), -1) if agency and not caller.scoped else None
+    rows = []
+    for f in findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None,
+                                    rule_id=rule or None, limit=MAX_LISTED):  # fmt: skip
+        if f.status not in (OPEN_TAB if tab == "open" else CLOSED_TAB) or f.confidence < min_confidence:
+            continue
+        row = findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
+        if article and row["article"] != article:
+            continue
+        if q and q.lower() not in f"{row['subject']} {row['title']}".lower():
+            continue
+        rows.append(row)
     shared = findings.shared_subjects(session, language=lang) if not caller.scoped else None  # platform roles only
-    return _page(request, "findings.html", caller.principal, findings=rows, shared=shared)
+    agencies = sorted(codes.values()) if not caller.scoped else []
+    chosen = {"tab": tab, "status": status, "agency": agency, "rule": rule, "article": article, "q": q,
+              "min_confidence": min_confidence}  # fmt: skip
+    return _page(request, "findings.html", caller.principal, findings=rows, shared=shared, chosen=chosen, agencies=agencies,
+                 rules=_rule_choices(lang), articles=_article_choices(lang),
+                 statuses=OPEN_TAB if tab == "open" else CLOSED_TAB)  # fmt: skip
+
+
+def _evidence_by_source(evidence: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The evidence chain: grouped by source (netstate, snmp, flows...), oldest observation first in each."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in evidence:
+        groups.setdefault(str(item.get("source") or "-"), []).append(item)
+    return [(source, sorted(items, key=lambda e: str(e.get("observed_at") or ""))) for source, items in sorted(groups.items())]
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
-def finding_page(finding_id: Id, request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
-    """One finding; another agency's answers 404 as in the API. Platform roles also see the same subject elsewhere."""
+def finding_page(finding_id: Id, request: Request, session: DbSession, caller: ConsoleScoped,
+                 error: str = Query("", max_length=64), done: str = Query("", max_length=64)) -> HTMLResponse:
+    """One finding; another agency's answers 404 as in the API. Platform roles also see the same subject elsewhere.
+
+    The triage actions the caller's role may take from the finding's status (the API's rules in
+    `server.findings.service.TRANSITIONS`) are offered, each behind a confirmation; its history is the audit log."""
     found = access.get(session, Finding, finding_id, access=caller, what="finding")
     links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
-    return _page(request, "finding.html", caller.principal, f=row)
+    role = caller.principal.role
+    actions = [name for name in FindingAction.__args__
+               if role in findings.TRANSITIONS[name][2] and found.status in findings.TRANSITIONS[name][0]]  # fmt: skip
+    history = [e for e in audit.list_events(session, target_type="finding", target_id=str(found.id), limit=100)]
+    return _page(request, "finding.html", caller.principal, f=row, evidence=_evidence_by_source(found.evidence), actions=actions,
+                 history=history, error=error if error in TRIAGE_ERRORS else "", done=done if done in FindingAction.__args__ else "")
+
+
+@router.post("/findings/{finding_id}/{action}")
+def finding_action(finding_id: Id, action: FindingAction, request: Request, session: DbSession, now: Now, remote: RemoteAddr,
+                   caller: ConsoleScoped, csrf: str = Form(""), approval_ref: str = Form("", max_length=200),
+                   note: str = Form("", max_length=2000)) -> Response:
+    """The API's finding transition (same roles, same audit event), from the finding page's confirmed form."""
+    _check_csrf(request, csrf)
+    found = access.get(session, Finding, finding_id, access=caller, what="finding")  # another agency's: 404
+    try:
+        change = findings.transition(session, finding=found, action=action, principal=caller.principal, now=now,
+                                     approval_ref=approval_ref.strip() or None, note=note.strip(), remote_addr=remote)  # fmt: skip
+    except BadRequestError as exc:  # a stale page (already acknowledged) or no approval reference: say so there
+        session.rollback()
+        return RedirectResponse(f"/ui/findings/{finding_id}?error={exc.reason}", status_code=303)
+    session.commit()
+    for sink in request.app.state.hooks.finding_sinks:  # as the API does: alerting hears of the change
+        sink.findings_changed([change])
+    return RedirectResponse(f"/ui/findings/{finding_id}?done={action}", status_code=303)
 
 
 @router.get("/alerts", response_class=HTMLResponse)

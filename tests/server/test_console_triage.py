@@ -1,0 +1,91 @@
+"""Findings triage in the console: open and closed tabs, filters, the acknowledge and exempt actions (the API's
+roles, written to the audit log, refused without the approval reference), and an agency user who sees and
+touches nothing of another agency."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.server.conftest import Clock, enroll, make_agency
+from tests.server.test_agency_findings import ingest, lan
+
+PASSWORD = "correct-horse-battery"
+
+
+def _login(client: TestClient, name: str) -> str:
+    client.cookies.clear()
+    assert client.post("/ui/login", data={"username": name, "password": PASSWORD}, follow_redirects=False).status_code == 303
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/ui").text).group(1)
+
+
+def _finding(client: TestClient, admin: dict[str, str], finding_id: int) -> dict[str, Any]:
+    return client.get(f"/api/v1/findings/{finding_id}", headers=admin).json()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_triage_in_the_console_changes_the_finding_and_writes_the_audit_log(client: TestClient, admin, clock: Clock):
+    health, police = make_agency(client, admin, "health"), make_agency(client, admin, "police")
+    ingest(client, enroll(client, admin, health, "his-db-1").headers, [lan(clock.now, "192.168.77.5", "192.168.77.0/24")], "h1")
+    ingest(client, enroll(client, admin, police, "jw-app-1").headers, [lan(clock.now, "10.99.1.5", "10.99.1.0/24")], "p1")
+    by_agency = {f["agency"]: f["id"] for f in client.get("/api/v1/findings", headers=admin).json()}
+    mine, theirs = by_agency["health"], by_agency["police"]
+    for name, role, agency in (("weijian", "agency", health), ("gongan", "agency", police), ("sec", "security", None)):
+        created = client.post("/api/v1/users", headers=admin, json={"username": name, "role": role, "agency_id": agency, "password": PASSWORD})
+        assert created.status_code == 201, created.text
+
+    csrf = _login(client, "weijian")
+    listing = client.get("/ui/findings").text
+    assert "192.168.77.0/24" in listing and "10.99.1.0/24" not in listing and "police" not in listing
+    assert client.get(f"/ui/findings/{theirs}").status_code == 404
+    assert client.post(f"/ui/findings/{theirs}/acknowledge", data={"csrf": csrf}).status_code == 404
+    assert _finding(client, admin, theirs)["status"] == "open"
+    page = client.get(f"/ui/findings/{mine}").text
+    assert 'class="confirm-acknowledge"' in page and 'class="confirm-exempt"' not in page  # the API's roles: agency may only acknowledge
+    assert client.post(f"/ui/findings/{mine}/exempt", data={"csrf": csrf, "approval_ref": "x"}).status_code == 403
+    assert client.post(f"/ui/findings/{mine}/acknowledge", data={"csrf": "forged"}).status_code == 403
+    done = client.post(f"/ui/findings/{mine}/acknowledge", data={"csrf": csrf, "note": "核实中"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/ui/findings/{mine}?done=acknowledge"
+    assert (_finding(client, admin, mine)["status"], _finding(client, admin, mine)["status_by"]) == ("acknowledged", "user:weijian")
+    page = client.get(done.headers["location"]).text
+    assert "已确认该发现" in page and "user:weijian" in page and "核实中" in page  # the flash and the history from the audit log
+    again = client.post(f"/ui/findings/{mine}/acknowledge", data={"csrf": csrf}, follow_redirects=False)
+    assert again.headers["location"].endswith("?error=bad_transition")
+
+    csrf = _login(client, "sec")
+    refused = client.post(f"/ui/findings/{mine}/exempt", data={"csrf": csrf, "approval_ref": "  "}, follow_redirects=False)
+    assert refused.headers["location"].endswith("?error=approval_ref_required")
+    assert "登记豁免须填写批准文号" in client.get(refused.headers["location"]).text
+    assert _finding(client, admin, mine)["status"] == "acknowledged"  # nothing stored
+    exempted = client.post(f"/ui/findings/{mine}/exempt", data={"csrf": csrf, "approval_ref": "政务办〔2026〕12号"}, follow_redirects=False)
+    assert exempted.status_code == 303
+    after = _finding(client, admin, mine)
+    assert (after["status"], after["approval_ref"], after["status_by"]) == ("exempted", "政务办〔2026〕12号", "user:sec")
+    events = client.get("/api/v1/audit", headers=admin, params={"action": "finding.exempt"}).json()
+    assert [(e["actor"], e["target_id"], e["details"]["approval_ref"]) for e in events] == [("user:sec", str(mine), "政务办〔2026〕12号")]
+    acks = client.get("/api/v1/audit", headers=admin, params={"action": "finding.acknowledge"}).json()
+    assert [(e["actor"], e["target_id"]) for e in acks] == [("user:weijian", str(mine))]
+
+    # Tabs and filters, as security (all agencies).
+    open_tab = client.get("/ui/findings").text
+    assert "10.99.1.0/24" in open_tab and "192.168.77.0/24" not in open_tab  # exempted: no longer to handle
+    closed = client.get("/ui/findings", params={"tab": "closed"}).text
+    assert "192.168.77.0/24" in closed and "已豁免" in closed and "10.99.1.0/24" not in closed
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"agency": "health"}).text
+    assert "10.99.1.0/24" in client.get("/ui/findings", params={"agency": "police", "rule": "undeclared_network"}).text
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"rule": "unauthorized_dhcp_server"}).text
+    assert "10.99.1.0/24" in client.get("/ui/findings", params={"article": "第九条、第三十条第（二）项"}).text
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"article": "第九条"}).text
+    assert "10.99.1.0/24" in client.get("/ui/findings", params={"q": "10.99"}).text
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"q": "nothing-like-it"}).text
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"status": "acknowledged"}).text
+    assert client.get("/ui/findings", params={"tab": "bogus"}).status_code == 422
+    assert client.get("/ui/findings", params={"q": "x" * 101}).status_code == 422
+
+    # The agency user's filters cannot reach another agency either.
+    _login(client, "gongan")
+    assert "192.168.77.0/24" not in client.get("/ui/findings", params={"tab": "closed", "agency": "health"}).text
+    assert "health" not in client.get("/ui/findings", params={"tab": "closed"}).text
