@@ -6,7 +6,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "zh": {
         "login_locked": "登录失败次数过多，请稍后再试",
         "tab_open": "待处置", "tab_closed": "已关闭", "all": "全部", "min_confidence": "置信度不低于", "search": "搜索",
-        "search_hint": "对象或标题", "apply": "筛选", "clear": "清除", "confidence": "置信度", "first_seen": "首次发现",
+        "search_hint": "对象或标题", "apply": "筛选", "clear_filters": "清除筛选", "by_system": "系统", "observation_kind": "观测类型", "confidence": "置信度", "first_seen": "首次发现",
         "status_changed": "状态变更", "triage": "处置", "action_acknowledge": "确认此发现", "action_exempt": "登记豁免",
         "confirm_acknowledge": "确认后，该发现标记为“已确认”，操作记入审计日志。", "confirm": "确定",
         "confirm_exempt": "豁免须填写电子政务主管部门的批准文号；操作记入审计日志。", "approval_ref_example": "如 政务办〔2026〕12号",
@@ -37,7 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "login_locked": "Too many failed logins; try again later",
         "tab_open": "To handle", "tab_closed": "Closed", "all": "all", "min_confidence": "Confidence at least", "search": "Search",
-        "search_hint": "subject or title", "apply": "Filter", "clear": "Clear", "confidence": "Confidence", "first_seen": "First seen",
+        "search_hint": "subject or title", "apply": "Filter", "clear_filters": "Clear filters", "by_system": "system", "observation_kind": "Observation", "confidence": "Confidence", "first_seen": "First seen",
         "status_changed": "Status changed", "triage": "Triage", "action_acknowledge": "Acknowledge", "action_exempt": "Exempt",
         "confirm_acknowledge": "The finding will be marked acknowledged; the action is written to the audit log.", "confirm": "Confirm",
         "confirm_exempt": "An exemption needs the e-gov office's approval reference; the action is written to the audit log.",

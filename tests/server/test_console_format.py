@@ -80,6 +80,7 @@ def test_no_page_shows_a_raw_utc_time_or_an_untranslated_status_word(client: Tes
         text = _visible_text(response.text)
         assert not RAW_TIME.search(text), (path, RAW_TIME.search(text).group(0))
         assert not RAW_WORD.search(text), (path, RAW_WORD.search(text).group(0))
+        assert "built-in method" not in text and "Undefined" not in text, path  # a text key that is a dict method
         seen_local |= local in text
     assert seen_local  # the seeded time is shown, in Beijing time to the second
     assert "5 秒" in _visible_text(client.get("/ui/devices").text)

@@ -4,14 +4,20 @@ touches nothing of another agency."""
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_agency_findings import ingest, lan
+from tests.server.test_console import _chromium
+from tests.serverproc import start_server
 
 PASSWORD = "correct-horse-battery"
 
@@ -89,3 +95,94 @@ def test_triage_in_the_console_changes_the_finding_and_writes_the_audit_log(clie
     _login(client, "gongan")
     assert "192.168.77.0/24" not in client.get("/ui/findings", params={"tab": "closed", "agency": "health"}).text
     assert "health" not in client.get("/ui/findings", params={"tab": "closed"}).text
+
+
+def test_triage_in_headless_chromium_as_security_and_as_an_agency_user(tmp_path: Path):
+    """A real `egovmon server` and Debian's chromium: security exempts one finding with its approval reference,
+    the health agency's user acknowledges another and sees nothing of the police agency. Screenshots are kept
+    (EGOVMON_ARTIFACTS/triage, else the test's tmp dir) and any browser console error fails the test."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    artifacts = Path(os.environ.get("EGOVMON_ARTIFACTS", tmp_path / "screenshots")) / "triage"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    server = start_server(tmp_path / "server")
+    try:
+        now = datetime.now(UTC)
+        health = server.agent("health", "his-db-1")
+        police = server.agent("police", "jw-app-1")
+        for headers, batch, nets in ((health, "h1", ("192.168.77", "192.168.78")), (police, "p1", ("10.99.1",))):
+            observations = [lan(now, f"{net}.5", f"{net}.0/24") for net in nets]
+            assert httpx.post(f"{server.url}/api/v1/ingest", headers=headers, json={"batch_id": batch, "observations": observations}).status_code == 200
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while len(httpx.get(f"{server.url}/api/v1/findings", headers=server.admin).json()) < 3:
+            assert datetime.now(UTC) < deadline, "reconciliation did not produce the three findings"
+        agencies = {a["code"]: a["id"] for a in httpx.get(f"{server.url}/api/v1/agencies", headers=server.admin).json()}
+        for name, role, agency in (("sec", "security", None), ("weijian", "agency", agencies["health"])):
+            created = httpx.post(f"{server.url}/api/v1/users", headers=server.admin,
+                                 json={"username": name, "role": role, "agency_id": agency, "password": PASSWORD})
+            assert created.status_code == 201, created.text
+        errors: list[str] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+
+            def login(name: str) -> Any:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{server.url}/ui/login")
+                page.fill("#username", name)
+                page.fill("#password", PASSWORD)
+                page.click("#submit")
+                page.wait_for_url(f"{server.url}/ui")
+                return page
+
+            page = login("sec")
+            page.click("header >> text=合规发现")
+            assert page.locator("tr.finding-row").count() == 3
+            page.screenshot(path=str(artifacts / "01-findings-security.png"), full_page=True)
+            page.select_option("#f-agency", "health")
+            page.fill("#f-q", "192.168.77")
+            page.click("#f-apply")
+            assert page.locator("tr.finding-row").count() == 1
+            page.screenshot(path=str(artifacts / "02-findings-filtered-security.png"), full_page=True)
+            page.click("a.finding")
+            assert page.locator("#evidence h3.source").first.inner_text() == "来源: netstate"
+            page.click("summary.open-exempt")
+            page.fill("#action-exempt input[name=approval_ref]", "政务办〔2026〕12号")
+            page.screenshot(path=str(artifacts / "03-finding-exempt-confirm-security.png"), full_page=True)
+            page.click("button.confirm-exempt")
+            page.wait_for_selector("#flash")
+            assert page.inner_text("#finding-status") == "已豁免" and page.inner_text("#approval-ref") == "政务办〔2026〕12号"
+            assert "user:sec" in page.inner_text("#history")
+            page.screenshot(path=str(artifacts / "04-finding-exempted-security.png"), full_page=True)
+            page.close()
+
+            page = login("weijian")
+            page.click("header >> text=合规发现")
+            body = page.inner_text("body")
+            assert "192.168.78.0/24" in body and "10.99.1.0/24" not in body and "police" not in body
+            assert page.locator("#f-agency").count() == 0  # no agency filter for an agency user
+            page.screenshot(path=str(artifacts / "05-findings-agency.png"), full_page=True)
+            page.click("a.finding")
+            assert page.locator("summary.open-exempt").count() == 0
+            page.click("summary.open-acknowledge")
+            page.click("button.confirm-acknowledge")
+            page.wait_for_selector("#flash")
+            assert page.inner_text("#finding-status") == "已确认"
+            page.screenshot(path=str(artifacts / "06-finding-acknowledged-agency.png"), full_page=True)
+            page.click("header >> text=合规发现")
+            page.click("#tab-closed")
+            page.wait_for_url(f"{server.url}/ui/findings?tab=closed")
+            assert "192.168.77.0/24" in page.inner_text("#findings") and "10.99.1.0/24" not in page.inner_text("body")
+            page.screenshot(path=str(artifacts / "07-findings-closed-agency.png"), full_page=True)
+            browser.close()
+        assert errors == []
+        statuses = {f["subject"]: (f["status"], f["status_by"]) for f in httpx.get(f"{server.url}/api/v1/findings", headers=server.admin).json()}
+        assert statuses == {"192.168.77.0/24": ("exempted", "user:sec"), "192.168.78.0/24": ("acknowledged", "user:weijian"),
+                            "10.99.1.0/24": ("open", "system")}
+        audit = httpx.get(f"{server.url}/api/v1/audit", headers=server.admin, params={"action": "finding.exempt"}).json()
+        assert [e["actor"] for e in audit] == ["user:sec"]
+        assert len(list(artifacts.glob("*.png"))) == 7
+    finally:
+        server.stop()
