@@ -35,6 +35,7 @@ from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
 from server.audit import service as audit
 from server.errors import BadRequestError, ForbiddenError
+from inventory.documents import DocumentError
 from server.findings import service as findings
 from server.findings.models import Finding
 from server.hosts import service as hosts
@@ -198,8 +199,14 @@ OPEN_TAB = ("open", "acknowledged")  # still to be handled
 CLOSED_TAB = ("exempted", "remediated", "false_positive")  # handled one way or another
 FindingTab = Literal["open", "closed"]
 FindingStatus = Literal["", "open", "acknowledged", "exempted", "remediated", "false_positive"]
-FindingAction = Literal["acknowledge", "exempt"]
-TRIAGE_ERRORS = ("bad_transition", "approval_ref_required")
+FindingAction = Literal["acknowledge", "exempt", "declare", "incident"]
+INCIDENT_STATUSES = ("open", "investigating", "contained", "resolved", "closed")  # server.incidents.models.STATUSES
+IncidentStatus = Literal["open", "investigating", "contained", "resolved", "closed"]
+SILENCE_PRESETS = (("minutes_30", 30), ("hours_1", 60), ("hours_2", 120), ("hours_4", 240), ("hours_8", 480),
+                   ("hours_24", 1440), ("days_7", 10080))  # fmt: skip
+TRIAGE_ERRORS = ("bad_transition", "approval_ref_required", "not_declarable")
+DECLARABLE_RULES = ("undeclared_network",)  # its subject is a prefix the agency can ask to declare
+DECLARERS = ("admin", "agency")  # server.inventory.service._authorize: NOC and security only read the plan
 MAX_LISTED = 1000  # findings read for one page; the filters narrow within these
 
 
@@ -262,8 +269,12 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
     links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
     role = caller.principal.role
-    actions = [name for name in FindingAction.__args__
+    actions = [name for name in ("acknowledge", "exempt")
                if role in findings.TRANSITIONS[name][2] and found.status in findings.TRANSITIONS[name][0]]  # fmt: skip
+    if role in DECLARERS and found.rule_id in DECLARABLE_RULES and found.agency_id is not None and found.status in OPEN_TAB:
+        actions.append("declare")
+    if found.status in OPEN_TAB:
+        actions.append("incident")
     history = [e for e in audit.list_events(session, target_type="finding", target_id=str(found.id), limit=100)]
     return _page(request, "finding.html", caller.principal, f=row, evidence=_evidence_by_source(found.evidence), actions=actions,
                  history=history, error=error if error in TRIAGE_ERRORS else "", done=done if done in FindingAction.__args__ else "")
@@ -273,19 +284,35 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
 def finding_action(finding_id: Id, action: FindingAction, request: Request, session: DbSession, now: Now, remote: RemoteAddr,
                    caller: ConsoleScoped, csrf: str = Form(""), approval_ref: str = Form("", max_length=200),
                    note: str = Form("", max_length=2000)) -> Response:
-    """The API's finding transition (same roles, same audit event), from the finding page's confirmed form."""
+    """The API's actions on a finding (same roles, same audit events), from the finding page's confirmed forms:
+    acknowledge and exempt (POST /api/v1/findings/{id}/{action}), declare (POST /api/v1/inventory/requests for the
+    finding's network) and incident (POST /api/v1/incidents with the finding)."""
     _check_csrf(request, csrf)
     found = access.get(session, Finding, finding_id, access=caller, what="finding")  # another agency's: 404
+    page = f"/ui/findings/{finding_id}"
     try:
+        if action == "incident":
+            incident = incidents.create(session, access=caller, now=now, title=None, severity=None, finding_id=found.id,
+                                        remote_addr=remote)  # fmt: skip
+            session.commit()
+            return RedirectResponse(f"/ui/incidents/{incident.id}", status_code=303)
+        if action == "declare":
+            if found.rule_id not in DECLARABLE_RULES or found.agency_id is None:
+                raise BadRequestError("only an undeclared network of an agency can be declared", reason="not_declarable")
+            code = codes_by_id(session)[found.agency_id]
+            governance.submit(session, kind_name="address_plan", raw={"prefix": found.subject, "agency": code},
+                              note=note.strip() or f"finding #{found.id}", principal=caller.principal, now=now, remote_addr=remote)  # fmt: skip
+            session.commit()
+            return RedirectResponse(f"{page}?done=declare", status_code=303)
         change = findings.transition(session, finding=found, action=action, principal=caller.principal, now=now,
                                      approval_ref=approval_ref.strip() or None, note=note.strip(), remote_addr=remote)  # fmt: skip
-    except BadRequestError as exc:  # a stale page (already acknowledged) or no approval reference: say so there
+    except (BadRequestError, DocumentError) as exc:  # a stale page, no approval reference, a bad prefix: say so there
         session.rollback()
-        return RedirectResponse(f"/ui/findings/{finding_id}?error={exc.reason}", status_code=303)
+        return RedirectResponse(f"{page}?error={getattr(exc, 'reason', 'not_declarable')}", status_code=303)
     session.commit()
     for sink in request.app.state.hooks.finding_sinks:  # as the API does: alerting hears of the change
         sink.findings_changed([change])
-    return RedirectResponse(f"/ui/findings/{finding_id}?done={action}", status_code=303)
+    return RedirectResponse(f"{page}?done={action}", status_code=303)
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -303,7 +330,7 @@ def alert_list(request: Request, session: DbSession, now: Now, caller: ConsoleSc
                      "deliveries": [{"receiver": n.receiver, "status": n.status, "attempts": n.attempts, "last_error": n.last_error}
                                     for n in deliveries.get(a.fingerprint, [])]})  # fmt: skip
     silences = alert_service.list_silences(session, access=caller, now=now)
-    return _page(request, "alerts.html", caller.principal, alerts=rows, silences=silences)
+    return _page(request, "alerts.html", caller.principal, alerts=rows, silences=silences, presets=SILENCE_PRESETS)
 
 
 @router.post("/silences")
@@ -343,6 +370,39 @@ def acknowledge(fingerprint: str, request: Request, session: DbSession, now: Now
 @router.get("/incidents", response_class=HTMLResponse)
 def incident_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
     return _page(request, "incidents.html", caller.principal, incidents=incidents.list_incidents(session, access=caller))
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(incident_id: Id, request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+    """One incident: its timeline (notes, status changes, evidence) with the hash chain's check, and the forms that
+    add a note and change the status (POST .../timeline and .../status of the API, same policy)."""
+    incident = incidents.get(session, incident_id=incident_id, access=caller)  # another agency's: 404
+    entries = incidents.timeline(session, incident.id)
+    intact, _ = incidents.verify(entries)
+    return _page(request, "incident.html", caller.principal, incident=incident, timeline=entries, intact=intact,
+                 statuses=INCIDENT_STATUSES)  # fmt: skip
+
+
+@router.post("/incidents/{incident_id}/timeline")
+def incident_note(incident_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped, csrf: str = Form(""),
+                  text: str = Form("", max_length=20000)) -> Response:
+    _check_csrf(request, csrf)
+    incident = incidents.get(session, incident_id=incident_id, access=caller)
+    if not text.strip():
+        raise BadRequestError("a note needs text", reason="empty_note")
+    incidents.append(session, incident, actor=caller.actor, kind="note", text=text.strip(), data={}, at=now)
+    session.commit()
+    return RedirectResponse(f"/ui/incidents/{incident_id}", status_code=303)
+
+
+@router.post("/incidents/{incident_id}/status")
+def incident_status(incident_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped, csrf: str = Form(""),
+                    status: IncidentStatus = Form(...), note: str = Form("", max_length=2000)) -> Response:
+    _check_csrf(request, csrf)
+    incident = incidents.get(session, incident_id=incident_id, access=caller)
+    incidents.set_status(session, incident, status=status, principal=caller.principal, now=now, note=note.strip())
+    session.commit()
+    return RedirectResponse(f"/ui/incidents/{incident_id}", status_code=303)
 
 
 @router.get("/scorecard", response_class=HTMLResponse)

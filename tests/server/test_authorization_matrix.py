@@ -97,6 +97,10 @@ def _body(method: str, path: str, world: w.World) -> dict[str, Any]:
         return {"data": {"username": f"{w.MARK}-user", "password": "wrong password 123"}}
     if path == "/ui/silences":
         return {"data": {"matchers": f"agency={w.MARK}", "minutes": "30", "comment": "matrix"}}
+    if path == "/ui/incidents/{incident_id}/timeline":
+        return {"data": {"text": "matrix"}}
+    if path == "/ui/incidents/{incident_id}/status":
+        return {"data": {"status": "investigating"}}
     if path == "/ui/findings/{finding_id}/{action}":
         return {"data": {"note": "matrix"}}
     if path == "/ui/requests/{request_id}/approve":
@@ -238,6 +242,9 @@ def test_console_actions_have_the_policies_of_the_same_api_actions(settings: Set
         ("/ui/findings/{finding_id}/{action}", "POST"): ("/api/v1/findings/{finding_id}/{action}", "POST"),
         ("/ui/findings", "GET"): ("/api/v1/findings", "GET"),
         ("/ui/findings/{finding_id}", "GET"): ("/api/v1/findings/{finding_id}", "GET"),
+        ("/ui/incidents/{incident_id}", "GET"): ("/api/v1/incidents/{incident_id}", "GET"),
+        ("/ui/incidents/{incident_id}/timeline", "POST"): ("/api/v1/incidents/{incident_id}/timeline", "POST"),
+        ("/ui/incidents/{incident_id}/status", "POST"): ("/api/v1/incidents/{incident_id}/status", "POST"),
         ("/ui/alerts/{fingerprint}/acknowledge", "POST"): ("/api/v1/alerts/{fingerprint}/acknowledge", "POST"),
         ("/ui/silences", "POST"): ("/api/v1/silences", "POST"),
         ("/ui/requests/{request_id}/approve", "POST"): ("/api/v1/inventory/requests/{request_id}/approve", "POST"),

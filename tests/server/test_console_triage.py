@@ -186,3 +186,57 @@ def test_triage_in_headless_chromium_as_security_and_as_an_agency_user(tmp_path:
         assert len(list(artifacts.glob("*.png"))) == 7
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_declaration_request_incident_timeline_and_silence_presets_from_the_console(client: TestClient, admin, clock: Clock):
+    health, police = make_agency(client, admin, "health"), make_agency(client, admin, "police")
+    ingest(client, enroll(client, admin, health, "his-db-1").headers, [lan(clock.now, "192.168.77.5", "192.168.77.0/24")], "h1")
+    ingest(client, enroll(client, admin, police, "jw-app-1").headers, [lan(clock.now, "10.99.1.5", "10.99.1.0/24")], "p1")
+    by_agency = {f["agency"]: f["id"] for f in client.get("/api/v1/findings", headers=admin).json()}
+    for name, role, agency in (("weijian", "agency", health), ("gongan", "agency", police), ("noc", "noc", None)):
+        created = client.post("/api/v1/users", headers=admin, json={"username": name, "role": role, "agency_id": agency, "password": PASSWORD})
+        assert created.status_code == 201, created.text
+
+    csrf = _login(client, "weijian")
+    page = client.get(f"/ui/findings/{by_agency['health']}").text
+    assert 'class="confirm-declare"' in page and 'class="confirm-incident"' in page
+    declared = client.post(f"/ui/findings/{by_agency['health']}/declare", data={"csrf": csrf}, follow_redirects=False)
+    assert declared.headers["location"].endswith("?done=declare")
+    (request,) = client.get("/api/v1/inventory/requests", headers=admin).json()
+    assert (request["prefix"], request["agency"], request["status"], request["requested_by"]) == ("192.168.77.0/24", "health", "pending", "user:weijian")
+    assert [e["actor"] for e in client.get("/api/v1/audit", headers=admin, params={"action": "inventory.request.create"}).json()] == ["user:weijian"]
+    opened = client.post(f"/ui/findings/{by_agency['health']}/incident", data={"csrf": csrf}, follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"].startswith("/ui/incidents/")
+    incident_id = int(opened.headers["location"].rsplit("/", 1)[1])
+    assert client.post(f"/ui/findings/{by_agency['police']}/incident", data={"csrf": csrf}).status_code == 404
+    page = client.get(opened.headers["location"]).text
+    assert "192.168.77.0/24" in page and "时间线哈希链完整" in page and "已登记" in page
+    client.post(f"/ui/incidents/{incident_id}/timeline", data={"csrf": csrf, "text": "已断开该网段上联"})
+    client.post(f"/ui/incidents/{incident_id}/status", data={"csrf": csrf, "status": "contained", "note": "隔离完成"})
+    assert client.post(f"/ui/incidents/{incident_id}/status", data={"csrf": csrf, "status": "bogus"}).status_code == 422
+    assert client.post(f"/ui/incidents/{incident_id}/timeline", data={"csrf": csrf, "text": "  "}).status_code == 400
+    incident = client.get(f"/api/v1/incidents/{incident_id}", headers=admin).json()
+    assert incident["status"] == "contained" and incident["chain"]["intact"]
+    assert [(e["kind"], e["actor"]) for e in incident["timeline"]][-2:] == [("note", "user:weijian"), ("status", "user:weijian")]
+    page = client.get(f"/ui/incidents/{incident_id}").text
+    assert "已断开该网段上联" in page and "已控制" in page and "状态变更" in page
+
+    _login(client, "gongan")  # the other agency: neither the incident nor its request
+    assert client.get(f"/ui/incidents/{incident_id}").status_code == 404
+    assert "192.168.77" not in client.get("/ui/incidents").text and "192.168.77" not in client.get("/ui/requests").text
+    assert client.post(f"/ui/incidents/{incident_id}/timeline", data={"csrf": _login(client, "gongan"), "text": "x"}).status_code == 404
+
+    csrf = _login(client, "noc")
+    page = client.get(f"/ui/findings/{by_agency['police']}").text
+    assert 'class="confirm-declare"' not in page  # NOC only reads the address plan
+    client.app.state.alerting.cycle()
+    alerts = client.get("/ui/alerts").text
+    for preset in ("30 分钟", "1 小时", "24 小时", "7 天"):
+        assert preset in alerts
+    assert 'name="minutes"' in alerts and "静默原因" in alerts
+    silenced = client.post("/ui/silences", data={"csrf": csrf, "matchers": "alertname=Finding agency=police", "minutes": "240", "comment": "变更窗口"})
+    assert silenced.status_code == 200
+    (silence,) = client.get("/api/v1/silences", headers=admin).json()
+    assert (silence["comment"], silence["created_by"]) == ("变更窗口", "user:noc")
+    assert (datetime.fromisoformat(silence["ends_at"]) - datetime.fromisoformat(silence["starts_at"])) == timedelta(hours=4)
