@@ -202,6 +202,9 @@ FindingStatus = Literal["", "open", "acknowledged", "exempted", "remediated", "f
 FindingAction = Literal["acknowledge", "exempt", "declare", "incident"]
 INCIDENT_STATUSES = ("open", "investigating", "contained", "resolved", "closed")  # server.incidents.models.STATUSES
 IncidentStatus = Literal["open", "investigating", "contained", "resolved", "closed"]
+# The labels an alert's silence form matches on: enough to name this alert only (a finding alert by its finding
+# and agency, not every finding alert); values with spaces are left out (the form's matchers are space-separated).
+SILENCE_LABELS = ("alertname", "host", "device", "check", "job", "agency", "finding_id")
 SILENCE_PRESETS = (("minutes_30", 30), ("hours_1", 60), ("hours_2", 120), ("hours_4", 240), ("hours_8", 480),
                    ("hours_24", 1440), ("days_7", 10080))  # fmt: skip
 TRIAGE_ERRORS = ("bad_transition", "approval_ref_required", "not_declarable")
@@ -323,7 +326,8 @@ def alert_list(request: Request, session: DbSession, now: Now, caller: ConsoleSc
     deliveries = alert_service.latest_deliveries(session, {a.fingerprint for a in alerts})
     for a in alerts:
         summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
-        matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k in ("alertname", "host", "device", "check", "job"))
+        matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items())
+                            if k in SILENCE_LABELS and v and not any(c.isspace() for c in str(v)))
         rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
                      "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": matchers,
                      "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data,

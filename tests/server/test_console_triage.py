@@ -235,8 +235,88 @@ def test_declaration_request_incident_timeline_and_silence_presets_from_the_cons
     for preset in ("30 分钟", "1 小时", "24 小时", "7 天"):
         assert preset in alerts
     assert 'name="minutes"' in alerts and "静默原因" in alerts
+    police_alert = f"agency=police alertname=Finding finding_id={by_agency['police']}"
+    assert f'name="matchers" value="{police_alert}"' in alerts  # this alert only, not every finding alert
     silenced = client.post("/ui/silences", data={"csrf": csrf, "matchers": "alertname=Finding agency=police", "minutes": "240", "comment": "变更窗口"})
     assert silenced.status_code == 200
     (silence,) = client.get("/api/v1/silences", headers=admin).json()
     assert (silence["comment"], silence["created_by"]) == ("变更窗口", "user:noc")
     assert (datetime.fromisoformat(silence["ends_at"]) - datetime.fromisoformat(silence["starts_at"])) == timedelta(hours=4)
+
+
+def test_alerts_and_incidents_in_headless_chromium_as_each_role(tmp_path: Path):
+    """Admin, noc, security and the health agency's user walk the findings, alerts and incidents pages of a real
+    server; the agency user opens an incident from its finding, adds a note and contains it, and on no page sees
+    anything of the police agency. Screenshots: EGOVMON_ARTIFACTS/triage-roles (else the test's tmp dir)."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    artifacts = Path(os.environ.get("EGOVMON_ARTIFACTS", tmp_path / "screenshots")) / "triage-roles"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    server = start_server(tmp_path / "server", extra="alerting: {evaluation_interval_seconds: 0.5}\n")
+    try:
+        now = datetime.now(UTC)
+        for code, host, net in (("health", "his-db-1", "192.168.77"), ("police", "jw-app-1", "10.99.1")):
+            body = {"batch_id": code, "observations": [lan(now, f"{net}.5", f"{net}.0/24")]}
+            assert httpx.post(f"{server.url}/api/v1/ingest", headers=server.agent(code, host), json=body).status_code == 200
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while len(httpx.get(f"{server.url}/api/v1/alerts", params={"status": "firing"}, headers=server.admin).json()) < 2:
+            assert datetime.now(UTC) < deadline, "the two finding alerts did not fire"
+        police_finding = next(f for f in httpx.get(f"{server.url}/api/v1/findings", headers=server.admin).json() if f["agency"] == "police")
+        police_incident = httpx.post(f"{server.url}/api/v1/incidents", headers=server.admin, json={"finding_id": police_finding["id"]}).json()
+        agencies = {a["code"]: a["id"] for a in httpx.get(f"{server.url}/api/v1/agencies", headers=server.admin).json()}
+        for name, role, agency in (("boss", "admin", None), ("noc", "noc", None), ("sec", "security", None),
+                                   ("weijian", "agency", agencies["health"])):  # fmt: skip
+            created = httpx.post(f"{server.url}/api/v1/users", headers=server.admin,
+                                 json={"username": name, "role": role, "agency_id": agency, "password": PASSWORD})
+            assert created.status_code == 201, created.text
+        errors: list[str] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            for name in ("weijian", "boss", "noc", "sec"):  # the agency user first: it opens the health incident
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{server.url}/ui/login")
+                page.fill("#username", name)
+                page.fill("#password", PASSWORD)
+                page.click("#submit")
+                page.wait_for_url(f"{server.url}/ui")
+                if name == "weijian":
+                    page.goto(f"{server.url}/ui/findings")
+                    page.click("a.finding")
+                    page.click("summary.open-incident")
+                    page.click("button.confirm-incident")
+                    page.wait_for_selector("#timeline")
+                    page.fill("#note-text", "已断开该网段上联")
+                    page.click("#add-note")
+                    page.wait_for_selector("text=已断开该网段上联")
+                    page.select_option("#new-status", "contained")
+                    page.click("#change-status")
+                    page.wait_for_selector("#incident-status >> text=已控制")
+                    assert page.locator("#timeline tr.entry").count() == 4  # created, finding, note, status
+                    assert page.inner_text("#chain") == "时间线哈希链完整"
+                    page.screenshot(path=str(artifacts / "01-incident-timeline-agency.png"), full_page=True)
+                seen = []
+                for index, path in enumerate(("/ui/findings", "/ui/alerts", "/ui/incidents")):
+                    page.goto(f"{server.url}{path}")
+                    seen.append(page.inner_text("body"))
+                    page.screenshot(path=str(artifacts / f"{name}-{index + 2:02d}-{path.rsplit('/', 1)[1]}.png"), full_page=True)
+                page.click("a.incident >> nth=0")
+                seen.append(page.inner_text("body"))
+                page.screenshot(path=str(artifacts / f"{name}-05-incident.png"), full_page=True)
+                text = "\n".join(seen)
+                if name == "weijian":
+                    assert "10.99.1" not in text and "police" not in text and "jw-app-1" not in text
+                    assert page.goto(f"{server.url}/ui/incidents/{police_incident['id']}").status == 404
+                    assert page.goto(f"{server.url}/ui/findings/{police_finding['id']}").status == 404
+                else:
+                    assert "10.99.1.0/24" in text and "192.168.77.0/24" in text
+                assert "触发中" in text and "已控制" in text and "时间线哈希链完整" in text
+                page.close()
+            browser.close()
+        assert [e for e in errors if "404" not in e] == []  # the two refused pages log their 404 and nothing else
+        health = [i for i in httpx.get(f"{server.url}/api/v1/incidents", headers=server.admin).json() if i["id"] != police_incident["id"]]
+        assert [(i["status"], i["created_by"]) for i in health] == [("contained", "user:weijian")]
+    finally:
+        server.stop()
