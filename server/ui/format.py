@@ -75,7 +75,7 @@ def format_time(value: Any, tz: ZoneInfo | None = None) -> str:
         return EMPTY
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value)
         except ValueError:
             return value  # not a time: show as given (escaped by Jinja)
     if not isinstance(value, datetime):
@@ -141,7 +141,7 @@ def format_seconds(value: Any, lang: str = "zh") -> str:
     zh = lang == "zh"
     if abs(number) < 60:
         return f"{format_number(number)} {'秒' if zh else 's'}"
-    minutes, secs = divmod(int(round(number)), 60)
+    minutes, secs = divmod(round(number), 60)
     hours, minutes = divmod(minutes, 60)
     parts = [(hours, "小时" if zh else "h"), (minutes, "分" if zh else "min"), (secs, "秒" if zh else "s")]
     return " ".join(f"{n} {u}" for n, u in parts if n) or f"0 {'秒' if zh else 's'}"

@@ -22,26 +22,26 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from inventory.documents import DocumentError
+from inventory.rules import RULES
 from server import access
 from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Public
 from server.agencies.service import codes_by_id
 from server.alerting import service as alert_service
+from server.audit import service as audit
 from server.auth import service as auth
+from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.models import ApiToken
 from server.auth.principal import Principal
-from server.auth.login import LoginError, LoginLockedError, password_login
 from server.auth.secrets import token_hash
 from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
-from server.audit import service as audit
 from server.errors import BadRequestError, ForbiddenError
-from inventory.documents import DocumentError
 from server.findings import service as findings
 from server.findings.models import Finding
 from server.hosts import service as hosts
 from server.incidents import service as incidents
 from server.inventory import governance
-from inventory.rules import RULES
 from server.inventory.models import DeclarationRequest
 from server.ui import format as ui_format
 from server.ui.i18n import MESSAGES

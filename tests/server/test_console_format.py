@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -45,7 +45,7 @@ def test_numbers_get_units_and_status_words_are_translated():
 
 def _visible_text(page: str) -> str:
     """The text a reader sees: no tags, attributes, styles."""
-    page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
+    page = re.sub(r"<style.*?</style>", " ", page, flags=re.DOTALL)
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
@@ -86,3 +86,7 @@ def test_no_page_shows_a_raw_utc_time_or_an_untranslated_status_word(client: Tes
     assert "5 秒" in _visible_text(client.get("/ui/devices").text)
     assert "未处置" in _visible_text(client.get("/ui/findings").text)
     assert "触发中" in _visible_text(client.get("/ui/alerts").text)
+    client.get("/ui/lang/en")  # English on request: the same words in English, the same zone
+    english = _visible_text(client.get("/ui/alerts").text)
+    assert "firing" in english and "Until" in english and not RAW_TIME.search(english)
+    assert "open" in _visible_text(client.get("/ui/findings").text) and "5 s" in _visible_text(client.get("/ui/devices").text)
