@@ -234,9 +234,9 @@ def finding_list(
     lang = _lang(request)
     agency_id = next((i for i, code in codes.items() if code == agency), -1) if agency and not caller.scoped else None
     rows = []
-    for f in findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None,
-                                    rule_id=rule or None, limit=MAX_LISTED):  # fmt: skip
-        if f.status not in (OPEN_TAB if tab == "open" else CLOSED_TAB) or f.confidence < min_confidence:
+    for f in findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None, rule_id=rule or None,
+                                    statuses=OPEN_TAB if tab == "open" else CLOSED_TAB, limit=MAX_LISTED):  # fmt: skip
+        if f.confidence < min_confidence:
             continue
         row = findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
         if article and row["article"] != article:

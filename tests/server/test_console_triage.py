@@ -320,3 +320,22 @@ def test_alerts_and_incidents_in_headless_chromium_as_each_role(tmp_path: Path):
         assert [(i["status"], i["created_by"]) for i in health] == [("contained", "user:weijian")]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_tabs_select_in_the_query_so_a_page_limit_never_hides_open_findings(client: TestClient, admin, clock: Clock, monkeypatch):
+    from server.ui import views
+
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    ingest(client, agent.headers, [lan(clock.now, "192.168.77.5", "192.168.77.0/24")], "h1")
+    clock.advance(minutes=1)
+    ingest(client, agent.headers, [lan(clock.now, "192.168.78.5", "192.168.78.0/24")], "h2")  # newer
+    newer = next(f for f in client.get("/api/v1/findings", headers=admin).json() if f["subject"] == "192.168.78.0/24")
+    exempt = client.post(f"/api/v1/findings/{newer['id']}/exempt", headers=admin, json={"approval_ref": "政务办〔2026〕1号"})
+    assert exempt.status_code == 200, exempt.text
+    client.post("/api/v1/users", headers=admin, json={"username": "sec", "role": "security", "password": PASSWORD})
+    _login(client, "sec")
+    monkeypatch.setattr(views, "MAX_LISTED", 1)
+    assert "192.168.77.0/24" in client.get("/ui/findings").text  # the one open finding, though older than the exempted one
+    assert "192.168.78.0/24" in client.get("/ui/findings", params={"tab": "closed"}).text
