@@ -42,7 +42,7 @@ from server.findings.models import Finding
 from server.hosts import service as hosts
 from server.incidents import service as incidents
 from server.inventory import governance
-from server.inventory.models import DeclarationRequest
+from server.inventory.models import DeclarationRequest, HostEntry
 from server.ui import format as ui_format
 from server.ui.i18n import MESSAGES
 from server.ui.redirect import CONSOLE_HOME, console_return_path
@@ -213,6 +213,12 @@ DECLARERS = ("admin", "agency")  # server.inventory.service._authorize: NOC and 
 MAX_LISTED = 1000  # findings read for one page; the filters narrow within these
 
 
+def _host_sites(session: Session, caller: access.Access) -> dict[tuple[int, str], str]:
+    """(agency id, declared host name) → its site code, for the hosts `caller` may see (the site filter)."""
+    query = access.scoped(HostEntry, access=caller).where(HostEntry.site.is_not(None)).limit(MAX_LISTED * 10)
+    return {(h.agency_id, h.name): h.site for h in session.scalars(query)}
+
+
 def _rule_choices(lang: str) -> list[tuple[str, str]]:
     """(rule id, its title without the subject) for the rule filter."""
     return sorted((rule.id, rule.text(lang, "")["title"].rstrip("：: ")) for rule in RULES.values())
@@ -226,12 +232,13 @@ def _article_choices(lang: str) -> list[str]:
 def finding_list(
     request: Request, session: DbSession, caller: ConsoleScoped, tab: FindingTab = "open", status: FindingStatus = "",
     agency: str = Query("", max_length=64), rule: str = Query("", max_length=64), article: str = Query("", max_length=100),
-    min_confidence: float = Query(0, ge=0, le=1), q: str = Query("", max_length=100),
+    min_confidence: float = Query(0, ge=0, le=1), q: str = Query("", max_length=100), site: str = Query("", max_length=64),
 ) -> HTMLResponse:
     """Findings in two tabs (open: open and acknowledged; closed: the rest), filtered by agency (platform roles),
     status, rule, article, confidence and a search over subject and title. An agency user sees only its own."""
     codes = codes_by_id(session)
     lang = _lang(request)
+    sites = _host_sites(session, caller)
     agency_id = next((i for i, code in codes.items() if code == agency), -1) if agency and not caller.scoped else None
     rows = []
     for f in findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None, rule_id=rule or None,
@@ -243,13 +250,15 @@ def finding_list(
             continue
         if q and q.lower() not in f"{row['subject']} {row['title']}".lower():
             continue
+        if site and not any(sites.get((f.agency_id, str(e.get("host")))) == site for e in f.evidence):
+            continue
         rows.append(row)
     shared = findings.shared_subjects(session, language=lang) if not caller.scoped else None  # platform roles only
     agencies = sorted(codes.values()) if not caller.scoped else []
-    chosen = {"tab": tab, "status": status, "agency": agency, "rule": rule, "article": article, "q": q,
+    chosen = {"tab": tab, "status": status, "agency": agency, "rule": rule, "article": article, "q": q, "site": site,
               "min_confidence": min_confidence}  # fmt: skip
     return _page(request, "findings.html", caller.principal, findings=rows, shared=shared, chosen=chosen, agencies=agencies,
-                 rules=_rule_choices(lang), articles=_article_choices(lang),
+                 rules=_rule_choices(lang), articles=_article_choices(lang), sites=sorted(set(sites.values())),
                  statuses=OPEN_TAB if tab == "open" else CLOSED_TAB)  # fmt: skip
 
 

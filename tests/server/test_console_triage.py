@@ -76,6 +76,12 @@ def test_triage_in_the_console_changes_the_finding_and_writes_the_audit_log(clie
     assert [(e["actor"], e["target_id"]) for e in acks] == [("user:weijian", str(mine))]
 
     # Tabs and filters, as security (all agencies).
+    for body in ({"code": "jw-room", "name": "公安机房", "kind": "agency_room", "agency": "police"},):
+        assert client.post("/api/v1/inventory/sites", headers=admin, json=body).status_code in (200, 201)
+    declared = client.post("/api/v1/inventory/hosts", headers=admin, json={"name": "jw-app-1", "agency": "police", "site": "jw-room"})
+    assert declared.status_code in (200, 201), declared.text
+    assert "10.99.1.0/24" in client.get("/ui/findings", params={"site": "jw-room"}).text
+    assert 'id="f-site"' in client.get("/ui/findings").text
     open_tab = client.get("/ui/findings").text
     assert "10.99.1.0/24" in open_tab and "192.168.77.0/24" not in open_tab  # exempted: no longer to handle
     closed = client.get("/ui/findings", params={"tab": "closed"}).text
@@ -86,6 +92,7 @@ def test_triage_in_the_console_changes_the_finding_and_writes_the_audit_log(clie
     assert "10.99.1.0/24" in client.get("/ui/findings", params={"article": "第九条、第三十条第（二）项"}).text
     assert "10.99.1.0/24" not in client.get("/ui/findings", params={"article": "第九条"}).text
     assert "10.99.1.0/24" in client.get("/ui/findings", params={"q": "10.99"}).text
+    assert "10.99.1.0/24" not in client.get("/ui/findings", params={"site": "no-such-site"}).text
     assert "10.99.1.0/24" not in client.get("/ui/findings", params={"q": "nothing-like-it"}).text
     assert "10.99.1.0/24" not in client.get("/ui/findings", params={"status": "acknowledged"}).text
     assert client.get("/ui/findings", params={"tab": "bogus"}).status_code == 422
@@ -95,6 +102,8 @@ def test_triage_in_the_console_changes_the_finding_and_writes_the_audit_log(clie
     _login(client, "gongan")
     assert "192.168.77.0/24" not in client.get("/ui/findings", params={"tab": "closed", "agency": "health"}).text
     assert "health" not in client.get("/ui/findings", params={"tab": "closed"}).text
+    _login(client, "weijian")
+    assert "jw-room" not in client.get("/ui/findings").text  # another agency's site is not even a choice
 
 
 def test_triage_in_headless_chromium_as_security_and_as_an_agency_user(tmp_path: Path):
