@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Text, delete, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
@@ -17,8 +17,6 @@ from server.history.base import Point
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
 from server.ingest.models import ObservationRecord
-
-
 
 # Many rows in one statement: the rows travel as one JSON document of arrays (serialised by orjson in C) and
 # the database unpacks them. A parameter set per row cost 10-50 µs of Python each (SQLAlchemy's bind
@@ -146,3 +144,122 @@ def observations(session: Session, *, host_id: int, kind: str | None = None, lim
     if kind:
         query = query.where(ObservationRecord.kind == kind)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesHistory:
+    """One series of a measurement over a time range: its tags and (seconds since the epoch, fields), oldest first."""
+
+    tags: Mapping[str, Any]
+    points: list[tuple[float, Mapping[str, Any]]]
+
+
+MAX_SERIES_PER_QUERY = 256
+SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole and bucketed in Python
+
+
+def _more_rows_than(session: Session, query: Any, limit: int) -> bool:
+    """Whether `query` has more than `limit` rows, counting no further than that (on the index)."""
+    capped = query.with_only_columns(HistoryPoint.ts_ns).limit(limit + 1).subquery()
+    return (session.scalar(select(func.count()).select_from(capped)) or 0) > limit  # a host with more series of one measurement (a thousand mounts) shows the first ones
+
+
+def downsampled_history(
+    session: Session, *, host_id: int, measurement: str, since: datetime, until: datetime, buckets: int = 240,
+    sample_window_seconds: float = 30.0,
+) -> dict[str, SeriesHistory]:
+    """Embedded history of one host's measurement in [since, until], at most `buckets` points per series.
+
+    Downsampled in the query: only the points in the first `sample_window_seconds` of each bucket are read
+    (`ts_ns % bucket < window`, evaluated on the (host, measurement, ts) index before any row is fetched), so
+    7 days of 15-second data read about one point in 67; then the newest of those per bucket and series is kept.
+    The window must be at least the collection interval (the agent's default is 15 s), or buckets come out empty.
+    """
+    start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
+    bucket_ns = max((end_ns - start_ns) // max(buckets, 1), 1)
+    window_ns = int(sample_window_seconds * 1e9)
+    # Tags and fields come back as the stored JSON text (on SQLite; PostgreSQL's driver decodes json itself):
+    # only the rows kept are decoded, and the tags once per series.
+    raw_tags, raw_fields = type_coerce(HistoryPoint.tags, Text), type_coerce(HistoryPoint.fields, Text)
+    query = select(HistoryPoint.series_key, raw_tags, raw_fields, HistoryPoint.ts_ns).where(
+        HistoryPoint.host_id == host_id, HistoryPoint.measurement == measurement,
+        HistoryPoint.ts_ns >= start_ns, HistoryPoint.ts_ns <= end_ns,
+    )  # fmt: skip
+    if bucket_ns > window_ns and _more_rows_than(session, query, SMALL_RANGE_ROWS):
+        # Dense data: read the first window of each bucket only. Sparse data (a few points, gaps) is read whole,
+        # else points that happen to fall outside every window would vanish from the chart.
+        query = query.where((HistoryPoint.ts_ns - start_ns) % bucket_ns < window_ns)
+    newest: dict[str, dict[int, tuple[int, Any]]] = {}
+    tags_of: dict[str, Any] = {}
+    for key, tags, fields, ts_ns in session.execute(query.order_by(HistoryPoint.ts_ns)):
+        per_bucket = newest.get(key)
+        if per_bucket is None:
+            if len(newest) >= MAX_SERIES_PER_QUERY:
+                continue
+            per_bucket = newest[key] = {}
+            tags_of[key] = tags
+        per_bucket[(ts_ns - start_ns) // bucket_ns] = (ts_ns, fields)
+    return {
+        key: SeriesHistory(_json(tags_of[key]), [(ts_ns / 1e9, _json(fields)) for _, (ts_ns, fields) in sorted(per_bucket.items())])
+        for key, per_bucket in sorted(newest.items())
+    }
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def latest_observations(session: Session, *, host_id: int, kinds: Sequence[str], limit: int = 500) -> dict[str, list[ObservationRecord]]:
+    """The newest observation of each (kind, subject) of a host for `kinds`, newest first per kind, at most `limit` each."""
+    out: dict[str, list[ObservationRecord]] = {}
+    for kind in kinds:
+        seen: set[str] = set()
+        rows = []
+        for record in observations(session, host_id=host_id, kind=kind, limit=limit * 4):
+            if record.subject not in seen:
+                seen.add(record.subject)
+                rows.append(record)
+        out[kind] = rows[:limit]
+    return out
+
+
+def latest_of(session: Session, *, access: Access, measurements: Sequence[str], host_id: int | None = None,
+              limit: int = 20_000) -> list[tuple[LatestSeries, Host]]:
+    """The newest series of `measurements` of the hosts `access` sees (optionally one host), with their host."""
+    query = (select(LatestSeries, Host).join(Host, Host.id == LatestSeries.host_id)
+             .where(LatestSeries.measurement.in_(list(measurements))).order_by(LatestSeries.series_key).limit(limit))  # fmt: skip
+    if host_id is not None:
+        query = query.where(Host.id == host_id)
+    return [(series, host) for series, host in session.execute(scoped(Host, access=access, query=query))]
+
+
+MAX_WINDOW_ROWS = 200_000  # points of windowed series read for one chart (7 days of 1-minute windows is 10,080 a series)
+
+
+def windowed_history(
+    session: Session, *, host_ids: Sequence[int], measurement: str, field: str, since: datetime, until: datetime
+) -> dict[tuple[int, str], SeriesHistory]:
+    """Series whose points each count one collection window (flow bytes): every point in [since, until] of `field`,
+    per (host id, series key), oldest first. Not downsampled here: summing needs them all (bounded by
+    MAX_WINDOW_ROWS, newest kept)."""
+    if not host_ids:
+        return {}
+    raw_tags = type_coerce(HistoryPoint.tags, Text)
+    query = (
+        select(HistoryPoint.host_id, HistoryPoint.series_key, raw_tags, HistoryPoint.fields, HistoryPoint.ts_ns)
+        .where(HistoryPoint.host_id.in_(list(host_ids)), HistoryPoint.measurement == measurement,
+               HistoryPoint.ts_ns >= timestamp_ns(since), HistoryPoint.ts_ns <= timestamp_ns(until))
+        .order_by(HistoryPoint.ts_ns.desc()).limit(MAX_WINDOW_ROWS)
+    )  # fmt: skip
+    out: dict[tuple[int, str], SeriesHistory] = {}
+    for host_id, key, tags, fields, ts_ns in session.execute(query):
+        value = fields.get(field)
+        if not isinstance(value, (int, float)):
+            continue
+        series = out.get((host_id, key))
+        if series is None:
+            series = out[(host_id, key)] = SeriesHistory(_json(tags), [])
+        series.points.append((ts_ns / 1e9, {field: value}))
+    for series in out.values():
+        series.points.reverse()
+    return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,21 +36,26 @@ from server.auth.principal import Principal
 from server.auth.secrets import token_hash
 from server.deps import DbSession, Now, RemoteAddr
 from server.duties import service as duties
-from server.errors import BadRequestError, ForbiddenError
+from server.errors import BadRequestError, ForbiddenError, NotFoundError
 from server.findings import service as findings
 from server.findings.models import Finding
 from server.hosts import service as hosts
+from server.hosts.models import Host
 from server.incidents import service as incidents
+from server.ingest.models import ObservationRecord
 from server.inventory import governance
-from server.inventory.models import DeclarationRequest, HostEntry
+from server.inventory.models import DeclarationRequest, DeclaredSite, HostEntry
 from server.ui import format as ui_format
+from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges, rate
 from server.ui.i18n import MESSAGES
+from server.ui.metrics_charts import HostCharts, flow_charts, interface_charts
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 root_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ui_format.register(templates.env)
+templates.env.filters["local_time"] = templates.env.filters["when"]  # the same: in the configured zone, to the second
 COOKIE = CONSOLE_COOKIE
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
@@ -141,24 +146,70 @@ def switch_language(lang: str, request: Request) -> Response:
 def _host_rows(session: Session, caller: access.Access, now: datetime) -> list[dict[str, Any]]:
     codes = codes_by_id(session)
     return [
-        {"id": h.id, "hostname": h.hostname, "agency": codes.get(h.agency_id), "last_seen": h.last_seen_at,
+        {"id": h.id, "hostname": h.hostname, "agency": codes.get(h.agency_id), "agency_id": h.agency_id, "last_seen": h.last_seen_at,
          "reporting": h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
         for h in hosts.list_hosts(session, access=caller)
     ]  # fmt: skip
 
 
+def _local(value: datetime | None) -> str:
+    """A time in the console's zone to the second (until the shared presentation filters land)."""
+    return value.astimezone(DEFAULT_ZONE).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def _site_of_hosts(session: Session, rows: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
+    """Host id → (site code, site name) from the declared inventory (host name and agency); unknown: ("", "")."""
+    declared = {(e.name, e.agency_id): e.site for e in session.scalars(select(HostEntry).where(HostEntry.site.is_not(None)))}
+    names = {s.code: s.name for s in session.scalars(select(DeclaredSite))}
+    out = {}
+    for row in rows:
+        code = declared.get((row["hostname"], row["agency_id"])) or ""
+        out[row["id"]] = (code, names.get(code, code))
+    return out
+
+
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
+    """The NOC wall: per site, hosts reporting and silent, devices up and down, probes failing, firing alerts by
+    severity; open findings by article. Refreshes itself every 30 seconds."""
+    t = MESSAGES[_lang(request)]
     rows = _host_rows(session, caller, now)
-    by_agency: dict[str, list[int]] = {}
+    site_of = _site_of_hosts(session, rows)
+    sites: dict[str, dict[str, Any]] = {}
+
+    def site(host_id: int) -> dict[str, Any]:
+        code, name = site_of.get(host_id, ("", ""))
+        return sites.setdefault(code, {"name": name or t["site_undeclared"], "hosts": 0, "silent": 0, "devices_up": 0,
+                                       "devices_down": 0, "probes_failing": 0, "critical": 0, "warning": 0, "info": 0})  # fmt: skip
+
     for row in rows:
-        counts = by_agency.setdefault(row["agency"] or "-", [0, 0])
-        counts[0] += 1
-        counts[1] += int(row["reporting"])
-    open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
+        entry = site(row["id"])
+        entry["hosts"] += 1
+        entry["silent"] += int(not row["reporting"])
+    for series, host in hosts.latest_of(session, access=caller, measurements=("snmp_device", "probe")):
+        entry = site(host.id)
+        if series.measurement == "snmp_device":
+            entry["devices_up" if series.fields.get("up") else "devices_down"] += 1
+        elif not series.fields.get("success"):
+            entry["probes_failing"] += 1
+    host_ids = {row["hostname"]: row["id"] for row in rows}
     firing = alert_service.list_alerts(session, access=caller, status="firing")
+    by_severity = {"critical": 0, "warning": 0, "info": 0}
+    for alert in firing:
+        severity = alert.severity if alert.severity in by_severity else "info"
+        by_severity[severity] += 1
+        host_id = host_ids.get(str(alert.labels.get("host", "")))
+        if host_id is not None:
+            site(host_id)[severity] += 1
+    open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
+    by_article: dict[str, int] = {}
+    lang = _lang(request)
+    for f in open_findings:
+        article = findings.read(f, agency_code=None, language=lang)["article"]
+        by_article[article] = by_article.get(article, 0) + 1
     return _page(request, "overview.html", caller.principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
-                 by_agency=by_agency, open_findings=len(open_findings), firing=len(firing))  # fmt: skip
+                 sites=sorted(sites.values(), key=lambda s: s["name"]), open_findings=len(open_findings), firing=len(firing),
+                 by_severity=by_severity, by_article=sorted(by_article.items(), key=lambda kv: -kv[1]), refresh=30)  # fmt: skip
 
 
 @router.get("/hosts", response_class=HTMLResponse)
@@ -166,31 +217,186 @@ def host_list(request: Request, session: DbSession, now: Now, caller: ConsoleSco
     return _page(request, "hosts.html", caller.principal, hosts=_host_rows(session, caller, now))
 
 
-def sparkline(values: list[float], width: int = 320, height: int = 48) -> str:
-    """An inline SVG polyline of `values` (oldest first)."""
-    if len(values) < 2:
-        return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in enumerate(values))
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
-            f'<polyline fill="none" stroke="#1f6fb2" stroke-width="2" points="{points}"/></svg>')  # fmt: skip
+RangeName = Literal["1h", "6h", "24h", "7d"]
+HOST_OBSERVATIONS = ("interface_address", "route", "listening_socket", "tunnel")
+
+
+def _svg(chart: Chart, t: dict[str, str]) -> str:
+    return line_chart(chart, no_data=t["no_data"], more=lambda n: t["more_series"].format(n=n))
 
 
 @router.get("/hosts/{host_id}", response_class=HTMLResponse)
-def host_page(host_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
+def host_page(host_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
+              range: RangeName = "1h") -> HTMLResponse:
+    """A host: charts over the chosen range (embedded history), its latest addresses, routes, listening services and
+    tunnels, its backups and RPO, its findings and alerts."""
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
-    line = ""
-    if request.app.state.history is None:
-        points = hosts.history(session, host_id=host_id, measurement="host_load", since=now - timedelta(hours=1), until=now, limit=2000)
-        line = sparkline([float(p.fields["load1"]) for p in sorted(points, key=lambda p: p.ts_ns) if "load1" in p.fields])
-    codes = codes_by_id(session)
     lang = _lang(request)
+    t = MESSAGES[lang]
+    svgs: list[str] = []
+    if request.app.state.history is None:
+        charts = HostCharts(session, host_id=host_id, since=now - ranges()[range], until=now, t=t)
+        svgs = [_svg(c, t) for c in charts.all()]
+    seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
+    # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
+    latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
+    backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": _duration(s.fields.get("age_seconds"), t),
+                "rpo": _duration(s.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
+               for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
+    codes = codes_by_id(session)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
                for f in findings.list_findings(session, access=caller, agency_id=host.agency_id)
                if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
-    return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), sparkline=line, findings=related)
+    alerts = [a for a in alert_service.list_alerts(session, access=caller, open_only=True) if a.labels.get("host") == host.hostname]
+    return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), charts=svgs,
+                 range=range, ranges=list(ranges()), observations=latest, backups=backups, findings=related, alerts=alerts,
+                 last_seen=_local(host.last_seen_at), in_tsdb=request.app.state.history is not None)  # fmt: skip
+
+
+def _device_rows(session: Session, caller: access.Access) -> list[dict[str, Any]]:
+    """Every SNMP device polled by a host `caller` sees: status, vendor, uptime, CPU and memory (newest values)."""
+    codes = codes_by_id(session)
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    found = hosts.latest_of(session, access=caller, measurements=("snmp_device", "snmp_system", "snmp_health", "snmp_processor"))
+    for series, host in found:
+        if series.measurement != "snmp_device":
+            continue
+        name = str(series.tags.get("device", "-"))
+        rows[(host.id, name)] = {"device": name, "host_id": host.id, "up": bool(series.fields.get("up")),
+                                 "duration": series.fields.get("poll_duration_seconds"), "error": series.fields.get("last_error", ""),
+                                 "collector": host.hostname, "agency": codes.get(host.agency_id), "vendor": "", "uptime": None,
+                                 "cpu": None, "memory": None, "polled": _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))}  # fmt: skip
+    for series, host in found:
+        row = rows.get((host.id, str(series.tags.get("device", "-"))))
+        if row is None:
+            continue
+        if series.measurement == "snmp_system":
+            row["uptime"] = series.fields.get("uptime_seconds")
+        elif series.measurement == "snmp_health":
+            row["vendor"] = row["vendor"] or str(series.tags.get("vendor", ""))
+            for key, target in (("cpu_percent", "cpu"), ("memory_percent", "memory")):
+                if isinstance(series.fields.get(key), (int, float)):
+                    row[target] = max(row[target] or 0.0, float(series.fields[key]))
+        elif series.measurement == "snmp_processor" and isinstance(series.fields.get("load_percent"), (int, float)):
+            row["cpu"] = max(row["cpu"] or 0.0, float(series.fields["load_percent"]))
+    return sorted(rows.values(), key=lambda d: (d["device"], d["collector"]))
+
+
+def _duration(seconds: Any, t: dict[str, str]) -> str:
+    """Seconds as days, hours and minutes ("3 天 6 小时 12 分"); "—" when unknown."""
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return "—"
+    days, rest = divmod(int(seconds), 86400)
+    return t["uptime_format"].format(d=days, h=rest // 3600, m=rest % 3600 // 60)
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def device_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+    """Network devices polled over SNMP, with the collector host."""
+    t = MESSAGES[_lang(request)]
+    rows = _device_rows(session, caller)
+    for row in rows:
+        row["uptime_text"] = _duration(row["uptime"], t)
+    return _page(request, "devices.html", caller.principal, devices=rows)
+
+
+DEVICE_OBSERVATIONS = ("lldp_neighbor", "arp_entry", "route", "interface_address")
+
+
+@router.get("/devices/{host_id}/{device}", response_class=HTMLResponse)
+def device_page(host_id: Id, device: str, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
+                range: RangeName = "1h") -> HTMLResponse:
+    """One device as polled by one collector host: every interface, charts, LLDP neighbours, ARP and routes."""
+    host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's collector: 404
+    row = next((r for r in _device_rows(session, caller) if r["host_id"] == host.id and r["device"] == device), None)
+    if row is None:
+        raise NotFoundError("no such device", reason="not_found")
+    lang = _lang(request)
+    t = MESSAGES[lang]
+    row["uptime_text"] = _duration(row["uptime"], t)
+    interfaces = []
+    for series, _ in hosts.latest_of(session, access=caller, measurements=("snmp_interface",), host_id=host.id):
+        if series.tags.get("device") != device:
+            continue
+        f = series.fields
+        interfaces.append({"index": int(series.tags.get("if_index", 0) or 0), "name": series.tags.get("if_name", ""),
+                           "oper_up": f.get("oper_up"), "admin_up": f.get("admin_up"), "speed": f.get("speed_bps"),
+                           "in_errors": f.get("in_errors_total"), "out_errors": f.get("out_errors_total"),
+                           "in_discards": f.get("in_discards_total"), "out_discards": f.get("out_discards_total"),
+                           "key": series.series_key})  # fmt: skip
+    interfaces.sort(key=lambda i: i["index"])
+    rates = _interface_rates(session, host_id=host.id, device=device, now=now)
+    for iface in interfaces:
+        iface["in_bps"], iface["out_bps"] = rates.get(iface["key"], (None, None))
+    svgs = []
+    if request.app.state.history is None:
+        svgs = [_svg(c, t) for c in interface_charts(session, host_id=host.id, device=device, since=now - ranges()[range], until=now, t=t)]
+    seen = hosts.latest_observations(session, host_id=host.id, kinds=DEVICE_OBSERVATIONS, limit=2000)
+    observed = {kind: [o for o in records if o.source == "snmp" and o.attributes.get("device") == device][:300] for kind, records in seen.items()}
+    return _page(request, "device.html", caller.principal, d=row, interfaces=interfaces, charts=svgs, range=range, ranges=list(ranges()),
+                 observations=observed, humanize=humanize)  # fmt: skip
+
+
+def _interface_rates(session: Session, *, host_id: int, device: str, now: datetime) -> dict[str, tuple[float | None, float | None]]:
+    """In/out bits per second of each interface between its two newest polls in the last hour (64-bit counters)."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    histories = hosts.downsampled_history(session, host_id=host_id, measurement="snmp_interface", since=now - timedelta(hours=1),
+                                          until=now, buckets=3600)  # fmt: skip
+    for key, h in histories.items():
+        if h.tags.get("device") != device or len(h.points) < 2:
+            continue
+        pair = h.points[-2:]
+        values = []
+        for field in ("in_octets_total", "out_octets_total"):
+            name = f"hc_{field}" if f"hc_{field}" in pair[1][1] else field
+            got = rate([(ts, float(f[name])) for ts, f in pair if isinstance(f.get(name), (int, float))])
+            values.append(got[-1][1] * 8 if got else None)
+        out[key] = (values[0], values[1])
+    return out
+
+
+UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan shown on the flows page
+
+
+@router.get("/flows", response_class=HTMLResponse)
+def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
+              range: RangeName = "1h") -> HTMLResponse:  # `range`: the query parameter's name
+    """Flow aggregates (newest window of each exporter): traffic per interface, top conversations, and traffic to
+    and from internal space outside the address plan."""
+    codes = codes_by_id(session)
+    exporters: dict[tuple[int, str], dict[str, Any]] = {}
+    found = hosts.latest_of(session, access=caller, measurements=("flow", "flow_interface", "flow_top", "flow_unplanned"))
+    for series, host in found:
+        name = str(series.tags.get("exporter", "-"))
+        entry = exporters.setdefault((host.id, name), {"exporter": name, "collector": host.hostname, "agency": codes.get(host.agency_id),
+                                                        "total": None, "interfaces": [], "top": [], "unplanned": []})  # fmt: skip
+        f, tags = series.fields, series.tags
+        at = _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))
+        if series.measurement == "flow":
+            entry["total"] = {"bytes": f.get("bytes"), "packets": f.get("packets"), "flows": f.get("flows"), "at": at}
+        elif series.measurement == "flow_interface":
+            entry["interfaces"].append({"interface": tags.get("interface_name") or tags.get("interface"), "direction": tags.get("direction"),
+                                        "bytes": f.get("bytes", 0), "packets": f.get("packets", 0), "flows": f.get("flows", 0)})  # fmt: skip
+        elif series.measurement == "flow_top":
+            entry["top"].append({"rank": int(tags.get("rank", 0) or 0), "src": tags.get("src_prefix"), "dst": tags.get("dst_prefix"),
+                                 "protocol": tags.get("protocol"), "port": tags.get("dst_port"), "bytes": f.get("bytes", 0),
+                                 "packets": f.get("packets", 0), "flows": f.get("flows", 0), "ts": series.ts_ns})  # fmt: skip
+        else:
+            entry["unplanned"].append({"direction": tags.get("direction"), "bytes": f.get("bytes", 0), "flows": f.get("flows", 0)})
+    for entry in exporters.values():
+        newest = max((r["ts"] for r in entry["top"]), default=0)
+        entry["top"] = sorted((r for r in entry["top"] if r["ts"] == newest), key=lambda r: r["rank"])  # the newest window's ranking
+        entry["interfaces"].sort(key=lambda r: -r["bytes"])
+    query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
+             .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(UNPLANNED_LISTED))
+    unplanned_subjects = list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
+    svgs = []
+    if request.app.state.history is None:
+        t = MESSAGES[_lang(request)]
+        collectors = sorted({host.id for _, host in found})
+        svgs = [_svg(c, t) for c in flow_charts(session, host_ids=collectors, since=now - ranges()[range], until=now, t=t)]
+    return _page(request, "flows.html", caller.principal, charts=svgs, range=range, ranges=list(ranges()), exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
+                 unplanned=unplanned_subjects, unplanned_capped=len(unplanned_subjects) >= UNPLANNED_LISTED, humanize=humanize)  # fmt: skip
 
 
 # Findings triage -------------------------------------------------------------------------------------
@@ -355,18 +561,6 @@ def create_silence(request: Request, session: DbSession, now: Now, remote: Remot
                                  remote_addr=remote)  # fmt: skip
     session.commit()
     return RedirectResponse("/ui/alerts", status_code=303)
-
-
-@router.get("/devices", response_class=HTMLResponse)
-def device_list(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
-    """Network devices polled over SNMP: the newest `snmp_device` status of each, with the collector host."""
-    codes = codes_by_id(session)
-    devices = [
-        {"device": series.tags.get("device", "-"), "up": bool(series.fields.get("up")), "duration": series.fields.get("poll_duration_seconds"),
-         "error": series.fields.get("last_error", ""), "collector": host.hostname, "agency": codes.get(host.agency_id)}
-        for series, host in hosts.snmp_devices(session, access=caller)
-    ]  # fmt: skip
-    return _page(request, "devices.html", caller.principal, devices=sorted(devices, key=lambda d: d["device"]))
 
 
 @router.post("/alerts/{fingerprint}/acknowledge")

@@ -155,7 +155,7 @@ def test_malformed_and_oversized_api_requests_get_4xx(client, admin):
 def test_health_readiness_and_metrics(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "tsdb": "embedded"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "tsdb": "embedded", "storage_writes": "ok"}
     exposition = client.get("/metrics").text
     assert "# TYPE egovmon_ingest_duration_seconds histogram" in exposition
     assert "egovmon_ingest_in_flight 0.0" in exposition

@@ -48,7 +48,7 @@ def _path(path: str, world: w.World) -> str:
         "host_id": b["host_id"], "agent_id": b["agent_id"], "finding_id": b["finding_id"], "fingerprint": b["fingerprint"],
         "incident_id": b["incident_id"], "duty_id": b["duty_id"], "silence_id": b["silence_id"], "drill_id": b["drill_id"],
         "agency_id": world.b_id, "user_id": world.b_user.id, "kind": "address_plan", "entry_id": b["plan_id"],
-        "action": "acknowledge", "lang": "en", "request_id": b["request_id"],
+        "action": "acknowledge", "lang": "en", "request_id": b["request_id"], "device": b["device"],
         "token_id": b["enrollment_token_id"] if path.startswith("/api/v1/enrollment-tokens") else world.b_user.token_id,
     }  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)

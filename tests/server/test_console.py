@@ -1,6 +1,6 @@
 """The console: TestClient checks of login, scoping (404), CSRF and language; then a real headless Chromium
 (Debian's, driven by Playwright) against a real `egovmon server` process: log in, see a host and its
-sparkline, open a finding with its evidence and article, acknowledge an alert, switch language, log out;
+load chart, open a finding with its evidence and article, acknowledge an alert, switch language, log out;
 screenshots are kept as artifacts and any browser console error fails the test."""
 
 from __future__ import annotations
@@ -59,14 +59,6 @@ def test_login_scoping_csrf_and_language(client: TestClient, admin, clock: Clock
     assert client.get("/ui", follow_redirects=False).status_code == 303  # the session's token was revoked
 
 
-def test_sparkline_is_an_svg_polyline_scaled_to_the_values():
-    from server.ui.views import sparkline
-
-    svg = sparkline([1.0, 3.0, 2.0], width=100, height=20)
-    assert svg.startswith("<svg") and 'points="0.0,18.0 50.0,2.0 100.0,10.0"' in svg
-    assert sparkline([5.0]) == ""
-
-
 def _chromium() -> str:
     """Debian's chromium (Playwright never downloads a browser here); skipped, or failed when CI=true, without it."""
     try:
@@ -118,7 +110,8 @@ def test_the_console_end_to_end_in_headless_chromium(tmp_path: Path):
             page.click("text=主机")
             page.click("a.host")
             assert page.inner_text("#hostname") == "his-db-1"
-            assert page.locator("#sparkline polyline").count() == 1
+            drawn = page.get_attribute("#chart-load path[data-series=load1]", "data-values")
+            assert drawn == "1 3 2 5 4"  # the seeded load, in order
             page.screenshot(path=str(artifacts / "02-host.png"))
             page.click("text=合规发现")
             page.click("a.finding")

@@ -116,6 +116,12 @@ def memory(at: datetime, available: int) -> dict[str, Any]:
     return {"measurement": "host_memory", "fields": {"available_bytes": available, "total_bytes": 100}, "timestamp": at.isoformat()}
 
 
+def device(at: datetime, name: str) -> dict[str, Any]:
+    """A network device polled over SNMP by the agent (reachable)."""
+    return {"measurement": "snmp_device", "tags": {"device": name}, "fields": {"up": 1, "poll_duration_seconds": 0.2},
+            "timestamp": at.isoformat()}
+
+
 def lan(at: datetime, network: str) -> dict[str, Any]:
     address = network.rsplit(".", 1)[0] + ".5/24"
     return {"kind": "interface_address", "subject": address, "source": "netstate", "observed_at": at.isoformat(),
@@ -128,7 +134,8 @@ def build(client: httpx.Client, admin: dict[str, str], now: datetime, cycle: Cal
     a_id, b_id = make_agency(client, admin, A_CODE), make_agency(client, admin, MARK)
     a_agent, b_agent = enroll(client, admin, a_id, "a-web-1"), enroll(client, admin, b_id, f"{MARK}-db-1")
     for agent, network, batch in ((a_agent, "192.168.140.0/24", "a1"), (b_agent, B_LAN, "b1")):
-        _ok(client.post("/api/v1/ingest", json={"batch_id": batch, "samples": [memory(now, 4)], "observations": [lan(now, network)]},
+        samples = [memory(now, 4)] + ([device(now, f"{MARK}-sw-1")] if agent is b_agent else [])
+        _ok(client.post("/api/v1/ingest", json={"batch_id": batch, "samples": samples, "observations": [lan(now, network)]},
                         headers=agent.headers), 200)  # fmt: skip
     if isinstance(client, TestClient):
         client.app.state.ingest.drain()  # reconciliation runs off the request path; `cycle` waits for a real server
@@ -156,4 +163,5 @@ def build(client: httpx.Client, admin: dict[str, str], now: datetime, cycle: Cal
         "prefix": B_REQUESTED, "agency": MARK, "purpose": f"{MARK} 扩容"}}, headers=world.b_user.headers), 202)["request"]["id"]  # fmt: skip
     b["enrollment_token_id"] = _ok(client.post("/api/v1/enrollment-tokens", json={"agency_id": b_id, "note": MARK}, headers=admin))["id"]
     b["agent_id"], b["host_id"] = b_agent.agent_id, b_agent.host_id
+    b["device"] = f"{MARK}-sw-1"
     return world
