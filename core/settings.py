@@ -253,10 +253,22 @@ class Settings(YamlFileSettings):
 
     data_dir: Path = Field(Path("egovmon-data"), description="Where state, spools and the initial token live")
     language: Literal["zh-CN", "en"] = Field("zh-CN", description="Default language of user-facing texts")
+    timezone: str = Field("Asia/Shanghai", max_length=64, description="The zone the console shows times in (IANA name)")
     server: ServerSettings = Field(default_factory=ServerSettings)
     tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError on a path-like name
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from exc
+        return value
 
     @property
     def database_url(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.database import Base
@@ -15,6 +15,8 @@ class AuditEvent(Base):
     """One administrative change."""
 
     __tablename__ = "audit_log"
+    # A finding's or incident's history on its console page reads the events of one target.
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)

@@ -42,9 +42,11 @@ def list_events(
     action: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
     limit: int = 100,
 ) -> list[AuditEvent]:
-    """Newest first, filtered by action, actor and time."""
+    """Newest first, filtered by action, actor, target and time."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if action:
         query = query.where(AuditEvent.action == action)
@@ -52,4 +54,8 @@ def list_events(
         query = query.where(AuditEvent.actor == actor)
     if since:
         query = query.where(AuditEvent.at >= since)
+    if target_type:
+        query = query.where(AuditEvent.target_type == target_type)
+    if target_id:
+        query = query.where(AuditEvent.target_id == target_id)
     return list(session.scalars(query))

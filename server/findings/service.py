@@ -154,14 +154,17 @@ def remediate_missing(session: Session, produced: Iterable[tuple[str, str, str]]
 
 def list_findings(
     session: Session, *, access: Access, agency_id: int | None = None, status: str | None = None, rule_id: str | None = None,
-    limit: int = 1000,
+    limit: int = 1000, statuses: Sequence[str] | None = None,
 ) -> list[Finding]:
-    """What `access` may see, newest first; `agency_id` narrows further to one agency (a host's page)."""
+    """What `access` may see, newest first; `agency_id` narrows further to one agency (a host's page), `statuses`
+    to a set of statuses (the console's open and closed tabs)."""
     query = scoped(Finding, access=access).order_by(Finding.last_seen_at.desc(), Finding.id.desc()).limit(limit)
     if agency_id is not None:
         query = query.where(Finding.agency_id == agency_id)
     if status:
         query = query.where(Finding.status == status)
+    if statuses is not None:
+        query = query.where(Finding.status.in_(statuses))
     if rule_id:
         query = query.where(Finding.rule_id == rule_id)
     return list(session.scalars(query))

@@ -97,6 +97,12 @@ def _body(method: str, path: str, world: w.World) -> dict[str, Any]:
         return {"data": {"username": f"{w.MARK}-user", "password": "wrong password 123"}}
     if path == "/ui/silences":
         return {"data": {"matchers": f"agency={w.MARK}", "minutes": "30", "comment": "matrix"}}
+    if path == "/ui/incidents/{incident_id}/timeline":
+        return {"data": {"text": "matrix"}}
+    if path == "/ui/incidents/{incident_id}/status":
+        return {"data": {"status": "investigating"}}
+    if path == "/ui/findings/{finding_id}/{action}":
+        return {"data": {"note": "matrix"}}
     if path == "/ui/requests/{request_id}/approve":
         return {"data": {"approval_ref": "matrix〔2026〕1号"}}
     return {}
@@ -227,3 +233,20 @@ def test_a_route_without_a_policy_is_refused_when_the_app_is_built(settings: Set
     with pytest.raises(UndeclaredPolicyError, match="/api/v1/forgotten"):
         require_policies(app)
     require_policies(create_app(settings))
+
+
+def test_console_actions_have_the_policies_of_the_same_api_actions(settings: Settings):
+    """A console page that acts (triage, alerts, requests) is admitted exactly as the API route it mirrors."""
+    policies = route_policies(create_app(settings))
+    same = {
+        ("/ui/findings/{finding_id}/{action}", "POST"): ("/api/v1/findings/{finding_id}/{action}", "POST"),
+        ("/ui/findings", "GET"): ("/api/v1/findings", "GET"),
+        ("/ui/findings/{finding_id}", "GET"): ("/api/v1/findings/{finding_id}", "GET"),
+        ("/ui/incidents/{incident_id}", "GET"): ("/api/v1/incidents/{incident_id}", "GET"),
+        ("/ui/incidents/{incident_id}/timeline", "POST"): ("/api/v1/incidents/{incident_id}/timeline", "POST"),
+        ("/ui/incidents/{incident_id}/status", "POST"): ("/api/v1/incidents/{incident_id}/status", "POST"),
+        ("/ui/alerts/{fingerprint}/acknowledge", "POST"): ("/api/v1/alerts/{fingerprint}/acknowledge", "POST"),
+        ("/ui/silences", "POST"): ("/api/v1/silences", "POST"),
+        ("/ui/requests/{request_id}/approve", "POST"): ("/api/v1/inventory/requests/{request_id}/approve", "POST"),
+    }
+    assert {ui: policies[ui] for ui in same} == {ui: policies[api] for ui, api in same.items()}

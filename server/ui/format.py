@@ -1,0 +1,199 @@
+"""How the console shows values: times in the configured zone, numbers with units, status words translated.
+
+Every template gets these as Jinja filters (`register`). They read the page's language (`lang`, "zh" or "en")
+and time zone (`tz`, a ZoneInfo) from the template context that `server.ui.views._page` fills, so a template
+just writes `{{ f.last_seen_at|when }}`, `{{ n|bytes }}`, `{{ f.status|status('finding') }}`.
+
+The API of this module (filter names and arguments) is shared with other console pages: keep it stable.
+
+    when        datetime or ISO string → "2026-12-04 15:11:59" in the zone (naive values are taken as UTC); None → "—"
+    bytes       1536 → "1.5 KiB" / zh "1.5 KiB"; under 1024 → "512 字节" / "512 B"
+    bps         bits per second → "12.3 兆比特/秒" / "12.3 Mbit/s"
+    percent     a ratio (0.153) → "15.3%"; percent(ratio=False) for a value already in per cent
+    number      0.015242 → "0.0152", 1234567.0 → "1,234,567"; unit="秒" appended
+    seconds     a duration in seconds → "1.5 秒" / "2 分 5 秒" / "1.5 s" / "2 min 5 s"
+    status      a status word of a finding, alert, incident, notification or request, translated
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
+
+DEFAULT_ZONE = "Asia/Shanghai"
+EMPTY = "—"
+
+# Status words by kind. A word means different things in different places ("open" incident: registered;
+# "open" finding: not yet handled), so the kind picks the table first and COMMON is the fallback.
+STATUS_TEXT: dict[str, dict[str, dict[str, str]]] = {
+    "zh": {
+        "finding": {"open": "未处置", "acknowledged": "已确认", "exempted": "已豁免", "remediated": "已整改",
+                    "false_positive": "误报"},
+        "alert": {"pending": "待触发", "firing": "触发中", "resolved": "已恢复"},
+        "incident": {"open": "已登记", "investigating": "调查中", "contained": "已控制", "resolved": "已处置",
+                     "closed": "已结案"},
+        "notification": {"pending": "待发送", "sending": "发送中", "sent": "已送达", "failed": "失败"},
+        "request": {"pending": "待审批", "approved": "已批准", "rejected": "已驳回"},
+    },
+    "en": {
+        "finding": {"open": "open", "acknowledged": "acknowledged", "exempted": "exempted", "remediated": "remediated",
+                    "false_positive": "false positive"},
+        "alert": {"pending": "pending", "firing": "firing", "resolved": "resolved"},
+        "incident": {"open": "open", "investigating": "investigating", "contained": "contained", "resolved": "resolved",
+                     "closed": "closed"},
+        "notification": {"pending": "pending", "sending": "sending", "sent": "delivered", "failed": "failed"},
+        "request": {"pending": "pending", "approved": "approved", "rejected": "rejected"},
+    },
+}
+SEVERITY_TEXT = {"zh": {"critical": "严重", "warning": "警告", "info": "提示", "high": "高", "medium": "中", "low": "低"},
+                 "en": {"critical": "critical", "warning": "warning", "info": "info", "high": "high", "medium": "medium",
+                        "low": "low"}}  # fmt: skip
+# Every raw status word above, for tests that check a Chinese page shows none of them.
+RAW_STATUS_WORDS = frozenset(w for kinds in STATUS_TEXT["en"].values() for w in kinds) | {"false_positive"}
+
+BYTE_UNITS = {"zh": ("字节", "KiB", "MiB", "GiB", "TiB", "PiB"), "en": ("B", "KiB", "MiB", "GiB", "TiB", "PiB")}
+BPS_UNITS = {"zh": ("比特/秒", "千比特/秒", "兆比特/秒", "吉比特/秒", "太比特/秒"),
+             "en": ("bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s")}  # fmt: skip
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The ZoneInfo of `name`; the default zone when it is empty or unknown (a typo must not break every page)."""
+    try:
+        return ZoneInfo(name or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def format_time(value: Any, tz: ZoneInfo | None = None) -> str:
+    """`value` (datetime or ISO 8601 text) in `tz`, to the second. Naive datetimes are UTC (as the database keeps them)."""
+    if value is None or value == "":
+        return EMPTY
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value  # not a time: show as given (escaped by Jinja)
+    if not isinstance(value, datetime):
+        return str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(tz or zone(None)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _scaled(value: float, units: tuple[str, ...], base: float) -> str:
+    index = 0
+    while abs(value) >= base and index < len(units) - 1:
+        value /= base
+        index += 1
+    text = f"{value:.0f}" if index == 0 or abs(value) >= 100 else f"{value:.1f}"
+    return f"{text} {units[index]}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def format_bytes(value: Any, lang: str = "zh") -> str:
+    number = _number(value)
+    return EMPTY if number is None else _scaled(number, BYTE_UNITS.get(lang, BYTE_UNITS["zh"]), 1024)
+
+
+def format_bps(value: Any, lang: str = "zh") -> str:
+    number = _number(value)
+    return EMPTY if number is None else _scaled(number, BPS_UNITS.get(lang, BPS_UNITS["zh"]), 1000)
+
+
+def format_number(value: Any, unit: str = "") -> str:
+    """Thousands separators for large values, three significant digits for small ones; `unit` appended."""
+    number = _number(value)
+    if number is None:
+        return EMPTY
+    if number == int(number) or abs(number) >= 1000:
+        text = f"{number:,.0f}"
+    elif abs(number) >= 1:
+        text = f"{number:.2f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{number:.3g}"
+    return f"{text} {unit}" if unit else text
+
+
+def format_percent(value: Any, ratio: bool = True) -> str:
+    number = _number(value)
+    if number is None:
+        return EMPTY
+    number = number * 100 if ratio else number
+    return f"{number:.0f}%" if number == int(number) or abs(number) >= 100 else f"{number:.1f}%"
+
+
+def format_seconds(value: Any, lang: str = "zh") -> str:
+    number = _number(value)
+    if number is None:
+        return EMPTY
+    zh = lang == "zh"
+    if abs(number) < 60:
+        return f"{format_number(number)} {'秒' if zh else 's'}"
+    minutes, secs = divmod(round(number), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [(hours, "小时" if zh else "h"), (minutes, "分" if zh else "min"), (secs, "秒" if zh else "s")]
+    return " ".join(f"{n} {u}" for n, u in parts if n) or f"0 {'秒' if zh else 's'}"
+
+
+def status_text(word: Any, kind: str = "", lang: str = "zh") -> str:
+    """The status `word` of a `kind` (finding, alert, incident, notification, request) in `lang`."""
+    if word is None or word == "":
+        return EMPTY
+    tables = STATUS_TEXT.get(lang, STATUS_TEXT["zh"])
+    if kind in tables and word in tables[kind]:
+        return tables[kind][word]
+    for table in tables.values():  # an unknown kind: the first table that knows the word
+        if word in table:
+            return table[word]
+    return str(word)
+
+
+def severity_text(word: Any, lang: str = "zh") -> str:
+    return SEVERITY_TEXT.get(lang, SEVERITY_TEXT["zh"]).get(str(word), str(word))
+
+
+def _lang(context: Context) -> str:
+    return "en" if context.get("lang") == "en" else "zh"
+
+
+def register(env: Environment) -> None:
+    """Install the filters on the console's Jinja environment."""
+
+    @pass_context
+    def when(context: Context, value: Any) -> str:
+        return format_time(value, context.get("tz"))
+
+    @pass_context
+    def bytes_(context: Context, value: Any) -> str:
+        return format_bytes(value, _lang(context))
+
+    @pass_context
+    def bps(context: Context, value: Any) -> str:
+        return format_bps(value, _lang(context))
+
+    @pass_context
+    def seconds(context: Context, value: Any) -> str:
+        return format_seconds(value, _lang(context))
+
+    @pass_context
+    def status(context: Context, value: Any, kind: str = "") -> str:
+        return status_text(value, kind, _lang(context))
+
+    @pass_context
+    def severity(context: Context, value: Any) -> str:
+        return severity_text(value, _lang(context))
+
+    env.filters.update({"when": when, "bytes": bytes_, "bps": bps, "seconds": seconds, "status": status,
+                        "severity": severity, "number": format_number, "percent": format_percent})  # fmt: skip
