@@ -119,7 +119,7 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
-    artifacts = Path(os.environ.get("EGOVMON_ARTIFACTS", tmp_path / "screenshots"))
+    artifacts = Path(os.environ.get("EGOVMON_ARTIFACTS", tmp_path / "screenshots")) / "walk"  # its own folder: other tests keep theirs beside it
     artifacts.mkdir(parents=True, exist_ok=True)
     server = start_server(tmp_path / "server")
     try:
