@@ -72,6 +72,9 @@ def decode_file(path: Path) -> dict[str, Any]:
         except DecodeError:
             totals["malformed"] += 1
             continue
+        except Exception:  # noqa: BLE001 - a decoder bug on hostile input: counted like malformed input, the rest decoded
+            totals["malformed"] += 1
+            continue
         cache.apply(decoded)
         flows = decoded.flows
         totals["flows"] += len(flows)

@@ -43,6 +43,7 @@ class BatchResult:
     senders: list[str]
     datagrams: list[Decoded | DecodeError]
     exporters: dict[str, ExporterFlows]
+    failed_sets: tuple[tuple[str, str], ...] = ()  # (exporter, error): record groups a decoder bug left out
 
 
 class BatchDecoder:
@@ -88,9 +89,10 @@ class BatchDecoder:
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)
+        failed = tuple((exporter, f"decoder failed: {exc!r}") for exporter, exc in sets.failed)
         exporters = {
             exporter: ExporterFlows(exporter, concatenate_flows(parts.get(exporter, [])), tuple(options.get(exporter, ())))
             for exporter in parts.keys() | options.keys()
         }
-        return BatchResult([exporter for exporter, _ in datagrams], results, exporters)
+        return BatchResult([exporter for exporter, _ in datagrams], results, exporters, failed)
 

@@ -408,7 +408,16 @@ class FlowListener:
             done = item is None
             if not batch:
                 continue
-            result = decoder.decode(batch)
+            try:
+                result = decoder.decode(batch)
+            except Exception:  # noqa: BLE001 - hostile input must never stop the decoder thread
+                log.exception("decoding a batch of %d datagrams failed; the batch is dropped and counted", len(batch))
+                for exporter in {exporter for exporter, _ in batch}:
+                    self._count(exporter, decoder_errors=1, malformed=1)
+                continue
+            for exporter, error in result.failed_sets:
+                log.warning("records from %s left out: %s", exporter, error)
+                self._count(exporter, decoder_errors=1)
             self._account(result, expected)
             for flows in result.exporters.values():
                 try:

@@ -137,10 +137,11 @@ class FixedSets:
     records come out grouped by template, in the order each was first seen.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "failed")
 
     def __init__(self) -> None:
         self._pending: dict[tuple[str, int], list[FixedBlock]] = {}
+        self.failed: list[tuple[str, Exception]] = []  # (group, error) of groups `decode` had to leave out
 
     def add(self, block: FixedBlock, group: str = "") -> None:
         if block.count:
@@ -158,7 +159,10 @@ class FixedSets:
         """(group, FLOW_DTYPE records), one entry per group and plan; the collected blocks are cleared."""
         out = []
         for (group, _), blocks in self._pending.items():
-            out.append((group, _decode_blocks(blocks)))
+            try:
+                out.append((group, _decode_blocks(blocks)))
+            except Exception as exc:  # noqa: BLE001 - a decoder bug on one group's hostile input spares the others
+                self.failed.append((group, exc))
         self._pending.clear()
         return out
 

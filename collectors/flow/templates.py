@@ -157,7 +157,8 @@ def make_template(template_id: int, fields: Sequence[TemplateField], *, is_optio
 
     Raises:
         BadTemplateError: a zero-length field (v9 scope fields excepted), a record of
-            length 0, or a record longer than any datagram can carry.
+            length 0, a flow template with no fixed-length field, or a record longer than
+            any datagram can carry.
     """
     return _make_template(template_id, tuple(fields), is_options, version)
 
@@ -174,7 +175,12 @@ def _make_template(template_id: int, fields: tuple[TemplateField, ...], is_optio
         raise BadTemplateError(f"template {template_id}: record length {t.min_record_length} exceeds a datagram")
     if is_options:
         return t
-    return Template(template_id, fields, is_options, version, _build_plan(_fixed_projection(fields, version)))
+    projection = _fixed_projection(fields, version)
+    if not sum(f.length for f in projection):
+        # Only variable-length fields: nothing of a flow record has a fixed place to decode from (and a record of
+        # length 0 would make every data set of it an empty buffer read as N records).
+        raise BadTemplateError(f"template {template_id}: no fixed-length field")
+    return Template(template_id, fields, is_options, version, _build_plan(projection))
 
 
 def _fixed_projection(fields: tuple[TemplateField, ...], version: int) -> tuple[TemplateField, ...]:

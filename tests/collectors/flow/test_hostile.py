@@ -1,0 +1,80 @@
+"""Issue 14's two-datagram attack: an IPFIX template whose fields are all variable-length (a record of no fixed
+bytes), then a data set for it. It used to kill the `flow-decoder` thread for good (np.frombuffer on an empty buffer
+asked for N records) while the process went on reporting. Now the template is malformed input, counted, and the
+decoder goes on: tested through a real `egovmon flow listen` process, and through `egovmon flow decode`."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from collectors.flow.batch import BatchDecoder
+from collectors.flow.model import DecodeError
+from tests.collectors.flow.test_listener import NETFLOW5_DATAGRAMS
+from tests.services import wait_until
+
+TEMPLATE = bytes.fromhex("000a00206553f100000000000000000100020010012c00020052ffff0052ffff")
+DATA = bytes.fromhex("000a00166553f1000000000000000001012c00060000")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_template_is_malformed_input_and_the_batch_decoder_goes_on():
+    decoder = BatchDecoder()
+    valid = NETFLOW5_DATAGRAMS[1]
+    result = decoder.decode([("10.0.0.9", TEMPLATE), ("10.0.0.9", DATA), ("10.0.0.1", valid)])
+    assert isinstance(result.datagrams[0], DecodeError) and "no fixed-length field" in str(result.datagrams[0])
+    assert not isinstance(result.datagrams[1], DecodeError)  # a data set of an unknown template: skipped, not fatal
+    assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
+    assert result.failed_sets == ()
+
+
+def test_flow_decode_on_the_crafted_file_counts_it_and_exits_0(tmp_path):
+    crafted = tmp_path / "attack.raw"
+    crafted.write_bytes(TEMPLATE + DATA)
+    run = subprocess.run([sys.executable, "-m", "cli", "flow", "decode", str(crafted)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "malformed=1" in run.stdout
+
+
+def test_a_real_listener_survives_the_attack_and_decodes_the_next_1000_datagrams_exactly():
+    process = subprocess.Popen([sys.executable, "-m", "cli", "flow", "listen", "--port", "0", "--every", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    try:
+        first = process.stdout.readline()
+        port = int(re.search(r":(\d+) \(UDP\)", first).group(1))
+        reader.start()
+        attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        attacker.bind(("127.0.0.2", 0))
+        attacker.sendto(TEMPLATE, ("127.0.0.1", port))
+        attacker.sendto(DATA, ("127.0.0.1", port))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.bind(("127.0.0.1", 0))
+        expected = 0
+        for n in range(1000):
+            datagram = NETFLOW5_DATAGRAMS[n % len(NETFLOW5_DATAGRAMS)]
+            expected += struct.unpack_from("!H", datagram, 2)[0]
+            sender.sendto(datagram, ("127.0.0.1", port))
+            if n % 50 == 49:
+                time.sleep(0.01)  # a real exporter's pace; the test is about decoding, not the receive buffer
+
+        def totals(exporter: str) -> str | None:
+            return next((line for line in reversed(lines) if line.startswith(f"{exporter}:")), None)
+
+        wait_until(lambda: (line := totals("127.0.0.1")) and "datagrams=1000 " in line, 30, "1,000 decoded datagrams")
+        assert f"flows={expected} " in totals("127.0.0.1") and "malformed=0 " in totals("127.0.0.1")
+        assert "malformed=1 " in totals("127.0.0.2") and "datagrams=2 " in totals("127.0.0.2")
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert "Traceback" not in process.stderr.read()
