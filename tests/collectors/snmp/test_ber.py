@@ -99,3 +99,22 @@ def test_bulk_request_carries_non_repeaters_and_repetitions() -> None:
     message = decode_message(encode_get_bulk(b"c", 5, [(1, 3, 6, 1), (1, 3, 6, 2)], non_repeaters=1, max_repetitions=9))
     assert (message.pdu_type, message.error_status, message.error_index) == (GET_BULK, 1, 9)
     assert message.varbinds == (((1, 3, 6, 1), None), ((1, 3, 6, 2), None))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"\x2b" + b"\xff" * 65_000 + b"\x01", "longer than 32 bits"),  # issue 14: 65 KB in one sub-identifier
+        (b"\x2b\x80\x01", "not minimally encoded"),  # pyasn1 rejects a leading 0x80 too
+        (b"\x2b\x90\x80\x80\x80\x00", r"larger than 2\^32-1"),
+        (b"\x2b" + b"\x01" * 200, "more than 128"),
+    ],
+    ids=["65KB-subid", "leading-0x80", "over-32-bits", "too-many"],
+)
+def test_hostile_object_identifiers_are_malformed_at_once(body: bytes, message: str) -> None:
+    with pytest.raises(SnmpDecodeError, match=message):
+        decode_oid(body)
+
+
+def test_the_largest_legal_sub_identifier_decodes() -> None:
+    assert decode_oid(encode_oid((1, 3, 2**32 - 1))) == (1, 3, 2**32 - 1)
