@@ -264,14 +264,24 @@ async def rogue_subnet(
     body = template.body(os.urandom(16).hex(), agent.hostname, datetime.now(UTC))
     started = loop.time()
     ack, error = None, None
-    try:
-        response = await pool.request("POST", INGEST, headers=agent.headers, body=body, timeout=timeout)
-    except (RequestTimeoutError, ConnectionFailedError) as exc:
-        error = f"batch not acknowledged: {exc}"  # a server still working on it may store it anyway: keep looking
-    else:
+    shed = 0
+    while True:  # as the real agent does: a 503 is retried after its Retry-After (capped here at 5 s)
+        try:
+            response = await pool.request("POST", INGEST, headers=agent.headers, body=body, timeout=timeout)
+        except (RequestTimeoutError, ConnectionFailedError) as exc:
+            error = f"batch not acknowledged: {exc}"  # a server still working on it may store it anyway: keep looking
+            break
+        if response.status == 503 and loop.time() - started < give_up_after / 2:
+            shed += 1
+            retry_after = float(response.headers.get("retry-after", "1") or 1)
+            await asyncio.sleep(min(max(retry_after, 0.5), 5.0))
+            continue
         ack = loop.time() - started
         if response.status != 200:
             error = f"batch answered {response.status}"
+        elif shed:
+            error = f"acknowledged after {shed} answer(s) 503 and retries"
+        break
     target = f"/api/v1/findings?rule_id={UNDECLARED_NETWORK}&limit=200&lang=en"
     while loop.time() - started < give_up_after:
         try:
