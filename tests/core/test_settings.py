@@ -300,7 +300,7 @@ def test_json_schema_describes_the_file() -> None:
 
     assert schema["title"] == "Settings"
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"data_dir", "language", "server", "tsdb", "log", "alerting"}
+    assert set(schema["properties"]) == {"data_dir", "language", "timezone", "server", "tsdb", "log", "alerting"}
     server = schema["$defs"]["ServerSettings"]
     assert server["properties"]["port"]["maximum"] == 65535
     assert server["properties"]["port"]["default"] == 8080
