@@ -116,7 +116,8 @@ def _stats_lines(stats: ListenerStats) -> list[str]:
         f"lost_records~{s.lost_records}"
         for s in sorted(stats.exporters.values(), key=lambda s: s.exporter)
     ]
-    lines.append(f"kernel_drops={stats.kernel_drops}")
+    lines.append(f"kernel_drops={stats.kernel_drops} evicted_templates={stats.evicted_templates} "
+                 f"evicted_exporters={stats.evicted_exporters}")
     return lines
 
 

@@ -46,17 +46,36 @@ class BatchResult:
     failed_sets: tuple[tuple[str, str], ...] = ()  # (exporter, error): record groups a decoder bug left out
 
 
+MAX_EXPORTERS = 4096  # distinct exporter addresses whose templates are kept (a city's routers are far fewer)
+
+
 class BatchDecoder:
     """Template caches per exporter plus batched decoding; belongs to one thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_exporters: int = MAX_EXPORTERS) -> None:
         self._caches: dict[str, TemplateCache] = {}
+        self.max_exporters = max_exporters
+        self.evicted_exporters = 0  # exporters whose templates were forgotten to stay within `max_exporters`
+        self._evicted_templates = 0  # of caches since forgotten
 
     def cache(self, exporter: str) -> TemplateCache:
         cache = self._caches.get(exporter)
         if cache is None:
+            if len(self._caches) >= self.max_exporters:  # spoofed sources: the oldest exporter's templates go
+                oldest = next(iter(self._caches))
+                self._evicted_templates += self._caches.pop(oldest).evicted
+                self.evicted_exporters += 1
             cache = self._caches[exporter] = TemplateCache()
         return cache
+
+    @property
+    def evicted_templates(self) -> int:
+        """Templates and domain contexts forgotten by the per-exporter bounds (not counting whole exporters)."""
+        return self._evicted_templates + sum(c.evicted for c in self._caches.values())
+
+    @property
+    def templates(self) -> int:
+        return sum(len(c) for c in self._caches.values())
 
     def decode(self, datagrams: Sequence[tuple[str, bytes]]) -> BatchResult:
         """Decode (exporter, datagram) pairs in order.

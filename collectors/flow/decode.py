@@ -62,6 +62,10 @@ def decode(
 
 
 MAX_SAMPLING_INTERVALS = 16  # distinct intervals remembered per domain
+# Bounds against template floods (issue 14: 200 random domain ids per datagram made 10^6 cached templates): a real
+# exporter announces tens of templates in a few observation domains; past these the oldest are forgotten, counted.
+MAX_TEMPLATES_PER_EXPORTER = 4096
+MAX_DOMAINS_PER_EXPORTER = 256
 
 
 class TemplateCache:
@@ -71,10 +75,13 @@ class TemplateCache:
     exporter: `contexts()` is per observation domain / source id only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_templates: int = MAX_TEMPLATES_PER_EXPORTER, max_domains: int = MAX_DOMAINS_PER_EXPORTER) -> None:
         self._templates: dict[TemplateKey, Template] = {}
         self._intervals: dict[int, set[int]] = {}
         self._contexts: dict[int, ExporterContext] = {}
+        self.max_templates = max_templates
+        self.max_domains = max_domains
+        self.evicted = 0  # templates and domain contexts forgotten to stay within the bounds
 
     def get(self, key: TemplateKey) -> Template | None:
         """The template for `key`, or None if never learned or withdrawn."""
@@ -82,12 +89,23 @@ class TemplateCache:
 
     def apply(self, decoded: Decoded) -> None:
         """Add the templates learned from `decoded` and drop those it withdrew (mapped to None)."""
+        templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
-                self._templates.pop(key, None)
+                templates.pop(key, None)
+            elif key in templates:
+                templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
             else:
-                self._templates[key] = template
+                if len(templates) >= self.max_templates:
+                    del templates[next(iter(templates))]  # the oldest learned
+                    self.evicted += 1
+                templates[key] = template
         if decoded.options:
+            if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
+                oldest = next(iter(self._contexts))
+                del self._contexts[oldest]
+                self._intervals.pop(oldest, None)
+                self.evicted += 1
             self._learn(decoded.domain, decoded.options)
 
     def _learn(self, domain: int, options: Sequence[Mapping[str, Any]]) -> None:

@@ -177,6 +177,8 @@ class ListenerStats:
     exporters: dict[str, ExporterStats]
     kernel_drops: int
     rcvbuf_bytes: int
+    evicted_templates: int = 0  # templates forgotten by the per-exporter bounds (template floods)
+    evicted_exporters: int = 0  # exporters whose templates were forgotten (spoofed sources past the bound)
 
     def total(self, name: str) -> int:
         """The sum of one ExporterStats field over every exporter."""
@@ -226,6 +228,7 @@ class FlowListener:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stats: dict[str, ExporterStats] = {}
+        self._evictions = (0, 0)  # (templates, exporters) the decoder forgot; written by the decoder thread
         self._rcvbuf_bytes = 0
         self._inode = 0
 
@@ -326,7 +329,9 @@ class FlowListener:
         """A consistent snapshot of the counters, safe to call from any thread."""
         with self._lock:
             exporters = dict(self._stats)
-        return ListenerStats(exporters, self.kernel_drops() if self._sock else 0, self._rcvbuf_bytes)
+            evicted_templates, evicted_exporters = self._evictions
+        return ListenerStats(exporters, self.kernel_drops() if self._sock else 0, self._rcvbuf_bytes,
+                             evicted_templates, evicted_exporters)
 
     def _count(self, exporter: str, **increments: int) -> None:
         with self._lock:
@@ -415,6 +420,10 @@ class FlowListener:
                 for exporter in {exporter for exporter, _ in batch}:
                     self._count(exporter, decoder_errors=1, malformed=1)
                 continue
+            evictions = (decoder.evicted_templates, decoder.evicted_exporters)
+            if evictions != self._evictions:
+                with self._lock:
+                    self._evictions = evictions
             for exporter, error in result.failed_sets:
                 log.warning("records from %s left out: %s", exporter, error)
                 self._count(exporter, decoder_errors=1)

@@ -78,3 +78,25 @@ def test_a_real_listener_survives_the_attack_and_decodes_the_next_1000_datagrams
         process.terminate()
         process.wait(10)
     assert "Traceback" not in process.stderr.read()
+
+
+def _template_datagram(domain: int, template_id: int) -> bytes:
+    """An IPFIX datagram announcing one valid template (source and destination address, packets, octets)."""
+    fields = struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 4, 1, 4)
+    template_set = struct.pack("!HHHH", 2, 8 + len(fields), template_id, 4) + fields
+    return struct.pack("!HHIII", 10, 16 + len(template_set), 0, 0, domain) + template_set
+
+
+def test_a_template_flood_from_spoofed_exporters_is_bounded_and_counted():
+    """Issue 14: random domain ids and spoofed sources made the template caches grow without limit."""
+    decoder = BatchDecoder(max_exporters=50)
+    flood = [("192.0.2.1", _template_datagram(domain, 256 + domain % 1000)) for domain in range(5_000)]
+    decoder.decode(flood)
+    assert decoder.templates == 4096 and decoder.evicted_templates == 5_000 - 4096
+    spoofed = [(f"10.{n >> 8 & 255}.{n & 255}.1", _template_datagram(1, 300)) for n in range(200)]
+    decoder.decode(spoofed)
+    assert decoder.evicted_exporters == 151  # 201 exporters seen, 50 kept
+    assert decoder.templates == 50
+    valid = NETFLOW5_DATAGRAMS[1]
+    result = decoder.decode([("10.0.0.1", valid)])  # a real exporter still decodes after the flood
+    assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]

@@ -404,4 +404,4 @@ def test_flow_listen_runs_for_a_bounded_time() -> None:
     result = CliRunner().invoke(_cli(), ["flow", "listen", "--port", "0", "--seconds", "0.3", "--every", "0.1"])
     assert result.exit_code == 0, result.output
     assert re.match(r"listening on 127\.0\.0\.1:\d+ \(UDP\), receive buffer \d+ bytes", result.stdout)
-    assert result.stdout.rstrip().endswith("kernel_drops=0")
+    assert result.stdout.rstrip().endswith("kernel_drops=0 evicted_templates=0 evicted_exporters=0")
