@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.server.browser import logged_in_page
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_agency_findings import ingest, lan
 from tests.server.test_console import _chromium
@@ -136,15 +137,7 @@ def test_triage_in_headless_chromium_as_security_and_as_an_agency_user(tmp_path:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
 
             def login(name: str) -> Any:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{server.url}/ui/login")
-                page.fill("#username", name)
-                page.fill("#password", PASSWORD)
-                page.click("#submit")
-                page.wait_for_url(f"{server.url}/ui")
-                return page
+                return logged_in_page(browser, server.url, name, PASSWORD, errors)
 
             page = login("sec")
             page.click("header >> text=合规发现")
@@ -283,14 +276,7 @@ def test_alerts_and_incidents_in_headless_chromium_as_each_role(tmp_path: Path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
             for name in ("weijian", "boss", "noc", "sec"):  # the agency user first: it opens the health incident
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{server.url}/ui/login")
-                page.fill("#username", name)
-                page.fill("#password", PASSWORD)
-                page.click("#submit")
-                page.wait_for_url(f"{server.url}/ui")
+                page = logged_in_page(browser, server.url, name, PASSWORD, errors)
                 if name == "weijian":
                     page.goto(f"{server.url}/ui/findings")
                     page.click("a.finding")

@@ -30,6 +30,7 @@ from core.agentconfig import FlowSettings, SnmpDeviceSettings, SnmpSettings
 from core.collect import LOCAL, Reading
 from tests.collectors.snmp.snmprec import SHARED
 from tests.flowtraffic import SOFTFLOWD_OPTIONS, write_traffic
+from tests.server.browser import logged_in_page
 from tests.server.test_console import PASSWORD, _chromium
 from tests.serverproc import RunningServer, start_server
 from tests.services import (
@@ -140,15 +141,7 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
             for name in ("ops", "noc", "sec", "weijian"):
-                context = browser.new_context(viewport={"width": 1366, "height": 900})
-                page = context.new_page()
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{server.url}/ui/login")
-                page.fill("#username", name)
-                page.fill("#password", PASSWORD)
-                page.click("#submit")
-                page.wait_for_url(f"{server.url}/ui")
+                page = logged_in_page(browser, server.url, name, PASSWORD, errors, width=1366)
                 agency_user = name == "weijian"
                 seen: list[str] = []
 
@@ -195,7 +188,7 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                 else:
                     page.goto(f"{server.url}/ui/hosts/{hosts['jw-app-1']}?range=6h")
                     assert page.inner_text("#hostname") == "jw-app-1"
-                context.close()
+                page.context.close()
             browser.close()
         assert errors == [] or all("404" in e for e in errors), errors  # the agency user's 404 is the only error allowed
         assert len(list(artifacts.glob("*.png"))) == 20
