@@ -90,7 +90,7 @@ class Evaluator:
     _findings: dict[int, dict[str, Any]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _open: dict[str, set[str]] = field(default_factory=dict)
-    _index: dict[str, dict[tuple[tuple[str, str], ...], str]] = field(default_factory=dict)
+    _index: dict[tuple[str, str, tuple[tuple[str, str], ...]], dict[Any, str]] = field(default_factory=dict)  # per rule: series → fp
     _columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = field(default_factory=dict)
     _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, Any], str] = field(default_factory=dict)  # (rule, series key) → its NoData alert's fingerprint
@@ -204,7 +204,7 @@ class Evaluator:
         threshold = rule.threshold
         # series key → fingerprint of this rule's alerts, so a series with no alert costs one comparison;
         # alerts not in it (restored after a restart) make this cycle look at every series once.
-        index = self._index.setdefault(rule.alert, {})
+        index = self._index.setdefault(self._rule_key(rule), {})
         full = bool(self._open.get(rule.alert, set()) - set(index.values()))
         for key, series in self._candidates(rule, index, full):
             value = series.fields.get(rule.field)
@@ -224,7 +224,7 @@ class Evaluator:
             if not full and (known is None or known not in self.alerts) and not test(value, threshold):
                 continue  # the common case: fine, and no alert to resolve
             labels = {"alertname": rule.alert, **series.tags, **rule.labels}
-            fp = known if known is not None and known in self.alerts else fingerprint(labels)
+            fp = known if known is not None else fingerprint(labels)  # the index is per rule and labels: still valid
             index[key] = fp
             self._seen.add(fp)
             current = self.alerts.get(fp)
@@ -249,6 +249,12 @@ class Evaluator:
             if alert is not None and alert.status == "firing":
                 self._lacking(alert, silent, rule, series.tags, now, active, transitions)
 
+    @staticmethod
+    def _rule_key(rule: Rule) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """What an alert's fingerprint depends on besides the series: a rule edited under the same name gets a new
+        index, so a cached fingerprint is never one of labels that changed."""
+        return rule.alert, rule.kind, tuple(sorted(rule.labels.items()))
+
     def _candidates(self, rule: Rule, index: dict[Any, str], full: bool) -> Iterable[tuple[Any, _Series]]:
         """The series a threshold rule must look at: with numpy, only those past the threshold and those with an alert
         (one vectorized comparison per rule over a column built once per cycle); otherwise every series."""
@@ -267,10 +273,13 @@ class Evaluator:
         cached = self._columns.get((measurement, name))
         if cached is None:
             items = list(self._series.get(measurement, {}).items())
-            values = np.fromiter(
-                (v if isinstance(v := s.fields.get(name), int | float) and not isinstance(v, bool) else np.nan for _, s in items),
-                dtype=float, count=len(items),
-            )  # fmt: skip
+            raw = [s.fields.get(name) for _, s in items]
+            if set(map(type, raw)) <= {float, int}:  # the common case, converted in C
+                values = np.array(raw, dtype=float)
+            else:  # missing fields, strings, booleans: not a number here
+                values = np.fromiter(
+                    (v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in raw), dtype=float, count=len(raw)
+                )
             cached = self._columns[(measurement, name)] = (items, values)
         return cached
 
@@ -303,10 +312,15 @@ class Evaluator:
             key = tuple(series.tags.get(tag, "") for tag in rule.group_by)
             if key not in newest or series.at > newest[key][1]:
                 newest[key] = ({tag: series.tags.get(tag, "") for tag in rule.group_by}, series.at)
-        for tags, last in newest.values():
+        fps = self._index.setdefault(self._rule_key(rule), {})
+        for group, (tags, last) in newest.items():
             silent_for = now - last
             labels = {"alertname": rule.alert, **tags, **rule.labels}
-            fp = fingerprint(labels)
+            fp = fps.get(group)
+            if fp is None:
+                if len(fps) >= NODATA_FP_LIMIT:
+                    fps.clear()  # a cache: recomputed on demand
+                fp = fps[group] = fingerprint(labels)
             self._seen.add(fp)
             values = {**tags, "silent_seconds": int(silent_for.total_seconds()), "last_seen": last}
             annotations = lambda values=values: {  # noqa: E731

@@ -200,3 +200,27 @@ def test_a_rule_failing_on_its_values_is_named_and_stops_no_other_rule():
     ev.observe("host_cpu", {"host": "h2"}, {"usage_percent": 50.0}, T0 + timedelta(minutes=3))
     ev.evaluate(T0 + timedelta(minutes=3))
     assert ev.failures == [] and states(ev)[("HostCpuHigh", "h1")] == ("firing", False)
+
+
+def test_cached_fingerprints_follow_the_labels_of_the_rule_as_it_is_now():
+    from alerting.evaluate import fingerprint
+
+    ev = Evaluator(load_rules(RULES).rules())
+    tags = {"host": "h1", "agency": "health"}
+    for minute, value in enumerate([95.0, 50.0, 96.0]):  # pending, dropped, pending again: the cached fingerprint
+        ev.observe("host_cpu", tags, {"usage_percent": value}, T0 + timedelta(minutes=minute))
+        ev.evaluate(T0 + timedelta(minutes=minute))
+    (alert,) = ev.alerts.values()
+    assert alert.fingerprint == fingerprint(alert.labels)
+    edited = load_rules(RULES.replace("labels: {severity: warning, category: host}", "labels: {severity: critical, category: host}"))
+    ev.rules = edited.rules()  # the same rule name with other labels: its alerts get the new labels' fingerprint
+    ev.observe("host_cpu", tags, {"usage_percent": 97.0}, T0 + timedelta(minutes=3))
+    ev.evaluate(T0 + timedelta(minutes=3))
+    (current,) = [a for a in ev.alerts.values() if a.labels["severity"] == "critical"]
+    assert current.fingerprint == fingerprint(current.labels) != alert.fingerprint
+    silent = Evaluator(load_rules(RULES).rules())
+    silent.observe("host_system", {"host": "h2", "agency": "health"}, {"uptime": 1.0}, T0)
+    silent.evaluate(T0 + timedelta(minutes=4))
+    silent.evaluate(T0 + timedelta(minutes=5))  # the absence rule's fingerprint from the cache on the second cycle
+    (absent,) = silent.alerts.values()
+    assert absent.status == "firing" and absent.fingerprint == fingerprint(absent.labels)
