@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from agent.queue import DiskQueue
 from core.collect import Reading
+from core.supervise import WORKERS, Workers
 
 
 class AgentMetrics:
@@ -55,6 +56,51 @@ class AgentMetrics:
 
     def watch_queue(self, registry: CollectorRegistry, queue: DiskQueue) -> None:
         registry.register(_QueueCollector(queue))
+
+    def watch_workers(self, registry: CollectorRegistry, workers: Workers = WORKERS) -> None:
+        registry.register(_WorkersCollector(workers))
+
+    def watch_flow_listener(self, registry: CollectorRegistry, listener: Any) -> None:
+        """The flow listener's own health: decode errors by reason and the bounds' evictions (a FlowListener)."""
+        registry.register(_FlowListenerCollector(listener))
+
+
+class _WorkersCollector(Collector):
+    """Liveness of each supervised worker (collector tasks, shipper, flow threads) and its restarts."""
+
+    def __init__(self, workers: Workers) -> None:
+        self._workers = workers
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("egovmon_agent_worker_up", "1 while the worker runs, 0 when it has stopped", labels=["worker"])
+        restarts = CounterMetricFamily(
+            "egovmon_agent_worker_restarts", "Times the worker died and was restarted (core.supervise)", labels=["worker"]
+        )
+        for state in self._workers.snapshot():
+            up.add_metric([state.name], 1.0 if state.up else 0.0)
+            restarts.add_metric([state.name], state.restarts)
+        return [up, restarts]
+
+
+class _FlowListenerCollector(Collector):
+    def __init__(self, listener: Any) -> None:
+        self._listener = listener
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._listener.stats()
+        errors = CounterMetricFamily(
+            "egovmon_flow_decode_errors", "Flow datagrams, sets or callbacks that failed, by reason "
+            "(malformed input, decoder bug, a set left out, the consumer's callback)", labels=["reason"],
+        )  # fmt: skip
+        for reason, count in sorted((stats.decode_errors or {}).items()):
+            errors.add_metric([reason], count)
+        templates = CounterMetricFamily("egovmon_flow_evicted_templates", "Templates forgotten by the per-exporter bounds")
+        templates.add_metric([], stats.evicted_templates)
+        exporters = CounterMetricFamily("egovmon_flow_evicted_exporters", "Exporters whose templates were forgotten (bound)")
+        exporters.add_metric([], stats.evicted_exporters)
+        counted = GaugeMetricFamily("egovmon_flow_exporters", "Exporters with counters of their own (the rest count as 'other')")
+        counted.add_metric([], len(stats.exporters))
+        return [errors, templates, exporters, counted]
 
 
 class _QueueCollector(Collector):

@@ -26,6 +26,7 @@ from agent.transport import check_server_url, tls_context
 from core.agentconfig import AgentSettings, ShipperSettings
 from core.collect import Collector, Reading
 from core.filemodes import make_private
+from core.supervise import supervised_task
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,11 @@ class Agent:
         self.registry.register(self.latest)
         self.queue = DiskQueue(settings.queue_dir, settings.shipper.queue_max_bytes)
         self.metrics.watch_queue(self.registry, self.queue)
+        self.metrics.watch_workers(self.registry)
+        for job in jobs:
+            listener = getattr(job.collector, "listener", None)
+            if listener is not None and hasattr(listener, "stats"):  # the flow collector's FlowListener
+                self.metrics.watch_flow_listener(self.registry, listener)
         self._wake = asyncio.Event()
         self.batcher = Batcher(
             self.queue, hostname=credential.hostname, settings=settings.shipper, wake=self._wake, metrics=self.metrics
@@ -203,10 +209,10 @@ class Agent:
         self.queue.open()
         self._wake.set()
         try:
-            async with asyncio.TaskGroup() as group:
+            async with asyncio.TaskGroup() as group:  # each supervised: a bug in one restarts it, not the agent
                 group.create_task(self.scheduler.run(), name="scheduler")
-                group.create_task(self.batcher.run(), name="batcher")
-                group.create_task(self.shipper.run(), name="shipper")
+                group.create_task(supervised_task("batcher", self.batcher.run), name="batcher")
+                group.create_task(supervised_task("shipper", self.shipper.run), name="shipper")
         finally:
             self.batcher.flush()
             if self.metrics_server is not None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.metrics import AgentMetrics
+from core.supervise import supervised_task
 from core.agentconfig import ScheduleSettings
 from core.collect import LOCAL, ChangeWatcher, Collector, Reading, Target
 
@@ -58,8 +59,9 @@ class Scheduler:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for job in self.jobs:
-                group.create_task(self._every_interval(job), name=f"collector-{job.name}")
+            for job in self.jobs:  # supervised: one job's bug restarts that job, never the others
+                name = f"collector-{job.name}"
+                group.create_task(supervised_task(name, lambda job=job: self._every_interval(job)), name=name)
                 if isinstance(job.collector, ChangeWatcher):
                     group.create_task(self._on_change(job), name=f"watch-{job.name}")
 

@@ -116,8 +116,10 @@ def _stats_lines(stats: ListenerStats) -> list[str]:
         f"lost_records~{s.lost_records}"
         for s in sorted(stats.exporters.values(), key=lambda s: s.exporter)
     ]
+    errors = " ".join(f"{reason}={count}" for reason, count in (stats.decode_errors or {}).items())
     lines.append(f"kernel_drops={stats.kernel_drops} evicted_templates={stats.evicted_templates} "
-                 f"evicted_exporters={stats.evicted_exporters}")
+                 f"evicted_exporters={stats.evicted_exporters} worker_restarts={stats.worker_restarts} "
+                 f"decode_errors: {errors or 'none'}")
     return lines
 
 

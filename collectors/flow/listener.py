@@ -33,6 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.supervise import WORKERS, Workers, supervised_thread
+
 if TYPE_CHECKING:
     from collectors.flow.batch import BatchResult, ExporterFlows
 
@@ -42,6 +44,9 @@ DEFAULT_RCVBUF_BYTES = 32 * 1024 * 1024
 DEFAULT_QUEUE_DATAGRAMS = 4096
 MAX_BATCH_DATAGRAMS = 512  # datagrams decoded together; a batch is drained from the queue, never waited for
 MAX_DATAGRAM_BYTES = 65535
+MAX_EXPORTER_STATS = 1024  # exporters counted one by one; later new source addresses are counted together
+OTHER_EXPORTERS = "other"  # the exporter name their counters go under (spoofed sources must not grow memory or series)
+DECODE_ERROR_REASONS = ("malformed", "decoder_bug", "failed_set", "callback")
 SEQUENCE_MODULUS = 2**32
 # A backwards or absurdly large jump is an exporter restart or reordering, not loss.
 MAX_PLAUSIBLE_GAP = 2**31
@@ -179,6 +184,8 @@ class ListenerStats:
     rcvbuf_bytes: int
     evicted_templates: int = 0  # templates forgotten by the per-exporter bounds (template floods)
     evicted_exporters: int = 0  # exporters whose templates were forgotten (spoofed sources past the bound)
+    decode_errors: dict[str, int] | None = None  # by reason (DECODE_ERROR_REASONS); None from old snapshots
+    worker_restarts: int = 0  # receiver or decoder threads restarted after dying (core.supervise)
 
     def total(self, name: str) -> int:
         """The sum of one ExporterStats field over every exporter."""
@@ -212,6 +219,7 @@ class FlowListener:
         on_flows: Callable[[ExporterFlows], None],
         queue_datagrams: int = DEFAULT_QUEUE_DATAGRAMS,
         udp_tables: Iterable[Path] = PROC_NET_UDP,
+        workers: Workers = WORKERS,
     ) -> None:
         if queue_datagrams < 1:
             raise ValueError("queue_datagrams must be at least 1")
@@ -225,10 +233,13 @@ class FlowListener:
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        self._workers = workers
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stats: dict[str, ExporterStats] = {}
         self._evictions = (0, 0)  # (templates, exporters) the decoder forgot; written by the decoder thread
+        self._errors = dict.fromkeys(DECODE_ERROR_REASONS, 0)
+        self._restarts = 0
         self._rcvbuf_bytes = 0
         self._inode = 0
 
@@ -264,9 +275,13 @@ class FlowListener:
         for slot in range(len(buffers)):
             free.put(slot)
         filled: queue.SimpleQueue[tuple[int, int, str] | None] = queue.SimpleQueue()
+        # Supervised: a thread that dies anyway is restarted, counted and logged (core.supervise); the
+        # receiver's end marker is sent only when stopping, so a restarted receiver does not end the decoder.
         self._threads = [
-            threading.Thread(target=self._receive, args=(buffers, free, filled), name="flow-receiver", daemon=True),
-            threading.Thread(target=self._decode, args=(buffers, free, filled), name="flow-decoder", daemon=True),
+            supervised_thread("flow-receiver", lambda: self._receive(buffers, free, filled), stopping=self._stopping,
+                              workers=self._workers),
+            supervised_thread("flow-decoder", lambda: self._decode(buffers, free, filled), stopping=self._stopping,
+                              workers=self._workers),
         ]
         for thread in self._threads:
             thread.start()
@@ -330,13 +345,28 @@ class FlowListener:
         with self._lock:
             exporters = dict(self._stats)
             evicted_templates, evicted_exporters = self._evictions
+            errors = dict(self._errors)
+        restarts = self._workers.restarts("flow-receiver") + self._workers.restarts("flow-decoder")
         return ListenerStats(exporters, self.kernel_drops() if self._sock else 0, self._rcvbuf_bytes,
-                             evicted_templates, evicted_exporters)
+                             evicted_templates, evicted_exporters, errors, restarts)
+
+    def _exporter(self, exporter: str) -> ExporterStats:
+        """The counters of `exporter` (caller holds the lock); past MAX_EXPORTER_STATS, new ones count as OTHER_EXPORTERS."""
+        current = self._stats.get(exporter)
+        if current is None:
+            if len(self._stats) >= MAX_EXPORTER_STATS:
+                return self._stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS)
+            current = ExporterStats(exporter)
+        return current
+
+    def _error(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._errors[reason] += count
 
     def _count(self, exporter: str, **increments: int) -> None:
         with self._lock:
-            current = self._stats.get(exporter) or ExporterStats(exporter)
-            self._stats[exporter] = replace(
+            current = self._exporter(exporter)
+            self._stats[current.exporter] = replace(
                 current, **{name: getattr(current, name) + value for name, value in increments.items()}
             )
 
@@ -383,7 +413,8 @@ class FlowListener:
                         slot = None
         finally:
             selector.close()
-            filled.put(None)
+            if self._stopping.is_set():
+                filled.put(None)  # the decoder's end marker; after a crash the supervisor restarts this loop instead
 
     def _decode(
         self,
@@ -396,6 +427,7 @@ class FlowListener:
 
         decoder = BatchDecoder()
         expected: dict[tuple[str, int, int], int | None] = {}
+        base = self._evictions  # after a restart (core.supervise) the counts go on from where they were
         done = False
         while not done:
             item = filled.get()
@@ -417,15 +449,17 @@ class FlowListener:
                 result = decoder.decode(batch)
             except Exception:  # noqa: BLE001 - hostile input must never stop the decoder thread
                 log.exception("decoding a batch of %d datagrams failed; the batch is dropped and counted", len(batch))
+                self._error("decoder_bug", len(batch))
                 for exporter in {exporter for exporter, _ in batch}:
                     self._count(exporter, decoder_errors=1, malformed=1)
                 continue
-            evictions = (decoder.evicted_templates, decoder.evicted_exporters)
+            evictions = (base[0] + decoder.evicted_templates, base[1] + decoder.evicted_exporters)
             if evictions != self._evictions:
                 with self._lock:
                     self._evictions = evictions
             for exporter, error in result.failed_sets:
                 log.warning("records from %s left out: %s", exporter, error)
+                self._error("failed_set")
                 self._count(exporter, decoder_errors=1)
             self._account(result, expected)
             for flows in result.exporters.values():
@@ -433,6 +467,7 @@ class FlowListener:
                     self._on_flows(flows)
                 except Exception:  # noqa: BLE001 - isolates the consumer: a bad callback must not stop the listener
                     log.exception("on_flows failed for records from %s", flows.exporter)
+                    self._error("callback")
                     self._count(flows.exporter, callback_errors=1)
 
     def _account(self, result: BatchResult, expected: dict[tuple[str, int, int], int | None]) -> None:
@@ -442,10 +477,12 @@ class FlowListener:
 
         with self._lock:
             stats = self._stats
-            for exporter, item in zip(result.senders, result.datagrams, strict=True):
-                current = stats.get(exporter) or ExporterStats(exporter)
+            for sender, item in zip(result.senders, result.datagrams, strict=True):
+                current = self._exporter(sender)
+                exporter = current.exporter
                 if isinstance(item, DecodeError):
                     bug = isinstance(item, DecoderBugError)
+                    self._errors["decoder_bug" if bug else "malformed"] += 1
                     if bug:
                         log.error("decoder failed on a datagram from %s; counted as malformed", exporter, exc_info=item.__cause__)
                     else:
@@ -457,7 +494,7 @@ class FlowListener:
                     continue
                 records = item.record_count
                 units = 0
-                if item.sequence is not None:
+                if item.sequence is not None and exporter != OTHER_EXPORTERS:  # bounded: counted exporters only
                     key = (exporter, item.version, item.domain)
                     increment = sequence_increment(item.version, records, len(item.options))
                     if item.version == 10 and item.skipped_sets:
@@ -474,9 +511,10 @@ class FlowListener:
                     sequence_gaps=current.sequence_gaps + (1 if units else 0),
                     lost_records=current.lost_records + lost_records_estimate(item.version, units, total_records, datagrams),
                 )
-            for exporter, flows in result.exporters.items():
+            for sender, flows in result.exporters.items():
                 if len(flows.flows):
-                    current = stats[exporter]
+                    current = self._exporter(sender)
+                    exporter = current.exporter
                     stats[exporter] = replace(
                         current,
                         packets=current.packets + int(flows.flows["packets"].sum()),

@@ -182,6 +182,31 @@ def test_a_broken_collector_is_reported_and_the_others_go_on(tmp_path, server):
     assert re.search(r'egovmon_agent_collector_runs_total\{collector="failing",result="error"\} [1-9]', exposition)
 
 
+def test_a_collector_task_that_dies_is_restarted_and_its_liveness_is_in_metrics(tmp_path, server):
+    """A bug past the collector's own isolation (here the hand-over of a reading to the batcher) used to end the
+    scheduler's task group, and with it every collector; now that one task restarts (core.supervise), the restart
+    shows in the agent's /metrics, and the next readings reach the server."""
+    credential = enroll(server.url, server.enrollment_token("health"), hostname="agent-host", state_dir=tmp_path / "agent")
+    counter = CountingCollector(limit=4)
+    agent = build(agent_settings(tmp_path / "agent"), jobs=[Job(counter, ScheduleSettings(interval_seconds=0.1, jitter_seconds=0))])
+    real_add, calls = agent.batcher.add, []
+
+    def add_broken_once(reading: Reading) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the hand-over")
+        real_add(reading)
+
+    agent.batcher.add = add_broken_once
+    with running(agent):
+        agent.start_metrics_server()
+        wait_until(lambda: counter_values(server, credential.host_id) == [2, 3, 4], 20, "the readings after the restart")
+        exposition = _scrape(agent)
+    assert re.search(r'^egovmon_agent_worker_restarts_total\{worker="collector-counter"\} 1\.0$', exposition, re.MULTILINE)
+    assert re.search(r'^egovmon_agent_worker_up\{worker="collector-counter"\} 1\.0$', exposition, re.MULTILINE)
+    assert re.search(r'^egovmon_agent_worker_up\{worker="shipper"\} 1\.0$', exposition, re.MULTILINE)
+
+
 def test_enrolment_stores_the_credential_owner_only_and_refuses_a_used_token(tmp_path, server):
     token = server.enrollment_token("health")
     credential = enroll(server.url, token, hostname="web-01", state_dir=tmp_path / "agent")

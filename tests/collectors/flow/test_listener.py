@@ -349,6 +349,68 @@ def test_a_failing_callback_is_counted_and_does_not_stop_the_listener() -> None:
         assert flow_listener.running
 
 
+def test_a_decoder_thread_that_dies_is_restarted_counted_and_goes_on_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug outside the per-batch handling (here in the accounting) kills the decoder thread; the supervisor
+    (core.supervise) restarts it, counts the restart, and the next datagrams are decoded."""
+    from core.supervise import Workers
+
+    real_account = FlowListener._account
+    failures = iter([True])
+
+    def account_once_broken(self: FlowListener, result: object, expected: dict) -> None:
+        if next(failures, False):
+            raise RuntimeError("a bug in the accounting")
+        real_account(self, result, expected)
+
+    monkeypatch.setattr(FlowListener, "_account", account_once_broken)
+    workers = Workers()
+    with FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None, workers=workers) as flow_listener, _sender() as sock:
+        sock.sendto(NETFLOW5_DATAGRAMS[0], flow_listener.address)  # its batch is lost with the dying thread
+        wait_until(lambda: flow_listener.stats().worker_restarts == 1, TIMEOUT, "the decoder restarted")
+        sock.sendto(NETFLOW5_DATAGRAMS[1], flow_listener.address)
+        stats = wait_until(lambda: (s := _stats_of(flow_listener, "127.0.0.1")).records == 4 and s, TIMEOUT, "decoding again")
+        assert (stats.datagrams, stats.records) == (1, 4)
+        assert flow_listener.running
+        states = {state.name: state for state in workers.snapshot()}
+        assert (states["flow-decoder"].up, states["flow-decoder"].restarts) == (True, 1)
+        assert "a bug in the accounting" in (states["flow-decoder"].last_error or "")
+        assert (states["flow-receiver"].up, states["flow-receiver"].restarts) == (True, 0)
+    assert not any(state.up for state in workers.snapshot())  # stopped: no longer up, and not restarted
+
+
+def _agent_metrics_of(flow_listener: FlowListener) -> str:
+    """The listener's part of the agent's /metrics exposition."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from agent.metrics import AgentMetrics
+
+    registry = CollectorRegistry()
+    AgentMetrics(registry).watch_flow_listener(registry, flow_listener)
+    return generate_latest(registry).decode()
+
+
+def test_counters_of_spoofed_sources_past_the_bound_go_under_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each source address gets its own counters up to MAX_EXPORTER_STATS; later new sources share one row, so
+    spoofed addresses grow neither memory nor the series the agent reports. Errors are counted by reason."""
+    from collectors.flow import listener as listener_module
+
+    monkeypatch.setattr(listener_module, "MAX_EXPORTER_STATS", 3)
+    with FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None) as flow_listener:
+        for last in range(1, 7):  # six sources, one good datagram and one garbage datagram each
+            with _sender(f"127.0.9.{last}") as sock:
+                sock.sendto(NETFLOW5_DATAGRAMS[0], flow_listener.address)
+                sock.sendto(b"\xff\xff garbage", flow_listener.address)
+        stats = wait_until(lambda: (s := flow_listener.stats()).total("datagrams") == 12 and s, TIMEOUT, "12 datagrams")
+        exposition = _agent_metrics_of(flow_listener)
+    assert 'egovmon_flow_decode_errors_total{reason="malformed"} 6.0' in exposition
+    assert 'egovmon_flow_decode_errors_total{reason="decoder_bug"} 0.0' in exposition
+    assert "egovmon_flow_exporters 4.0" in exposition
+    assert sorted(stats.exporters) == ["127.0.9.1", "127.0.9.2", "127.0.9.3", "other"]
+    other = stats.exporters["other"]
+    assert (other.datagrams, other.records, other.malformed) == (6, 6, 3)
+    assert stats.decode_errors == {"malformed": 6, "decoder_bug": 0, "failed_set": 0, "callback": 0}
+
+
 # The CLI ------------------------------------------------------------------------------------------
 
 
@@ -404,4 +466,7 @@ def test_flow_listen_runs_for_a_bounded_time() -> None:
     result = CliRunner().invoke(_cli(), ["flow", "listen", "--port", "0", "--seconds", "0.3", "--every", "0.1"])
     assert result.exit_code == 0, result.output
     assert re.match(r"listening on 127\.0\.0\.1:\d+ \(UDP\), receive buffer \d+ bytes", result.stdout)
-    assert result.stdout.rstrip().endswith("kernel_drops=0 evicted_templates=0 evicted_exporters=0")
+    assert result.stdout.rstrip().endswith(
+        "kernel_drops=0 evicted_templates=0 evicted_exporters=0 worker_restarts=0 "
+        "decode_errors: malformed=0 decoder_bug=0 failed_set=0 callback=0"
+    )
