@@ -47,26 +47,40 @@ class BatchResult:
 
 
 MAX_EXPORTERS = 4096  # distinct exporter addresses whose templates are kept (a city's routers are far fewer)
+MAX_TEMPLATES = 16_384  # kept over all exporters (a city: a few hundred exporters of tens each); 4,096 x 4,096 would be gigabytes
 
 
 class BatchDecoder:
     """Template caches per exporter plus batched decoding; belongs to one thread."""
 
-    def __init__(self, *, max_exporters: int = MAX_EXPORTERS) -> None:
-        self._caches: dict[str, TemplateCache] = {}
+    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_templates: int = MAX_TEMPLATES) -> None:
+        self._caches: dict[str, TemplateCache] = {}  # least recently used first
         self.max_exporters = max_exporters
+        self.max_templates = max_templates
         self.evicted_exporters = 0  # exporters whose templates were forgotten to stay within `max_exporters`
         self._evicted_templates = 0  # of caches since forgotten
 
     def cache(self, exporter: str) -> TemplateCache:
-        cache = self._caches.get(exporter)
+        cache = self._caches.pop(exporter, None)
         if cache is None:
-            if len(self._caches) >= self.max_exporters:  # spoofed sources: the oldest exporter's templates go
-                oldest = next(iter(self._caches))
-                self._evicted_templates += self._caches.pop(oldest).evicted
-                self.evicted_exporters += 1
-            cache = self._caches[exporter] = TemplateCache()
+            if len(self._caches) >= self.max_exporters:  # spoofed sources: the least recently heard exporter's templates go
+                self._forget_oldest()
+            cache = TemplateCache()
+        self._caches[exporter] = cache  # (re)inserted last: most recently used
         return cache
+
+    def _forget_oldest(self) -> None:
+        oldest = next(iter(self._caches))
+        self._evicted_templates += self._caches.pop(oldest).evicted
+        self.evicted_exporters += 1
+
+    def _bound_templates(self) -> None:
+        """Past `max_templates` over all exporters, forget whole exporters, least recently heard first (the one heard
+        last is kept: its templates may be its only ones)."""
+        total = self.templates
+        while total > self.max_templates and len(self._caches) > 1:
+            total -= len(self._caches[next(iter(self._caches))])
+            self._forget_oldest()
 
     @property
     def evicted_templates(self) -> int:
@@ -105,6 +119,7 @@ class BatchDecoder:
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
             results.append(decoded)
+        self._bound_templates()
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)

@@ -29,7 +29,8 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,9 @@ DEFAULT_RCVBUF_BYTES = 32 * 1024 * 1024
 DEFAULT_QUEUE_DATAGRAMS = 4096
 MAX_BATCH_DATAGRAMS = 512  # datagrams decoded together; a batch is drained from the queue, never waited for
 MAX_DATAGRAM_BYTES = 65535
+SLOT_BYTES = 9216  # a ring slot holds a jumbo frame's datagram; exporters keep to the path MTU (RFC 7011, 10.3.3)
+MAX_OVERSIZED_IN_FLIGHT = 64  # larger datagrams queued at once (each its own bytes object); more are queue drops
+MAX_SEQUENCE_KEYS = 16_384  # (exporter, version, domain) whose next sequence number is expected; oldest forgotten
 MAX_EXPORTER_STATS = 1024  # exporters counted one by one; later new source addresses are counted together
 OTHER_EXPORTERS = "other"  # the exporter name their counters go under (spoofed sources must not grow memory or series)
 DECODE_ERROR_REASONS = ("malformed", "decoder_bug", "failed_set", "callback")
@@ -192,6 +196,14 @@ class ListenerStats:
         return sum(int(getattr(stats, name)) for stats in self.exporters.values())
 
 
+_Queued = tuple[int, int, str, bytes | None]  # (ring slot or -1, size, exporter, the datagram when not in a slot)
+
+
+def _merged(into: ExporterStats, row: ExporterStats) -> ExporterStats:
+    """`into` with every counter of `row` added (the exporter name of `into` kept)."""
+    return replace(into, **{f.name: getattr(into, f.name) + getattr(row, f.name) for f in fields(ExporterStats) if f.name != "exporter"})
+
+
 def _ip_of(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
     host = address[0]
     return host[7:] if host.startswith("::ffff:") else host
@@ -236,7 +248,7 @@ class FlowListener:
         self._workers = workers
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._stats: dict[str, ExporterStats] = {}
+        self._stats: OrderedDict[str, ExporterStats] = OrderedDict()  # least recently active first
         self._evictions = (0, 0)  # (templates, exporters) the decoder forgot; written by the decoder thread
         self._errors = dict.fromkeys(DECODE_ERROR_REASONS, 0)
         self._restarts = 0
@@ -270,11 +282,13 @@ class FlowListener:
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping.clear()
         # Slots of the ring: the receiver takes a free one, the decoder gives it back.
-        buffers = [bytearray(MAX_DATAGRAM_BYTES) for _ in range(self._queue_datagrams)]
+        # 4,096 slots of 9 KiB: 36 MiB, where 64 KiB slots were 256 MiB of resident memory for an idle listener.
+        buffers = [bytearray(SLOT_BYTES) for _ in range(self._queue_datagrams)]
         free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(len(buffers)):
             free.put(slot)
-        filled: queue.SimpleQueue[tuple[int, int, str] | None] = queue.SimpleQueue()
+        filled: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._oversized = threading.BoundedSemaphore(MAX_OVERSIZED_IN_FLIGHT)
         # Supervised: a thread that dies anyway is restarted, counted and logged (core.supervise); the
         # receiver's end marker is sent only when stopping, so a restarted receiver does not end the decoder.
         self._threads = [
@@ -351,13 +365,20 @@ class FlowListener:
                              evicted_templates, evicted_exporters, errors, restarts)
 
     def _exporter(self, exporter: str) -> ExporterStats:
-        """The counters of `exporter` (caller holds the lock); past MAX_EXPORTER_STATS, new ones count as OTHER_EXPORTERS."""
-        current = self._stats.get(exporter)
-        if current is None:
-            if len(self._stats) >= MAX_EXPORTER_STATS:
-                return self._stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS)
-            current = ExporterStats(exporter)
-        return current
+        """The counters of `exporter` (caller holds the lock and stores the updated row under `.exporter`).
+
+        At most MAX_EXPORTER_STATS rows: past that, the row of the exporter silent the longest is folded into
+        OTHER_EXPORTERS, so spoofed sources that send once cannot push out a real exporter that sends all along.
+        """
+        stats = self._stats
+        current = stats.get(exporter)
+        if current is not None:
+            stats.move_to_end(exporter)
+            return current
+        if exporter != OTHER_EXPORTERS and len(stats) - (OTHER_EXPORTERS in stats) >= MAX_EXPORTER_STATS:
+            oldest = next(key for key in stats if key != OTHER_EXPORTERS)
+            stats[OTHER_EXPORTERS] = _merged(stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS), stats.pop(oldest))
+        return ExporterStats(exporter)
 
     def _error(self, reason: str, count: int = 1) -> None:
         with self._lock:
@@ -376,9 +397,10 @@ class FlowListener:
         self,
         buffers: list[bytearray],
         free: queue.SimpleQueue[int],
-        filled: queue.SimpleQueue[tuple[int, int, str] | None],
+        filled: queue.SimpleQueue[_Queued | None],
     ) -> None:
-        """Copy datagrams into free ring slots; with no free slot, read into scratch and count a queue drop."""
+        """Read each datagram, then copy it into a free ring slot (a larger one into its own bytes object, a bounded
+        number at a time); with no room, count a queue drop."""
         assert self._sock is not None and self._wake_r is not None
         sock = self._sock
         views = [memoryview(buffer) for buffer in buffers]
@@ -396,9 +418,8 @@ class FlowListener:
                             slot = free.get_nowait()
                         except queue.Empty:
                             slot = None
-                    target = scratch if slot is None else views[slot]
                     try:
-                        size, address = sock.recvfrom_into(target)
+                        size, address = sock.recvfrom_into(scratch)
                     except BlockingIOError:
                         break
                     except OSError as exc:
@@ -408,9 +429,14 @@ class FlowListener:
                     exporter = _ip_of(address)
                     if slot is None:
                         self._count(exporter, queue_drops=1)
-                    else:
-                        filled.put((slot, size, exporter))
+                    elif size <= SLOT_BYTES:
+                        views[slot][:size] = scratch[:size]
+                        filled.put((slot, size, exporter, None))
                         slot = None
+                    elif self._oversized.acquire(blocking=False):
+                        filled.put((-1, size, exporter, bytes(scratch[:size])))
+                    else:
+                        self._count(exporter, queue_drops=1)
         finally:
             selector.close()
             if self._stopping.is_set():
@@ -420,7 +446,7 @@ class FlowListener:
         self,
         buffers: list[bytearray],
         free: queue.SimpleQueue[int],
-        filled: queue.SimpleQueue[tuple[int, int, str] | None],
+        filled: queue.SimpleQueue[_Queued | None],
     ) -> None:
         """Decode queued datagrams, a drained batch at a time, until the receiver's end marker."""
         from collectors.flow.batch import BatchDecoder
@@ -433,9 +459,13 @@ class FlowListener:
             item = filled.get()
             batch: list[tuple[str, bytes]] = []
             while item is not None:
-                slot, size, exporter = item
-                batch.append((exporter, bytes(buffers[slot][:size])))
-                free.put(slot)
+                slot, size, exporter, payload = item
+                if payload is None:
+                    batch.append((exporter, bytes(buffers[slot][:size])))
+                    free.put(slot)
+                else:
+                    batch.append((exporter, payload))
+                    self._oversized.release()
                 if len(batch) >= MAX_BATCH_DATAGRAMS:
                     break
                 try:
@@ -499,6 +529,8 @@ class FlowListener:
                     increment = sequence_increment(item.version, records, len(item.options))
                     if item.version == 10 and item.skipped_sets:
                         increment = None  # records in sets we cannot decode are invisible
+                    if key not in expected and len(expected) >= MAX_SEQUENCE_KEYS:
+                        del expected[next(iter(expected))]  # random domain ids must not grow this without end
                     units, expected[key] = sequence_advance(expected.get(key), item.sequence, increment)
                 datagrams = current.datagrams + 1
                 total_records = current.records + records

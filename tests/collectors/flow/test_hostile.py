@@ -100,3 +100,16 @@ def test_a_template_flood_from_spoofed_exporters_is_bounded_and_counted():
     valid = NETFLOW5_DATAGRAMS[1]
     result = decoder.decode([("10.0.0.1", valid)])  # a real exporter still decodes after the flood
     assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
+
+
+def test_templates_are_bounded_over_all_exporters_least_recently_heard_first():
+    """Per-exporter bounds alone multiply (4,096 exporters x 4,096 templates); the total is bounded too, and an exporter
+    that keeps sending keeps its templates while spoofed sources that sent once are forgotten."""
+    decoder = BatchDecoder(max_templates=100)
+    real = ("10.0.0.1", _template_datagram(1, 400))
+    for round_ in range(5):
+        spoofed = [(f"10.9.{round_}.{n}", _template_datagram(1, 256 + t)) for n in range(10) for t in range(10)]
+        decoder.decode([real, *spoofed, real])
+        assert decoder.templates <= 100
+    assert decoder.evicted_exporters == 50 - 9  # 51 exporters heard, 9 spoofed ones and the real one kept
+    assert decoder.cache("10.0.0.1").mapping()  # the real exporter's template is still known

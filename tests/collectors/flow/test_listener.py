@@ -378,6 +378,24 @@ def test_a_decoder_thread_that_dies_is_restarted_counted_and_goes_on_decoding(mo
     assert not any(state.up for state in workers.snapshot())  # stopped: no longer up, and not restarted
 
 
+def test_a_datagram_larger_than_a_ring_slot_is_decoded_whole(listener: FlowListener) -> None:
+    """Ring slots hold 9 KiB (a jumbo frame); a larger datagram travels on its own, bounded in number, not cut."""
+    from collectors.flow.listener import SLOT_BYTES
+
+    fields = struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 4, 1, 4)  # source, destination, packets, octets: 16 bytes a record
+    template_set = struct.pack("!HHHH", 2, 8 + len(fields), 300, 4) + fields
+    records = b"".join(struct.pack("!4s4sII", bytes([10, 0, n >> 8, n & 255]), bytes([10, 1, 0, 1]), 1, 100) for n in range(700))
+    data_set = struct.pack("!HH", 300, 4 + len(records)) + records
+    body = template_set + data_set
+    datagram = struct.pack("!HHIII", 10, 16 + len(body), 0, 0, 1) + body
+    assert len(datagram) > SLOT_BYTES
+    with _sender() as sock:
+        sock.sendto(datagram, listener.address)
+        sock.sendto(NETFLOW5_DATAGRAMS[0], listener.address)
+        stats = wait_until(lambda: (s := _stats_of(listener, "127.0.0.1")).datagrams == 2 and s, TIMEOUT, "both datagrams")
+    assert (stats.records, stats.malformed, stats.queue_drops) == (702, 0, 0)
+
+
 def _agent_metrics_of(flow_listener: FlowListener) -> str:
     """The listener's part of the agent's /metrics exposition."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -390,24 +408,30 @@ def _agent_metrics_of(flow_listener: FlowListener) -> str:
 
 
 def test_counters_of_spoofed_sources_past_the_bound_go_under_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each source address gets its own counters up to MAX_EXPORTER_STATS; later new sources share one row, so
-    spoofed addresses grow neither memory nor the series the agent reports. Errors are counted by reason."""
+    """Each source address gets its own counters up to MAX_EXPORTER_STATS; past that, the rows of the sources silent
+    the longest fold into one 'other' row, so spoofed addresses grow neither memory nor the series the agent reports,
+    and cannot push out an exporter that keeps sending. Errors are counted by reason."""
     from collectors.flow import listener as listener_module
 
     monkeypatch.setattr(listener_module, "MAX_EXPORTER_STATS", 3)
     with FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None) as flow_listener:
-        for last in range(1, 7):  # six sources, one good datagram and one garbage datagram each
-            with _sender(f"127.0.9.{last}") as sock:
-                sock.sendto(NETFLOW5_DATAGRAMS[0], flow_listener.address)
-                sock.sendto(b"\xff\xff garbage", flow_listener.address)
-        stats = wait_until(lambda: (s := flow_listener.stats()).total("datagrams") == 12 and s, TIMEOUT, "12 datagrams")
+        with _sender("127.0.9.100") as real:
+            for last in range(1, 7):  # six spoofed sources, one good and one garbage datagram each; a real exporter too
+                with _sender(f"127.0.9.{last}") as sock:
+                    sock.sendto(NETFLOW5_DATAGRAMS[0], flow_listener.address)
+                    sock.sendto(b"\xff\xff garbage", flow_listener.address)
+                    wait_until(lambda n=last: flow_listener.stats().total("datagrams") == 3 * n - 1, TIMEOUT, "in order")
+                real.sendto(NETFLOW5_DATAGRAMS[0], flow_listener.address)
+                wait_until(lambda n=last: flow_listener.stats().total("datagrams") == 3 * n, TIMEOUT, "the real one")
+        stats = wait_until(lambda: (s := flow_listener.stats()).total("datagrams") == 18 and s, TIMEOUT, "18 datagrams")
         exposition = _agent_metrics_of(flow_listener)
     assert 'egovmon_flow_decode_errors_total{reason="malformed"} 6.0' in exposition
     assert 'egovmon_flow_decode_errors_total{reason="decoder_bug"} 0.0' in exposition
     assert "egovmon_flow_exporters 4.0" in exposition
-    assert sorted(stats.exporters) == ["127.0.9.1", "127.0.9.2", "127.0.9.3", "other"]
+    assert sorted(stats.exporters) == ["127.0.9.100", "127.0.9.5", "127.0.9.6", "other"]
     other = stats.exporters["other"]
-    assert (other.datagrams, other.records, other.malformed) == (6, 6, 3)
+    assert (other.datagrams, other.records, other.malformed) == (8, 8, 4)  # spoofed sources 1-4
+    assert (stats.exporters["127.0.9.100"].datagrams, stats.exporters["127.0.9.100"].records) == (6, 12)
     assert stats.decode_errors == {"malformed": 6, "decoder_bug": 0, "failed_set": 0, "callback": 0}
 
 
