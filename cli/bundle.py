@@ -99,8 +99,10 @@ def _sha256(path: Path) -> str:
 
 
 def _pip(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    # SOURCE_DATE_EPOCH: the wheel's zip entries get this time instead of now (reproducible builds)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(FIXED_MTIME)}
     return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+                          capture_output=True, text=True, check=False, env=env)  # fmt: skip
 
 
 def download_wheels(lock: Path, *, arch: Arch, python_version: str, cache: Path, into: Path) -> None:

@@ -72,7 +72,9 @@ if [ "$UNINSTALL" = 1 ]; then
   rm -rf "$PREFIX"
   if [ "$PURGE" = 1 ]; then
     rm -rf "$ETC" "$STATE"
-    if [ "$CREATE_USER" = 1 ] && id "$SERVICE_USER" >/dev/null 2>&1 && [ -z "$ROOT" ]; then
+    if [ "$CREATE_USER" = 1 ] && [ -n "$ROOT" ]; then
+      userdel --prefix "$ROOT" "$SERVICE_USER" 2>/dev/null || true
+    elif [ "$CREATE_USER" = 1 ] && id "$SERVICE_USER" >/dev/null 2>&1; then
       userdel "$SERVICE_USER" 2>/dev/null || true
     fi
     say "removed the agent, its configuration, credential and queue (revoke the agent on the server too)"
