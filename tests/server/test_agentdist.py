@@ -88,3 +88,9 @@ def test_agents_report_their_version_and_see_the_upgrade(client: TestClient, adm
         ("x86_64", "0.1.0", "/agent/bundle/x86_64"), ("aarch64", "0.2.0", "/agent/bundle/aarch64")
     ]
     assert client.get("/api/v1/agent-bundles").status_code == 401
+    hosts = client.get("/api/v1/hosts", headers=agency_user).json()
+    assert [(h["hostname"], h["agent_version"], h["upgrade_available"]) for h in hosts] == [("web-1", "0.1.0", True)]
+    one = client.get(f"/api/v1/hosts/{agent.host_id}", headers=admin).json()
+    assert (one["agent_version"], one["upgrade_available"]) == ("0.1.0", True)
+    client.post(f"/api/v1/agents/{agent.agent_id}/revoke", headers=admin)
+    assert client.get(f"/api/v1/hosts/{agent.host_id}", headers=admin).json()["agent_version"] is None  # no live agent
