@@ -16,7 +16,7 @@
 # python3 to download.
 set -eu
 
-SERVER=""; TOKEN=""; ARCH=""; SHA256=""; BUNDLE=""; HOSTNAME_ARG=""; ROOT=""; SERVICE_USER="egovmon"
+SERVER=""; TOKEN=""; ARCH=""; SHA256=""; BUNDLE=""; HOSTNAME_ARG=""; ROOT=""; SERVICE_USER="egovmon"; CA_FILE=""
 PYTHON="python3"; INSECURE=0; START=1; UNINSTALL=0; PURGE=0; CREATE_USER=1
 
 die() { echo "egovmon install: error: $*" >&2; exit 1; }
@@ -25,7 +25,7 @@ say() { echo "egovmon install: $*"; }
 usage() {
   sed -n '2,9p' "$0" 2>/dev/null | sed 's/^# \{0,1\}//'
   cat <<'EOF'
-options: --server URL --token TOKEN [--arch x86_64|aarch64] [--sha256 HEX] [--bundle FILE] [--hostname NAME]
+options: --server URL --token TOKEN [--arch x86_64|aarch64] [--sha256 HEX] [--bundle FILE] [--hostname NAME] [--ca-file PEM]
          [--user NAME] [--no-user] [--python PATH] [--insecure] [--no-start] [--root DIR] [--uninstall [--purge]]
 EOF
 }
@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
     --arch) ARCH="${2:?--arch needs a value}"; shift 2 ;;
     --sha256) SHA256="${2:?--sha256 needs a value}"; shift 2 ;;
     --bundle) BUNDLE="${2:?--bundle needs a file}"; shift 2 ;;
+    --ca-file) CA_FILE="${2:?--ca-file needs a file}"; shift 2 ;;
     --hostname) HOSTNAME_ARG="${2:?--hostname needs a name}"; shift 2 ;;
     --user) SERVICE_USER="${2:?--user needs a name}"; shift 2 ;;
     --no-user) CREATE_USER=0; shift ;;
@@ -98,15 +99,20 @@ if [ -z "$ARCH" ]; then
 fi
 case "$ARCH" in x86_64|aarch64) ;; *) die "--arch must be x86_64 or aarch64" ;; esac
 SERVER="${SERVER%/}"
+if [ -n "$CA_FILE" ]; then
+  [ -f "$CA_FILE" ] || die "no CA file $CA_FILE"
+fi
 
-fetch() {  # fetch URL FILE: with curl, wget or python3, whichever is there
+fetch() {  # fetch URL FILE: with curl, wget or python3, whichever is there (trusting --ca-file when given)
   if command -v curl >/dev/null 2>&1; then
-    curl -fsS --retry 3 -o "$2" "$1"
+    curl -fsS --retry 3 ${CA_FILE:+--cacert "$CA_FILE"} -o "$2" "$1"
   elif command -v wget >/dev/null 2>&1; then
-    wget -q -O "$2" "$1"
+    wget -q ${CA_FILE:+--ca-certificate="$CA_FILE"} -O "$2" "$1"
   else
-    "$PYTHON" -c 'import shutil, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=60) as r, open(sys.argv[2], "wb") as f: shutil.copyfileobj(r, f)' "$1" "$2"
+    "$PYTHON" -c 'import shutil, ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[3] or None)
+with urllib.request.urlopen(sys.argv[1], timeout=60, context=context) as r, open(sys.argv[2], "wb") as f:
+    shutil.copyfileobj(r, f)' "$1" "$2" "$CA_FILE"
   fi
 }
 
@@ -187,6 +193,10 @@ fi
 if [ -n "$ROOT" ]; then
   sed -i "s#^state_dir: /var/lib/egovmon-agent#state_dir: $STATE#" "$ETC/agent.yaml"
   sed -i -e "s# --config /etc/egovmon/agent.yaml# --config $ETC/agent.yaml#" -e "s#^ReadWritePaths=.*#ReadWritePaths=$STATE#" "$UNIT"
+fi
+if [ -n "$CA_FILE" ]; then
+  install -m 0644 "$CA_FILE" "$ETC/ca.pem"
+  sed -i "s|^  # ca_file: /etc/egovmon/ca.pem.*|  ca_file: $ETC/ca.pem               # the CA of the server's certificate (install.sh --ca-file)|" "$ETC/agent.yaml"
 fi
 if [ "$INSECURE" = 1 ]; then
   sed -i 's/^  # insecure_http: false.*/  insecure_http: true                 # set by install.sh --insecure: plain http:\/\/ to the server/' "$ETC/agent.yaml"

@@ -29,6 +29,7 @@ import pytest
 
 from cli.bundle import DEFAULT_LOCK, SOURCE_ROOT, build_bundle, check_wheels, read_lock
 from core.agentbundle import BundleInfo, parse_wheel_name
+from tests.probes.servers import make_cert
 from tests.serverproc import RunningServer, start_server
 from tests.services import require_program, wait_until
 
@@ -165,8 +166,11 @@ def test_offline_install_upgrade_and_uninstall_on_a_host_that_reaches_only_the_s
     token = lab.server.enrollment_token("bundle-test")
     hostname = f"offline-{TAG}"
     url = lab.server.url
+    # A private CA for the server's certificate (this server speaks plain http here, so it is only carried into the
+    # agent's configuration; the agent still loads it at start)
+    ca, _key = make_cert(tmp_path / "ca", common_name="egovmon-ca", dns_names=[], ips=[], valid_days=30)
     install = (f"curl -fsS {url}/agent/install.sh | sh -s -- --server {url} --token {token} --root {lab.root} "
-               f"--python {SYSTEM_PYTHON} --hostname {hostname} --insecure --no-start")  # fmt: skip
+               f"--python {SYSTEM_PYTHON} --hostname {hostname} --insecure --no-start --ca-file {ca}")  # fmt: skip
 
     started = time.monotonic()
     done = lab.run_in_host(install)
@@ -185,6 +189,8 @@ def test_offline_install_upgrade_and_uninstall_on_a_host_that_reaches_only_the_s
     assert re.search(r"(?m)^egovmon:x:\d+:\d+::/nonexistent:/usr/sbin/nologin$", (lab.root / "etc/passwd").read_text())
     config = (lab.root / "etc/egovmon/agent.yaml").read_text()
     assert f"state_dir: {lab.root}/var/lib/egovmon-agent" in config and "  insecure_http: true" in config
+    assert f"\n  ca_file: {lab.root}/etc/egovmon/ca.pem " in config
+    assert (lab.root / "etc/egovmon/ca.pem").read_bytes() == ca.read_bytes()
     assert oct((lab.root / "var/lib/egovmon-agent/credential.json").stat().st_mode & 0o777) == "0o600"
     # Item 4: nothing of egovmon in the system python's reach; inside the venv, its packages come from the venv
     system = lab.run_in_host(f"cd / && {SYSTEM_PYTHON} -c 'import cli.bundle'")
