@@ -247,9 +247,11 @@ def lock_command() -> None:
     """Print the lock of the agent's dependencies as installed in this environment (egovmon without extras)."""
     from importlib.metadata import PackageNotFoundError, distribution
 
-    from core.agentbundle import canonical_name
+    from packaging.requirements import (
+        Requirement,  # a build machine's tool (pip's own dependency); never on agents
+    )
 
-    from packaging.requirements import Requirement  # a build machine's tool (pip's own dependency); never on agents
+    from core.agentbundle import canonical_name
 
     pins: dict[str, str] = {}
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.agentbundle import ARCHES, MAX_INFO_BYTES, Arch, BundleInfo, info_name, newer, version_key
+from core.agentbundle import (
+    ARCHES,
+    MAX_INFO_BYTES,
+    Arch,
+    BundleInfo,
+    info_name,
+    newer,
+    version_key,
+)
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,16 +51,20 @@ def find(directory: Path, arch: Arch) -> Bundle | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return _unusable(path, f"unreadable: {exc.strerror}")
+        _unusable(path, f"unreadable: {exc.strerror}")
+        return None
     if len(raw) > MAX_INFO_BYTES:
-        return _unusable(path, f"larger than {MAX_INFO_BYTES} bytes")
+        _unusable(path, f"larger than {MAX_INFO_BYTES} bytes")
+        return None
     try:
         info = BundleInfo.model_validate_json(raw)
     except ValidationError as exc:
-        return _unusable(path, f"not a bundle description ({exc.error_count()} errors)")
+        _unusable(path, f"not a bundle description ({exc.error_count()} errors)")
+        return None
     tarball = directory / info.tarball
     if info.arch != arch or not tarball.is_file():
-        return _unusable(path, "its architecture or tarball does not match")
+        _unusable(path, "its architecture or tarball does not match")
+        return None
     _reported.pop(path, None)
     return Bundle(info, tarball)
 
@@ -61,7 +73,6 @@ def _unusable(path: Path, problem: str) -> None:
     if _reported.get(path) != problem:
         _reported[path] = problem
         log.warning("agent bundle description %s is %s; that bundle is not served", path, problem)
-    return None
 
 
 def available(directory: Path) -> list[Bundle]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.agentbundle import newer, parse_wheel_name, platform_problem, WheelNameError
+from core.agentbundle import WheelNameError, newer, parse_wheel_name, platform_problem
 
 FITS = [
     ("x86_64", "pydantic_core-2.50.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"),

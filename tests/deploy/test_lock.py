@@ -48,8 +48,8 @@ def test_wheels_are_checked_against_the_lock():
     files = ["PyYAML-6.0.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", "idna-3.19-py3-none-any.whl",
              "six-1.16.0-py2.py3-none-any.whl"]  # fmt: skip
     assert check_wheels(files, pins, arch="aarch64", python_version="3.11") == [
-        "PyYAML-6.0.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl: platform "
-        "manylinux2014_x86_64.manylinux_2_17_x86_64 is not manylinux for aarch64 with glibc <= 2.17",
+        ("PyYAML-6.0.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl: platform "
+         "manylinux2014_x86_64.manylinux_2_17_x86_64 is not manylinux for aarch64 with glibc <= 2.17"),
         "idna-3.19-py3-none-any.whl: the lock says 3.20",
         "six-1.16.0-py2.py3-none-any.whl: not in the lock",
         "psutil==7.2.2: no wheel",

@@ -159,7 +159,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 def test_offline_install_upgrade_and_uninstall_on_a_host_that_reaches_only_the_server(lab: Lab, tmp_path: Path):
-    assert subprocess.run(["ip", "-n", lab.ns, "route", "show", "default"], capture_output=True, text=True).stdout == ""
+    assert subprocess.run(["ip", "-n", lab.ns, "route", "show", "default"], capture_output=True, text=True, check=True).stdout == ""
     bundles = lab.server.data_dir / "agent-bundles"  # the server's default agent_bundle_dir
     first = build_bundle(arch="x86_64", output=bundles, cache=CACHE)
     print(f"\nbundle {_sizes(first)}")
