@@ -210,7 +210,7 @@ class Agent:
         """Report this agent's egovmon version to the server once per start (retried while it is unreachable)."""
         version = egovmon_version()
         if version:
-            await _report_version(self, version)
+            await report_version(self.server_url, self.credential.credential, version, verify=self.verify)
 
     def start_metrics_server(self) -> tuple[str, int] | None:
         """Serve /metrics on settings.metrics.listen (port 0: any free port); returns the bound address."""
@@ -242,13 +242,16 @@ class Agent:
 VERSION_RETRY_SECONDS = (5, 30, 300)  # then every 300 s until the server has it
 
 
-async def _report_version(agent: Agent, version: str, *, sleep: Callable[[float], Any] = asyncio.sleep) -> bool:
-    """Tell the server which egovmon version this agent runs (so it can show who needs the upgrade). Retried while
-    the server cannot be reached; False when the server refuses it (an older server without the route: 404)."""
-    url = agent.server_url + "/api/v1/agents/me/version"
-    headers = {"Authorization": f"Bearer {agent.credential.credential}"}
+async def report_version(
+    server_url: str, credential: str, version: str, *, verify: Any = True, sleep: Callable[[float], Any] = asyncio.sleep
+) -> bool:
+    """Tell the server which egovmon version this agent runs (PUT /api/v1/agents/me/version), so it can show who
+    needs the upgrade. Retried while the server cannot be reached or answers 5xx/429; False when it refuses (an older
+    server without the route answers 404; a revoked credential 401)."""
+    url = server_url.rstrip("/") + "/api/v1/agents/me/version"
+    headers = {"Authorization": f"Bearer {credential}"}
     attempt = 0
-    async with httpx.AsyncClient(verify=agent.verify, timeout=30) as client:
+    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
         while True:
             try:
                 response = await client.put(url, json={"version": version}, headers=headers)

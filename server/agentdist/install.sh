@@ -131,6 +131,7 @@ if [ -z "$BUNDLE" ]; then
 fi
 [ -f "$BUNDLE" ] || die "no bundle file $BUNDLE"
 [ -n "$SHA256" ] || die "--sha256 HEX is needed with --bundle (the server shows it at /agent/bundle/$ARCH/sha256)"
+SHA256="$(printf '%s' "$SHA256" | tr 'A-F' 'a-f')"
 ACTUAL="$(sha256sum "$BUNDLE" | cut -d' ' -f1)"
 [ "$ACTUAL" = "$SHA256" ] || die "the bundle's SHA-256 is $ACTUAL, expected $SHA256: not installing it"
 
