@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 from agent.runtime import VERSION_RETRY_SECONDS, report_version
 
@@ -14,10 +15,10 @@ from agent.runtime import VERSION_RETRY_SECONDS, report_version
 class _Server(BaseHTTPRequestHandler):
     """Answers PUTs with the statuses in `script`, in order, and records what it was sent."""
 
-    script: list[int] = []
-    seen: list[tuple[str, str, dict]] = []
+    script: ClassVar[list[int]] = []
+    seen: ClassVar[list[tuple[str, str, dict]]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_PUT(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append((self.path, self.headers["Authorization"], body))
         status = self.script.pop(0)
