@@ -54,7 +54,10 @@ done
 
 # Everything the installer touches; --root relocates all of it (tests, image building), and the files it writes
 # name the relocated paths.
-ROOT="${ROOT%/}"
+if [ -n "$ROOT" ]; then
+  mkdir -p "$ROOT" && ROOT="$(cd "$ROOT" && pwd)" || die "cannot use --root $ROOT"
+  [ "$ROOT" != / ] || ROOT=""
+fi
 PREFIX="$ROOT/opt/egovmon"
 ETC="$ROOT/etc/egovmon"
 STATE="$ROOT/var/lib/egovmon-agent"

@@ -14,12 +14,14 @@ Downloaded wheels are kept in .ci/cache/wheels (EGOVMON_WHEEL_CACHE overrides), 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import tarfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,11 @@ def test_aarch64_bundle_holds_only_wheels_for_aarch64(tmp_path: Path):
     binary = sorted(w for w in wheels if "any" not in parse_wheel_name(w).platform_tags)
     assert binary and all("aarch64" in w and "x86_64" not in w for w in binary), binary
     assert {parse_wheel_name(w).name for w in binary} >= {"pydantic-core", "cryptography", "psutil", "pyyaml", "cffi"}
+    own = next(name for name in members if name.startswith("egovmon-agent/wheels/egovmon-"))
+    with zipfile.ZipFile(io.BytesIO(members[own])) as wheel:
+        names = set(wheel.namelist())
+    assert "server/agentdist/install.sh" in names  # a server installed from this wheel can serve the installer
+    assert not any(name.startswith(("tests/", "bench/", "deploy/")) for name in names)
     # the same inputs give the same tarball: the checksum an operator noted stays valid for a rebuild
     assert build_bundle(arch="aarch64", output=tmp_path / "again", cache=CACHE, now=info.built_at).tarball_sha256 == info.tarball_sha256
 
