@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,9 @@ def build_bundle(
     and `SHA256SUMS` (sha256sum -c format, every other file). Raises BundleError."""
     if arch not in ARCHES:
         raise BundleError(f"unknown architecture {arch!r}; one of {', '.join(ARCHES)}")
+    bad = [v for v in python_versions if not re.fullmatch(r"3\.\d{1,2}", v)]
+    if bad or not python_versions:
+        raise BundleError(f"--python-version takes CPython versions such as 3.11, not {bad or 'nothing'}")
     pins = read_lock(lock.read_text(encoding="utf-8"))
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"egovmon-bundle-{arch}-") as work:

@@ -60,3 +60,10 @@ def test_build_refuses_an_unknown_architecture(tmp_path):
     result = CliRunner().invoke(app, ["agent", "bundle", "build", "--arch", "riscv64", "--output", str(tmp_path)])
     assert result.exit_code == 2 and "x86_64, aarch64" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_build_refuses_a_python_version_that_is_not_one(tmp_path):
+    result = CliRunner().invoke(app, ["agent", "bundle", "build", "--arch", "x86_64", "--output", str(tmp_path),
+                                      "--python-version", "3.11; rm -rf /"])  # fmt: skip
+    assert result.exit_code == 1 and "CPython versions such as 3.11" in result.output
+    assert list(tmp_path.iterdir()) == []
