@@ -5,6 +5,7 @@ The bundle directory here is written as `egovmon agent bundle build` writes it (
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,5 +93,15 @@ def test_agents_report_their_version_and_see_the_upgrade(client: TestClient, adm
     assert [(h["hostname"], h["agent_version"], h["upgrade_available"]) for h in hosts] == [("web-1", "0.1.0", True)]
     one = client.get(f"/api/v1/hosts/{agent.host_id}", headers=admin).json()
     assert (one["agent_version"], one["upgrade_available"]) == ("0.1.0", True)
+    # the console's host list: the version, and the upgrade on offer (Chinese by default, English on request)
+    created = client.post("/api/v1/users", headers=admin, json={"username": "shuiwu-web", "role": "agency", "agency_id": agency,
+                                                                "password": "a long password 123"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert client.post("/ui/login", data={"username": "shuiwu-web", "password": "a long password 123"}).status_code == 200
+    page = client.get("/ui/hosts").text
+    assert "代理版本" in page and re.search(r"<td>0\.1\.0 <span class=\"warning\">可升级至 0\.2\.0</span></td>", page), page
+    client.get("/ui/lang/en")
+    assert "upgrade to 0.2.0" in client.get("/ui/hosts").text
+    client.cookies.clear()
     client.post(f"/api/v1/agents/{agent.agent_id}/revoke", headers=admin)
     assert client.get(f"/api/v1/hosts/{agent.host_id}", headers=admin).json()["agent_version"] is None  # no live agent
