@@ -85,17 +85,19 @@ def get_agent(agent_id: Id, caller: Scoped, session: DbSession, request: Request
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentRead)
-def revoke_agent(agent_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr) -> AgentRead:
+def revoke_agent(
+    agent_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr, request: Request
+) -> AgentRead:
     agent = service.revoke_agent(session, actor=caller.actor, agent_id=agent_id, remote_addr=addr, now=now)
     session.commit()
-    return _read(agent, session.get(Host, agent.host_id).hostname)
+    return _read(agent, session.get(Host, agent.host_id).hostname, _latest(request))
 
 
 def _latest(request: Request) -> str | None:
     return bundles.latest_version(bundles.bundle_dir(request.app.state.settings))
 
 
-def _read(agent: Agent, hostname: str, latest: str | None = None) -> AgentRead:
+def _read(agent: Agent, hostname: str, latest: str | None) -> AgentRead:
     fields = {k: getattr(agent, k) for k in AgentRead.model_fields if k not in ("hostname", "upgrade_available", "latest_version")}
     return AgentRead.model_validate({**fields, "hostname": hostname, "latest_version": latest,
                                      "upgrade_available": bundles.upgrade_available(agent.version, latest)})
