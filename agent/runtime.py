@@ -227,13 +227,16 @@ class Agent:
         make_private(self.settings.state_dir, log=log)  # it holds the credential: owner only, warned when it was not
         self.queue.open()
         self._wake.set()
+        # Best effort and finished once the server has it: outside the task group (a failure there must not stop the
+        # agent) and not a supervised worker (it would show as a worker that is down once done).
+        version_report = asyncio.create_task(self.report_version(), name="version")
         try:
             async with asyncio.TaskGroup() as group:  # each supervised: a bug in one restarts it, not the agent
                 group.create_task(self.scheduler.run(), name="scheduler")
                 group.create_task(supervised_task("batcher", self.batcher.run), name="batcher")
                 group.create_task(supervised_task("shipper", self.shipper.run), name="shipper")
-                group.create_task(supervised_task("version", self.report_version), name="version")  # returns once done
         finally:
+            version_report.cancel()
             self.batcher.flush()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
