@@ -66,8 +66,18 @@ class Credential:
         return cls(**data)
 
 
+def egovmon_version() -> str:
+    """The installed egovmon version ("" when run from a checkout that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("egovmon")
+    except PackageNotFoundError:
+        return ""
+
+
 def enroll(
-    server_url: str, token: str, *, hostname: str, state_dir: Path, version: str = "0.1.0",
+    server_url: str, token: str, *, hostname: str, state_dir: Path, version: str | None = None,
     shipper: ShipperSettings | None = None, insecure: bool = False,
 ) -> Credential:
     """Exchange a one-time enrolment token for this agent's credential and store it (mode 0600).
@@ -84,7 +94,8 @@ def enroll(
     verify = tls_context(ca_file=shipper.ca_file, pin_sha256=shipper.pin_sha256)
     url = server_url.rstrip("/") + "/api/v1/agents/enroll"
     try:
-        response = httpx.post(url, json={"token": token, "hostname": hostname, "version": version}, timeout=30, verify=verify)
+        body = {"token": token, "hostname": hostname, "version": egovmon_version() if version is None else version}
+        response = httpx.post(url, json=body, timeout=30, verify=verify)
     except httpx.HTTPError as exc:
         raise EnrollmentError(f"cannot reach {server_url}: {exc}") from exc
     if response.status_code != 201:
@@ -186,12 +197,20 @@ class Agent:
         )
         self.scheduler = Scheduler(jobs, on_reading=self._on_reading, metrics=self.metrics)
         self.metrics_server: Any = None
+        self.server_url = server_url.rstrip("/")
+        self.verify = tls_context(ca_file=settings.shipper.ca_file, pin_sha256=settings.shipper.pin_sha256)
 
     def _on_reading(self, name: str, reading: Reading, urgent: bool) -> None:
         self.latest.update(name, reading)
         self.batcher.add(reading)
         if urgent:
             self.batcher.flush()
+
+    async def report_version(self) -> None:
+        """Report this agent's egovmon version to the server once per start (retried while it is unreachable)."""
+        version = egovmon_version()
+        if version:
+            await report_version(self.server_url, self.credential.credential, version, verify=self.verify)
 
     def start_metrics_server(self) -> tuple[str, int] | None:
         """Serve /metrics on settings.metrics.listen (port 0: any free port); returns the bound address."""
@@ -208,15 +227,47 @@ class Agent:
         make_private(self.settings.state_dir, log=log)  # it holds the credential: owner only, warned when it was not
         self.queue.open()
         self._wake.set()
+        # Best effort and finished once the server has it: outside the task group (a failure there must not stop the
+        # agent) and not a supervised worker (it would show as a worker that is down once done).
+        version_report = asyncio.create_task(self.report_version(), name="version")
         try:
             async with asyncio.TaskGroup() as group:  # each supervised: a bug in one restarts it, not the agent
                 group.create_task(self.scheduler.run(), name="scheduler")
                 group.create_task(supervised_task("batcher", self.batcher.run), name="batcher")
                 group.create_task(supervised_task("shipper", self.shipper.run), name="shipper")
         finally:
+            version_report.cancel()
             self.batcher.flush()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
+
+
+VERSION_RETRY_SECONDS = (5, 30, 300)  # then every 300 s until the server has it
+
+
+async def report_version(
+    server_url: str, credential: str, version: str, *, verify: Any = True, sleep: Callable[[float], Any] = asyncio.sleep
+) -> bool:
+    """Tell the server which egovmon version this agent runs (PUT /api/v1/agents/me/version), so it can show who
+    needs the upgrade. Retried while the server cannot be reached or answers 5xx/429; False when it refuses (an older
+    server without the route answers 404; a revoked credential 401)."""
+    url = server_url.rstrip("/") + "/api/v1/agents/me/version"
+    headers = {"Authorization": f"Bearer {credential}"}
+    attempt = 0
+    async with httpx.AsyncClient(verify=verify, timeout=30) as client:
+        while True:
+            try:
+                response = await client.put(url, json={"version": version}, headers=headers)
+            except httpx.HTTPError as exc:
+                log.debug("cannot report the version yet: %s", exc)
+            else:
+                if response.status_code == 200:
+                    return True
+                if response.status_code < 500 and response.status_code != 429:
+                    log.info("the server did not take this agent's version (%s); not reporting it", response.status_code)
+                    return False
+            await sleep(VERSION_RETRY_SECONDS[min(attempt, len(VERSION_RETRY_SECONDS) - 1)])
+            attempt += 1
 
 
 def build(settings: AgentSettings, *, jobs: list[Job] | None = None, insecure: bool = False) -> Agent:

@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
+from cli.bundle import bundle_app
 from core.agentconfig import AgentSettings, load_agent_settings
 from core.settings import SettingsError
 
 agent_app = typer.Typer(help="The host agent: enrol it, run it, install it as a service.", no_args_is_help=True)
 agent_config_app = typer.Typer(help="The agent's configuration file: validate it, print its JSON schema.", no_args_is_help=True)
 agent_app.add_typer(agent_config_app, name="config")
+agent_app.add_typer(bundle_app, name="bundle")
 
 CAP_NET_RAW = 13  # linux/capability.h
 
@@ -196,7 +198,8 @@ def install_command(
     config_path = root / "etc/egovmon/agent.yaml"
     unit_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    executable = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "egovmon" else Path(sys.executable).with_name("egovmon")
+    # absolute(), not resolve(): /opt/egovmon/venv is a link that an upgrade switches to the new environment.
+    executable = Path(sys.argv[0]).absolute() if Path(sys.argv[0]).name == "egovmon" else Path(sys.executable).with_name("egovmon")
     unit_path.write_text(UNIT.format(user=user, executable=executable, config="/etc/egovmon/agent.yaml"), encoding="utf-8")
     typer.echo(f"wrote {unit_path}")
     if config_path.exists() and not force:

@@ -114,6 +114,10 @@ class ServerSettings(BaseModel):
         1.0, gt=0, le=60, description="How often a process checks the database for revoked agent credentials"
     )
     trusted_proxies: list[str] = Field(default_factory=list, description="Proxies whose X-Forwarded-For is believed")
+    agent_bundle_dir: Path | None = Field(
+        None, description="Where `egovmon agent bundle build --output` put the offline agent bundles served at "
+        "/agent/bundle/<arch>; default: agent-bundles in data_dir",
+    )
 
 
 class LogSettings(BaseModel):

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.filemodes import make_private
 from core.settings import Settings
 from server.agencies.views import router as agencies_router
+from server.agentdist.views import router as agentdist_router
 from server.agents.views import router as agents_router
 from server.audit.views import router as audit_router
 from server.auth import service as auth_service
@@ -244,7 +245,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 
     for router in (
         ingest_router,  # first: routes are matched in order, and ingest is nearly every request a fleet sends
-        agencies_router, auth_router, agents_router, hosts_router, audit_router,
+        agencies_router, auth_router, agents_router, agentdist_router, hosts_router, audit_router,
         inventory_requests_router, inventory_router,  # /inventory/requests before /inventory/{kind}
         findings_router,
         alerting_router, incidents_router, duties_router, ui_router, ui_root_router,

@@ -61,20 +61,21 @@ class RunningServer:
 
 
 def start_server(
-    workdir: Path, *, tsdb: str = "{kind: none}", port: int = 0, wrapper: Sequence[str] = (), extra: str = "", workers: int = 1
+    workdir: Path, *, tsdb: str = "{kind: none}", port: int = 0, wrapper: Sequence[str] = (), extra: str = "", workers: int = 1,
+    host: str = "127.0.0.1",
 ) -> RunningServer:
     """Start `egovmon server` with data in `workdir/data`; `wrapper` prefixes the command (e.g. `ip netns exec NS`);
     `extra` is more YAML configuration (e.g. an `alerting:` section)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "egovmon.yaml"
     data_dir = workdir / "data"
-    config.write_text(f"data_dir: {data_dir}\nserver: {{port: {port}, workers: {workers}}}\ntsdb: {tsdb}\n{extra}")
+    config.write_text(f"data_dir: {data_dir}\nserver: {{host: {host}, port: {port}, workers: {workers}}}\ntsdb: {tsdb}\n{extra}")
     process = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "cli", "server", "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
     )
     line = process.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+", line)
+    match = re.search(rf"http://{re.escape(host)}:\d+", line)
     if not match:
         process.kill()
         raise AssertionError(f"no URL in {line!r}; stderr: {process.stderr.read()}")

@@ -53,13 +53,23 @@ class EnrollResponse(BaseModel):
     credential: str = Field(description="The agent's bearer credential; shown only in this response")
 
 
+class AgentVersion(BaseModel):
+    """What an agent reports about itself at start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z.+!_-]+$")
+
+
 class AgentRead(BaseModel):
     id: int
     agency_id: int
     host_id: int
     hostname: str
     prefix: str
-    version: str
+    version: str = Field(description="The egovmon version the agent last reported")
+    upgrade_available: bool = Field(False, description="A newer agent bundle is served (/api/v1/agent-bundles)")
+    latest_version: str | None = Field(None, description="The newest version the served bundles install")
     created_at: datetime
     revoked_at: datetime | None
     last_seen_at: datetime | None

@@ -162,3 +162,10 @@ def get_agent(session: Session, *, agent_id: int) -> Agent:
     if agent is None:
         raise NotFoundError(f"agent {agent_id} does not exist")
     return agent
+
+
+def report_version(session: Session, *, agent_id: int, version: str) -> Agent:
+    """Record the egovmon version an agent runs (it reports it at every start, so an upgrade shows at once)."""
+    agent = get_agent(session, agent_id=agent_id)
+    agent.version = version
+    return agent

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from server.agents import service
 from server.agents.schemas import (
     AgentRead,
+    AgentVersion,
     EnrollmentTokenCreate,
     EnrollmentTokenCreated,
     EnrollmentTokenRead,
@@ -16,7 +17,10 @@ from server.agents.schemas import (
     EnrollResponse,
 )
 from server import access
-from server.access import AdminAccess, Id, Public, Scoped
+from fastapi import Request
+
+from server.access import AdminAccess, AgentAccess, Id, Public, Scoped
+from server.agentdist import service as bundles
 from server.agents.models import Agent
 from server.deps import DbSession, Now, RemoteAddr
 from server.hosts.models import Host
@@ -60,23 +64,40 @@ def enroll(body: EnrollRequest, session: DbSession, now: Now, addr: RemoteAddr) 
     )
 
 
+@router.put("/agents/me/version", response_model=AgentVersion)
+def report_version(body: AgentVersion, caller: AgentAccess, session: DbSession) -> AgentVersion:
+    """The calling agent reports the egovmon version it runs (at every start)."""
+    service.report_version(session, agent_id=caller.principal.id, version=body.version)
+    session.commit()
+    return body
+
+
 @router.get("/agents", response_model=list[AgentRead])
-def list_agents(caller: Scoped, session: DbSession) -> list[AgentRead]:
-    return [_read(a, h.hostname) for a, h in service.list_agents(session, access=caller)]
+def list_agents(caller: Scoped, session: DbSession, request: Request) -> list[AgentRead]:
+    latest = _latest(request)
+    return [_read(a, h.hostname, latest) for a, h in service.list_agents(session, access=caller)]
 
 
 @router.get("/agents/{agent_id}", response_model=AgentRead)
-def get_agent(agent_id: Id, caller: Scoped, session: DbSession) -> AgentRead:
+def get_agent(agent_id: Id, caller: Scoped, session: DbSession, request: Request) -> AgentRead:
     agent = access.get(session, Agent, agent_id, access=caller, what="agent")
-    return _read(agent, session.get(Host, agent.host_id).hostname)
+    return _read(agent, session.get(Host, agent.host_id).hostname, _latest(request))
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentRead)
-def revoke_agent(agent_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr) -> AgentRead:
+def revoke_agent(
+    agent_id: Id, caller: AdminAccess, session: DbSession, now: Now, addr: RemoteAddr, request: Request
+) -> AgentRead:
     agent = service.revoke_agent(session, actor=caller.actor, agent_id=agent_id, remote_addr=addr, now=now)
     session.commit()
-    return _read(agent, session.get(Host, agent.host_id).hostname)
+    return _read(agent, session.get(Host, agent.host_id).hostname, _latest(request))
 
 
-def _read(agent: object, hostname: str) -> AgentRead:
-    return AgentRead.model_validate({**{k: getattr(agent, k) for k in AgentRead.model_fields if k != "hostname"}, "hostname": hostname})
+def _latest(request: Request) -> str | None:
+    return bundles.latest_version(bundles.bundle_dir(request.app.state.settings))
+
+
+def _read(agent: Agent, hostname: str, latest: str | None) -> AgentRead:
+    fields = {k: getattr(agent, k) for k in AgentRead.model_fields if k not in ("hostname", "upgrade_available", "latest_version")}
+    return AgentRead.model_validate({**fields, "hostname": hostname, "latest_version": latest,
+                                     "upgrade_available": bundles.upgrade_available(agent.version, latest)})

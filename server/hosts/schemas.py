@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2262, 4, 11, tzinfo=UTC)  # nanoseconds since the epoch fit a signed 64-bit integer until here
@@ -30,6 +30,8 @@ class HostRead(BaseModel):
     hostname: str
     created_at: datetime
     last_seen_at: datetime | None
+    agent_version: str | None = Field(None, description="The egovmon version its agent last reported (none: no agent)")
+    upgrade_available: bool = Field(False, description="The server offers a newer agent bundle (/api/v1/agent-bundles)")
 
 
 class SeriesValue(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
 from server.access import Access, get, scoped
+from server.agents.models import Agent
 from server.history.base import Point
 from server.hosts.models import HistoryPoint, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
@@ -99,6 +100,12 @@ def prune_history(session: Session, *, older_than: datetime, max_points: int) ->
 def list_hosts(session: Session, *, access: Access) -> list[Host]:
     """The hosts `access` sees, by name."""
     return list(session.scalars(scoped(Host, access=access).order_by(Host.hostname)))
+
+
+def agent_versions(session: Session, *, host_ids: Sequence[int]) -> dict[int, str]:
+    """host id → the version its newest unrevoked agent reported (hosts without one are left out)."""
+    query = select(Agent.host_id, Agent.version).where(Agent.host_id.in_(host_ids), Agent.revoked_at.is_(None)).order_by(Agent.id)
+    return {host_id: version for host_id, version in session.execute(query)} if host_ids else {}
 
 
 def snmp_devices(session: Session, *, access: Access) -> list[tuple[LatestSeries, Host]]:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Query, Request
 
 from server.access import Id, Scoped
+from server.agentdist import service as bundles
 from server.deps import DbSession, Now
 from server.errors import ConflictError
 from server.hosts import service
+from server.hosts.models import Host
 from server.hosts.schemas import HistoryPointRead, HostRead, Instant, ObservationRead, SeriesValue
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
@@ -19,14 +21,25 @@ def _at(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC) + timedelta(microseconds=(ns % 1_000_000_000) // 1000)
 
 
+def _reads(session: DbSession, request: Request, found: list[Host]) -> list[HostRead]:
+    """Hosts with their agents' versions, and whether the served agent bundle is newer."""
+    versions = service.agent_versions(session, host_ids=[h.id for h in found])
+    latest = bundles.latest_version(bundles.bundle_dir(request.app.state.settings))
+    return [
+        HostRead.model_validate(h).model_copy(update={
+            "agent_version": versions.get(h.id), "upgrade_available": bundles.upgrade_available(versions.get(h.id, ""), latest)})
+        for h in found
+    ]  # fmt: skip
+
+
 @router.get("", response_model=list[HostRead])
-def list_hosts(caller: Scoped, session: DbSession) -> list[HostRead]:
-    return [HostRead.model_validate(h) for h in service.list_hosts(session, access=caller)]
+def list_hosts(caller: Scoped, session: DbSession, request: Request) -> list[HostRead]:
+    return _reads(session, request, service.list_hosts(session, access=caller))
 
 
 @router.get("/{host_id}", response_model=HostRead)
-def get_host(host_id: Id, caller: Scoped, session: DbSession) -> HostRead:
-    return HostRead.model_validate(service.get_host(session, host_id=host_id, access=caller))
+def get_host(host_id: Id, caller: Scoped, session: DbSession, request: Request) -> HostRead:
+    return _reads(session, request, [service.get_host(session, host_id=host_id, access=caller)])[0]
 
 
 @router.get("/{host_id}/latest", response_model=list[SeriesValue])

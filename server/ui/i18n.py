@@ -141,3 +141,8 @@ MESSAGES["en"].update({
     "dst_prefix": "Destination prefix", "protocol": "Protocol", "dst_port": "Port", "no_flows": "No flow data yet",
     "unplanned_addresses": "Internal addresses outside the plan", "unit_bytes": "B", "unit_bytes_s": "B/s", "unit_bits_s": "bit/s", "show_list": "Show the list", "backup_age": "Since last success", "newest_n": "newest {n}", "chart_flows": "Traffic by exporter",
 })
+
+
+# The agent's version on the host list, and the upgrade the server's agent bundle offers.
+MESSAGES["zh"].update({"agent_version": "代理版本", "upgrade_to": "可升级至 {version}"})
+MESSAGES["en"].update({"agent_version": "Agent version", "upgrade_to": "upgrade to {version}"})

@@ -27,6 +27,7 @@ from inventory.rules import RULES
 from server import access
 from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Public
 from server.agencies.service import codes_by_id
+from server.agentdist import service as bundles
 from server.alerting import service as alert_service
 from server.audit import service as audit
 from server.auth import service as auth
@@ -214,7 +215,13 @@ def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScop
 
 @router.get("/hosts", response_class=HTMLResponse)
 def host_list(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
-    return _page(request, "hosts.html", caller.principal, hosts=_host_rows(session, caller, now))
+    rows = _host_rows(session, caller, now)
+    versions = hosts.agent_versions(session, host_ids=[row["id"] for row in rows])
+    latest = bundles.latest_version(bundles.bundle_dir(request.app.state.settings))
+    for row in rows:  # the agent's version, and the newer one the server's agent bundle would install
+        row["agent_version"] = versions.get(row["id"])
+        row["upgrade_to"] = latest if bundles.upgrade_available(versions.get(row["id"], ""), latest) else None
+    return _page(request, "hosts.html", caller.principal, hosts=rows)
 
 
 RangeName = Literal["1h", "6h", "24h", "7d"]

@@ -48,7 +48,7 @@ def _path(path: str, world: w.World) -> str:
         "host_id": b["host_id"], "agent_id": b["agent_id"], "finding_id": b["finding_id"], "fingerprint": b["fingerprint"],
         "incident_id": b["incident_id"], "duty_id": b["duty_id"], "silence_id": b["silence_id"], "drill_id": b["drill_id"],
         "agency_id": world.b_id, "user_id": world.b_user.id, "kind": "address_plan", "entry_id": b["plan_id"],
-        "action": "acknowledge", "lang": "en", "request_id": b["request_id"], "device": b["device"],
+        "action": "acknowledge", "lang": "en", "request_id": b["request_id"], "device": b["device"], "arch": "x86_64",
         "token_id": b["enrollment_token_id"] if path.startswith("/api/v1/enrollment-tokens") else world.b_user.token_id,
     }  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
@@ -66,6 +66,7 @@ def _body(method: str, path: str, world: w.World) -> dict[str, Any]:
         ("POST", "/api/v1/enrollment-tokens"): {"agency_id": world.b_id},
         ("POST", "/api/v1/agents/enroll"): {"token": "egv_not_a_token", "hostname": "matrix-host"},
         ("POST", "/api/v1/ingest"): {"batch_id": "matrix", "samples": []},
+        ("PUT", "/api/v1/agents/me/version"): {"version": "0.1.0"},
         ("POST", "/api/v1/alerts/{fingerprint}/acknowledge"): {"comment": "matrix"},
         ("POST", "/api/v1/silences"): {"matchers": [f"agency={w.MARK}", "alertname=HostMemoryLow"], "comment": "matrix"},
         ("POST", "/api/v1/incidents"): {"alert": b["fingerprint"]},
@@ -166,7 +167,7 @@ def _expected(policy: Policy, principal: str, path: str, response: httpx.Respons
         return None if status == 403 else "role not refused"
     if status == 401:
         return "authenticated caller refused as unauthenticated"
-    if principal == "agency_a" and re.search(r"\{(?!kind|action|lang)\w+\}", path) and status != 404:
+    if principal == "agency_a" and re.search(r"\{(?!kind|action|lang|arch)\w+\}", path) and status != 404:
         return "another agency's object did not answer 404"
     if principal == "admin" and status == 403 and path != "/api/v1/ingest":
         return "admin refused"
