@@ -165,6 +165,8 @@ def backup(url: str, output: Path) -> BackupResult:
             revision = _sqlite_backup(sqlite_path(url), partial)
         else:
             revision = _postgres_backup(url, partial)
+        if revision is None:  # an empty database, or a first start still creating the schema
+            raise BackupError("the database holds no egovmon schema (no alembic_version): nothing to back up")
         _fsync(partial)
         os.link(partial, output)  # fails rather than replace a file that appeared meanwhile
         _fsync(output.parent)

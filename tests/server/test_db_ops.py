@@ -140,6 +140,10 @@ def test_backup_while_a_server_ingests_restores_into_a_fresh_database(tmp_path, 
 
 def test_restore_refuses_a_file_that_is_not_a_backup_and_changes_nothing(tmp_path, database_url):
     config = write_config(tmp_path, database_url)
+    empty = egovmon("db", "backup", "--config", config, "--output", tmp_path / "empty.bak", "--lang", "en")
+    assert empty.returncode == 1  # nothing to back up yet: no file that a restore would then refuse
+    assert ("no SQLite database at" if database_url.startswith("sqlite") else "holds no egovmon schema") in empty.stderr
+    assert not (tmp_path / "empty.bak").exists() and list(tmp_path.glob(".empty.bak*")) == []
     engine = make_engine(database_url)
     try:
         migrate(engine)
