@@ -160,7 +160,13 @@ def upgrade_command(
 
     from core.filemodes import make_private
     from server.backup import BackupError, exclusive_use
-    from server.database import SchemaError, check_schema, head_revision, make_engine, migrate
+    from server.database import (
+        SchemaError,
+        check_schema,
+        head_revision,
+        make_engine,
+        migrate,
+    )
 
     settings = _settings(config, data_dir)
     head = head_revision()
