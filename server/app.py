@@ -276,9 +276,10 @@ def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
 def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     make_private(settings.data_dir, log=log)  # an existing 0755 directory or 0644 database is tightened, with a warning
+    # first: `egovmon db restore` and `db upgrade` refuse while we hold it, and a restore under way makes us wait
+    app.state.server_lock_fd = hold_server_lock(settings.database_url)
     engine = make_engine(settings.database_url)
     migrate(engine, upgrade_existing=False)  # an older schema is upgraded by `egovmon db upgrade`, after a backup
-    app.state.server_lock_fd = hold_server_lock(settings.database_url)  # `egovmon db restore` waits for us to stop
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     _bootstrap_admin(app)

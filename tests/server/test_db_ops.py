@@ -21,6 +21,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
+from server.backup import hold_server_lock
 from server.database import alembic_config, head_revision, make_engine, migrate
 from tests.serverproc import start_server
 
@@ -231,6 +232,26 @@ def test_upgrade_from_the_previous_release_keeps_the_data_and_the_server_starts(
         assert sorted(a["code"] for a in agencies) == ["health", "police"]
     finally:
         server.stop()
+
+
+def test_upgrade_refuses_while_the_database_is_in_use(tmp_path, database_url):
+    """A server of the old release still running (its lock on SQLite, its session on PostgreSQL): no backup, no change."""
+    _previous_release_with_data(database_url)
+    config = write_config(tmp_path, database_url)
+    engine = make_engine(database_url)
+    lock_fd = hold_server_lock(database_url)  # what every server process holds on SQLite (None on PostgreSQL)
+    try:
+        with engine.connect() as old_server:
+            old_server.execute(text("SELECT 1"))
+            refused = egovmon("db", "upgrade", "--config", config, "--output", tmp_path / "b.bak", "--lang", "en")
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        engine.dispose()
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("the database is in use, nothing changed:"), refused.stderr
+    assert not (tmp_path / "b.bak").exists()
+    assert rows(database_url, "SELECT version_num FROM alembic_version") == [(OLD_RELEASE,)]
 
 
 def test_a_schema_newer_than_the_code_is_refused(tmp_path, database_url):
