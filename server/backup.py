@@ -36,6 +36,8 @@ from pathlib import Path
 from sqlalchemy import make_url, text
 from sqlalchemy.engine import URL
 
+from server.database import make_engine, schema_revision
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
 BUSY_TIMEOUT_MS = 30_000
@@ -131,8 +133,6 @@ def exclusive_use(url: str, *, force: bool) -> Iterator[None]:
 
 def _postgres_sessions(url: str) -> list[str]:
     """The other sessions connected to the database of `url`, as `application (address, state)`."""
-    from server.database import make_engine
-
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -235,8 +235,6 @@ def _postgres_backup(url: str, partial: Path) -> str | None:
 
 
 def _postgres_revision(url: str) -> str | None:
-    from server.database import make_engine, schema_revision
-
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -331,8 +329,6 @@ def _postgres_restore(source: Path, url: str) -> str | None:
 def _drop_statements(url: str) -> str:
     """SQL dropping every table, view and sequence of schema public, run in the restore's transaction: tables of
     a newer schema than the backup's would otherwise stay behind and break the next upgrade."""
-    from server.database import make_engine
-
     engine = make_engine(url)
     try:
         with engine.connect() as connection:

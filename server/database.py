@@ -96,7 +96,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def alembic_config(url: str) -> Any:
     """An Alembic Config pointing at our migrations and `url`."""
-    from alembic.config import Config
+    from alembic.config import Config  # noqa: PLC0415 - alembic loads only when migrating
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -126,14 +126,14 @@ class SchemaOutdatedError(SchemaError):
 
 def head_revision() -> str:
     """The newest migration revision this program ships."""
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic loads only when migrating
 
     return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
 
 
 def schema_revision(connection: Connection) -> str | None:
     """The revision stamped in the database behind `connection`; None for a database Alembic never touched."""
-    from alembic.migration import MigrationContext
+    from alembic.migration import MigrationContext  # noqa: PLC0415 - alembic loads only when migrating
 
     return MigrationContext.configure(connection).get_current_revision()
 
@@ -145,8 +145,8 @@ def check_schema(connection: Connection, *, upgrade_existing: bool) -> str | Non
         SchemaTooNewError: the revision is not one of ours (a newer egovmon migrated it).
         SchemaOutdatedError: an older revision, and `upgrade_existing` is False.
     """
-    from alembic.script import ScriptDirectory
-    from alembic.util.exc import CommandError
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic loads only when migrating
+    from alembic.util.exc import CommandError  # noqa: PLC0415 - alembic loads only when migrating
 
     current = schema_revision(connection)
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
@@ -175,7 +175,7 @@ def migrate(engine: Engine, *, upgrade_existing: bool = True) -> None:
     first upgrades a fresh database and the others find it at head (they used
     to race on CREATE TABLE and fail to start). SQLite's write lock does the same.
     """
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 - alembic loads only when migrating
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
