@@ -273,3 +273,31 @@ def test_a_schema_newer_than_the_code_is_refused(tmp_path, database_url):
     admin = egovmon("admin", "--config", config, "agency", "list")
     assert admin.returncode == 2 and "比本程序新" in admin.stderr
     assert rows(database_url, "SELECT version_num FROM alembic_version") == [("0099_from_a_newer_release",)]
+
+
+def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(tmp_path, database_url, fresh_url):
+    """A backup cut short (a full disk, a copy interrupted): its head reads as a backup, its data stops. On PostgreSQL
+    the tables were already being dropped inside psql's transaction when pg_restore failed; nothing may be committed."""
+    _previous_release_with_data(database_url)
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        with engine.begin() as connection:  # enough data that the cut falls in the data, after the table of contents
+            connection.execute(text("INSERT INTO history_points (host_id, measurement, series_key, tags, fields, ts_ns) "
+                                    "VALUES (1, 'cpu', 'cpu,cpu=cpu0', '{}', :fields, :ts)"),
+                               [{"fields": json.dumps({"usage": i / 7, "note": f"point {i} " * 8}), "ts": i} for i in range(20_000)])
+    finally:
+        engine.dispose()
+    whole = tmp_path / "whole.bak"
+    assert egovmon("db", "backup", "--config", write_config(tmp_path / "a", database_url), "--output", whole).returncode == 0
+    cut = tmp_path / "cut.bak"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+
+    target = write_config(tmp_path / "b", fresh_url)
+    assert egovmon("db", "restore", whole, "--config", target).returncode == 0  # the database that must survive
+    before = rows(fresh_url, "SELECT count(*) FROM history_points")
+    failed = egovmon("db", "restore", cut, "--config", target, "--lang", "en")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("failed, nothing changed:"), failed.stderr
+    assert rows(fresh_url, "SELECT count(*) FROM history_points") == before == [(20_000,)]
+    assert rows(fresh_url, "SELECT id, subject FROM findings") == [(7, "192.168.1.0/24")]
