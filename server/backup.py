@@ -21,6 +21,7 @@ other session in `pg_stat_activity` on the same database counts as a user.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import sqlite3
@@ -37,6 +38,8 @@ from sqlalchemy import make_url, text
 from sqlalchemy.engine import URL
 
 from server.database import make_engine, schema_revision
+
+log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
@@ -100,7 +103,11 @@ def hold_server_lock(url: str) -> int | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("egovmon db restore or upgrade is working on %s: waiting for it to finish", path)
+        fcntl.flock(fd, fcntl.LOCK_SH)
     return fd
 
 
