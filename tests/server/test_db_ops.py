@@ -268,6 +268,8 @@ def test_a_schema_newer_than_the_code_is_refused(tmp_path, database_url):
     assert server.returncode == 2
     assert "数据库结构版本 0099_from_a_newer_release 比本程序新" in server.stderr
     assert "the database schema (revision 0099_from_a_newer_release) is newer than this program" in server.stderr
+    workers = egovmon("server", "--config", config, "--workers", "2")  # the main process checks before any worker starts
+    assert workers.returncode == 2 and "比本程序新" in workers.stderr
     upgrade = egovmon("db", "upgrade", "--config", config, "--lang", "en")
     assert upgrade.returncode == 1 and "is newer than this program" in upgrade.stderr
     admin = egovmon("admin", "--config", config, "agency", "list")
