@@ -53,7 +53,8 @@ def _now() -> datetime:
 @contextmanager
 def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Any]:
     """A committed-on-success session on the configured, migrated state database; API errors exit 1."""
-    from server.database import make_engine, make_sessionmaker, migrate
+    from cli.db import schema_error_text
+    from server.database import SchemaError, make_engine, make_sessionmaker, migrate
     from server.errors import ApiError
 
     overrides = {"data_dir": data_dir} if data_dir else {}
@@ -65,7 +66,11 @@ def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Any]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     try:
-        migrate(engine)
+        try:
+            migrate(engine, upgrade_existing=False)  # an older schema: `egovmon db upgrade` first, which backs it up
+        except SchemaError as exc:
+            typer.echo(schema_error_text(exc), err=True)
+            raise typer.Exit(2) from exc
         with make_sessionmaker(engine)() as session:
             try:
                 yield session

@@ -23,6 +23,7 @@ from cli.admin import admin_app
 from cli.agent import agent_app
 from cli.alerting import alerts_app, duties_app, incidents_app, rules_app
 from cli.dashboards import dashboards_app
+from cli.db import db_app, schema_error_text
 from cli.flow import flow_app
 from cli.inventory import findings_app, inventory_app
 from cli.probe import probe_app
@@ -42,6 +43,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(duties_app, name="duties")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(db_app, name="db")
 app.add_typer(snmp_app, name="snmp")
 app.add_typer(probe_app, name="probe")
 
@@ -154,16 +156,20 @@ def _fresh_metrics_dir(data_dir: Path) -> Path:
 
 
 def _migrate_once(settings: Settings) -> None:
-    """Bring the state database to the newest schema before the workers start: workers migrating a fresh database
-    at the same moment race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server."""
-    from server.database import make_engine, migrate
+    """Create a fresh state database before the workers start: workers migrating a fresh database at the same moment
+    race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server. A schema newer than this
+    program, or an older one (`egovmon db upgrade` backs it up and migrates it), stops the start with exit status 2."""
+    from server.database import SchemaError, make_engine, migrate
 
     from core.filemodes import make_private
 
     make_private(settings.data_dir, log=logging.getLogger("server.app"))  # loose modes are tightened, with a warning
     engine = make_engine(settings.database_url)
     try:
-        migrate(engine)
+        migrate(engine, upgrade_existing=False)
+    except SchemaError as exc:
+        typer.echo(schema_error_text(exc), err=True)
+        raise typer.Exit(2) from exc
     finally:
         engine.dispose()
     make_private(settings.data_dir, log=None)  # the database it may just have created
@@ -200,6 +206,7 @@ def _serve(settings: Settings, config: Path | None, *, local_agent: bool = False
         finally:
             jobs.stop()
         return
+    _migrate_once(settings)  # refuses a schema it must not run on, before listening
     sock = _bound_socket(server.host, server.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

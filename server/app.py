@@ -37,6 +37,7 @@ from server.agents.views import router as agents_router
 from server.audit.views import router as audit_router
 from server.auth import service as auth_service
 from server.auth.views import router as auth_router
+from server.backup import hold_server_lock
 from server.database import make_engine, make_sessionmaker, migrate, transaction
 from server.errors import ERROR_RESPONSES, ApiError
 from server.history.build import build_history
@@ -275,8 +276,10 @@ def _periodic_jobs(app: FastAPI, role: Role) -> list[Any]:
 def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     make_private(settings.data_dir, log=log)  # an existing 0755 directory or 0644 database is tightened, with a warning
+    # first: `egovmon db restore` and `db upgrade` refuse while we hold it, and a restore under way makes us wait
+    app.state.server_lock_fd = hold_server_lock(settings.database_url)
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate(engine, upgrade_existing=False)  # an older schema is upgraded by `egovmon db upgrade`, after a backup
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     _bootstrap_admin(app)
@@ -363,6 +366,8 @@ def _stop(app: FastAPI) -> None:
         history.close()
     if getattr(app.state, "spool_lock_fd", None) is not None:
         os.close(app.state.spool_lock_fd)
+    if getattr(app.state, "server_lock_fd", None) is not None:
+        os.close(app.state.server_lock_fd)
     engine = getattr(app.state, "engine", None)
     if engine is not None:
         engine.dispose()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -96,7 +96,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def alembic_config(url: str) -> Any:
     """An Alembic Config pointing at our migrations and `url`."""
-    from alembic.config import Config
+    from alembic.config import Config  # noqa: PLC0415 - alembic loads only when migrating
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -107,19 +107,80 @@ def alembic_config(url: str) -> Any:
 _MIGRATION_LOCK = 0x6567_6F76  # "egov": the PostgreSQL advisory lock that serialises migrations
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest schema (idempotent).
+class SchemaError(RuntimeError):
+    """The state database's schema is not one this program may run on as it is."""
+
+    def __init__(self, current: str, head: str) -> None:
+        super().__init__(f"database schema at revision {current}, this program's newest is {head}")
+        self.current = current
+        self.head = head
+
+
+class SchemaTooNewError(SchemaError):
+    """The database was migrated by a newer egovmon: its revision is unknown to this program's migrations."""
+
+
+class SchemaOutdatedError(SchemaError):
+    """The database holds an older schema: `egovmon db upgrade` backs it up and migrates it."""
+
+
+def head_revision() -> str:
+    """The newest migration revision this program ships."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic loads only when migrating
+
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The revision stamped in the database behind `connection`; None for a database Alembic never touched."""
+    from alembic.migration import MigrationContext  # noqa: PLC0415 - alembic loads only when migrating
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(connection: Connection, *, upgrade_existing: bool) -> str | None:
+    """The database's revision, after refusing a schema this program must not upgrade or run on.
+
+    Raises:
+        SchemaTooNewError: the revision is not one of ours (a newer egovmon migrated it).
+        SchemaOutdatedError: an older revision, and `upgrade_existing` is False.
+    """
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic loads only when migrating
+    from alembic.util.exc import CommandError  # noqa: PLC0415 - alembic loads only when migrating
+
+    current = schema_revision(connection)
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = str(script.get_current_head())
+    if current is None or current == head:
+        return current
+    try:
+        script.get_revision(current)
+    except CommandError as exc:  # "Can't locate revision identified by ..."
+        raise SchemaTooNewError(current, head) from exc
+    if not upgrade_existing:
+        raise SchemaOutdatedError(current, head)
+    return current
+
+
+def migrate(engine: Engine, *, upgrade_existing: bool = True) -> None:
+    """Bring the database behind `engine` to the newest schema (idempotent).
+
+    A fresh database is created at head. An existing one at an older revision
+    is upgraded only with `upgrade_existing` (`egovmon db upgrade`, after its
+    backup); the server passes False and refuses to start on it instead. A
+    schema newer than this program is always refused (SchemaTooNewError).
 
     Several server processes start at once (uvicorn workers, replicas): on
     PostgreSQL they take turns under a transaction-scoped advisory lock, so the
     first upgrades a fresh database and the others find it at head (they used
     to race on CREATE TABLE and fail to start). SQLite's write lock does the same.
     """
-    from alembic import command
+    from alembic import command  # noqa: PLC0415 - alembic loads only when migrating
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        check_schema(connection, upgrade_existing=upgrade_existing)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
