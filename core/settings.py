@@ -114,6 +114,19 @@ class ServerSettings(BaseModel):
         1.0, gt=0, le=60, description="How often a process checks the database for revoked agent credentials"
     )
     trusted_proxies: list[str] = Field(default_factory=list, description="Proxies whose X-Forwarded-For is believed")
+    replicated: bool = Field(
+        False,
+        description="This server is one of several replicas (separate machines behind a load balancer) sharing one "
+        "PostgreSQL state database: alert evaluation is then done by the one holder of the evaluation lease, from the "
+        "shared database, and notifications are sent once from the shared outbox. Needs a PostgreSQL database_url",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_share_a_server_database(self) -> ServerSettings:
+        if self.replicated and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError("server.replicated needs a PostgreSQL database_url shared by every replica "
+                             "(a SQLite file cannot be shared between machines)")
+        return self
 
 
 class LogSettings(BaseModel):
