@@ -60,9 +60,13 @@ HOST_MAP_SECONDS = 600.0  # how long the feed's host id → (name, agency) map i
 
 
 def _pid_namespace() -> str:
-    """This process's PID namespace (Linux), so a holder's pid is only judged from the namespace it lives in."""
+    """This kernel boot and this process's PID namespace (Linux), `bootid-namespace`, so a holder's pid is only judged
+    from the namespace it lives in. The boot id tells machines apart when their host names are the same (cloned
+    virtual machines): every machine's first PID namespace has the same number."""
     try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot_id:
+            return f"{boot_id.read().strip().replace('-', '')[:12]}-{namespace}"
     except OSError:
         return "-"
 

@@ -91,6 +91,21 @@ def replica_settings(tmp_path: Path, name: str, database_url: str, receiver_url:
     )
 
 
+def test_a_lease_holder_on_another_machine_with_the_same_host_name_is_left_to_the_ttl():
+    """Cloned machines often share a host name, and every machine's first PID namespace has the same number: the
+    kernel's boot id in the holder keeps a replica from judging another machine's pid by its own processes."""
+    from server.alerting.engine import holder_died, lease_holder
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process here
+    host, namespace, _, obj = lease_holder(object()).split(":")
+    boot, pid_namespace = namespace.split("-")
+    assert len(boot) == 12 and pid_namespace.isdigit()
+    assert holder_died(f"{host}:{namespace}:{gone.pid}:{obj}") is True  # this machine, this namespace: judged at once
+    assert holder_died(f"{host}:{'0' * 12}-{pid_namespace}:{gone.pid}:{obj}") is False  # same name, another machine
+    assert len(lease_holder(object())) <= 64 + 1 + 23 + 1 + 7 + 1 + 16 < 128 + 1  # fits leases.holder (String(128))
+
+
 def test_replicated_needs_a_postgresql_database(tmp_path: Path):
     with pytest.raises(ValueError, match="server.replicated needs a PostgreSQL database_url"):
         load_settings(None, data_dir=tmp_path, server={"replicated": True})
