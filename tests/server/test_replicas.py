@@ -43,6 +43,7 @@ from server.app import create_app
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.services import (
+    POSTGRES_BIN,
     Postgres,
     free_port,
     require_program,
@@ -251,8 +252,8 @@ def _ip(*args: str) -> None:
 def machines() -> Iterator[list[Machine]]:
     """Two namespaces, 10.203.1.0/30 and 10.203.2.0/30, each with a default route to the root namespace (whose own
     addresses are then reachable from both: PostgreSQL, VictoriaMetrics and the receiver listen on 10.203.1.1)."""
-    for program in ("ip", "unshare", "haproxy"):
-        require_program(program)
+    for program in ("ip", "unshare", "haproxy", "victoria-metrics", str(POSTGRES_BIN / "postgres")):
+        require_program(program)  # skipped when missing, failed when CI=true
     if os.geteuid() != 0:
         reason = "network namespaces need root"
         if os.environ.get("CI") == "true":
