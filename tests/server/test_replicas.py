@@ -163,6 +163,53 @@ def test_two_replicas_one_evaluates_and_a_cycle_that_outlived_its_lease_stores_n
     assert [alert["labels"]["host"] for alert in receiver.posts[0][1]["alerts"]] == ["his-db-1"]
 
 
+def test_a_message_claimed_for_sending_meanwhile_does_not_absorb_new_alerts(tmp_path: Path, postgres: Postgres, receiver: HttpReceiver):
+    """A group's first message waits (group_wait) and absorbs alerts that join the group. If another replica claims
+    it for sending at that moment, the evaluating replica must not add alerts to it (the sender has read its body
+    already, they would never be sent): it waits for the claim (`FOR UPDATE`), then queues a message of its own."""
+    import psycopg
+
+    url = postgres.create_database("egovmon_replicas_absorb")
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))
+    settings = replica_settings(tmp_path, "a", url, receiver.url)
+    settings.alerting.route.group_by, settings.alerting.route.group_wait_seconds = ["alertname"], 30
+    with TestClient(create_app(settings, clock=clock)) as a:
+        token = (settings.data_dir / "initial-admin-token").read_text().strip()
+        admin = {"Authorization": f"Bearer {token}"}
+        agency = make_agency(a, admin, "health")
+        hosts = [enroll(a, admin, agency, f"his-db-{i}") for i in (1, 2)]
+        engine = a.app.state.alerting
+
+        def disk_full(agent: Any, batch_id: str) -> None:
+            sample = {"measurement": "test_disk", "fields": {"free_ratio": 0.01}, "timestamp": clock().isoformat()}
+            assert a.post("/api/v1/ingest", json={"batch_id": batch_id, "samples": [sample]}, headers=agent.headers).status_code == 200
+
+        disk_full(hosts[0], "b1")
+        assert engine.cycle() == 1  # the group's first message, waiting 30 s
+        with a.app.state.sessions() as session:
+            (first,) = session.scalars(select(Notification)).all()
+        clock.advance(seconds=2)
+        disk_full(hosts[1], "b2")
+        with psycopg.connect(postgres.dsn("egovmon_replicas_absorb")) as other:  # another replica's dispatcher
+            other.execute("UPDATE notifications SET status = 'sending' WHERE id = %s", (first.id,))  # claimed, not committed
+            cycle = threading.Thread(target=engine.cycle)
+            cycle.start()
+
+            def blocked() -> bool:  # the cycle waits for the claim's row lock
+                row = other.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                                    ("egovmon_replicas_absorb",)).fetchone()  # fmt: skip
+                return bool(row and row[0])
+
+            wait_until(blocked, 30, "the cycle to wait for the claimed message")
+            other.commit()
+            cycle.join(30)
+        with a.app.state.sessions() as session:
+            messages = {n.id: (n.status, n.fingerprints) for n in session.scalars(select(Notification))}
+    fingerprints = [fp for _, fps in messages.values() for fp in fps]
+    assert messages[first.id] == ("sending", first.fingerprints)  # the claimed message is left as its sender read it
+    assert len(messages) == 2 and len(fingerprints) == len(set(fingerprints)) == 2  # the new alert: a message of its own
+
+
 DRAIN = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
