@@ -118,6 +118,19 @@ class ServerSettings(BaseModel):
         None, description="Where `egovmon agent bundle build --output` put the offline agent bundles served at "
         "/agent/bundle/<arch>; default: agent-bundles in data_dir",
     )
+    replicated: bool = Field(
+        False,
+        description="This server is one of several replicas (separate machines behind a load balancer) sharing one "
+        "PostgreSQL state database: alert evaluation is then done by the one holder of the evaluation lease, from the "
+        "shared database, and notifications are sent once from the shared outbox. Needs a PostgreSQL database_url",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_share_a_server_database(self) -> ServerSettings:
+        if self.replicated and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError("server.replicated needs a PostgreSQL database_url shared by every replica "
+                             "(a SQLite file cannot be shared between machines)")
+        return self
 
 
 class LogSettings(BaseModel):

@@ -290,8 +290,9 @@ def _start(app: FastAPI) -> None:
     app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
     app.state.inventory = InventorySink(app.state.sessions, app.state.hooks, app.state.clock)
     app.state.hooks.observation_sinks.append(app.state.inventory)
-    # several processes: evaluation from the shared database, by one lease holder
-    shared = settings.server.workers > 1 or app.state.role != "all"
+    # several processes (workers of one server, or replicas on several machines): evaluation from the shared
+    # database, by one lease holder
+    shared = settings.server.workers > 1 or app.state.role != "all" or settings.server.replicated
     app.state.alerting = AlertingEngine(settings.alerting, app.state.sessions, app.state.clock, shared=shared,
                                        on_skip=lambda kind: app.state.metrics.skipped_rows.labels(kind).inc(),
                                        metrics=app.state.metrics)

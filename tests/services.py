@@ -186,10 +186,11 @@ class VictoriaMetrics:
     process: ServerProcess
     username: str | None = None
     password: str | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _auth(self) -> tuple[str, str] | None:
         return (self.username, self.password) if self.username and self.password else None
@@ -222,9 +223,10 @@ class VictoriaMetrics:
 
 
 def start_victoriametrics(
-    tmpdir: Path, *, port: int | None = None, username: str | None = None, password: str | None = None
+    tmpdir: Path, *, port: int | None = None, username: str | None = None, password: str | None = None, host: str = "127.0.0.1"
 ) -> VictoriaMetrics:
-    """Start VictoriaMetrics on 127.0.0.1 (a free port unless given), data under tmpdir, and wait for /health.
+    """Start VictoriaMetrics on `host` (loopback unless given: e.g. the address of a veth the test made, for network
+    namespaces to reach), a free port unless given, data under tmpdir, and wait for /health.
 
     Started with `-search.latencyOffset=0s -search.disableCache` so that
     freshly written samples can be read back at once. With username and
@@ -236,7 +238,7 @@ def start_victoriametrics(
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         program,
-        f"-httpListenAddr=127.0.0.1:{port}",
+        f"-httpListenAddr={host}:{port}",
         f"-storageDataPath={data_dir}",
         "-retentionPeriod=1d",
         "-search.latencyOffset=0s",
@@ -246,7 +248,7 @@ def start_victoriametrics(
     if username and password:
         argv += [f"-httpAuth.username={username}", f"-httpAuth.password={password}"]
     process = _spawn("victoria-metrics", argv, data_dir.with_suffix(".log"))
-    server = VictoriaMetrics(port, data_dir, process, username, password)
+    server = VictoriaMetrics(port, data_dir, process, username, password, host)
     process.wait_ready(lambda: _http_status(f"{server.url}/health") == 200)
     return server
 
@@ -406,8 +408,11 @@ class Postgres:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def start_postgres(tmpdir: Path) -> Postgres:
+def start_postgres(tmpdir: Path, *, listen_addresses: Sequence[str] = ("127.0.0.1",), trust_networks: Sequence[str] = ()) -> Postgres:
     """Initialise and start a PostgreSQL cluster on a free loopback port, and wait until it accepts connections.
+
+    `listen_addresses` (127.0.0.1 first: the handle connects there) may add addresses of interfaces the test made,
+    and `trust_networks` (CIDR) the clients allowed from them without a password, e.g. network namespaces.
 
     Run as root, the server runs as the `postgres` user (PostgreSQL refuses
     root); its directory, socket directory included, is then owned by postgres.
@@ -444,8 +449,11 @@ def start_postgres(tmpdir: Path) -> Postgres:
         if remove:
             shutil.rmtree(tmpdir, ignore_errors=True)
         raise ServiceStartError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
+    if trust_networks:
+        with (data_dir / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+            hba.writelines(f"host all all {network} trust\n" for network in trust_networks)
     port = free_port()
-    options = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off", "full_page_writes=off"]
+    options = [f"listen_addresses={','.join(listen_addresses)}", "fsync=off", "synchronous_commit=off", "full_page_writes=off"]
     argv = [postgres, "-D", str(data_dir), "-p", str(port), "-k", str(base)] + [
         arg for option in options for arg in ("-c", option)
     ]
@@ -706,3 +714,81 @@ def fill_disk(path: Path) -> int:
     finally:
         os.close(fd)
     return written
+
+
+# HAProxy ------------------------------------------------------------------------------------------
+
+_HAPROXY_CONFIG = """\
+global
+  maxconn 2000
+  stats socket {directory}/haproxy.sock mode 600 level admin
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  # a request that cannot connect to a replica (refused: the replica died) is retried, on another replica
+  retries 3
+  option redispatch 1
+  option httpchk GET {check_path}
+  default-server inter 300ms fall 2 rise 2
+frontend egovmon
+  bind 127.0.0.1:{port}
+  default_backend replicas
+backend replicas
+  balance roundrobin
+{servers}
+"""
+
+
+@dataclass
+class HAProxy:
+    """A running Debian haproxy on 127.0.0.1 in front of HTTP servers, health-checking each of them."""
+
+    port: int
+    directory: Path
+    process: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stats(self) -> list[dict[str, str]]:
+        """`show stat` on its admin socket: one dict per frontend, backend and server (columns pxname, svname,
+        status, stot (sessions), hrsp_5xx, wretr (retries), wredis (redispatches), ...)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.directory / "haproxy.sock"))
+            sock.sendall(b"show stat\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        lines = b"".join(chunks).decode().lstrip("# ").splitlines()
+        header = lines[0].split(",")
+        return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+
+    def server_stats(self) -> dict[str, dict[str, str]]:
+        """The stats of each backend server, by its name."""
+        return {row["svname"]: row for row in self.stats() if row.get("pxname") == "replicas" and row["svname"] not in ("BACKEND", "FRONTEND")}
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_haproxy(tmpdir: Path, servers: Sequence[tuple[str, str, int]], *, check_path: str = "/healthz") -> HAProxy:
+    """Start haproxy on a free 127.0.0.1 port balancing over `servers` ((name, address, port), health-checked with
+    GET check_path every 300 ms), and wait until it answers through at least one of them."""
+    program = _require("haproxy")
+    port = free_port()
+    directory = Path(tmpdir) / f"haproxy-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = "\n".join(f"  server {name} {address}:{server_port} check" for name, address, server_port in servers)
+    config = directory / "haproxy.cfg"
+    config.write_text(_HAPROXY_CONFIG.format(directory=directory, check_path=check_path, port=port, servers=lines), encoding="utf-8")
+    checked = subprocess.run([program, "-c", "-q", "-f", str(config)], check=False, capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise ServiceStartError(f"haproxy refused its configuration:\n{checked.stdout}{checked.stderr}")
+    process = _spawn("haproxy", [program, "-db", "-f", str(config)], directory / "haproxy.log")
+    server = HAProxy(port, directory, process)
+    process.wait_ready(lambda: _http_status(f"{server.url}{check_path}") == 200)
+    return server

@@ -41,6 +41,7 @@ from alerting.pack import load_rule_pack
 from core.settings import AlertingSettings, RouteSettings
 from server.agencies.service import codes_by_id
 from server.alerting.delivery import DeliveryMetrics, deliver_due
+from server.alerting.lease import holds_lease
 from server.alerting.models import AlertRecord, Lease, Notification, SilenceRecord
 from server.findings.models import ACTIVE, Finding
 from server.history.base import Point
@@ -59,9 +60,13 @@ HOST_MAP_SECONDS = 600.0  # how long the feed's host id → (name, agency) map i
 
 
 def _pid_namespace() -> str:
-    """This process's PID namespace (Linux), so a holder's pid is only judged from the namespace it lives in."""
+    """This kernel boot and this process's PID namespace (Linux), `bootid-namespace`, so a holder's pid is only judged
+    from the namespace it lives in. The boot id tells machines apart when their host names are the same (cloned
+    virtual machines): every machine's first PID namespace has the same number."""
     try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+        namespace = os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot_id:
+            return f"{boot_id.read().strip().replace('-', '')[:12]}-{namespace}"
     except OSError:
         return "-"
 
@@ -197,6 +202,10 @@ class AlertingEngine:
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
         with self._sessions() as session, session.begin():
+            if self.shared and not holds_lease(session, name=LEASE, holder=self._holder, now=self._clock()):
+                log.warning("alert evaluation lease lost during a cycle by %s: its results are not stored", self._holder)
+                self._leading = False  # taken over (this cycle outlived the lease): the new holder evaluates
+                return 0
             records = self._store(session, transitions, snapshot, now)
             queued = self._queue(session, transitions, records, now)
         return queued
@@ -458,7 +467,8 @@ class AlertingEngine:
         """Alertmanager's grouping: a message not yet sent for this group absorbs the new alerts; a new group waits
         `group_wait`; a group sent before waits until `group_interval` after its last message."""
         waiting = session.scalar(select(Notification).where(Notification.group_key == group_key, Notification.status == "pending",
-                                                            Notification.attempts == 0, Notification.next_attempt_at > now))  # fmt: skip
+                                                            Notification.attempts == 0, Notification.next_attempt_at > now)
+                                   .with_for_update())  # fmt: skip  # not claimed for sending while it absorbs alerts
         if waiting is not None:
             known = {fp: record for fp, record in ((fp, session.get(AlertRecord, fp)) for fp in waiting.fingerprints) if record is not None}
             known.update({r.fingerprint: r for r in members})

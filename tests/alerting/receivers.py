@@ -19,16 +19,18 @@ class HttpReceiver:
 
     port: int
     posts: list[tuple[str, Any]] = field(default_factory=list)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
 
 @contextmanager
-def http_receiver(port: int = 0, answer: dict[str, Any] | None = None, status: int = 200) -> Iterator[HttpReceiver]:
-    """A real HTTP server on 127.0.0.1 answering every POST with `status` and `answer` as JSON."""
-    received = HttpReceiver(0)
+def http_receiver(port: int = 0, answer: dict[str, Any] | None = None, status: int = 200, *,
+                  host: str = "127.0.0.1") -> Iterator[HttpReceiver]:
+    """A real HTTP server on `host` (loopback unless given) answering every POST with `status` and `answer` as JSON."""
+    received = HttpReceiver(0, host=host)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
@@ -44,7 +46,7 @@ def http_receiver(port: int = 0, answer: dict[str, Any] | None = None, status: i
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     received.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
