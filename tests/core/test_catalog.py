@@ -22,6 +22,7 @@ import ipaddress
 import os
 import re
 import socket
+import string
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -441,13 +442,24 @@ def test_a_dashboard_naming_a_wrong_series_fails_the_check(flavour: str, field: 
 # -- consumers: alert rules ----------------------------------------------------------------------------
 
 
+# What alerting/evaluate.py puts beside a series' tags when it renders a rule's annotations.
+RENDER_VALUES = {"threshold": {"value", "threshold"}, "rate": {"value", "threshold"}, "absence": {"silent_seconds", "last_seen"}}
+
+
 def rule_problems(rule: Rule) -> list[str]:
-    """What a rule names that is not catalogued: its measurement, field, divide_by, and absence group_by tags."""
+    """What a rule names that is not catalogued: its measurement, field, divide_by, the tags of an absence rule's
+    group_by and of its annotations' {placeholders} (an absence rule renders only its group_by tags)."""
     if rule.measurement is None:
         return []
     fields = [f for f in (rule.field, rule.divide_by) if f is not None]
-    tags = rule.group_by if rule.kind == "absence" else []
-    return [f"{rule.alert}: {p}" for p in reference_problems(rule.measurement, fields, tags)]
+    tags = list(rule.group_by) if rule.kind == "absence" else []
+    problems = reference_problems(rule.measurement, fields, tags)
+    spec = MEASUREMENTS.get(rule.measurement)
+    available = (set(rule.group_by) if rule.kind == "absence" else set(spec.all_tags) if spec else set()) | RENDER_VALUES[rule.kind]
+    for name, text in sorted(rule.annotations.items()):
+        placeholders = {field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(text) if field}
+        problems += [f"annotation {name}: {{{p}}} is no tag of {rule.measurement}" for p in sorted(placeholders - available)]
+    return [f"{rule.alert}: {p}" for p in problems]
 
 
 def _rule_files() -> list[Path]:
@@ -482,6 +494,12 @@ def test_a_rule_naming_a_wrong_field_fails_the_check() -> None:
     assert rule_problems(memory) == []
     assert rule_problems(memory.model_copy(update={"divide_by": "total"})) == [
         "HostMemoryLow: host_memory: field total is not catalogued"]
+    assert rule_problems(memory.model_copy(update={"annotations": {"summary_en": "{hots} has {value:.0%}"}})) == [
+        "HostMemoryLow: annotation summary_en: {hots} is no tag of host_memory"]
     silent = next(r for r in default_rules() if r.kind == "absence")
+    assert (silent.alert, silent.measurement, silent.group_by) == ("AgentSilent", "host_system", ["host", "agency"])
     assert rule_problems(silent.model_copy(update={"group_by": ["hostname"]})) == [
-        f"{silent.alert}: {silent.measurement}: tag hostname is not catalogued"]
+        "AgentSilent: host_system: tag hostname is not catalogued",
+        # an absence alert renders only its group_by tags: {host} would stay unrendered
+        "AgentSilent: annotation summary_en: {host} is no tag of host_system",
+        "AgentSilent: annotation summary_zh: {host} is no tag of host_system"]
