@@ -15,8 +15,9 @@ reads a field: a `counter` only grows until it wraps or resets (queries take a r
 `gauge` is a value at the time of the sample. Per-interval amounts (the flow summaries'
 bytes in one collection interval) are gauges: each point stands alone.
 
-The agent's own health (collector runs, shipping, queue) is exposed on its /metrics with
-prometheus-client and is not shipped as samples, so it is not catalogued here.
+The agent's own health (collector runs, shipping, queue, workers, the flow listener's
+bounds) is exposed on its /metrics with prometheus-client and never shipped as samples:
+it is catalogued apart, in `AGENT_METRICS`, by Prometheus metric name and type.
 
 Pure: no I/O, imports only the standard library and `core.models`.
 """
@@ -212,6 +213,49 @@ MEASUREMENTS: Final[Mapping[str, MeasurementSpec]] = {m.name: m for m in (
     # server/alerting/engine.py: each duty fed to the rule evaluator (never stored) for the DutyOverdue rule
     MeasurementSpec("duty_status", "server", (FieldSpec("overdue_seconds", FLOAT, "seconds"),),
         ("agency", "duty", "kind", "name", "system"), server_tags=False),
+)}  # fmt: skip
+
+
+# -- the agent's own /metrics (agent/metrics.py) ---------------------------------------------------
+
+
+class MetricType(StrEnum):
+    """A Prometheus metric type; a counter is exposed as `name_total`, a histogram as `name_bucket`/`_sum`/`_count`."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMetricSpec:
+    """One metric of the agent's own health, by its prometheus-client family name, with its label names."""
+
+    name: str
+    type: MetricType
+    labels: tuple[str, ...] = ()
+
+
+AGENT_METRICS: Final[Mapping[str, AgentMetricSpec]] = {m.name: m for m in (
+    AgentMetricSpec("egovmon_agent_collector_runs", MetricType.COUNTER, ("collector", "result")),
+    AgentMetricSpec("egovmon_agent_collector_duration_seconds", MetricType.GAUGE, ("collector",)),
+    AgentMetricSpec("egovmon_agent_collector_up", MetricType.GAUGE, ("collector",)),
+    AgentMetricSpec("egovmon_agent_collector_last_success_timestamp_seconds", MetricType.GAUGE, ("collector",)),
+    AgentMetricSpec("egovmon_agent_shipped_batches", MetricType.COUNTER, ("result",)),
+    AgentMetricSpec("egovmon_agent_ship_errors", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_agent_ship_duration_seconds", MetricType.HISTOGRAM),
+    AgentMetricSpec("egovmon_agent_last_ship_success_timestamp_seconds", MetricType.GAUGE),
+    AgentMetricSpec("egovmon_agent_queue_write_errors", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_agent_queue_batches", MetricType.GAUGE),
+    AgentMetricSpec("egovmon_agent_queue_bytes", MetricType.GAUGE),
+    AgentMetricSpec("egovmon_agent_queue_dropped_batches", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_agent_queue_disk_full_dropped_batches", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_agent_worker_up", MetricType.GAUGE, ("worker",)),
+    AgentMetricSpec("egovmon_agent_worker_restarts", MetricType.COUNTER, ("worker",)),
+    AgentMetricSpec("egovmon_flow_decode_errors", MetricType.COUNTER, ("reason",)),
+    AgentMetricSpec("egovmon_flow_evicted_templates", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_flow_evicted_exporters", MetricType.COUNTER),
+    AgentMetricSpec("egovmon_flow_exporters", MetricType.GAUGE),
 )}  # fmt: skip
 
 

@@ -30,13 +30,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
+from agent.metrics import AgentMetrics
+from agent.queue import DiskQueue
 from alerting.pack import default_rules
 from alerting.rules import Rule, load_rules
 from collectors.backup import BackupCollector
 from collectors.flow.aggregate import AggregateSettings, summarise
 from collectors.flow.collector import FlowCollector
 from collectors.flow.decode import TemplateCache, decode, read_datagrams
+from collectors.flow.listener import FlowListener
 from collectors.flow.model import FLOW_DTYPE
 from collectors.host import HostCollector
 from collectors.netstate import NetstateCollector
@@ -49,6 +53,7 @@ from collectors.snmp.reading import samples as snmp_samples
 from collectors.snmp.traps import event_from_varbinds
 from core.agentconfig import BackupJob, FlowSettings, ProbesSettings
 from core.catalog import (
+    AGENT_METRICS,
     MEASUREMENTS,
     OBSERVATIONS,
     FieldKind,
@@ -63,6 +68,7 @@ from core.catalog import (
 )
 from core.collect import LOCAL
 from core.models import Observation, Sample
+from core.supervise import Workers
 from dashboards.build import build_dashboard
 from dashboards.model import DashboardSpec, Field, PanelSpec, Target
 from dashboards.panels import DASHBOARDS
@@ -359,6 +365,33 @@ def test_a_misnamed_field_fails_the_naming_check() -> None:
 ])
 def test_subject_formats(fmt: SubjectFormat, good: str, bad: str) -> None:
     assert (fmt.matches(good), fmt.matches(bad)) == (True, False)
+
+
+# -- the agent's own /metrics -------------------------------------------------------------------------
+
+
+def test_the_agents_own_metrics_are_catalogued(tmp_path: Path) -> None:
+    """The registry the agent builds (agent/runtime.py: AgentMetrics and its queue, worker and flow listener
+    collectors) exposes exactly the catalogued families, with the catalogued types and label names."""
+    registry = CollectorRegistry()
+    metrics = AgentMetrics(registry)
+    metrics.watch_queue(registry, DiskQueue(tmp_path / "queue", 1 << 20))
+    workers = Workers()
+    workers.up("shipper")
+    metrics.watch_workers(registry, workers)
+    for metric in vars(metrics).values():  # one child of each labelled metric, by the catalogued label names
+        spec = AGENT_METRICS.get(metric.describe()[0].name)
+        if spec is not None and spec.labels:
+            metric.labels(**dict.fromkeys(spec.labels, "x"))  # ValueError when the code declares other names
+    with FlowListener("127.0.0.1", 0, on_flows=lambda decoded: None) as listener:
+        metrics.watch_flow_listener(registry, listener)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"\x00\x09 not an export", listener.address)
+        wait_until(lambda: listener.stats().decode_errors, 10, "a decode error")
+        families = {f.name: f for f in registry.collect()}
+    assert {name: f.type for name, f in families.items()} == {name: m.type.value for name, m in AGENT_METRICS.items()}
+    labels = {name: {frozenset(s.labels) - {"le"} for s in f.samples} for name, f in families.items()}
+    assert labels == {name: {frozenset(m.labels)} for name, m in AGENT_METRICS.items()}
 
 
 # -- consumers: dashboards -----------------------------------------------------------------------------
