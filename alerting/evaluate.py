@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 
 import numpy as np
 
@@ -32,6 +33,27 @@ NODATA = "NoData"
 NODATA_FP_LIMIT = 1_000_000
 
 
+class AlertStatus(StrEnum):
+    """Where an alert is in its lifecycle; a `str`, so stored values, JSON and comparisons with text stay the same."""
+
+    PENDING = "pending"  # the condition holds, not yet for the rule's `for`
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+    def text(self, language: str = "zh") -> str:
+        """The status as the console and reports show it, in `language` ("zh" or "en")."""
+        zh, en = ALERT_STATUS_TEXT[self]
+        return zh if language == "zh" else en
+
+
+# status -> (Simplified Chinese, English), the one place these labels live.
+ALERT_STATUS_TEXT: Final[Mapping[AlertStatus, tuple[str, str]]] = {
+    AlertStatus.PENDING: ("待触发", "pending"),
+    AlertStatus.FIRING: ("触发中", "firing"),
+    AlertStatus.RESOLVED: ("已恢复", "resolved"),
+}
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     """A stable id of an alert: sha256 over its sorted labels, 16 hex digits (like Alertmanager's)."""
     text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
@@ -43,12 +65,15 @@ class Alert:
     fingerprint: str
     labels: dict[str, str]
     annotations: dict[str, str]
-    status: str  # pending, firing, resolved
+    status: AlertStatus  # a stored text value is taken too (and checked)
     active_since: datetime
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     value: float | None = None
     lacking_data: bool = False
+
+    def __post_init__(self) -> None:
+        self.status = AlertStatus(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +81,8 @@ class Transition:
     """An alert that changed: to pending, firing or resolved, or gained/lost `lacking_data`."""
 
     alert: Alert
-    before: str | None  # None for a new alert
-    after: str
+    before: AlertStatus | None  # None for a new alert
+    after: AlertStatus
     lacking_data: bool
 
 
@@ -140,7 +165,7 @@ class Evaluator:
         self._position_cache: dict[str, dict[Any, int]] = {}
         self._open = {}
         for fp, a in self.alerts.items():
-            if a.status != "resolved":
+            if a.status != AlertStatus.RESOLVED:
                 self._open.setdefault(a.labels.get("alertname", ""), set()).add(fp)
         for rule in self.rules:
             try:
@@ -155,22 +180,22 @@ class Evaluator:
                 active.update(fp for fp in self._open.get(rule.alert, set()))  # its open alerts stay as they are
         known = {rule.alert for rule in self.rules} | {NODATA}
         for alert in list(self.alerts.values()):
-            if alert.fingerprint in active or alert.status == "resolved":
+            if alert.fingerprint in active or alert.status == AlertStatus.RESOLVED:
                 continue
             unseen = alert.fingerprint not in self._seen and alert.labels.get("alertname") in known
-            if unseen and alert.status == "firing":
+            if unseen and alert.status == AlertStatus.FIRING:
                 # No data at all for it (e.g. since a restart): missing data never resolves an alert.
                 if not alert.lacking_data:
                     alert.lacking_data = True
-                    transitions.append(Transition(alert, "firing", "firing", True))
+                    transitions.append(Transition(alert, AlertStatus.FIRING, AlertStatus.FIRING, True))
                 continue
             # evaluated and no longer true: a pending one is dropped, a firing one resolved
             before = alert.status
-            if before == "pending":
+            if before == AlertStatus.PENDING:
                 del self.alerts[alert.fingerprint]
                 continue
-            alert.status, alert.resolved_at, alert.lacking_data = "resolved", now, False
-            transitions.append(Transition(alert, before, "resolved", False))
+            alert.status, alert.resolved_at, alert.lacking_data = AlertStatus.RESOLVED, now, False
+            transitions.append(Transition(alert, before, AlertStatus.RESOLVED, False))
         return transitions
 
     def _set(self, labels: dict[str, str], annotations: dict[str, str] | Callable[[], dict[str, str]], condition: bool,
@@ -181,21 +206,21 @@ class Evaluator:
         `fp`: the labels' fingerprint when the caller has it already."""
         fp = fp or fingerprint(labels)
         alert = self.alerts.get(fp)
-        if alert is not None and alert.status == "resolved":
+        if alert is not None and alert.status == AlertStatus.RESOLVED:
             alert = None
-        if not condition and not (keep and alert is not None and alert.status == "firing"):
+        if not condition and not (keep and alert is not None and alert.status == AlertStatus.FIRING):
             return
         if callable(annotations):
             annotations = annotations()  # rendered only for an alert that is or stays active
         active.add(fp)
         if alert is None:
-            alert = Alert(fp, labels, annotations, "pending", since, value=value)
+            alert = Alert(fp, labels, annotations, AlertStatus.PENDING, since, value=value)
             self.alerts[fp] = alert
-            transitions.append(Transition(alert, None, "pending", False))
+            transitions.append(Transition(alert, None, AlertStatus.PENDING, False))
         alert.annotations, alert.value = annotations, value if value is not None else alert.value
-        if alert.status == "pending" and now - alert.active_since >= hold:
-            alert.status, alert.fired_at = "firing", now
-            transitions.append(Transition(alert, "pending", "firing", alert.lacking_data))
+        if alert.status == AlertStatus.PENDING and now - alert.active_since >= hold:
+            alert.status, alert.fired_at = AlertStatus.FIRING, now
+            transitions.append(Transition(alert, AlertStatus.PENDING, AlertStatus.FIRING, alert.lacking_data))
 
     def _threshold(self, rule: Rule, now: datetime, active: set[str], transitions: list[Transition]) -> None:
         test = OPS[rule.op]
@@ -235,7 +260,7 @@ class Evaluator:
                         self._nodata_fps.clear()  # a cache: recomputed on demand
                     nodata = self._nodata_fps[(rule.alert, key)] = fingerprint(self._nodata_labels(rule, series.tags))
                 self._seen.add(nodata)
-            firing = current is not None and current.status == "firing"
+            firing = current is not None and current.status == AlertStatus.FIRING
             silent = now - series.at >= self.nodata_after
             if firing:
                 assert clear is not None
@@ -246,7 +271,7 @@ class Evaluator:
             annotations = lambda values=values: {k: render(v, values) for k, v in rule.annotations.items()}  # noqa: E731
             self._set(labels, annotations, condition, series.at, rule.hold, now, float(value), active, transitions, keep=silent, fp=fp)
             alert = self.alerts.get(fp)
-            if alert is not None and alert.status == "firing":
+            if alert is not None and alert.status == AlertStatus.FIRING:
                 self._lacking(alert, silent, rule, series.tags, now, active, transitions)
 
     @staticmethod
@@ -293,7 +318,7 @@ class Evaluator:
                  active: set[str], transitions: list[Transition]) -> None:
         if alert.lacking_data != silent:
             alert.lacking_data = silent
-            transitions.append(Transition(alert, "firing", "firing", silent))
+            transitions.append(Transition(alert, AlertStatus.FIRING, AlertStatus.FIRING, silent))
         if silent:
             labels = self._nodata_labels(rule, tags)
             annotations = {
@@ -349,4 +374,4 @@ def severity_of(labels: Mapping[str, str]) -> str:
 
 
 def firing(alerts: Iterable[Alert]) -> list[Alert]:
-    return [a for a in alerts if a.status == "firing"]
+    return [a for a in alerts if a.status == AlertStatus.FIRING]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerting.evaluate import NODATA, Evaluator
+from alerting.evaluate import ALERT_STATUS_TEXT, NODATA, Alert, AlertStatus, Evaluator
 from alerting.rules import RulesError, load_rules
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -224,3 +225,16 @@ def test_cached_fingerprints_follow_the_labels_of_the_rule_as_it_is_now():
     silent.evaluate(T0 + timedelta(minutes=5))  # the absence rule's fingerprint from the cache on the second cycle
     (absent,) = silent.alerts.values()
     assert absent.status == "firing" and absent.fingerprint == fingerprint(absent.labels)
+
+
+def test_alert_status_is_a_str_enum_with_its_labels_in_one_place() -> None:
+    assert [(s.value, s.text("zh"), s.text("en")) for s in AlertStatus] == [
+        ("pending", "待触发", "pending"), ("firing", "触发中", "firing"), ("resolved", "已恢复", "resolved")]
+    assert set(ALERT_STATUS_TEXT) == set(AlertStatus)
+    # stored values, JSON and comparisons with text are unchanged
+    assert (AlertStatus.FIRING == "firing", json.dumps({"s": AlertStatus.FIRING}), f"{AlertStatus.RESOLVED}") == (
+        True, '{"s": "firing"}', "resolved")
+    loaded = Alert("fp", {}, {}, "firing", T0)  # as the engine builds one from a stored row
+    assert loaded.status is AlertStatus.FIRING
+    with pytest.raises(ValueError, match="'fired'"):
+        Alert("fp", {}, {}, "fired", T0)  # type: ignore[arg-type]
