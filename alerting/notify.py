@@ -26,11 +26,23 @@ from alerting.channel import ReceiverBase
 from alerting.channels import catalogue
 from alerting.message import (
     AlertView as AlertView,
+)
+from alerting.message import (
     DeliveryError as DeliveryError,
+)
+from alerting.message import (
     PermanentDeliveryError as PermanentDeliveryError,
+)
+from alerting.message import (
     console_url as console_url,
+)
+from alerting.message import (
     shown_url as shown_url,
+)
+from alerting.message import (
     summary as summary,
+)
+from alerting.message import (
     text_lines as text_lines,
 )
 

@@ -22,8 +22,10 @@ from pydantic_settings import SettingsConfigDict
 
 from core.models import HOSTNAME_PATTERN
 from core.settings import LogSettings, YamlFileSettings, load_yaml_settings
+
 # Each probe kind's check settings live in its module in probes/kinds/ beside its runner (see probes/settings.py).
-from probes.settings import ProbeCheck as ProbeCheck, ProbesSettings as ProbesSettings  # importable from here as before
+from probes.settings import ProbeCheck as ProbeCheck  # importable from here as before
+from probes.settings import ProbesSettings as ProbesSettings
 
 
 class ScheduleSettings(BaseModel):
