@@ -205,3 +205,58 @@ def website_command(
 
     _run(lambda: discover(cidr, allowed=_allowed(allow, config), ports=tuple(ports or DEFAULT_PORTS),
                           timeout=timeout), as_json, lang)
+
+
+@probe_app.command("check")
+def check_command(
+    kind: Annotated[str, typer.Argument(help="A probe kind (egovmon probe kinds lists them)")],
+    target: Annotated[str, typer.Argument(help="What the kind checks: URL, HOST:PORT, host, name or CIDR")] = "",
+    expect: Annotated[list[str] | None, typer.Option(
+        "--expect", help="KEY=VALUE of the kind's `expect` settings (a YAML value); repeatable")] = None,
+    allow: AllowOption = None, config: ConfigOption = None,
+    timeout: TimeoutOption = 10.0, as_json: JsonOption = False, lang: LangOption = "zh",
+) -> None:
+    """Run one check of any kind, with the same settings as a scheduled check (`probes.checks` in the agent file).
+
+    Kinds that scan ranges run only inside --allow / the configuration's allowed
+    ranges; a check of one named target needs none.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from probes.http import HttpProber
+    from probes.kind import RunContext
+    from probes.kinds import catalogue
+    from probes.safety import AllowedRanges
+
+    known = catalogue()
+    if kind not in known:
+        raise typer.BadParameter(f"one of {', '.join(known)}", param_hint="KIND")
+    settings: dict[str, Any] = {}
+    for item in expect or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--expect")
+        settings[key] = yaml.safe_load(value)
+    try:
+        check = known[kind].parse({"name": "cli", "target": target, "timeout_seconds": timeout, "expect": settings})
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expect") from exc
+    # one named target: no range needed (an empty AllowedRanges would refuse every address); scans: the ranges given
+    allowed = _allowed(allow, config) if known[kind].scan or allow or config else AllowedRanges.parse(["0.0.0.0/0", "::/0"])
+
+    async def make() -> Any:
+        async with HttpProber() as prober:
+            return await known[kind].run(check, RunContext(allowed, 200.0, prober))
+
+    _run(make, as_json, lang)
+
+
+@probe_app.command("kinds")
+def kinds_command(lang: LangOption = "zh") -> None:
+    """List the probe kinds this agent knows."""
+    from probes.kinds import catalogue
+
+    for kind in catalogue().values():
+        zh, en = kind.summary
+        typer.echo(f"{kind.name:12} {zh if lang == 'zh' else en}{'  (scan)' if kind.scan else ''}")

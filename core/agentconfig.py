@@ -23,6 +23,10 @@ from pydantic_settings import SettingsConfigDict
 from core.models import HOSTNAME_PATTERN
 from core.settings import LogSettings, YamlFileSettings, load_yaml_settings
 
+# Each probe kind's check settings live in its module in probes/kinds/ beside its runner (see probes/settings.py).
+from probes.settings import ProbeCheck as ProbeCheck  # importable from here as before
+from probes.settings import ProbesSettings as ProbesSettings
+
 
 class ScheduleSettings(BaseModel):
     """When one collector runs."""
@@ -184,83 +188,6 @@ class SnmpSettings(BaseModel):
     discovery_ranges: list[str] = Field(
         default_factory=list, description="Prefixes inside which neighbours are proposed as devices to poll")
     traps: SnmpTrapSettings = Field(default_factory=SnmpTrapSettings)
-
-
-_PROBE_NEEDS = {"dns": ("dns_server",), "arp": ("interface",), "dhcp": ("interface",)}
-
-
-class ProbeExpect(BaseModel):
-    """What a good answer looks like; each kind reads only the keys that concern it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status_codes: list[int] = Field(default_factory=list, description="http: accepted status codes (empty: any 2xx)")
-    body_regex: str | None = Field(None, description="http: the body must match this regular expression")
-    body_not_regex: str | None = Field(None, description="http: the body must not match this regular expression")
-    follow_redirects: bool = Field(True, description="http: follow redirects (up to max_redirects)")
-    max_redirects: int = Field(10, ge=0, le=30)
-    verify_tls: bool = Field(True, description="http: verify the server certificate")
-    ca_file: str | None = Field(None, description="http, tls: CA bundle to verify against (default: the system's)")
-    min_days_valid: float = Field(14, ge=0, description="tls: fewer days left before expiry is a failure")
-    min_tls_version: Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] = "TLSv1.2"
-    server_name: str | None = Field(None, description="tls: SNI and the name the certificate must match")
-    dns_server: str | None = Field(None, description="dns: server to ask, host or host:port")
-    record_type: str = Field("A", pattern=r"^[A-Z0-9]{1,10}$")
-    rcode: str = Field("NOERROR", pattern=r"^[A-Z]{1,10}$")
-    records: list[str] = Field(default_factory=list, description="dns: records that must be in the answer")
-    interface: str | None = Field(None, description="arp, dhcp: network interface")
-    authorized_servers: list[str] = Field(default_factory=list, description="dhcp: server ids allowed to offer")
-    ports: list[int] = Field(default_factory=lambda: [80, 443, 8080, 8443], description="website: ports tried")
-    protocol: Literal["icmp", "udp", "tcp"] = Field("icmp", description="traceroute: probe packets")
-    port: int | None = Field(None, ge=1, le=65535, description="traceroute: destination port (udp, tcp)")
-
-
-class ProbeCheck(BaseModel):
-    """One scheduled check. target: URL (http), host:port (tcp, tls), host (icmp), name (dns),
-    CIDR (arp, website), IPv4 address (traceroute), ignored (dhcp)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="Check name, the `check` tag")
-    kind: Literal["icmp", "tcp", "http", "tls", "dns", "arp", "dhcp", "website", "traceroute"]
-    target: str = Field("", max_length=2048)
-    interval_seconds: float = Field(60, gt=0, le=86_400)
-    timeout_seconds: float = Field(10, gt=0, le=600)
-    expect: ProbeExpect = Field(default_factory=ProbeExpect)
-
-    @model_validator(mode="after")
-    def _needs(self) -> ProbeCheck:
-        for key in _PROBE_NEEDS.get(self.kind, ()):
-            if not getattr(self.expect, key):
-                raise ValueError(f"probe check {self.name}: kind {self.kind} needs expect.{key}")
-        if self.kind != "dhcp" and not self.target:
-            raise ValueError(f"probe check {self.name}: kind {self.kind} needs a target")
-        return self
-
-
-class ProbesSettings(BaseModel):
-    """Active checks and discovery scans; they only go to addresses inside `allowed_ranges`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    allowed_ranges: list[str] = Field(default_factory=list, description="Prefixes probes and scans may touch (empty: none)")
-    rate_limit_per_second: float = Field(50, gt=0, le=10_000, description="Check starts and scan packets per second")
-    max_concurrency: int = Field(64, ge=1, le=4096, description="Checks running at once")
-    checks: list[ProbeCheck] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _valid(self) -> ProbesSettings:
-        import ipaddress
-
-        for text in self.allowed_ranges:
-            try:
-                ipaddress.ip_network(text, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"probes.allowed_ranges: {text!r} is not a prefix") from exc
-        names = [check.name for check in self.checks]
-        if len(names) != len(set(names)):
-            raise ValueError("probes.checks: check names must be unique")
-        return self
 
 
 class ShipperSettings(BaseModel):

@@ -19,6 +19,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# Each notification channel's receiver settings live in its module in alerting/channels/ beside its sender
+# (see alerting/receivers.py); importable from here as before.
+from alerting.receivers import ReceiverSettings as ReceiverSettings
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin", "token", "xxx"})
 
 
@@ -153,40 +157,6 @@ class YamlFileSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, yaml_source(settings_cls))
-
-
-class ReceiverSettings(BaseModel):
-    """Where notifications go: webhook, alertmanager, dingtalk, wecom, smtp or syslog."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    kind: Literal["webhook", "alertmanager", "dingtalk", "wecom", "smtp", "syslog"]
-    url: str | None = Field(None, description="webhook, alertmanager, dingtalk, wecom: the URL to POST to")
-    secret: SecretStr | None = Field(None, description="dingtalk: the robot's signing secret")
-    host: str | None = Field(None, description="smtp, syslog: server address")
-    port: int | None = Field(None, ge=1, le=65535, description="smtp, syslog: server port (default 25 for smtp, 514 for syslog)")
-    protocol: Literal["udp", "tcp"] = Field("udp", description="syslog transport")
-    hostname: str | None = Field(None, max_length=255, description="syslog: the HOSTNAME field (default: this machine's name)")
-    sender: str | None = Field(None, description="smtp: From address")
-    to: list[str] = Field(default_factory=list, description="smtp: recipients")
-    starttls: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    language: Literal["zh", "en"] = "zh"
-    resend_seconds: float = Field(
-        60, ge=5, le=3600,
-        description="alertmanager: firing alerts are posted again this often, well inside Alertmanager's resolve_timeout (5 m by default)",
-    )
-
-    @model_validator(mode="after")
-    def _complete(self) -> ReceiverSettings:
-        needs = {"webhook": ("url",), "alertmanager": ("url",), "dingtalk": ("url",), "wecom": ("url",),
-                 "smtp": ("host", "sender", "to"), "syslog": ("host",)}[self.kind]  # fmt: skip
-        missing = [name for name in needs if not getattr(self, name)]
-        if missing:
-            raise ValueError(f"receiver {self.name} ({self.kind}) needs {', '.join(missing)}")
-        return self
 
 
 class RouteSettings(BaseModel):

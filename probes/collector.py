@@ -13,22 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from core.agentconfig import ProbeCheck, ProbesSettings
 from core.collect import Reading, Target
-from probes import arp, dhcp, dns, icmp, tcp, tls, traceroute, website
 from probes.errors import (
     InterfaceError,
     OutOfRangeError,
     ProbeError,
     RawSocketPermissionError,
 )
-from probes.http import HttpExpect, HttpProber
-from probes.net import split_host_port
+from probes.http import HttpProber
+from probes.kind import CheckSettings, RunContext
+from probes.kinds import catalogue
 from probes.result import (
     ProbeResult,
     StateTracker,
@@ -38,79 +36,10 @@ from probes.result import (
     transition_observation,
 )
 from probes.safety import AllowedRanges, TokenBucket
+from probes.settings import ProbesSettings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class RunContext:
-    """What a runner gets besides its check: the ranges, the shared HTTP prober, the ARP memory."""
-
-    allowed: AllowedRanges
-    rate: float
-    http: HttpProber
-    known_arp: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-async def _icmp(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    return await icmp.probe_icmp(check.target, timeout=check.timeout_seconds, allowed=ctx.allowed)
-
-
-async def _tcp(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    host, port = split_host_port(check.target)
-    return await tcp.probe_tcp(host, port, timeout=check.timeout_seconds, allowed=ctx.allowed)
-
-
-async def _http(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    e = check.expect
-    expect = HttpExpect(tuple(e.status_codes), e.body_regex, e.body_not_regex, e.follow_redirects, e.max_redirects,
-                        e.verify_tls, e.ca_file)
-    return await ctx.http.probe(check.target, expect, timeout=check.timeout_seconds, allowed=ctx.allowed)
-
-
-async def _tls(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    host, port = split_host_port(check.target, 443)
-    e = check.expect
-    expect = tls.TlsExpect(e.min_days_valid, e.min_tls_version, e.ca_file, e.server_name)
-    return await tls.probe_tls(host, port, expect, timeout=check.timeout_seconds, allowed=ctx.allowed)
-
-
-async def _dns(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    e = check.expect
-    expect = dns.DnsExpect(e.record_type, e.rcode, tuple(e.records))
-    return await dns.probe_dns(check.target, e.dns_server or "", expect, timeout=check.timeout_seconds,
-                               allowed=ctx.allowed)
-
-
-async def _arp(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    known = ctx.known_arp.setdefault(check.name, {})
-    result = await arp.sweep(check.target, check.expect.interface or "", allowed=ctx.allowed,
-                             timeout=min(2.0, check.timeout_seconds), rate=ctx.rate, known=known)
-    known.update({f.subject: str(f.attributes["mac"]) for f in result.findings})
-    return result
-
-
-async def _dhcp(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    return await dhcp.detect(check.expect.interface or "", authorized=check.expect.authorized_servers,
-                             timeout=check.timeout_seconds)
-
-
-async def _website(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    return await website.discover(check.target, allowed=ctx.allowed, ports=tuple(check.expect.ports),
-                                  timeout=min(2.0, check.timeout_seconds), rate=ctx.rate)
-
-
-async def _traceroute(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
-    e = check.expect
-    return await traceroute.trace(check.target, allowed=ctx.allowed, protocol=e.protocol, port=e.port,
-                                  timeout=min(2.0, check.timeout_seconds), rate=ctx.rate)
-
-
-# How each kind of check runs, by the kind named in the configuration.
-RUNNERS: dict[str, Callable[[ProbeCheck, RunContext], Awaitable[ProbeResult]]] = {
-    "icmp": _icmp, "tcp": _tcp, "http": _http, "tls": _tls, "dns": _dns,
-    "arp": _arp, "dhcp": _dhcp, "website": _website, "traceroute": _traceroute,
-}
 
 # Errors that stop a check from running at all -> the reason of its down result.
 ERROR_REASONS: tuple[tuple[type[ProbeError], str], ...] = (
@@ -119,12 +48,12 @@ ERROR_REASONS: tuple[tuple[type[ProbeError], str], ...] = (
 )
 
 
-async def run_check(check: ProbeCheck, ctx: RunContext) -> ProbeResult:
+async def run_check(check: CheckSettings, ctx: RunContext) -> ProbeResult:
     """Run one check within its timeout; always returns a result."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(check.timeout_seconds + 1):  # the runners keep their own timeouts; a backstop
-            return await RUNNERS[check.kind](check, ctx)
+            return await catalogue()[check.kind].run(check, ctx)
     except TimeoutError:
         return failed(check.kind, check.target, "timeout", f"no result within {check.timeout_seconds:g} s",
                       time.perf_counter() - started)
@@ -154,7 +83,7 @@ class ProbesCollector:
         self._http: HttpProber | None = None
         self._known_arp: dict[str, dict[str, str]] = {}
 
-    def due(self) -> list[ProbeCheck]:
+    def due(self) -> list[CheckSettings]:
         """The checks whose time has come (each runs at once the first time), and schedule their next run."""
         now = self._monotonic()
         ready = [check for check in self.settings.checks if self._due.get(check.name, now) <= now]
@@ -172,7 +101,7 @@ class ProbesCollector:
         ctx = RunContext(self.allowed, self.settings.rate_limit_per_second, self._http, self._known_arp)
         gate = asyncio.Semaphore(self.settings.max_concurrency)
 
-        async def one(check: ProbeCheck) -> ProbeResult:
+        async def one(check: CheckSettings) -> ProbeResult:
             async with gate:
                 await asyncio.sleep(self._bucket.delay())
                 return await run_check(check, ctx)
@@ -180,7 +109,7 @@ class ProbesCollector:
         results = await asyncio.gather(*(one(check) for check in checks))
         return self.reading(checks, results)
 
-    def reading(self, checks: list[ProbeCheck], results: list[ProbeResult]) -> Reading:
+    def reading(self, checks: list[CheckSettings], results: list[ProbeResult]) -> Reading:
         """Samples, findings and state changes of a set of results."""
         observed_at = self._clock()
         sample_list, observation_list = [], []

@@ -19,8 +19,9 @@ from core.models import Observation, Sample
 
 OK: Final = "ok"
 
-# reason code -> (Simplified Chinese, English): what a console or an alert shows.
-REASONS: Final[dict[str, tuple[str, str]]] = {
+# reason code -> (Simplified Chinese, English): the codes any kind can produce (probes/net.py's `classify`, the
+# collector's errors). A kind's own codes are in its module in probes/kinds/ (`ProbeKind.reasons`).
+COMMON_REASONS: Final[dict[str, tuple[str, str]]] = {
     OK: ("正常", "ok"),
     "timeout": ("超时未响应", "timed out"),
     "connection_refused": ("连接被拒绝(RST)", "connection refused (RST)"),
@@ -29,25 +30,10 @@ REASONS: Final[dict[str, tuple[str, str]]] = {
     "network_error": ("网络错误", "network error"),
     "tls_handshake_failed": ("TLS 握手失败", "TLS handshake failed"),
     "cert_invalid": ("证书无效(链校验失败)", "certificate invalid (chain verification failed)"),
-    "cert_hostname_mismatch": ("证书与主机名不匹配", "certificate does not match the host name"),
-    "cert_expiring": ("证书即将过期", "certificate expires soon"),
-    "cert_expired": ("证书已过期", "certificate expired"),
-    "tls_version_too_old": ("TLS 协议版本过低", "TLS protocol version too old"),
-    "status_mismatch": ("HTTP 状态码不符合预期", "unexpected HTTP status code"),
-    "content_mismatch": ("页面内容不符合预期", "expected content not found"),
-    "too_many_redirects": ("重定向次数过多", "too many redirects"),
     "protocol_error": ("协议错误(响应格式异常)", "protocol error (malformed response)"),
-    "nxdomain": ("域名不存在(NXDOMAIN)", "name does not exist (NXDOMAIN)"),
-    "servfail": ("DNS 服务器失败(SERVFAIL)", "DNS server failure (SERVFAIL)"),
-    "refused": ("DNS 服务器拒绝查询(REFUSED)", "DNS server refused the query (REFUSED)"),
-    "rcode_mismatch": ("DNS 返回码不符合预期", "unexpected DNS response code"),
-    "records_mismatch": ("DNS 记录不符合预期", "expected DNS records missing"),
-    "no_answer": ("DNS 无应答记录", "no records in the answer"),
     "no_cap_net_raw": ("缺少 CAP_NET_RAW 权限,无法使用原始套接字",
                        "raw sockets need CAP_NET_RAW, which this process does not have"),
     "out_of_range": ("目标不在允许探测的地址范围内", "target is outside the allowed ranges"),
-    "no_offer": ("未收到 DHCP OFFER", "no DHCP OFFER received"),
-    "rogue_dhcp": ("发现未授权的 DHCP 服务器", "unauthorized DHCP server found"),
     "interface_error": ("网络接口不可用", "network interface unusable"),
     "error": ("探测出错", "probe error"),
 }
@@ -55,7 +41,10 @@ REASONS: Final[dict[str, tuple[str, str]]] = {
 
 def reason_text(code: str, language: str = "zh") -> str:
     """The reason's text in `language` ("zh" or "en"); an unknown code is shown as itself."""
-    zh, en = REASONS.get(code, (code, code))
+    # imported here, not at the top: the kinds' modules import this one
+    from probes.kinds import reasons
+
+    zh, en = reasons().get(code, (code, code))
     return zh if language == "zh" else en
 
 

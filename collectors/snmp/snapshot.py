@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from collectors.snmp.ber import Oid, VarBind, oid_text
@@ -283,39 +284,79 @@ def host_resources(walks: Walks) -> dict[str, list[dict[str, Any]]]:
     return {"storage": storage, "processors": processors}
 
 
+@dataclass(frozen=True, slots=True)
+class HealthTable:
+    """How one vendor table gives CPU and memory use per entity (a new vendor is one entry in HEALTH_TABLES).
+
+    `cpu` / `memory` name columns in percent; `memory_bytes` names (used, free)
+    columns in bytes instead, from which the percentage is computed. The entity
+    is the row index's first part (`dotted_entity`: the whole index). The name is
+    the text of `name_column`, or else the ENTITY-MIB name of the physical entity
+    in `entity_column` (default: the row index), or else `fallback_name`
+    formatted with the index. `skip_idle` leaves out rows reporting neither CPU
+    nor memory (ports, fans, power supplies).
+    """
+
+    table: str
+    vendor: str
+    cpu: str | None = None
+    memory: str | None = None
+    memory_bytes: tuple[str, str] | None = None
+    name_column: str | None = None
+    entity_column: str | None = None
+    fallback_name: str = "{index}"
+    dotted_entity: bool = False
+    skip_idle: bool = True
+
+
+HEALTH_TABLES: Final[tuple[HealthTable, ...]] = (
+    HealthTable("hwEntityStateTable", "huawei", cpu="cpu", memory="memory"),
+    HealthTable("hh3cEntityExtStateTable", "h3c", cpu="cpu", memory="memory"),
+    HealthTable("jnxOperatingTable", "juniper", cpu="cpu", memory="memory", name_column="descr", dotted_entity=True),
+    HealthTable("cpmCPUTotalTable", "cisco", cpu="cpu", entity_column="entity", fallback_name="cpu{index}",
+                skip_idle=False),
+    HealthTable("ciscoMemoryPoolTable", "cisco", memory_bytes=("used", "free"), name_column="name"),
+)
+
+
+def _health_row(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str]) -> dict[str, Any] | None:
+    """One entity's CPU and memory use by the table's spec, or None when the row is left out."""
+    cpu = integer(row.get(spec.cpu)) if spec.cpu else -1
+    extra: dict[str, Any] = {}
+    if spec.memory_bytes is not None:
+        used, free = integer(row.get(spec.memory_bytes[0])), integer(row.get(spec.memory_bytes[1]))
+        if used < 0 or free < 0 or used + free == 0:
+            return None
+        memory = round(100 * used / (used + free))
+        extra = {"memory_used_bytes": used, "memory_free_bytes": free}
+    else:
+        memory = integer(row.get(spec.memory)) if spec.memory else -1
+        if spec.skip_idle and cpu <= 0 and memory <= 0:
+            return None
+    if spec.name_column is not None:
+        name = text(row.get(spec.name_column))
+    else:
+        entity = integer(row.get(spec.entity_column), 0) if spec.entity_column else index[0]
+        name = names.get(entity, spec.fallback_name.format(index=index[0]))
+    return {"vendor": spec.vendor, "entity": ".".join(map(str, index)) if spec.dotted_entity else index[0],
+            "name": name, "cpu_percent": cpu, "memory_percent": memory, **extra}
+
+
 def vendor_health(walks: Walks) -> list[dict[str, Any]]:
     """CPU and memory use per entity (board, routing engine, pool) from the vendor tables that answered.
 
-    Huawei/H3C entities that report neither CPU nor memory (ports, fans) are left out,
-    as are Juniper operating rows with neither (a PSU or a fan).
+    The tables and how each is read are data (`HEALTH_TABLES`); entities that
+    report neither CPU nor memory (ports, fans, power supplies) are left out
+    where the table says so.
     """
     names = {index[0]: text(row.get("name")) or text(row.get("descr"))
              for index, row in _rows(walks, "entPhysical").items() if len(index) == 1}
     out: list[dict[str, Any]] = []
-    for table, vendor in (("hwEntityStateTable", "huawei"), ("hh3cEntityExtStateTable", "h3c")):
-        for index, row in _rows(walks, table).items():
-            cpu, memory = integer(row.get("cpu")), integer(row.get("memory"))
-            if cpu <= 0 and memory <= 0:
-                continue
-            out.append({"vendor": vendor, "entity": index[0], "name": names.get(index[0], str(index[0])),
-                        "cpu_percent": cpu, "memory_percent": memory})
-    for index, row in _rows(walks, "jnxOperatingTable").items():
-        cpu, memory = integer(row.get("cpu")), integer(row.get("memory"))
-        if cpu <= 0 and memory <= 0:
-            continue
-        out.append({"vendor": "juniper", "entity": ".".join(map(str, index)), "name": text(row.get("descr")),
-                    "cpu_percent": cpu, "memory_percent": memory})
-    for index, row in _rows(walks, "cpmCPUTotalTable").items():
-        entity = integer(row.get("entity"), 0)
-        out.append({"vendor": "cisco", "entity": index[0], "name": names.get(entity, f"cpu{index[0]}"),
-                    "cpu_percent": integer(row.get("cpu")), "memory_percent": -1})
-    for index, row in _rows(walks, "ciscoMemoryPoolTable").items():
-        used, free = integer(row.get("used")), integer(row.get("free"))
-        if used < 0 or free < 0 or used + free == 0:
-            continue
-        out.append({"vendor": "cisco", "entity": index[0], "name": text(row.get("name")), "cpu_percent": -1,
-                    "memory_percent": round(100 * used / (used + free)), "memory_used_bytes": used,
-                    "memory_free_bytes": free})
+    for spec in HEALTH_TABLES:
+        for index, row in _rows(walks, spec.table).items():
+            entry = _health_row(spec, index, row, names)
+            if entry is not None:
+                out.append(entry)
     return out
 
 

@@ -16,15 +16,16 @@ from datetime import UTC, datetime
 import pytest
 
 from alerting.notify import AlertView, DeliveryError, PermanentDeliveryError, build, deliver
-from core.settings import ReceiverSettings
+from alerting.channel import ReceiverBase
+from alerting.receivers import parse_receiver
 from tests.alerting.receivers import http_receiver, smtp_receiver, syslog_receiver
 from tests.services import wait_until
 
 
 
-def receiver(**fields: object) -> ReceiverSettings:
-    """A receiver exactly as the configuration file gives it (validated, defaults applied)."""
-    return ReceiverSettings.model_validate({"name": "r", **fields})
+def receiver(**fields: object) -> ReceiverBase:
+    """A receiver exactly as the configuration file gives it (validated by its channel's model, defaults applied)."""
+    return parse_receiver({"name": "r", **fields})
 
 
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

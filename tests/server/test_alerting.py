@@ -281,11 +281,11 @@ def test_a_custom_rule_file_keeps_the_default_pack(client, admin, clock: Clock):
 def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_sending(client, admin, clock: Clock):
     """A stored message the receiver cannot handle (here a syslog message whose structured data is not a mapping, so
     the formatter raises AttributeError, which is no DeliveryError) is a failed attempt with its error, and retried."""
-    from core.settings import ReceiverSettings
+    from alerting.receivers import parse_receiver
     from server.alerting.models import Notification
 
     engine = client.app.state.alerting
-    engine.receivers["siem"] = ReceiverSettings(name="siem", kind="syslog", host="127.0.0.1")
+    engine.receivers["siem"] = parse_receiver({"name": "siem", "kind": "syslog", "host": "127.0.0.1"})
     with client.app.state.sessions() as session, session.begin():
         session.add(Notification(receiver="siem", group_key="[]", kind="syslog", fingerprints=[], status="pending", attempts=0,
                                  body={"messages": [{"severity": "critical", "msgid": "ALERT", "data": "not-a-mapping", "text": "x"}]},

@@ -19,8 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerting.notify import PermanentDeliveryError, deliver
+from alerting.receivers import parse_receiver
 
-from core.settings import ReceiverSettings, Settings, load_settings
+from core.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_alerting import ingest
@@ -147,5 +148,5 @@ def test_alertmanager_refusals_are_permanent(clock: Clock, alertmanager: Alertma
     refused = httpx.post(f"{alertmanager.url}/api/v2/alerts", json={"version": "4", "alerts": []})
     assert refused.status_code == 400 and "PostableAlerts" in refused.text  # what the old receiver met
     with pytest.raises(PermanentDeliveryError, match="400"):
-        deliver(ReceiverSettings(name="am", kind="alertmanager", url=alertmanager.url),
+        deliver(parse_receiver({"name": "am", "kind": "alertmanager", "url": alertmanager.url}),
                 {"alerts": [{"labels": {}, "startsAt": clock.now.isoformat()}]})  # Alertmanager: "at least one label pair required"

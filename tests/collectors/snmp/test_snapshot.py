@@ -166,6 +166,31 @@ def test_vendor_cpu_and_memory() -> None:
             "memory_percent": 39} in junos
 
 
+def test_every_vendor_health_table_is_a_polled_table_with_its_columns() -> None:
+    for spec in snapshot.HEALTH_TABLES:
+        columns = set(TABLES[spec.table].columns.values())
+        named = {spec.cpu, spec.memory, spec.name_column, spec.entity_column, *(spec.memory_bytes or ())} - {None}
+        assert named <= columns, spec.table
+
+
+def test_cisco_cpu_and_memory_pools() -> None:
+    """CISCO-PROCESS-MIB cpmCPUTotalTable and CISCO-MEMORY-POOL-MIB rows (none of the recordings has them):
+    a CPU named after its ENTITY-MIB entity, or cpuN without one; pools in bytes, an empty pool left out."""
+    cpu, pool, entity = (TABLES[name].entry for name in ("cpmCPUTotalTable", "ciscoMemoryPoolTable", "entPhysical"))
+    walks = {
+        "entPhysical": [(entity + (7, 22), b"CPU of Supervisor 1")],
+        "cpmCPUTotalTable": [(cpu + (2, 1), 22), (cpu + (8, 1), 17), (cpu + (2, 2), 0), (cpu + (8, 2), 0)],
+        "ciscoMemoryPoolTable": [(pool + (2, 1), b"Processor"), (pool + (5, 1), 300), (pool + (6, 1), 700),
+                                 (pool + (2, 2), b"I/O"), (pool + (5, 2), 0), (pool + (6, 2), 0)],
+    }
+    assert snapshot.vendor_health(walks) == [
+        {"vendor": "cisco", "entity": 1, "name": "CPU of Supervisor 1", "cpu_percent": 17, "memory_percent": -1},
+        {"vendor": "cisco", "entity": 2, "name": "cpu2", "cpu_percent": 0, "memory_percent": -1},
+        {"vendor": "cisco", "entity": 1, "name": "Processor", "cpu_percent": -1, "memory_percent": 30,
+         "memory_used_bytes": 300, "memory_free_bytes": 700},
+    ]
+
+
 def test_fdb_maps_bridge_ports_to_interfaces() -> None:
     fdb = build(_find("librenms_comware_a5500"))["fdb"]
     assert len(fdb) == 104
