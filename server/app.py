@@ -39,6 +39,7 @@ from server.auth.views import router as auth_router
 from server.database import make_engine, make_sessionmaker, migrate, transaction
 from server.errors import ERROR_RESPONSES, ApiError
 from server.history.build import build_history
+from server.history.read import build_reader
 from server.history.state import collect_state
 from server.ingest.encode import encode_batch
 from server.hosts import service as hosts_service
@@ -171,6 +172,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.metrics = metrics
     app.state.hooks = hooks
     app.state.history = None
+    app.state.history_reader = None
     def count_too_large(path: str) -> None:
         if path == INGEST_PATH:
             metrics.rejects.labels("too_large").inc()
@@ -281,6 +283,7 @@ def _start(app: FastAPI) -> None:
     _bootstrap_admin(app)
     history, lock_fd = build_history(settings)
     app.state.history = history
+    app.state.history_reader = build_reader(settings.tsdb)
     app.state.spool_lock_fd = lock_fd
     sessions = app.state.sessions
     app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
@@ -360,6 +363,9 @@ def _stop(app: FastAPI) -> None:
     history = app.state.history
     if history is not None:
         history.close()
+    reader = getattr(app.state, "history_reader", None)
+    if reader is not None:
+        reader.close()
     if getattr(app.state, "spool_lock_fd", None) is not None:
         os.close(app.state.spool_lock_fd)
     engine = getattr(app.state, "engine", None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +41,7 @@ from server.duties import service as duties
 from server.errors import BadRequestError, ForbiddenError, NotFoundError
 from server.findings import service as findings
 from server.findings.models import Finding
+from server.history.read import HistoryReadError
 from server.hosts import service as hosts
 from server.hosts.models import Host
 from server.incidents import service as incidents
@@ -48,7 +51,14 @@ from server.inventory.models import DeclarationRequest, DeclaredSite, HostEntry
 from server.ui import format as ui_format
 from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges, rate
 from server.ui.i18n import MESSAGES
-from server.ui.metrics_charts import HostCharts, flow_charts, interface_charts
+from server.ui.metrics_charts import (
+    HostCharts,
+    ReadHistory,
+    embedded_history,
+    flow_charts,
+    interface_charts,
+    tsdb_history,
+)
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -57,6 +67,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ui_format.register(templates.env)
 templates.env.filters["local_time"] = templates.env.filters["when"]  # the same: in the configured zone, to the second
 COOKIE = CONSOLE_COOKIE
+log = logging.getLogger(__name__)
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
 
@@ -233,24 +244,41 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
     lang = _lang(request)
     t = MESSAGES[lang]
-    svgs: list[str] = []
-    if request.app.state.history is None:
-        charts = HostCharts(session, host_id=host_id, since=now - ranges()[range], until=now, t=t)
-        svgs = [_svg(c, t) for c in charts.all()]
+    codes = codes_by_id(session)
+    since = now - ranges()[range]
+    read = _history_source(request, session, host, since=since, until=now)
+    svgs, history_error = _charts(HostCharts(read, since=since, until=now, t=t).all, t)
     seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
     # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
     latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
     backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": _duration(s.fields.get("age_seconds"), t),
                 "rpo": _duration(s.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
                for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
-    codes = codes_by_id(session)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
                for f in findings.list_findings(session, access=caller, agency_id=host.agency_id)
                if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
     alerts = [a for a in alert_service.list_alerts(session, access=caller, open_only=True) if a.labels.get("host") == host.hostname]
     return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), charts=svgs,
                  range=range, ranges=list(ranges()), observations=latest, backups=backups, findings=related, alerts=alerts,
-                 last_seen=_local(host.last_seen_at), in_tsdb=request.app.state.history is not None)  # fmt: skip
+                 last_seen=_local(host.last_seen_at), history_error=history_error)  # fmt: skip
+
+
+def _history_source(request: Request, session: Session, host: Host, *, since: datetime, until: datetime) -> ReadHistory:
+    """Where the charts of `host` (or of the devices it polls) come from: the configured TSDB, else the embedded
+    history."""
+    reader = request.app.state.history_reader
+    if reader is None:
+        return embedded_history(session, host_id=host.id, since=since, until=until)
+    return tsdb_history(reader, hostname=host.hostname, agency=codes_by_id(session).get(host.agency_id), since=since, until=until)
+
+
+def _charts(build: Callable[[], list[Chart]], t: dict[str, str]) -> tuple[list[str], str]:
+    """The charts as SVG, or none and the reason when the TSDB cannot be read (the first failed query stops)."""
+    try:
+        return [_svg(c, t) for c in build()], ""
+    except HistoryReadError as exc:
+        log.warning("console charts: %s", exc)
+        return [], str(exc)
 
 
 def _device_rows(session: Session, caller: access.Access) -> list[dict[str, Any]]:
@@ -328,13 +356,13 @@ def device_page(host_id: Id, device: str, request: Request, session: DbSession, 
     rates = _interface_rates(session, host_id=host.id, device=device, now=now)
     for iface in interfaces:
         iface["in_bps"], iface["out_bps"] = rates.get(iface["key"], (None, None))
-    svgs = []
-    if request.app.state.history is None:
-        svgs = [_svg(c, t) for c in interface_charts(session, host_id=host.id, device=device, since=now - ranges()[range], until=now, t=t)]
+    since = now - ranges()[range]
+    read = _history_source(request, session, host, since=since, until=now)
+    svgs, history_error = _charts(lambda: interface_charts(read, device=device, since=since, until=now, t=t), t)
     seen = hosts.latest_observations(session, host_id=host.id, kinds=DEVICE_OBSERVATIONS, limit=2000)
     observed = {kind: [o for o in records if o.source == "snmp" and o.attributes.get("device") == device][:300] for kind, records in seen.items()}
     return _page(request, "device.html", caller.principal, d=row, interfaces=interfaces, charts=svgs, range=range, ranges=list(ranges()),
-                 observations=observed, humanize=humanize)  # fmt: skip
+                 observations=observed, humanize=humanize, history_error=history_error)  # fmt: skip
 
 
 def _interface_rates(session: Session, *, host_id: int, device: str, now: datetime) -> dict[str, tuple[float | None, float | None]]:
