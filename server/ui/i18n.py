@@ -141,3 +141,20 @@ MESSAGES["en"].update({
     "dst_prefix": "Destination prefix", "protocol": "Protocol", "dst_port": "Port", "no_flows": "No flow data yet",
     "unplanned_addresses": "Internal addresses outside the plan", "unit_bytes": "B", "unit_bytes_s": "B/s", "unit_bits_s": "bit/s", "show_list": "Show the list", "backup_age": "Since last success", "newest_n": "newest {n}", "chart_flows": "Traffic by exporter",
 })
+
+
+# The probes page (ui3).
+MESSAGES["zh"].update({
+    "probes": "拨测", "probes_total": "拨测总数", "probe_check": "拨测项", "probe_kind": "类型", "probe_target": "目标",
+    "probe_reason": "失败原因", "probe_duration": "耗时", "probe_ok": "正常", "probe_failed": "失败",
+    "probe_kind_icmp": "ICMP 连通", "probe_kind_tcp": "TCP 端口", "probe_kind_http": "HTTP 服务", "probe_kind_tls": "TLS 证书",
+    "probe_kind_dns": "DNS 解析", "probe_kind_arp": "ARP 扫描", "probe_kind_dhcp": "DHCP 检测", "probe_kind_website": "网站发现",
+    "probe_kind_traceroute": "路由追踪",
+})
+MESSAGES["en"].update({
+    "probes": "Probes", "probes_total": "Probes", "probe_check": "Check", "probe_kind": "Kind", "probe_target": "Target",
+    "probe_reason": "Reason", "probe_duration": "Duration", "probe_ok": "ok", "probe_failed": "failing",
+    "probe_kind_icmp": "ICMP", "probe_kind_tcp": "TCP port", "probe_kind_http": "HTTP", "probe_kind_tls": "TLS certificate",
+    "probe_kind_dns": "DNS", "probe_kind_arp": "ARP sweep", "probe_kind_dhcp": "DHCP", "probe_kind_website": "Website discovery",
+    "probe_kind_traceroute": "Traceroute",
+})

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from inventory.documents import DocumentError
 from inventory.rules import RULES
+from probes.result import reason_text
 from server import access
 from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Public
 from server.agencies.service import codes_by_id
@@ -381,6 +382,34 @@ def _interface_rates(session: Session, *, host_id: int, device: str, now: dateti
             values.append(got[-1][1] * 8 if got else None)
         out[key] = (values[0], values[1])
     return out
+
+
+
+
+@router.get("/probes", response_class=HTMLResponse)
+def probe_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+    """Every active check's newest result (the `probe` series of the hosts `caller` sees), failing ones first, with
+    the reason of its last state change (`probe_state` observations)."""
+    lang = _lang(request)
+    codes = codes_by_id(session)
+    found = hosts.latest_of(session, access=caller, measurements=("probe",))
+    query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
+             .where(ObservationRecord.kind == "probe_state").order_by(ObservationRecord.id.desc()).limit(5000))  # fmt: skip
+    reasons: dict[tuple[int, str], dict[str, Any]] = {}
+    for record in session.scalars(access.scoped(Host, access=caller, query=query)):
+        reasons.setdefault((record.host_id, record.subject), record.attributes)  # newest first: the first one wins
+    rows = []
+    for series, host in found:
+        check, f = str(series.tags.get("check", "-")), series.fields
+        state = reasons.get((host.id, check), {})
+        ok = bool(f.get("success"))
+        rows.append({"check": check, "kind": series.tags.get("kind", ""), "target": series.tags.get("target", ""), "ok": ok,
+                     "duration": f.get("duration_seconds"), "status_code": f.get("http_status_code"),
+                     "reason": "" if ok else reason_text(str(state.get("reason", "")), lang) if state.get("reason") else "",
+                     "detail": "" if ok else str(state.get("detail", ""))[:300], "host": host.hostname, "host_id": host.id,
+                     "agency": codes.get(host.agency_id), "at": datetime.fromtimestamp(series.ts_ns / 1e9, UTC)})  # fmt: skip
+    rows.sort(key=lambda r: (r["ok"], r["host"], r["check"]))
+    return _page(request, "probes.html", caller.principal, probes=rows, failing=sum(not r["ok"] for r in rows))
 
 
 UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan shown on the flows page
