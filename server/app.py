@@ -58,6 +58,7 @@ from server.alerting.engine import AlertingEngine
 from server.alerting.models import Notification
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
+from server.ui import views as ui_views
 from server.ui.views import root_router as ui_root_router
 from server.access import LoginRequiredError, Public, require_policies
 from server.ui.views import router as ui_router
@@ -189,6 +190,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         retry_after = getattr(exc, "retry_after_seconds", None)
         if retry_after is not None:
             headers = {"Retry-After": str(retry_after)}
+        if ui_views.wants_page(request):  # a browser on a console page: a readable page, same status
+            return ui_views.error_page(request, status_code=exc.status_code, reason=exc.reason, detail=exc.message)
         return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(DataError)
@@ -202,6 +205,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(e["loc"][:1] == ("path",) for e in exc.errors()):  # e.g. /hosts/9223372036854775808 names nothing
+            if ui_views.wants_page(request):
+                return ui_views.error_page(request, status_code=404, reason="not_found", detail=f"nothing at {request.url.path}")
             return JSONResponse({"detail": f"nothing at {request.url.path}", "reason": "not_found"}, status_code=404)
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]

@@ -158,3 +158,21 @@ MESSAGES["en"].update({
     "probe_kind_dns": "DNS", "probe_kind_arp": "ARP sweep", "probe_kind_dhcp": "DHCP", "probe_kind_website": "Website discovery",
     "probe_kind_traceroute": "Traceroute",
 })
+
+# Finding actions false positive and reopen, and the page of a refused console request (ui3).
+MESSAGES["zh"].update({
+    "action_false_positive": "标记为误报", "confirm_false_positive": "确认该发现为误报并关闭？操作记入审计日志。",
+    "done_false_positive": "已标记为误报。", "action_reopen": "重新打开", "confirm_reopen": "重新打开该发现，恢复跟踪？操作记入审计日志。",
+    "done_reopen": "已重新打开该发现。", "error_page_title": "无法完成请求", "error_page_403": "您的角色无权执行此操作。",
+    "error_page_404": "未找到该对象，或它不属于您的部门。", "error_page_409": "该操作与对象的当前状态冲突，请刷新后重试。",
+    "error_page_csrf": "表单已过期，请返回页面刷新后重试。", "error_page_other": "请求未被接受。", "error_status": "状态码",
+    "back_to_console": "返回控制台", "technical_detail": "技术信息",
+})
+MESSAGES["en"].update({
+    "action_false_positive": "Mark as false positive", "confirm_false_positive": "Close this finding as a false positive? The action is written to the audit log.",
+    "done_false_positive": "Marked as a false positive.", "action_reopen": "Reopen", "confirm_reopen": "Reopen this finding and track it again? The action is written to the audit log.",
+    "done_reopen": "Finding reopened.", "error_page_title": "The request could not be completed", "error_page_403": "Your role may not do this.",
+    "error_page_404": "Not found, or not your agency's.", "error_page_409": "This conflicts with the object's current state: reload and try again.",
+    "error_page_csrf": "The form has expired: go back, reload the page and try again.", "error_page_other": "The request was not accepted.",
+    "error_status": "Status", "back_to_console": "Back to the console", "technical_detail": "Technical detail",
+})

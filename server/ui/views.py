@@ -99,6 +99,25 @@ def _check_csrf(request: Request, csrf: str) -> None:
 
 
 
+ERROR_TEXTS = {403: "error_page_403", 404: "error_page_404", 409: "error_page_409"}
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a refusal should be a readable page rather than JSON: a console address asked for by a browser (it
+    sends `Accept: text/html`); scripts calling console addresses, and every API caller, get the JSON body."""
+    return request.url.path.startswith("/ui") and "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, *, status_code: int, reason: str, detail: str) -> HTMLResponse:
+    """A refused console request (403, 404, 409, ...) as a page in the user's language: what happened, the technical
+    detail in small print, and the way back. The status code stays the refusal's."""
+    t = MESSAGES[_lang(request)]
+    key = "error_page_csrf" if reason == "csrf" else ERROR_TEXTS.get(status_code, "error_page_other")
+    response = _page(request, "error.html", None, status_code=status_code, message=t[key], reason=reason, detail=detail[:300])
+    response.status_code = status_code
+    return response
+
+
 @root_router.get("/", dependencies=[Public])
 def root() -> Response:
     """The address `egovmon up` prints: the console."""
@@ -462,7 +481,8 @@ OPEN_TAB = ("open", "acknowledged")  # still to be handled
 CLOSED_TAB = ("exempted", "remediated", "false_positive")  # handled one way or another
 FindingTab = Literal["open", "closed"]
 FindingStatus = Literal["", "open", "acknowledged", "exempted", "remediated", "false_positive"]
-FindingAction = Literal["acknowledge", "exempt", "declare", "incident"]
+FindingAction = Literal["acknowledge", "exempt", "false_positive", "reopen", "declare", "incident"]
+TRANSITION_ACTIONS = ("acknowledge", "exempt", "false_positive", "reopen")  # server.findings.service.TRANSITIONS
 INCIDENT_STATUSES = ("open", "investigating", "contained", "resolved", "closed")  # server.incidents.models.STATUSES
 IncidentStatus = Literal["open", "investigating", "contained", "resolved", "closed"]
 # The labels an alert's silence form matches on: enough to name this alert only (a finding alert by its finding
@@ -544,7 +564,7 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
     links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
     role = caller.principal.role
-    actions = [name for name in ("acknowledge", "exempt")
+    actions = [name for name in TRANSITION_ACTIONS
                if role in findings.TRANSITIONS[name][2] and found.status in findings.TRANSITIONS[name][0]]  # fmt: skip
     if role in DECLARERS and found.rule_id in DECLARABLE_RULES and found.agency_id is not None and found.status in OPEN_TAB:
         actions.append("declare")
@@ -560,7 +580,7 @@ def finding_action(finding_id: Id, action: FindingAction, request: Request, sess
                    caller: ConsoleScoped, csrf: str = Form(""), approval_ref: str = Form("", max_length=200),
                    note: str = Form("", max_length=2000)) -> Response:
     """The API's actions on a finding (same roles, same audit events), from the finding page's confirmed forms:
-    acknowledge and exempt (POST /api/v1/findings/{id}/{action}), declare (POST /api/v1/inventory/requests for the
+    acknowledge, exempt, false_positive and reopen (POST /api/v1/findings/{id}/{action}), declare (POST /api/v1/inventory/requests for the
     finding's network) and incident (POST /api/v1/incidents with the finding)."""
     _check_csrf(request, csrf)
     found = access.get(session, Finding, finding_id, access=caller, what="finding")  # another agency's: 404
