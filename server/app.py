@@ -174,6 +174,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.hooks = hooks
     app.state.history = None
     app.state.history_reader = None
+    app.state.history_buckets = hosts_service.BucketCache()  # the console's complete chart buckets (embedded history)
     def count_too_large(path: str) -> None:
         if path == INGEST_PATH:
             metrics.rejects.labels("too_large").inc()

@@ -46,10 +46,12 @@ def _octets(history: hosts.SeriesHistory, field: str) -> list[tuple[float, float
 ReadHistory = Callable[[str], dict[str, hosts.SeriesHistory]]  # measurement -> its series over the chart's range
 
 
-def embedded_history(session: Session, *, host_id: int, since: datetime, until: datetime) -> ReadHistory:
-    """Read one host's measurements from the embedded history, BUCKETS points per series."""
+def embedded_history(session: Session, *, host_id: int, since: datetime, until: datetime,
+                     cache: hosts.BucketCache | None = None) -> ReadHistory:  # fmt: skip
+    """Read one host's measurements from the embedded history, BUCKETS points per series (complete buckets read
+    before taken from `cache`)."""
     return lambda measurement: hosts.downsampled_history(session, host_id=host_id, measurement=measurement, since=since,
-                                                         until=until, buckets=BUCKETS)  # fmt: skip
+                                                         until=until, buckets=BUCKETS, cache=cache)  # fmt: skip
 
 
 def tsdb_history(reader: HistoryReader, *, hostname: str, agency: str | None, since: datetime, until: datetime) -> ReadHistory:

@@ -288,7 +288,7 @@ def _history_source(request: Request, session: Session, host: Host, *, since: da
     history."""
     reader = request.app.state.history_reader
     if reader is None:
-        return embedded_history(session, host_id=host.id, since=since, until=until)
+        return embedded_history(session, host_id=host.id, since=since, until=until, cache=request.app.state.history_buckets)
     return tsdb_history(reader, hostname=host.hostname, agency=codes_by_id(session).get(host.agency_id), since=since, until=until)
 
 
