@@ -176,3 +176,10 @@ MESSAGES["en"].update({
     "error_page_csrf": "The form has expired: go back, reload the page and try again.", "error_page_other": "The request was not accepted.",
     "error_status": "Status", "back_to_console": "Back to the console", "technical_detail": "Technical detail",
 })
+
+# CPU modes in the host page's CPU chart (ui3): the kernel's names are not words a NOC operator reads.
+MESSAGES["zh"].update({
+    "cpu_mode_user": "用户态", "cpu_mode_system": "内核态", "cpu_mode_iowait": "等待 I/O", "cpu_mode_irq": "硬中断",
+    "cpu_mode_softirq": "软中断", "cpu_mode_nice": "低优先级", "cpu_mode_steal": "被虚拟化占用", "cpu_mode_guest": "虚拟机",
+    "cpu_mode_guest_nice": "虚拟机（低优先级）",
+})

@@ -78,7 +78,7 @@ class HostCharts:
             by_mode[str(h.tags.get("mode", "?"))].append(rate(_field(h, "seconds_total")))
             cpus.add(str(h.tags.get("cpu")))
         n = max(len(cpus), 1)
-        series = [Series(mode, [(ts, v / n * 100) for ts, v in _sum_by(points)])
+        series = [Series(self.t.get(f"cpu_mode_{mode}", mode), [(ts, v / n * 100) for ts, v in _sum_by(points)])
                   for mode, points in sorted(by_mode.items()) if mode != "idle"]  # fmt: skip
         return self._chart("chart-cpu", self.t["chart_cpu"], "%", series, ceiling=100)
 
