@@ -183,3 +183,14 @@ MESSAGES["zh"].update({
     "cpu_mode_softirq": "软中断", "cpu_mode_nice": "低优先级", "cpu_mode_steal": "被虚拟化占用", "cpu_mode_guest": "虚拟机",
     "cpu_mode_guest_nice": "虚拟机（低优先级）",
 })
+
+# The device page's LLDP, ARP and route tables in labelled columns (ui3).
+MESSAGES["zh"].update({
+    "local_port": "本端接口", "remote_port": "对端接口", "remote_system": "对端系统描述", "route_proto": "路由来源",
+    "route_proto_local": "直连", "route_proto_netmgmt": "静态", "route_proto_other": "其他", "route_proto_ospf": "OSPF",
+    "route_proto_bgp": "BGP", "route_proto_rip": "RIP", "route_proto_icmp": "ICMP 重定向",
+})
+MESSAGES["en"].update({
+    "local_port": "Local port", "remote_port": "Remote port", "remote_system": "Remote system", "route_proto": "Learned from",
+    "route_proto_local": "connected", "route_proto_netmgmt": "static",
+})

@@ -256,6 +256,9 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                 table = page.inner_text("#interfaces")
                 assert seeded["interfaces"] and all(i in table for i in seeded["interfaces"])
                 assert page.locator("#chart-if-traffic").count() == 1
+                # the recording's LLDP neighbours and ARP entries in labelled columns, not raw key=value attributes
+                assert page.locator("#lldp tr").count() >= 2 and page.locator("#arp tr").count() >= 2
+                assert "local_port=" not in page.inner_text("#lldp") and "mac=" not in page.inner_text("#arp")
                 shot("4-device")
                 page.goto(f"{server.url}/ui/flows")
                 if agency_user:
