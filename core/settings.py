@@ -44,6 +44,13 @@ class TsdbKind(StrEnum):
     INFLUXDB1 = "influxdb1"  # InfluxDB 1.x: /write
 
 
+class TsdbReadApi(StrEnum):
+    """How the console reads history back from the TSDB (server/history/read.py)."""
+
+    INFLUXQL = "influxql"  # /query: InfluxDB 1.x, and 2.x/3.x through the v1 compatibility API
+    PROMETHEUS = "prometheus"  # /api/v1/query_range: VictoriaMetrics (which answers no InfluxQL)
+
+
 class TsdbSettings(BaseModel):
     """The time-series database for history."""
 
@@ -60,6 +67,8 @@ class TsdbSettings(BaseModel):
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="One write request's timeout")
     lines_per_request: int = Field(10_000, ge=100, le=1_000_000, description="Lines per write request")
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20, description="On-disk spool used while the TSDB is down")
+    read_api: TsdbReadApi = Field(TsdbReadApi.INFLUXQL, description="How the console reads charts back: influxql "
+                                  "(InfluxDB 1.x/2.x/3.x) or prometheus (VictoriaMetrics)")
 
     @field_validator("token")
     @classmethod

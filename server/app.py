@@ -41,6 +41,7 @@ from server.backup import hold_server_lock
 from server.database import make_engine, make_sessionmaker, migrate, transaction
 from server.errors import ERROR_RESPONSES, ApiError
 from server.history.build import build_history
+from server.history.read import build_reader
 from server.history.state import collect_state
 from server.ingest.encode import encode_batch
 from server.hosts import service as hosts_service
@@ -59,6 +60,7 @@ from server.alerting.engine import AlertingEngine
 from server.alerting.models import Notification
 from server.alerting.views import router as alerting_router
 from server.duties.views import router as duties_router
+from server.ui import views as ui_views
 from server.ui.views import root_router as ui_root_router
 from server.access import LoginRequiredError, Public, require_policies
 from server.ui.views import router as ui_router
@@ -173,6 +175,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.metrics = metrics
     app.state.hooks = hooks
     app.state.history = None
+    app.state.history_reader = None
+    app.state.history_buckets = hosts_service.BucketCache()  # the console's complete chart buckets (embedded history)
     def count_too_large(path: str) -> None:
         if path == INGEST_PATH:
             metrics.rejects.labels("too_large").inc()
@@ -189,6 +193,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         retry_after = getattr(exc, "retry_after_seconds", None)
         if retry_after is not None:
             headers = {"Retry-After": str(retry_after)}
+        if ui_views.wants_page(request):  # a browser on a console page: a readable page, same status
+            return ui_views.error_page(request, status_code=exc.status_code, reason=exc.reason, detail=exc.message)
         return JSONResponse(_error_body(exc), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(DataError)
@@ -202,6 +208,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if any(e["loc"][:1] == ("path",) for e in exc.errors()):  # e.g. /hosts/9223372036854775808 names nothing
+            if ui_views.wants_page(request):
+                return ui_views.error_page(request, status_code=404, reason="not_found", detail=f"nothing at {request.url.path}")
             return JSONResponse({"detail": f"nothing at {request.url.path}", "reason": "not_found"}, status_code=404)
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
@@ -285,6 +293,7 @@ def _start(app: FastAPI) -> None:
     _bootstrap_admin(app)
     history, lock_fd = build_history(settings)
     app.state.history = history
+    app.state.history_reader = build_reader(settings.tsdb)
     app.state.spool_lock_fd = lock_fd
     sessions = app.state.sessions
     app.state.metrics.watch_state(StateCollector(lambda: count_state_rows(sessions)))
@@ -365,6 +374,9 @@ def _stop(app: FastAPI) -> None:
     history = app.state.history
     if history is not None:
         history.close()
+    reader = getattr(app.state, "history_reader", None)
+    if reader is not None:
+        reader.close()
     if getattr(app.state, "spool_lock_fd", None) is not None:
         os.close(app.state.spool_lock_fd)
     if getattr(app.state, "server_lock_fd", None) is not None:

@@ -139,6 +139,9 @@ def format_seconds(value: Any, lang: str = "zh") -> str:
     if number is None:
         return EMPTY
     zh = lang == "zh"
+    if 0 < abs(number) < 1:  # probe and poll durations: milliseconds, whole above 10 ms
+        ms = number * 1000
+        return f"{format_number(round(ms) if abs(ms) >= 10 else round(ms, 1))} {'毫秒' if zh else 'ms'}"
     if abs(number) < 60:
         return f"{format_number(number)} {'秒' if zh else 's'}"
     minutes, secs = divmod(round(number), 60)

@@ -29,7 +29,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reporting": "正常上报", "stale": "未上报", "open_findings": "未关闭发现", "firing_alerts": "触发中告警",
         "rule": "规则", "article": "依据条款", "severity": "级别", "status": "状态", "subject": "对象", "evidence": "证据",
         "source": "来源", "observed": "观测时间", "hint": "处置建议", "acknowledge": "确认", "acknowledged": "已确认",
-        "summary": "摘要", "since": "开始时间", "load": "系统负载（近1小时）", "no_history": "历史数据保存在时序数据库中，请在 Grafana 查看",
+        "summary": "摘要", "since": "开始时间", "load": "系统负载（近1小时）", "no_history": "历史数据保存在时序数据库中，请在 Grafana 查看", "history_unreadable": "无法读取时序数据库",
         "language": "English", "duties_overdue": "逾期职责", "coverage": "监测覆盖率", "backup_rpo": "备份达标率",
         "title_col": "名称", "none": "无", "deliveries": "通知投递", "delivery_pending": "待发送",
         "delivery_sending": "发送中", "delivery_sent": "已送达", "delivery_failed": "失败", "lacking_data": "数据中断", "severity_critical": "严重", "severity_warning": "警告",
@@ -74,7 +74,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "open_findings": "Open findings", "firing_alerts": "Firing alerts", "rule": "Rule", "article": "Article",
         "severity": "Severity", "status": "Status", "subject": "Subject", "evidence": "Evidence", "source": "Source",
         "observed": "Observed", "hint": "What to do", "acknowledge": "Acknowledge", "acknowledged": "acknowledged",
-        "summary": "Summary", "since": "Since", "load": "Load (last hour)", "no_history": "History is in the TSDB: see Grafana",
+        "summary": "Summary", "since": "Since", "load": "Load (last hour)", "no_history": "History is in the TSDB: see Grafana", "history_unreadable": "The TSDB cannot be read",
         "language": "中文", "duties_overdue": "Overdue duties", "coverage": "Monitoring coverage", "backup_rpo": "Backups within RPO",
         "title_col": "Title", "none": "none", "deliveries": "Notifications", "delivery_pending": "pending",
         "delivery_sending": "sending", "delivery_sent": "delivered", "delivery_failed": "failed", "lacking_data": "data missing", "severity_critical": "critical",
@@ -146,3 +146,55 @@ MESSAGES["en"].update({
 # The agent's version on the host list, and the upgrade the server's agent bundle offers.
 MESSAGES["zh"].update({"agent_version": "代理版本", "upgrade_to": "可升级至 {version}"})
 MESSAGES["en"].update({"agent_version": "Agent version", "upgrade_to": "upgrade to {version}"})
+
+# The probes page (ui3).
+MESSAGES["zh"].update({
+    "probes": "拨测", "probes_total": "拨测总数", "probe_check": "拨测项", "probe_kind": "类型", "probe_target": "目标",
+    "probe_reason": "失败原因", "probe_duration": "耗时", "probe_ok": "正常", "probe_failed": "失败",
+    "probe_kind_icmp": "ICMP 连通", "probe_kind_tcp": "TCP 端口", "probe_kind_http": "HTTP 服务", "probe_kind_tls": "TLS 证书",
+    "probe_kind_dns": "DNS 解析", "probe_kind_arp": "ARP 扫描", "probe_kind_dhcp": "DHCP 检测", "probe_kind_website": "网站发现",
+    "probe_kind_traceroute": "路由追踪", "probe_kind_smtp": "SMTP 邮件服务",
+})
+MESSAGES["en"].update({
+    "probes": "Probes", "probes_total": "Probes", "probe_check": "Check", "probe_kind": "Kind", "probe_target": "Target",
+    "probe_reason": "Reason", "probe_duration": "Duration", "probe_ok": "ok", "probe_failed": "failing",
+    "probe_kind_icmp": "ICMP", "probe_kind_tcp": "TCP port", "probe_kind_http": "HTTP", "probe_kind_tls": "TLS certificate",
+    "probe_kind_dns": "DNS", "probe_kind_arp": "ARP sweep", "probe_kind_dhcp": "DHCP", "probe_kind_website": "Website discovery",
+    "probe_kind_traceroute": "Traceroute", "probe_kind_smtp": "SMTP",
+})
+
+# Finding actions false positive and reopen, and the page of a refused console request (ui3).
+MESSAGES["zh"].update({
+    "action_false_positive": "标记为误报", "confirm_false_positive": "确认该发现为误报并关闭？操作记入审计日志。",
+    "done_false_positive": "已标记为误报。", "action_reopen": "重新打开", "confirm_reopen": "重新打开该发现，恢复跟踪？操作记入审计日志。",
+    "done_reopen": "已重新打开该发现。", "error_page_title": "无法完成请求", "error_page_403": "您的角色无权执行此操作。",
+    "error_page_404": "未找到该对象，或它不属于您的部门。", "error_page_409": "该操作与对象的当前状态冲突，请刷新后重试。",
+    "error_page_csrf": "表单已过期，请返回页面刷新后重试。", "error_page_other": "请求未被接受。", "error_status": "状态码",
+    "back_to_console": "返回控制台", "technical_detail": "技术信息",
+})
+MESSAGES["en"].update({
+    "action_false_positive": "Mark as false positive", "confirm_false_positive": "Close this finding as a false positive? The action is written to the audit log.",
+    "done_false_positive": "Marked as a false positive.", "action_reopen": "Reopen", "confirm_reopen": "Reopen this finding and track it again? The action is written to the audit log.",
+    "done_reopen": "Finding reopened.", "error_page_title": "The request could not be completed", "error_page_403": "Your role may not do this.",
+    "error_page_404": "Not found, or not your agency's.", "error_page_409": "This conflicts with the object's current state: reload and try again.",
+    "error_page_csrf": "The form has expired: go back, reload the page and try again.", "error_page_other": "The request was not accepted.",
+    "error_status": "Status", "back_to_console": "Back to the console", "technical_detail": "Technical detail",
+})
+
+# CPU modes in the host page's CPU chart (ui3): the kernel's names are not words a NOC operator reads.
+MESSAGES["zh"].update({
+    "cpu_mode_user": "用户态", "cpu_mode_system": "内核态", "cpu_mode_iowait": "等待 I/O", "cpu_mode_irq": "硬中断",
+    "cpu_mode_softirq": "软中断", "cpu_mode_nice": "低优先级", "cpu_mode_steal": "被虚拟化占用", "cpu_mode_guest": "虚拟机",
+    "cpu_mode_guest_nice": "虚拟机（低优先级）",
+})
+
+# The device page's LLDP, ARP and route tables in labelled columns (ui3).
+MESSAGES["zh"].update({
+    "local_port": "本端接口", "remote_port": "对端接口", "remote_system": "对端系统描述", "route_proto": "路由来源",
+    "route_proto_local": "直连", "route_proto_netmgmt": "静态", "route_proto_other": "其他", "route_proto_ospf": "OSPF",
+    "route_proto_bgp": "BGP", "route_proto_rip": "RIP", "route_proto_icmp": "ICMP 重定向",
+})
+MESSAGES["en"].update({
+    "local_port": "Local port", "remote_port": "Remote port", "remote_system": "Remote system", "route_proto": "Learned from",
+    "route_proto_local": "connected", "route_proto_netmgmt": "static",
+})

@@ -1,20 +1,21 @@
-"""From stored history to charts: the host page's and the device page's series (embedded history only).
+"""From stored history to charts: the host page's and the device page's series.
 
-Each function reads one measurement, downsampled in the query (`hosts.downsampled_history`), and turns it
-into `charts.Chart`s: counters become per-second rates, bytes per second of interfaces become bits per
+Each function reads one measurement, downsampled by the store (`hosts.downsampled_history` on the embedded
+history, `server.history.read` on a TSDB: both give `SeriesHistory` per series), and turns it into `charts.Chart`s: counters become per-second rates, bytes per second of interfaces become bits per
 second, filesystem use and inodes become percentages. The labels are the console's texts (`t`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.history.read import HistoryReader
 from server.hosts import service as hosts
 from server.ui.charts import Chart, Series, rate
 
@@ -42,16 +43,29 @@ def _octets(history: hosts.SeriesHistory, field: str) -> list[tuple[float, float
     return wide if wide else _field(history, field)
 
 
+ReadHistory = Callable[[str], dict[str, hosts.SeriesHistory]]  # measurement -> its series over the chart's range
+
+
+def embedded_history(session: Session, *, host_id: int, since: datetime, until: datetime,
+                     cache: hosts.BucketCache | None = None) -> ReadHistory:  # fmt: skip
+    """Read one host's measurements from the embedded history, BUCKETS points per series (complete buckets read
+    before taken from `cache`)."""
+    return lambda measurement: hosts.downsampled_history(session, host_id=host_id, measurement=measurement, since=since,
+                                                         until=until, buckets=BUCKETS, cache=cache)  # fmt: skip
+
+
+def tsdb_history(reader: HistoryReader, *, hostname: str, agency: str | None, since: datetime, until: datetime) -> ReadHistory:
+    """Read one host's measurements from the TSDB: the series the server tagged with its host name and agency."""
+    tags = {"host": hostname, "agency": agency or ""}
+    return lambda measurement: reader.downsampled(measurement=measurement, tags=tags, since=since, until=until, buckets=BUCKETS)
+
+
 class HostCharts:
-    """The charts of one host over [since, until]."""
+    """The charts of one host over [since, until], from `read` (`embedded_history` or `tsdb_history`)."""
 
-    def __init__(self, session: Session, *, host_id: int, since: datetime, until: datetime, t: Mapping[str, str]) -> None:
-        self.session, self.host_id, self.since, self.until, self.t = session, host_id, since, until, t
+    def __init__(self, read: ReadHistory, *, since: datetime, until: datetime, t: Mapping[str, str]) -> None:
+        self._read, self.since, self.until, self.t = read, since, until, t
         self.start, self.end = since.timestamp(), until.timestamp()
-
-    def _read(self, measurement: str) -> dict[str, hosts.SeriesHistory]:
-        return hosts.downsampled_history(self.session, host_id=self.host_id, measurement=measurement, since=self.since,
-                                         until=self.until, buckets=BUCKETS)  # fmt: skip
 
     def _chart(self, chart_id: str, title: str, unit: str, series: list[Series], **kw: Any) -> Chart:
         return Chart(chart_id, title, unit, series, self.start, self.end, **kw)
@@ -64,7 +78,7 @@ class HostCharts:
             by_mode[str(h.tags.get("mode", "?"))].append(rate(_field(h, "seconds_total")))
             cpus.add(str(h.tags.get("cpu")))
         n = max(len(cpus), 1)
-        series = [Series(mode, [(ts, v / n * 100) for ts, v in _sum_by(points)])
+        series = [Series(self.t.get(f"cpu_mode_{mode}", mode), [(ts, v / n * 100) for ts, v in _sum_by(points)])
                   for mode, points in sorted(by_mode.items()) if mode != "idle"]  # fmt: skip
         return self._chart("chart-cpu", self.t["chart_cpu"], "%", series, ceiling=100)
 
@@ -115,14 +129,11 @@ class HostCharts:
         return [self.cpu(), self.load(), *self.memory(), *self.filesystems(), self.disks(), *self.network()]
 
 
-def interface_charts(session: Session, *, host_id: int, device: str, since: datetime, until: datetime,
-                     t: Mapping[str, str]) -> list[Chart]:
-    """A network device's interfaces (polled by `host_id`): in/out bits per second from the 64-bit octet counters,
-    errors and discards per second."""
+def interface_charts(read: ReadHistory, *, device: str, since: datetime, until: datetime, t: Mapping[str, str]) -> list[Chart]:
+    """A network device's interfaces (`read` of the host that polls it): in/out bits per second from the 64-bit
+    octet counters, errors and discards per second."""
     traffic, faults = [], []
-    histories = hosts.downsampled_history(session, host_id=host_id, measurement="snmp_interface", since=since, until=until,
-                                          buckets=BUCKETS)  # fmt: skip
-    for h in histories.values():
+    for h in read("snmp_interface").values():
         if h.tags.get("device") != device:
             continue
         name = str(h.tags.get("if_name") or h.tags.get("if_index"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from inventory.documents import DocumentError
 from inventory.rules import RULES
+from probes.result import reason_text
 from server import access
 from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Public
 from server.agencies.service import codes_by_id
@@ -40,6 +43,7 @@ from server.duties import service as duties
 from server.errors import BadRequestError, ForbiddenError, NotFoundError
 from server.findings import service as findings
 from server.findings.models import Finding
+from server.history.read import HistoryReadError
 from server.hosts import service as hosts
 from server.hosts.models import Host
 from server.incidents import service as incidents
@@ -49,7 +53,14 @@ from server.inventory.models import DeclarationRequest, DeclaredSite, HostEntry
 from server.ui import format as ui_format
 from server.ui.charts import DEFAULT_ZONE, Chart, humanize, line_chart, ranges, rate
 from server.ui.i18n import MESSAGES
-from server.ui.metrics_charts import HostCharts, flow_charts, interface_charts
+from server.ui.metrics_charts import (
+    HostCharts,
+    ReadHistory,
+    embedded_history,
+    flow_charts,
+    interface_charts,
+    tsdb_history,
+)
 from server.ui.redirect import CONSOLE_HOME, console_return_path
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -58,6 +69,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ui_format.register(templates.env)
 templates.env.filters["local_time"] = templates.env.filters["when"]  # the same: in the configured zone, to the second
 COOKIE = CONSOLE_COOKIE
+log = logging.getLogger(__name__)
 SESSION_TTL = timedelta(hours=8)
 REPORTING_WINDOW = timedelta(minutes=15)
 
@@ -86,6 +98,25 @@ def _check_csrf(request: Request, csrf: str) -> None:
     if not token or not hmac.compare_digest(csrf, _csrf(token)):
         raise ForbiddenError("the form's CSRF token does not match this session", reason="csrf")
 
+
+
+ERROR_TEXTS = {403: "error_page_403", 404: "error_page_404", 409: "error_page_409"}
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a refusal should be a readable page rather than JSON: a console address asked for by a browser (it
+    sends `Accept: text/html`); scripts calling console addresses, and every API caller, get the JSON body."""
+    return request.url.path.startswith("/ui") and "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, *, status_code: int, reason: str, detail: str) -> HTMLResponse:
+    """A refused console request (403, 404, 409, ...) as a page in the user's language: what happened, the technical
+    detail in small print, and the way back. The status code stays the refusal's."""
+    t = MESSAGES[_lang(request)]
+    key = "error_page_csrf" if reason == "csrf" else ERROR_TEXTS.get(status_code, "error_page_other")
+    response = _page(request, "error.html", None, status_code=status_code, message=t[key], reason=reason, detail=detail[:300])
+    response.status_code = status_code
+    return response
 
 
 @root_router.get("/", dependencies=[Public])
@@ -240,24 +271,41 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
     lang = _lang(request)
     t = MESSAGES[lang]
-    svgs: list[str] = []
-    if request.app.state.history is None:
-        charts = HostCharts(session, host_id=host_id, since=now - ranges()[range], until=now, t=t)
-        svgs = [_svg(c, t) for c in charts.all()]
+    codes = codes_by_id(session)
+    since = now - ranges()[range]
+    read = _history_source(request, session, host, since=since, until=now)
+    svgs, history_error = _charts(HostCharts(read, since=since, until=now, t=t).all, t)
     seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
     # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
     latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
     backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": _duration(s.fields.get("age_seconds"), t),
                 "rpo": _duration(s.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
                for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
-    codes = codes_by_id(session)
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
                for f in findings.list_findings(session, access=caller, agency_id=host.agency_id)
                if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
     alerts = [a for a in alert_service.list_alerts(session, access=caller, open_only=True) if a.labels.get("host") == host.hostname]
     return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), charts=svgs,
                  range=range, ranges=list(ranges()), observations=latest, backups=backups, findings=related, alerts=alerts,
-                 last_seen=_local(host.last_seen_at), in_tsdb=request.app.state.history is not None)  # fmt: skip
+                 last_seen=_local(host.last_seen_at), history_error=history_error)  # fmt: skip
+
+
+def _history_source(request: Request, session: Session, host: Host, *, since: datetime, until: datetime) -> ReadHistory:
+    """Where the charts of `host` (or of the devices it polls) come from: the configured TSDB, else the embedded
+    history."""
+    reader = request.app.state.history_reader
+    if reader is None:
+        return embedded_history(session, host_id=host.id, since=since, until=until, cache=request.app.state.history_buckets)
+    return tsdb_history(reader, hostname=host.hostname, agency=codes_by_id(session).get(host.agency_id), since=since, until=until)
+
+
+def _charts(build: Callable[[], list[Chart]], t: dict[str, str]) -> tuple[list[str], str]:
+    """The charts as SVG, or none and the reason when the TSDB cannot be read (the first failed query stops)."""
+    try:
+        return [_svg(c, t) for c in build()], ""
+    except HistoryReadError as exc:
+        log.warning("console charts: %s", exc)
+        return [], str(exc)
 
 
 def _device_rows(session: Session, caller: access.Access) -> list[dict[str, Any]]:
@@ -335,13 +383,13 @@ def device_page(host_id: Id, device: str, request: Request, session: DbSession, 
     rates = _interface_rates(session, host_id=host.id, device=device, now=now)
     for iface in interfaces:
         iface["in_bps"], iface["out_bps"] = rates.get(iface["key"], (None, None))
-    svgs = []
-    if request.app.state.history is None:
-        svgs = [_svg(c, t) for c in interface_charts(session, host_id=host.id, device=device, since=now - ranges()[range], until=now, t=t)]
+    since = now - ranges()[range]
+    read = _history_source(request, session, host, since=since, until=now)
+    svgs, history_error = _charts(lambda: interface_charts(read, device=device, since=since, until=now, t=t), t)
     seen = hosts.latest_observations(session, host_id=host.id, kinds=DEVICE_OBSERVATIONS, limit=2000)
     observed = {kind: [o for o in records if o.source == "snmp" and o.attributes.get("device") == device][:300] for kind, records in seen.items()}
     return _page(request, "device.html", caller.principal, d=row, interfaces=interfaces, charts=svgs, range=range, ranges=list(ranges()),
-                 observations=observed, humanize=humanize)  # fmt: skip
+                 observations=observed, humanize=humanize, history_error=history_error)  # fmt: skip
 
 
 def _interface_rates(session: Session, *, host_id: int, device: str, now: datetime) -> dict[str, tuple[float | None, float | None]]:
@@ -360,6 +408,34 @@ def _interface_rates(session: Session, *, host_id: int, device: str, now: dateti
             values.append(got[-1][1] * 8 if got else None)
         out[key] = (values[0], values[1])
     return out
+
+
+
+
+@router.get("/probes", response_class=HTMLResponse)
+def probe_page(request: Request, session: DbSession, caller: ConsoleScoped) -> HTMLResponse:
+    """Every active check's newest result (the `probe` series of the hosts `caller` sees), failing ones first, with
+    the reason of its last state change (`probe_state` observations)."""
+    lang = _lang(request)
+    codes = codes_by_id(session)
+    found = hosts.latest_of(session, access=caller, measurements=("probe",))
+    query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
+             .where(ObservationRecord.kind == "probe_state").order_by(ObservationRecord.id.desc()).limit(5000))  # fmt: skip
+    reasons: dict[tuple[int, str], dict[str, Any]] = {}
+    for record in session.scalars(access.scoped(Host, access=caller, query=query)):
+        reasons.setdefault((record.host_id, record.subject), record.attributes)  # newest first: the first one wins
+    rows = []
+    for series, host in found:
+        check, f = str(series.tags.get("check", "-")), series.fields
+        state = reasons.get((host.id, check), {})
+        ok = bool(f.get("success"))
+        rows.append({"check": check, "kind": series.tags.get("kind", ""), "target": series.tags.get("target", ""), "ok": ok,
+                     "duration": f.get("duration_seconds"), "status_code": f.get("http_status_code"),
+                     "reason": "" if ok else reason_text(str(state.get("reason", "")), lang) if state.get("reason") else "",
+                     "detail": "" if ok else str(state.get("detail", ""))[:300], "host": host.hostname, "host_id": host.id,
+                     "agency": codes.get(host.agency_id), "at": datetime.fromtimestamp(series.ts_ns / 1e9, UTC)})  # fmt: skip
+    rows.sort(key=lambda r: (r["ok"], r["host"], r["check"]))
+    return _page(request, "probes.html", caller.principal, probes=rows, failing=sum(not r["ok"] for r in rows))
 
 
 UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan shown on the flows page
@@ -412,7 +488,8 @@ OPEN_TAB = ("open", "acknowledged")  # still to be handled
 CLOSED_TAB = ("exempted", "remediated", "false_positive")  # handled one way or another
 FindingTab = Literal["open", "closed"]
 FindingStatus = Literal["", "open", "acknowledged", "exempted", "remediated", "false_positive"]
-FindingAction = Literal["acknowledge", "exempt", "declare", "incident"]
+FindingAction = Literal["acknowledge", "exempt", "false_positive", "reopen", "declare", "incident"]
+TRANSITION_ACTIONS = ("acknowledge", "exempt", "false_positive", "reopen")  # server.findings.service.TRANSITIONS
 INCIDENT_STATUSES = ("open", "investigating", "contained", "resolved", "closed")  # server.incidents.models.STATUSES
 IncidentStatus = Literal["open", "investigating", "contained", "resolved", "closed"]
 # The labels an alert's silence form matches on: enough to name this alert only (a finding alert by its finding
@@ -494,7 +571,7 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
     links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
     role = caller.principal.role
-    actions = [name for name in ("acknowledge", "exempt")
+    actions = [name for name in TRANSITION_ACTIONS
                if role in findings.TRANSITIONS[name][2] and found.status in findings.TRANSITIONS[name][0]]  # fmt: skip
     if role in DECLARERS and found.rule_id in DECLARABLE_RULES and found.agency_id is not None and found.status in OPEN_TAB:
         actions.append("declare")
@@ -510,7 +587,7 @@ def finding_action(finding_id: Id, action: FindingAction, request: Request, sess
                    caller: ConsoleScoped, csrf: str = Form(""), approval_ref: str = Form("", max_length=200),
                    note: str = Form("", max_length=2000)) -> Response:
     """The API's actions on a finding (same roles, same audit events), from the finding page's confirmed forms:
-    acknowledge and exempt (POST /api/v1/findings/{id}/{action}), declare (POST /api/v1/inventory/requests for the
+    acknowledge, exempt, false_positive and reopen (POST /api/v1/findings/{id}/{action}), declare (POST /api/v1/inventory/requests for the
     finding's network) and incident (POST /api/v1/incidents with the finding)."""
     _check_csrf(request, csrf)
     found = access.get(session, Finding, finding_id, access=caller, what="finding")  # another agency's: 404

@@ -308,3 +308,5 @@ def test_json_schema_describes_the_file() -> None:
     tsdb = schema["$defs"]["TsdbSettings"]
     assert tsdb["properties"]["token"]["anyOf"][0] == {"format": "password", "type": "string", "writeOnly": True}
     assert schema["$defs"]["TsdbKind"]["enum"] == ["none", "influxdb2", "influxdb1"]
+    assert schema["$defs"]["TsdbReadApi"]["enum"] == ["influxql", "prometheus"]
+    assert tsdb["properties"]["read_api"]["default"] == "influxql"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from fastapi.testclient import TestClient
 
@@ -105,8 +106,8 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
         stored = [float(p.fields["load1"]) for p in hosts.history(session, host_id=mine.host_id, measurement="host_load",
                                                                     since=first - timedelta(seconds=1), until=clock.now)]  # fmt: skip
     assert [float(v) for v in load.group(2).split()] == stored
-    cpu = re.findall(r'data-series="(\w+)" data-ts="[^"]+" data-values="([^"]+)"', page.text[page.text.index('id="chart-cpu"'):page.text.index('id="chart-load"')])
-    assert {"user", "system"} <= {mode for mode, _ in cpu} and all(0 <= float(v) <= 100 for _, vs in cpu for v in vs.split())
+    cpu = re.findall(r'data-series="([^"]+)" data-ts="[^"]+" data-values="([^"]+)"', page.text[page.text.index('id="chart-cpu"'):page.text.index('id="chart-load"')])
+    assert {"用户态", "内核态"} <= {mode for mode, _ in cpu} and all(0 <= float(v) <= 100 for _, vs in cpu for v in vs.split())
     client.get("/ui/lang/en")
     english = client.get(f"/ui/hosts/{mine.host_id}").text
     assert "CPU by mode" in english and "bit/s" in english and "比特" not in english
@@ -152,3 +153,47 @@ def test_the_device_page_draws_bits_per_second_from_the_64_bit_counters(client: 
     _login(client, "jingcha")
     assert client.get(f"/ui/devices/{collector.host_id}/core-1").status_code == 404
     assert "core-1" not in client.get("/ui/devices").text
+
+
+def test_dense_history_reads_windows_and_the_bucket_cache_serves_complete_buckets(client: TestClient, admin, clock: Clock):
+    """7 h of 15-second points, 40 buckets (630 s, more than 20,000 points: the windowed read): one point per bucket,
+    the same with and without the cache; a later read with the cache takes the complete buckets from it (a point
+    slipped into one of them late is not shown until the entry expires) and reads the new ones."""
+    host = enroll(client, admin, make_agency(client, admin, "health"), "his-db-1")
+    end = clock.now
+    start = end - timedelta(hours=7)
+    ticks = [start.timestamp() + i * 15 for i in range(7 * 240)]
+    rows = [(host.host_id, Point("host_cpu", {"cpu": str(c)}, {"seconds_total": float(i)}, int(at * 1e9)))
+            for i, at in enumerate(ticks) for c in range(16)]  # fmt: skip; 26,880 points
+    now = [0.0]
+    cache = hosts.BucketCache(clock=lambda: now[0], ttl_seconds=600, settle_seconds=60)
+    with client.app.state.sessions() as session:
+        hosts.append_history_rows(session, rows)
+        session.commit()
+
+        def read(until: datetime, with_cache: bool) -> dict:
+            return hosts.downsampled_history(session, host_id=host.host_id, measurement="host_cpu", since=until - timedelta(hours=7),
+                                             until=until, buckets=40, cache=cache if with_cache else None)  # fmt: skip
+
+        plain, cached = read(end, False), read(end, True)
+        assert plain == cached and len(plain) == 16
+        series = plain["host_cpu,cpu=0"].points
+        gaps = [b[0] - a[0] for a, b in pairwise(series)]
+        assert 39 <= len(series) <= 41 and min(gaps) >= 600, gaps
+        assert all(at % 630 < 30 for at, _ in series)  # each from the first 30 s (the window) of its bucket
+        assert series[-1][1]["seconds_total"] >= 7 * 240 - 43  # the newest bucket is read
+        # a late point in a complete bucket (the newest at its time), and a new point after `end`
+        late_at = series[5][0] + 1
+        hosts.append_history_rows(session, [(host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": -1.0}, int(late_at * 1e9))),
+                                            (host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": 9999.0}, int((end.timestamp() + 30) * 1e9)))])  # fmt: skip
+        session.commit()
+        later = end + timedelta(seconds=60)
+        again = read(later, True)["host_cpu,cpu=0"].points
+        assert again[-1][1]["seconds_total"] == 9999.0  # the new bucket was read
+        assert -1.0 not in [f["seconds_total"] for _, f in again]  # the complete bucket came from the cache
+        now[0] = 601.0  # the entry expired: everything is read again
+        assert -1.0 in [f["seconds_total"] for _, f in read(later, True)["host_cpu,cpu=0"].points]
+    small = hosts.BucketCache(max_rows=10)
+    small.put(("a",), complete_through=1, buckets={1: {f"s{i}": (1, "{}", "{}") for i in range(6)}}, created=None)
+    small.put(("b",), complete_through=1, buckets={1: {f"s{i}": (1, "{}", "{}") for i in range(6)}}, created=None)
+    assert small.get(("a",)) is None and small.get(("b",)) is not None and small.evicted == 1  # bounded: the oldest went

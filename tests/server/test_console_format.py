@@ -37,6 +37,7 @@ def test_numbers_get_units_and_status_words_are_translated():
     assert fmt.format_number(0.015242) == "0.0152" and fmt.format_number(1234567.0) == "1,234,567"
     assert fmt.format_number(float("nan")) == "—"
     assert fmt.format_seconds(5.0) == "5 秒" and fmt.format_seconds(125, "en") == "2 min 5 s"
+    assert fmt.format_seconds(0.0201) == "20 毫秒" and fmt.format_seconds(0.0042, "en") == "4.2 ms"
     assert fmt.status_text("open", "finding") == "未处置" and fmt.status_text("open", "incident") == "已登记"
     assert fmt.status_text("firing", "alert") == "触发中" and fmt.status_text("sent", "notification", "en") == "delivered"
     for kind, words in fmt.STATUS_TEXT["zh"].items():  # every Chinese status text is Chinese

@@ -2,10 +2,13 @@
 
 - health's his-db-1: two HostCollector readings and a NetstateCollector reading of this machine, and two SNMP
   polls (SnmpCollector) of snmpsim serving the Huawei VRP 5720 recording (/work/shared/fixtures/snmp);
-- police's jw-app-1: a HostCollector reading and the FlowCollector's summary of softflowd exporting the test pcap.
+- police's jw-app-1: a HostCollector reading and the FlowCollector's summary of softflowd exporting the test pcap;
+- real probes (ProbesCollector): health's HTTP checks of a local web server, one answered 200 and one 503, and a
+  TCP check of a closed port; police's HTTP check of the 503 page.
 
 Walked as admin, noc, security and health's agency user: overview (NOC wall), host page, devices, device page,
-flows. Checked: the load chart draws exactly the seeded load1 values, the device page lists the recording's
+flows, probes; then, as the agency user, every GET page of the console (enumerated from its router) with police's
+objects in the path (404) or none (police's names absent). Checked: the load chart draws exactly the seeded load1 values, the device page lists the recording's
 interfaces, the flows page shows the exported conversations and the traffic outside the (empty) address plan,
 and the agency user sees nothing of police on any page (police's host answers 404). A screenshot of every page
 for every role is kept (EGOVMON_ARTIFACTS, else the test's temporary directory); any browser error fails.
@@ -15,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -26,8 +32,15 @@ from collectors.flow.collector import FlowCollector
 from collectors.host import HostCollector
 from collectors.netstate.collector import NetstateCollector
 from collectors.snmp.collector import SnmpCollector
-from core.agentconfig import FlowSettings, SnmpDeviceSettings, SnmpSettings
+from core.agentconfig import (
+    FlowSettings,
+    ProbesSettings,
+    SnmpDeviceSettings,
+    SnmpSettings,
+)
 from core.collect import LOCAL, Reading
+from probes.collector import ProbesCollector
+from server.ui.views import router as console_router
 from tests.collectors.snmp.snmprec import SHARED
 from tests.flowtraffic import SOFTFLOWD_OPTIONS, write_traffic
 from tests.server.browser import logged_in_page
@@ -35,6 +48,7 @@ from tests.server.test_console import PASSWORD, _chromium
 from tests.serverproc import RunningServer, start_server
 from tests.services import (
     BinaryMissingError,
+    free_port,
     require_program,
     start_snmpsim,
     wait_until,
@@ -56,6 +70,49 @@ LOOP = asyncio.new_event_loop()  # one loop for every collection: the SNMP engin
 
 def _collect(collector: object) -> Reading:
     return LOOP.run_until_complete(collector.collect(LOCAL, timeout=20))  # type: ignore[attr-defined]
+
+
+class _Portal(BaseHTTPRequestHandler):
+    """A local web server for the HTTP probes: /ok answers 200, anything else 503."""
+
+    def do_GET(self) -> None:  # the standard library names it
+        status = 200 if self.path == "/ok" else 503
+        body = "门户正常".encode() if status == 200 else b"maintenance"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _probe(checks: list[dict[str, object]]) -> Reading:
+    collector = ProbesCollector(ProbesSettings(allowed_ranges=["127.0.0.0/8"], checks=checks))
+    try:
+        return _collect(collector)
+    finally:
+        LOOP.run_until_complete(collector.aclose())
+
+
+def _seed_probes(server: RunningServer, health_agent: dict[str, str], police_agent: dict[str, str]) -> None:
+    """Health: portal-ok (200), portal-down (503), db-port (TCP, refused); police: jw-portal (503)."""
+    web = ThreadingHTTPServer(("127.0.0.1", 0), _Portal)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{web.server_address[1]}"
+    try:
+        health = _probe([{"name": "portal-ok", "kind": "http", "target": f"{base}/ok", "timeout_seconds": 5},
+                         {"name": "portal-down", "kind": "http", "target": f"{base}/maintenance", "timeout_seconds": 5},
+                         {"name": "db-port", "kind": "tcp", "target": f"127.0.0.1:{free_port()}", "timeout_seconds": 5}])
+        police = _probe([{"name": "jw-portal", "kind": "http", "target": f"{base}/jw", "timeout_seconds": 5}])
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert {s.tags["check"]: s.fields["success"] for s in health.samples if s.measurement == "probe"} == {
+        "portal-ok": 1, "portal-down": 0, "db-port": 0}
+    _ship(server, health_agent, "probes", health)
+    _ship(server, police_agent, "probes", police)
 
 
 def _seed(server: RunningServer, tmp_path: Path) -> dict[str, object]:
@@ -107,8 +164,32 @@ def _seed(server: RunningServer, tmp_path: Path) -> dict[str, object]:
     finally:
         flows.close()
     _ship(server, police, "flows", reading)
+    _seed_probes(server, health, police)
     top = sorted((s for s in reading.samples if s.measurement == "flow_top"), key=lambda s: int(s.tags["rank"]))
     return {"loads": loads, "interfaces": interfaces, "top_src": top[0].tags["src_prefix"], "top_dst": top[0].tags["dst_prefix"]}
+
+
+# Path parameters of console pages, filled with police's objects; a new page with a new parameter fails here until
+# it is added. None: the parameter does not name an agency's object (e.g. the language).
+NOT_ONE_AGENCYS = ("/ui/login", "/ui/lang/{lang}")
+
+
+def _every_page_without_police(page: object, url: str, police: dict[str, str], seen: list[str]) -> None:
+    """Visit every GET page of the console as the agency user: with police's host (or an id police would own) in the
+    path the page answers 404; the others answer 200 and their text is kept for the caller's checks."""
+    values = {"device": "vrp-5720", "finding_id": "999999", "incident_id": "999999", **police}  # ids police would own
+    visited = 0
+    for route in console_router.routes:
+        if "GET" not in getattr(route, "methods", ()) or route.path in NOT_ONE_AGENCYS:
+            continue
+        names = re.findall(r"\{(\w+)\}", route.path)
+        assert set(names) <= set(values), f"console page {route.path}: add its parameters to this walk"
+        path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route.path)
+        answer = page.goto(url + path)  # type: ignore[attr-defined]
+        assert answer is not None and answer.status == (404 if names else 200), (path, answer and answer.status)
+        seen.append(page.inner_text("body"))  # type: ignore[attr-defined]
+        visited += 1
+    assert visited >= 12
 
 
 def _number(value: float) -> str:
@@ -137,6 +218,10 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
             created = httpx.post(f"{server.url}/api/v1/users", headers=server.admin,
                                  json={"username": name, "role": role, "agency_id": agency, "password": PASSWORD})  # fmt: skip
             assert created.status_code == 201, created.text
+        police_ids = {"host_id": str(hosts["jw-app-1"])}
+        police_findings = [f for f in httpx.get(f"{server.url}/api/v1/findings", headers=server.admin).json() if f.get("agency") == "police"]
+        if police_findings:
+            police_ids["finding_id"] = str(police_findings[0]["id"])
         errors: list[str] = []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -151,7 +236,8 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
 
                 assert page.inner_text("#hosts-total") == ("1" if agency_user else "2")
                 dc_row = page.inner_text("#sites tr:has-text('政务云主数据中心')")
-                assert dc_row.split("\t")[1:5] == ["1", "0", "1", "0"]  # his-db-1 reporting, the VRP 5720 it polls up
+                # his-db-1 reporting, the VRP 5720 it polls up, its two failing probes (the 503 page and the closed port)
+                assert dc_row.split("\t")[1:6] == ["1", "0", "1", "0", "2"]
                 if not agency_user:
                     assert "未登记站点" in page.inner_text("#sites")  # police's jw-app-1 is registered nowhere
                 shot("1-overview")
@@ -170,6 +256,9 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                 table = page.inner_text("#interfaces")
                 assert seeded["interfaces"] and all(i in table for i in seeded["interfaces"])
                 assert page.locator("#chart-if-traffic").count() == 1
+                # the recording's LLDP neighbours and ARP entries in labelled columns, not raw key=value attributes
+                assert page.locator("#lldp tr").count() >= 2 and page.locator("#arp tr").count() >= 2
+                assert "local_port=" not in page.inner_text("#lldp") and "mac=" not in page.inner_text("#arp")
                 shot("4-device")
                 page.goto(f"{server.url}/ui/flows")
                 if agency_user:
@@ -181,16 +270,24 @@ def test_monitoring_pages_for_each_role_in_headless_chromium(tmp_path: Path):
                     assert seeded["top_src"] in top and seeded["top_dst"] in top
                     assert page.locator("section.exporter .flow-unplanned td.critical").count() >= 1
                 shot("5-flows")
+                page.goto(f"{server.url}/ui/probes")
+                assert page.inner_text("#probes-failing") == ("2" if agency_user else "3")
+                rows = page.inner_text("#probes")
+                assert "portal-down" in rows and "失败" in rows and "HTTP 503" in rows and "portal-ok" in rows
+                assert ("jw-portal" in rows) is not agency_user
+                shot("6-probes")
                 if agency_user:
                     assert page.goto(f"{server.url}/ui/hosts/{hosts['jw-app-1']}").status == 404
+                    _every_page_without_police(page, server.url, police_ids, seen)
                     text = "\n".join(seen)
                     assert "jw-app-1" not in text and "police" not in text and seeded["top_src"] not in text
+                    assert "jw-portal" not in text
                 else:
                     page.goto(f"{server.url}/ui/hosts/{hosts['jw-app-1']}?range=6h")
                     assert page.inner_text("#hostname") == "jw-app-1"
                 page.context.close()
             browser.close()
         assert errors == [] or all("404" in e for e in errors), errors  # the agency user's 404 is the only error allowed
-        assert len(list(artifacts.glob("*.png"))) == 20
+        assert len(list(artifacts.glob("*.png"))) == 24
     finally:
         server.stop()

@@ -96,8 +96,10 @@ class World:
 
     @property
     def markers(self) -> list[str]:
-        """Strings only B's objects contain."""
-        return [MARK, self.b["fingerprint"], B_PLAN, B_REQUESTED, B_LAN.rsplit(".", 1)[0] + "."]
+        """Strings only B's objects contain. B's host, device and probe names as well as MARK: once agency A has
+        typed MARK into a request that was accepted, MARK alone no longer counts as a leak, but these still do."""
+        return [MARK, self.b["fingerprint"], B_PLAN, B_REQUESTED, B_LAN.rsplit(".", 1)[0] + ".", f"{MARK}-db-1", f"{MARK}-sw-1",
+                f"{MARK}-portal"]
 
 
 def _ok(response: httpx.Response, status: int = 201) -> Any:
@@ -122,6 +124,12 @@ def device(at: datetime, name: str) -> dict[str, Any]:
             "timestamp": at.isoformat()}
 
 
+def probe(at: datetime, check: str) -> dict[str, Any]:
+    """A failing HTTP check run by the agent."""
+    return {"measurement": "probe", "tags": {"check": check, "kind": "http", "target": f"http://{check}.example/"},
+            "fields": {"success": 0, "duration_seconds": 0.1, "http_status_code": 503}, "timestamp": at.isoformat()}  # fmt: skip
+
+
 def lan(at: datetime, network: str) -> dict[str, Any]:
     address = network.rsplit(".", 1)[0] + ".5/24"
     return {"kind": "interface_address", "subject": address, "source": "netstate", "observed_at": at.isoformat(),
@@ -134,7 +142,7 @@ def build(client: httpx.Client, admin: dict[str, str], now: datetime, cycle: Cal
     a_id, b_id = make_agency(client, admin, A_CODE), make_agency(client, admin, MARK)
     a_agent, b_agent = enroll(client, admin, a_id, "a-web-1"), enroll(client, admin, b_id, f"{MARK}-db-1")
     for agent, network, batch in ((a_agent, "192.168.140.0/24", "a1"), (b_agent, B_LAN, "b1")):
-        samples = [memory(now, 4)] + ([device(now, f"{MARK}-sw-1")] if agent is b_agent else [])
+        samples = [memory(now, 4)] + ([device(now, f"{MARK}-sw-1"), probe(now, f"{MARK}-portal")] if agent is b_agent else [])
         _ok(client.post("/api/v1/ingest", json={"batch_id": batch, "samples": samples, "observations": [lan(now, network)]},
                         headers=agent.headers), 200)  # fmt: skip
     if isinstance(client, TestClient):
