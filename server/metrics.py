@@ -100,6 +100,11 @@ class ServerMetrics:
             "Agent credentials dropped from the in-memory cache because it was full (each costs one database read)",
             registry=r,
         )
+        self.cache_clears = Counter(
+            "egovmon_cache_clears_total", "Bounded caches cleared because they were full, by cache (series, field_keys)",
+            ["cache"], registry=r,
+        )
+        self._cache_clears_seen: dict[str, int] = {}
         self.queue_depth = Gauge("egovmon_ingest_queue_depth", "Work waiting, by queue (commit, handoff)", ["queue"], registry=r,
                                  multiprocess_mode="livesum")
         self.task_duration = Histogram(
@@ -183,6 +188,15 @@ class ServerMetrics:
             self._history_seen[(store, key)] = value
         for key, gauge in self.tsdb_gauges.items():
             gauge.labels(store).set(float(stats.get(key, 0)))
+
+    def sync_cache_clears(self, clears: dict[str, int]) -> None:
+        """Copy caches' own clear counts (plain ints owned by the caches) into `egovmon_cache_clears_total`."""
+        for cache, value in clears.items():
+            delta = value - self._cache_clears_seen.get(cache, 0)
+            counter = self.cache_clears.labels(cache)  # shown from the start, at 0
+            if delta > 0:
+                counter.inc(delta)
+            self._cache_clears_seen[cache] = value
 
     def watch_state(self, collector: Collector) -> None:
         """Expose `collector` (read at scrape time, the same from any worker) besides the counted metrics."""
