@@ -128,6 +128,11 @@ class ServerMetrics:
                                       multiprocess_mode="livemostrecent")
         self.evaluation_series = Gauge("egovmon_alert_series", "Series the evaluator holds (measurement and tag set)", registry=r,
                                        multiprocess_mode="livemostrecent")
+        self.evaluation_evicted_series = Counter(
+            "egovmon_alert_evicted_series_total", "Series the evaluator forgot to stay within its bound (least recently updated)",
+            registry=r,
+        )
+        self._evicted_series_seen = 0
         self.evaluation_failures = Counter(
             "egovmon_alert_evaluation_failures_total", "Rules left out of a cycle because they failed on the values they met, by rule",
             ["rule"], registry=r,
@@ -158,10 +163,16 @@ class ServerMetrics:
 
     # the engine's reports (server.alerting.engine.EngineMetrics)
 
-    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None:
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str], evicted_series: int = 0) -> None:
+        """One evaluation cycle; `evicted_series` is the evaluator's running total (only its increase is counted)."""
         self.evaluation_duration.observe(seconds)
         self.evaluation_rules.set(rules)
         self.evaluation_series.set(series)
+        if evicted_series < self._evicted_series_seen:  # a new evaluator (rules reloaded) counts from 0
+            self._evicted_series_seen = 0
+        if evicted_series > self._evicted_series_seen:
+            self.evaluation_evicted_series.inc(evicted_series - self._evicted_series_seen)
+        self._evicted_series_seen = evicted_series
         for rule in failed_rules:
             self.evaluation_failures.labels(rule).inc()
 
