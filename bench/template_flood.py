@@ -131,6 +131,7 @@ def main() -> None:
                         help="datagrams sent at most ahead of those the listener reported decoded (so that the kernel "
                              "buffer does not drop the flood: building a template costs the listener ~0.2 ms)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--progress", type=int, default=5_000, help="print progress every this many datagrams")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -156,6 +157,9 @@ def main() -> None:
             source = exporter_address(n % args.exporters)
             raw.sendto(spoofed_packet(source, port, template_datagram(rng, count, n)), ("127.0.0.1", 0))
             sent_templates += count
+            if n % args.progress == args.progress - 1:
+                print(f"progress: {sent_templates:,} templates sent, {report.datagrams():,} datagrams decoded, "
+                      f"peak RSS {vm_hwm_mb(listener.pid):.1f} MB, {report.line('kernel_drops=')}", flush=True)
             if n % 500 == 499:  # pace: at most --rate, and at most --lag datagrams ahead of what was decoded
                 ahead = (n + 1) / args.rate - (time.perf_counter() - started)
                 if ahead > 0:
