@@ -236,7 +236,7 @@ class TrapReceiver:
         self.received += 1
         try:
             self._on_event(event)
-        except Exception:  # noqa: BLE001 - the consumer's bug must not end the receiver either
+        except Exception:  # the consumer's bug must not end the receiver either
             self.errors += 1
             log.exception("the trap consumer failed on an event")
 
