@@ -15,6 +15,13 @@ Before and after it, NetFlow v5 datagrams from 127.0.0.1 must all be decoded (th
 still works), then prints the listener's peak RSS (VmHWM of /proc/PID/status) and
 its counters: evicted templates and exporters, decode errors, kernel drops. Target: peak RSS
 under 150 MB.
+
+Measured (2026-12-04, the shared 2-core machine at load ~13): 10^6 templates in 100,000 datagrams from
+20,000 exporters, all decoded in 425 s (building a template costs the listener ~0.2-0.3 ms of CPU),
+peak RSS 120.4 MB (62.0 MB idle; before the queue and field bounds: 318 MB idle, 413 MB after 20,000
+templates), 98,993 exporter evictions, 0 kernel drops, 0 decode errors, the real exporter's 1,004 flows
+all decoded. `evicted_templates` stays 0 here: it counts templates dropped within a kept exporter, and
+this flood spreads its templates thinly, so whole exporters go instead.
 """
 
 from __future__ import annotations
