@@ -64,6 +64,10 @@ class AgentMetrics:
         """The flow listener's own health: decode errors by reason and the bounds' evictions (a FlowListener)."""
         registry.register(_FlowListenerCollector(listener))
 
+    def watch_snmp(self, registry: CollectorRegistry, collector: Any) -> None:
+        """The SNMP collector's own health: traps received and failed, events dropped, bounds (an SnmpCollector)."""
+        registry.register(_SnmpCollector(collector))
+
 
 class _WorkersCollector(Collector):
     """Liveness of each supervised worker (collector tasks, shipper, flow threads) and its restarts."""
@@ -101,6 +105,29 @@ class _FlowListenerCollector(Collector):
         counted = GaugeMetricFamily("egovmon_flow_exporters", "Exporters with counters of their own (the rest count as 'other')")
         counted.add_metric([], len(stats.exporters))
         return [errors, templates, exporters, counted]
+
+
+class _SnmpCollector(Collector):
+    def __init__(self, snmp: Any) -> None:
+        self._snmp = snmp
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._snmp.stats()
+        families = []
+        for name, help_text, value in (
+            ("egovmon_snmp_traps_received", "Notifications received and read by the trap receiver", stats.traps_received),
+            ("egovmon_snmp_trap_errors", "Notifications that could not be read, or that the consumer failed on",
+             stats.trap_errors),
+            ("egovmon_snmp_dropped_events", "Trap events dropped because too many waited for the next run",
+             stats.dropped_events),
+            ("egovmon_snmp_malformed_datagrams", "Garbage datagrams received on the polling socket", stats.malformed_datagrams),
+            ("egovmon_snmp_evicted_engines", "SNMPv3 engine ids (keys, clock) forgotten by the bound (rediscovered)",
+             stats.evicted_engines),
+        ):
+            family = CounterMetricFamily(name, help_text)
+            family.add_metric([], value)
+            families.append(family)
+        return families
 
 
 class _QueueCollector(Collector):

@@ -186,6 +186,8 @@ class Agent:
             listener = getattr(job.collector, "listener", None)
             if listener is not None and hasattr(listener, "stats"):  # the flow collector's FlowListener
                 self.metrics.watch_flow_listener(self.registry, listener)
+            if job.collector.name == "snmp" and hasattr(job.collector, "stats"):  # the SnmpCollector
+                self.metrics.watch_snmp(self.registry, job.collector)
         self._wake = asyncio.Event()
         self.batcher = Batcher(
             self.queue, hostname=credential.hostname, settings=settings.shipper, wake=self._wake, metrics=self.metrics

@@ -12,6 +12,7 @@ Alerts are identified by a fingerprint of their labels (Alertmanager's model).
 
 from __future__ import annotations
 
+import heapq
 import hashlib
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,10 @@ VECTOR_MIN_SERIES = 64  # below this, a plain loop is cheaper than building a co
 DEFAULT_NODATA_AFTER = timedelta(minutes=5)
 NODATA = "NoData"
 NODATA_FP_LIMIT = 1_000_000
+# Series remembered (agents decide their tags, so their number is theirs to grow): past this, the least recently
+# updated tenth is forgotten, counted in `evicted_series`. A forgotten series with a firing alert is "lacking data",
+# which never resolves an alert.
+MAX_SERIES = 1_000_000
 
 
 class AlertStatus(StrEnum):
@@ -119,6 +124,10 @@ class Evaluator:
     _columns: dict[tuple[str, str], tuple[list[tuple[Any, _Series]], np.ndarray]] = field(default_factory=dict)
     _position_cache: dict[str, dict[Any, int]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, Any], str] = field(default_factory=dict)  # (rule, series key) → its NoData alert's fingerprint
+    max_series: int = MAX_SERIES
+    evicted_series: int = 0  # series forgotten to stay within max_series
+    forgotten_findings: int = 0  # closed findings dropped once their alerts were evaluated
+    _series_total: int = 0
 
     @property
     def series_count(self) -> int:
@@ -134,12 +143,27 @@ class Evaluator:
         known = by_key.get(key)
         if known is None:
             by_key[key] = _Series(dict(tags), dict(fields), at)
+            self._series_total += 1
+            if self._series_total > self.max_series:
+                self._forget_oldest_series()
         elif at > known.at:
             known.previous, known.previous_at = dict(known.fields), known.at
             known.fields.update(fields)
             known.at = at
         elif at == known.at:
             known.fields.update(fields)
+
+    def _forget_oldest_series(self) -> None:
+        """Forget the least recently updated tenth of `max_series` (at least one), and the caches keyed by series."""
+        count = max(self.max_series // 10, 1)
+        oldest = heapq.nsmallest(count, ((series.at, measurement, key) for measurement, by_key in self._series.items()
+                                         for key, series in by_key.items()), key=lambda item: item[0])
+        for _at, measurement, key in oldest:
+            del self._series[measurement][key]
+        self._series_total -= len(oldest)
+        self.evicted_series += len(oldest)
+        self._index.clear()  # caches of fingerprints per series: recomputed on demand
+        self._nodata_fps.clear()
 
     def finding(self, finding_id: int, *, rule_id: str, severity: str, subject: str, agency: str | None, status: str,
                 article: str, title_zh: str, title_en: str, at: datetime) -> None:
@@ -196,6 +220,11 @@ class Evaluator:
                 continue
             alert.status, alert.resolved_at, alert.lacking_data = AlertStatus.RESOLVED, now, False
             transitions.append(Transition(alert, before, AlertStatus.RESOLVED, False))
+        if not self.failures:  # every findings rule has seen the closed findings: their alerts resolved above
+            closed = [fid for fid, f in self._findings.items() if f["status"] not in ("open", "acknowledged")]
+            for finding_id in closed:
+                del self._findings[finding_id]
+            self.forgotten_findings += len(closed)
         return transitions
 
     def _set(self, labels: dict[str, str], annotations: dict[str, str] | Callable[[], dict[str, str]], condition: bool,

@@ -107,14 +107,23 @@ def encode_line(
 
 _FIELD_KEYS: dict[str, str] = {}  # escaped `name=` per field name, shared by every encoder (few distinct names)
 _FIELD_KEYS_LIMIT = 10_000  # cleared past this: the names come from agents' payloads
+_field_keys_clears = 0
+
+
+def field_keys_clears() -> int:
+    """Times the shared field-key cache was cleared because it was full (the server exports it in /metrics: a
+    steady rise means payloads carry ever new field names)."""
+    return _field_keys_clears
 
 
 def _field_prefix(name: str) -> str:
+    global _field_keys_clears
     prefix = _FIELD_KEYS.get(name)
     if prefix is None:
         prefix = escape_key(name) + "="
         if len(_FIELD_KEYS) >= _FIELD_KEYS_LIMIT:
             _FIELD_KEYS.clear()
+            _field_keys_clears += 1
         _FIELD_KEYS[name] = prefix
     return prefix
 

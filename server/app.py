@@ -361,6 +361,7 @@ def sync_metrics(app: FastAPI) -> None:
     if runtime is not None:
         for queue, depth in runtime.depths().items():
             metrics.queue_depth.labels(queue).set(depth)
+        metrics.sync_cache_clears(runtime.cache_clears())
     history = app.state.history
     if history is not None:
         metrics.sync_history(app.state.settings.tsdb.kind.value, {name: getattr(history, name) for name in HISTORY_STATS})

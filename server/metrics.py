@@ -100,6 +100,11 @@ class ServerMetrics:
             "Agent credentials dropped from the in-memory cache because it was full (each costs one database read)",
             registry=r,
         )
+        self.cache_clears = Counter(
+            "egovmon_cache_clears_total", "Bounded caches cleared because they were full, by cache (series, field_keys)",
+            ["cache"], registry=r,
+        )
+        self._cache_clears_seen: dict[str, int] = {}
         self.queue_depth = Gauge("egovmon_ingest_queue_depth", "Work waiting, by queue (commit, handoff)", ["queue"], registry=r,
                                  multiprocess_mode="livesum")
         self.task_duration = Histogram(
@@ -123,6 +128,11 @@ class ServerMetrics:
                                       multiprocess_mode="livemostrecent")
         self.evaluation_series = Gauge("egovmon_alert_series", "Series the evaluator holds (measurement and tag set)", registry=r,
                                        multiprocess_mode="livemostrecent")
+        self.evaluation_evicted_series = Counter(
+            "egovmon_alert_evicted_series_total", "Series the evaluator forgot to stay within its bound (least recently updated)",
+            registry=r,
+        )
+        self._evicted_series_seen = 0
         self.evaluation_failures = Counter(
             "egovmon_alert_evaluation_failures_total", "Rules left out of a cycle because they failed on the values they met, by rule",
             ["rule"], registry=r,
@@ -153,10 +163,16 @@ class ServerMetrics:
 
     # the engine's reports (server.alerting.engine.EngineMetrics)
 
-    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None:
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str], evicted_series: int = 0) -> None:
+        """One evaluation cycle; `evicted_series` is the evaluator's running total (only its increase is counted)."""
         self.evaluation_duration.observe(seconds)
         self.evaluation_rules.set(rules)
         self.evaluation_series.set(series)
+        if evicted_series < self._evicted_series_seen:  # a new evaluator (rules reloaded) counts from 0
+            self._evicted_series_seen = 0
+        if evicted_series > self._evicted_series_seen:
+            self.evaluation_evicted_series.inc(evicted_series - self._evicted_series_seen)
+        self._evicted_series_seen = evicted_series
         for rule in failed_rules:
             self.evaluation_failures.labels(rule).inc()
 
@@ -183,6 +199,15 @@ class ServerMetrics:
             self._history_seen[(store, key)] = value
         for key, gauge in self.tsdb_gauges.items():
             gauge.labels(store).set(float(stats.get(key, 0)))
+
+    def sync_cache_clears(self, clears: dict[str, int]) -> None:
+        """Copy caches' own clear counts (plain ints owned by the caches) into `egovmon_cache_clears_total`."""
+        for cache, value in clears.items():
+            delta = value - self._cache_clears_seen.get(cache, 0)
+            counter = self.cache_clears.labels(cache)  # shown from the start, at 0
+            if delta > 0:
+                counter.inc(delta)
+            self._cache_clears_seen[cache] = value
 
     def watch_state(self, collector: Collector) -> None:
         """Expose `collector` (read at scrape time, the same from any worker) besides the counted metrics."""

@@ -11,6 +11,7 @@ nothing: its blocks are only kept once it has parsed completely.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,40 +48,50 @@ class BatchResult:
 
 
 MAX_EXPORTERS = 4096  # distinct exporter addresses whose templates are kept (a city's routers are far fewer)
-MAX_TEMPLATES = 16_384  # kept over all exporters (a city: a few hundred exporters of tens each); 4,096 x 4,096 would be gigabytes
+# Template fields cached over all exporters (≈350 bytes each, ≈45 MB): 500 exporters of 20 templates of 13 fields
+# fit; a flood of random templates from spoofed sources evicts the least recently heard exporters instead of growing.
+MAX_CACHED_FIELDS = 131_072
 
 
 class BatchDecoder:
     """Template caches per exporter plus batched decoding; belongs to one thread."""
 
-    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_templates: int = MAX_TEMPLATES) -> None:
-        self._caches: dict[str, TemplateCache] = {}  # least recently used first
+    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_fields: int = MAX_CACHED_FIELDS) -> None:
+        self._caches: OrderedDict[str, TemplateCache] = OrderedDict()  # least recently heard first
         self.max_exporters = max_exporters
-        self.max_templates = max_templates
+        self.max_fields = max_fields
+        self._fields = 0  # fields of the templates in all caches
         self.evicted_exporters = 0  # exporters whose templates were forgotten to stay within `max_exporters`
         self._evicted_templates = 0  # of caches since forgotten
 
     def cache(self, exporter: str) -> TemplateCache:
-        cache = self._caches.pop(exporter, None)
-        if cache is None:
-            if len(self._caches) >= self.max_exporters:  # spoofed sources: the least recently heard exporter's templates go
-                self._forget_oldest()
-            cache = TemplateCache()
-        self._caches[exporter] = cache  # (re)inserted last: most recently used
+        cache = self._caches.get(exporter)
+        if cache is not None:
+            self._caches.move_to_end(exporter)  # the most recently heard
+            return cache
+        if len(self._caches) >= self.max_exporters:  # spoofed sources: the least recently heard exporter goes
+            self._forget_exporter()
+        cache = self._caches[exporter] = TemplateCache()
         return cache
 
-    def _forget_oldest(self) -> None:
-        oldest = next(iter(self._caches))
-        self._evicted_templates += self._caches.pop(oldest).evicted
+    def _forget_exporter(self) -> None:
+        _exporter, oldest = self._caches.popitem(last=False)
+        self._evicted_templates += oldest.evicted
+        self._fields -= oldest.fields
         self.evicted_exporters += 1
 
-    def _bound_templates(self) -> None:
-        """Past `max_templates` over all exporters, forget whole exporters, least recently heard first (the one heard
-        last is kept: its templates may be its only ones)."""
-        total = self.templates
-        while total > self.max_templates and len(self._caches) > 1:
-            total -= len(self._caches[next(iter(self._caches))])
-            self._forget_oldest()
+    def _bound_fields(self, current: TemplateCache) -> None:
+        """Forget the least recently heard exporters' templates until all caches hold at most `max_fields`
+        fields; when only `current` is left, its oldest templates."""
+        while self._fields > self.max_fields:
+            if next(iter(self._caches.values())) is not current:
+                self._forget_exporter()
+            elif len(current):
+                before = current.fields
+                current.forget_oldest()
+                self._fields -= before - current.fields
+            else:
+                break
 
     @property
     def evicted_templates(self) -> int:
@@ -113,13 +124,18 @@ class BatchDecoder:
                 bug.__cause__ = exc
                 results.append(bug)
                 continue
-            cache.apply(decoded)
+            if decoded.templates:
+                before = cache.fields
+                cache.apply(decoded)
+                self._fields += cache.fields - before
+                self._bound_fields(cache)
+            else:
+                cache.apply(decoded)
             for block in decoded.blocks:
                 sets.add(block, exporter)
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
             results.append(decoded)
-        self._bound_templates()
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)

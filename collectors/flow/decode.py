@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -66,6 +67,9 @@ MAX_SAMPLING_INTERVALS = 16  # distinct intervals remembered per domain
 # exporter announces tens of templates in a few observation domains; past these the oldest are forgotten, counted.
 MAX_TEMPLATES_PER_EXPORTER = 4096
 MAX_DOMAINS_PER_EXPORTER = 256
+# A cached template costs about 350 bytes per field (its fields and decode plan), so the caches are bounded in fields
+# too: 4,096 templates of 1,024 fields would be 1.4 GB. 32,768 fields ≈ 11 MB per exporter.
+MAX_FIELDS_PER_EXPORTER = 32_768
 
 
 class TemplateCache:
@@ -75,8 +79,11 @@ class TemplateCache:
     exporter: `contexts()` is per observation domain / source id only.
     """
 
-    def __init__(self, *, max_templates: int = MAX_TEMPLATES_PER_EXPORTER, max_domains: int = MAX_DOMAINS_PER_EXPORTER) -> None:
-        self._templates: dict[TemplateKey, Template] = {}
+    def __init__(self, *, max_templates: int = MAX_TEMPLATES_PER_EXPORTER, max_domains: int = MAX_DOMAINS_PER_EXPORTER,
+                 max_fields: int = MAX_FIELDS_PER_EXPORTER) -> None:
+        self._templates: OrderedDict[TemplateKey, Template] = OrderedDict()  # oldest learned first, O(1) to drop
+        self.fields = 0  # fields of the cached templates: what they cost in memory
+        self.max_fields = max_fields
         self._intervals: dict[int, set[int]] = {}
         self._contexts: dict[int, ExporterContext] = {}
         self.max_templates = max_templates
@@ -92,14 +99,18 @@ class TemplateCache:
         templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
-                templates.pop(key, None)
+                withdrawn = templates.pop(key, None)
+                if withdrawn is not None:
+                    self.fields -= len(withdrawn.fields)
             elif key in templates:
+                self.fields += len(template.fields) - len(templates[key].fields)
                 templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
             else:
-                if len(templates) >= self.max_templates:
-                    del templates[next(iter(templates))]  # the oldest learned
-                    self.evicted += 1
+                while templates and (len(templates) >= self.max_templates
+                                     or self.fields + len(template.fields) > self.max_fields):
+                    self.forget_oldest()
                 templates[key] = template
+                self.fields += len(template.fields)
         if decoded.options:
             if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
                 oldest = next(iter(self._contexts))
@@ -107,6 +118,12 @@ class TemplateCache:
                 self._intervals.pop(oldest, None)
                 self.evicted += 1
             self._learn(decoded.domain, decoded.options)
+
+    def forget_oldest(self) -> None:
+        """Forget the oldest learned template (a bound was reached); counted in `evicted`."""
+        _key, oldest = self._templates.popitem(last=False)
+        self.fields -= len(oldest.fields)
+        self.evicted += 1
 
     def _learn(self, domain: int, options: Sequence[Mapping[str, Any]]) -> None:
         """Sampling intervals and system init time from options records (RFC 7270 §4.1, RFC 3954 §8)."""

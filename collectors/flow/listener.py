@@ -1,12 +1,16 @@
 """Receive NetFlow v5/v9 and IPFIX over UDP and hand the decoded records to a callback.
 
 The shell around the pure decoder (`collectors.flow.batch`): a receiver thread
-that only copies datagrams off the socket into a preallocated ring of buffers,
-and a decoder thread that drains whatever has queued (up to `MAX_BATCH_DATAGRAMS`)
+that only copies datagrams off the socket into a bounded queue, and a decoder thread that drains whatever has queued (up to `MAX_BATCH_DATAGRAMS`)
 and decodes it as one batch, so that numpy's per-call overhead is paid per
 exporter and template, not per datagram. The two threads are split so that a
 slow decode (or a slow `on_flows`) costs queued datagrams, counted as
 `queue_drops`, instead of kernel drops; both are counted.
+
+The queue is bounded both in datagrams and in bytes (each datagram charged its size
+plus QUEUE_OVERHEAD_BYTES): a ring preallocated at the 64 KB maximum per slot cost
+268 MB of resident memory while idle, and copying each datagram out of one scratch
+buffer costs what the decoder's copy out of a slot did.
 
 Exporters are keyed by source IP address (not port), as nfcapd does: an exporter
 that restarts on a new source port keeps its templates and its counters.
@@ -43,10 +47,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RCVBUF_BYTES = 32 * 1024 * 1024
 DEFAULT_QUEUE_DATAGRAMS = 4096
+DEFAULT_QUEUE_BYTES = 16 * 1024 * 1024
+QUEUE_OVERHEAD_BYTES = 100  # what a queued datagram costs besides its payload (bytes object, tuple, queue entry)
 MAX_BATCH_DATAGRAMS = 512  # datagrams decoded together; a batch is drained from the queue, never waited for
 MAX_DATAGRAM_BYTES = 65535
-SLOT_BYTES = 9216  # a ring slot holds a jumbo frame's datagram; exporters keep to the path MTU (RFC 7011, 10.3.3)
-MAX_OVERSIZED_IN_FLIGHT = 64  # larger datagrams queued at once (each its own bytes object); more are queue drops
 MAX_SEQUENCE_KEYS = 16_384  # (exporter, version, domain) whose next sequence number is expected; oldest forgotten
 MAX_EXPORTER_STATS = 1024  # exporters counted one by one; later new source addresses are counted together
 OTHER_EXPORTERS = "other"  # the exporter name their counters go under (spoofed sources must not grow memory or series)
@@ -196,9 +200,6 @@ class ListenerStats:
         return sum(int(getattr(stats, name)) for stats in self.exporters.values())
 
 
-_Queued = tuple[int, int, str, bytes | None]  # (ring slot or -1, size, exporter, the datagram when not in a slot)
-
-
 def _merged(into: ExporterStats, row: ExporterStats) -> ExporterStats:
     """`into` with every counter of `row` added (the exporter name of `into` kept)."""
     return replace(into, **{f.name: getattr(into, f.name) + getattr(row, f.name) for f in fields(ExporterStats) if f.name != "exporter"})
@@ -230,6 +231,7 @@ class FlowListener:
         rcvbuf_bytes: int = DEFAULT_RCVBUF_BYTES,
         on_flows: Callable[[ExporterFlows], None],
         queue_datagrams: int = DEFAULT_QUEUE_DATAGRAMS,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         udp_tables: Iterable[Path] = PROC_NET_UDP,
         workers: Workers = WORKERS,
     ) -> None:
@@ -240,6 +242,9 @@ class FlowListener:
         self._requested_rcvbuf = rcvbuf_bytes
         self._on_flows = on_flows
         self._queue_datagrams = queue_datagrams
+        self._queue_bytes = max(queue_bytes, MAX_DATAGRAM_BYTES + QUEUE_OVERHEAD_BYTES)  # room for the largest
+        self._queued_bytes = 0  # bytes in the queue now: added by the receiver, released by the decoder
+        self._queued_lock = threading.Lock()
         self._udp_tables = tuple(udp_tables)
         self._sock: socket.socket | None = None
         self._wake_r: socket.socket | None = None
@@ -281,20 +286,18 @@ class FlowListener:
         self._inode = os.fstat(sock.fileno()).st_ino
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping.clear()
-        # Slots of the ring: the receiver takes a free one, the decoder gives it back.
-        # 4,096 slots of 9 KiB: 36 MiB, where 64 KiB slots were 256 MiB of resident memory for an idle listener.
-        buffers = [bytearray(SLOT_BYTES) for _ in range(self._queue_datagrams)]
+        # Tokens of the datagram bound: the receiver takes one per queued datagram, the decoder gives it back.
         free: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for slot in range(len(buffers)):
-            free.put(slot)
-        filled: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        self._oversized = threading.BoundedSemaphore(MAX_OVERSIZED_IN_FLIGHT)
+        for token in range(self._queue_datagrams):
+            free.put(token)
+        self._queued_bytes = 0
+        filled: queue.SimpleQueue[tuple[int, bytes, str] | None] = queue.SimpleQueue()
         # Supervised: a thread that dies anyway is restarted, counted and logged (core.supervise); the
         # receiver's end marker is sent only when stopping, so a restarted receiver does not end the decoder.
         self._threads = [
-            supervised_thread("flow-receiver", lambda: self._receive(buffers, free, filled), stopping=self._stopping,
+            supervised_thread("flow-receiver", lambda: self._receive(free, filled), stopping=self._stopping,
                               workers=self._workers),
-            supervised_thread("flow-decoder", lambda: self._decode(buffers, free, filled), stopping=self._stopping,
+            supervised_thread("flow-decoder", lambda: self._decode(free, filled), stopping=self._stopping,
                               workers=self._workers),
         ]
         for thread in self._threads:
@@ -393,31 +396,24 @@ class FlowListener:
 
     # threads
 
-    def _receive(
-        self,
-        buffers: list[bytearray],
-        free: queue.SimpleQueue[int],
-        filled: queue.SimpleQueue[_Queued | None],
-    ) -> None:
-        """Read each datagram, then copy it into a free ring slot (a larger one into its own bytes object, a bounded
-        number at a time); with no room, count a queue drop."""
+    def _receive(self, free: queue.SimpleQueue[int], filled: queue.SimpleQueue[tuple[int, bytes, str] | None]) -> None:
+        """Copy datagrams off the socket into the queue; past its bounds (datagrams, bytes), count a queue drop."""
         assert self._sock is not None and self._wake_r is not None
         sock = self._sock
-        views = [memoryview(buffer) for buffer in buffers]
         scratch = memoryview(bytearray(MAX_DATAGRAM_BYTES))
         selector = selectors.DefaultSelector()
         selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
-        slot: int | None = None
+        token: int | None = None
         try:
             while not self._stopping.is_set():
                 selector.select()
                 while not self._stopping.is_set():
-                    if slot is None:
+                    if token is None:
                         try:
-                            slot = free.get_nowait()
+                            token = free.get_nowait()
                         except queue.Empty:
-                            slot = None
+                            token = None
                     try:
                         size, address = sock.recvfrom_into(scratch)
                     except BlockingIOError:
@@ -427,27 +423,23 @@ class FlowListener:
                             continue
                         raise
                     exporter = _ip_of(address)
-                    if slot is None:
+                    charge = size + QUEUE_OVERHEAD_BYTES
+                    with self._queued_lock:
+                        fits = token is not None and self._queued_bytes + charge <= self._queue_bytes
+                        if fits:
+                            self._queued_bytes += charge
+                    if not fits:
                         self._count(exporter, queue_drops=1)
-                    elif size <= SLOT_BYTES:
-                        views[slot][:size] = scratch[:size]
-                        filled.put((slot, size, exporter, None))
-                        slot = None
-                    elif self._oversized.acquire(blocking=False):
-                        filled.put((-1, size, exporter, bytes(scratch[:size])))
                     else:
-                        self._count(exporter, queue_drops=1)
+                        assert token is not None
+                        filled.put((token, bytes(scratch[:size]), exporter))
+                        token = None
         finally:
             selector.close()
             if self._stopping.is_set():
                 filled.put(None)  # the decoder's end marker; after a crash the supervisor restarts this loop instead
 
-    def _decode(
-        self,
-        buffers: list[bytearray],
-        free: queue.SimpleQueue[int],
-        filled: queue.SimpleQueue[_Queued | None],
-    ) -> None:
+    def _decode(self, free: queue.SimpleQueue[int], filled: queue.SimpleQueue[tuple[int, bytes, str] | None]) -> None:
         """Decode queued datagrams, a drained batch at a time, until the receiver's end marker."""
         from collectors.flow.batch import BatchDecoder
 
@@ -458,14 +450,12 @@ class FlowListener:
         while not done:
             item = filled.get()
             batch: list[tuple[str, bytes]] = []
+            released = 0
             while item is not None:
-                slot, size, exporter, payload = item
-                if payload is None:
-                    batch.append((exporter, bytes(buffers[slot][:size])))
-                    free.put(slot)
-                else:
-                    batch.append((exporter, payload))
-                    self._oversized.release()
+                token, datagram, exporter = item
+                batch.append((exporter, datagram))
+                released += len(datagram) + QUEUE_OVERHEAD_BYTES
+                free.put(token)
                 if len(batch) >= MAX_BATCH_DATAGRAMS:
                     break
                 try:
@@ -473,6 +463,9 @@ class FlowListener:
                 except queue.Empty:
                     break
             done = item is None
+            if released:
+                with self._queued_lock:
+                    self._queued_bytes -= released
             if not batch:
                 continue
             try:

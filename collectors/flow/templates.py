@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,10 @@ from collectors.flow.model import FLOW_DTYPE, BadTemplateError, TruncatedError
 VARIABLE_LENGTH = 65535
 ENTERPRISE_BIT = 0x8000
 MAX_RECORD_BYTES = 65535 - 16  # a record must fit in one IPFIX message
+# Real templates carry tens of fields (Cisco's largest, about 100); one datagram can declare 16,000, which would cost
+# about 5 MB once cached. More than this is malformed input.
+MAX_FIELDS_PER_TEMPLATE = 1024
+MEMO_MAX_FIELDS = 65_536  # fields of the memoized templates (≈350 bytes each), oldest forgotten first
 
 # Kinds of conversion from wire bytes to a column.
 UINT = "uint"  # unsigned big-endian integer of any width
@@ -160,11 +166,44 @@ def make_template(template_id: int, fields: Sequence[TemplateField], *, is_optio
             length 0, a flow template with no fixed-length field, or a record longer than
             any datagram can carry.
     """
-    return _make_template(template_id, tuple(fields), is_options, version)
+    if len(fields) > MAX_FIELDS_PER_TEMPLATE:
+        raise BadTemplateError(f"template {template_id}: {len(fields)} fields (more than {MAX_FIELDS_PER_TEMPLATE})")
+    key = (template_id, tuple(fields), is_options, version)
+    template = _MEMO.get(key)
+    if template is None:
+        template = _build_template(*key)
+        _MEMO.put(key, template)
+    return template
 
 
-@functools.lru_cache(maxsize=4096)
-def _make_template(template_id: int, fields: tuple[TemplateField, ...], is_options: bool, version: int) -> Template:
+class _TemplateMemo:
+    """Built templates by definition, bounded in fields (not in entries: one template may have 1,000 fields);
+    the oldest built is forgotten first. Safe to use from several decoder threads."""
+
+    def __init__(self, max_fields: int) -> None:
+        self._lock = threading.Lock()
+        self._templates: OrderedDict[tuple[Any, ...], Template] = OrderedDict()  # O(1) removal of the oldest
+        self._fields = 0
+        self.max_fields = max_fields
+
+    def get(self, key: tuple[Any, ...]) -> Template | None:
+        return self._templates.get(key)
+
+    def put(self, key: tuple[Any, ...], template: Template) -> None:
+        with self._lock:
+            if key in self._templates:
+                return
+            self._templates[key] = template
+            self._fields += len(template.fields)
+            while self._fields > self.max_fields and len(self._templates) > 1:
+                _key, oldest = self._templates.popitem(last=False)
+                self._fields -= len(oldest.fields)
+
+
+_MEMO = _TemplateMemo(MEMO_MAX_FIELDS)
+
+
+def _build_template(template_id: int, fields: tuple[TemplateField, ...], is_options: bool, version: int) -> Template:
     for f in fields:
         if f.length == 0 and not (f.scope and version == 9):
             raise BadTemplateError(f"template {template_id}: field {f.ie} has length 0")

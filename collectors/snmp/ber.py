@@ -3,8 +3,10 @@
 Why our own codec: pysnmp 7 decodes through pyasn1 at about 180 µs per varbind
 (REAL_COMPONENTS.md), too slow to walk IF-MIB on 1,000 devices a minute in one
 core. A GETBULK response is a flat, well-known structure, decoded here with plain
-slicing at a few µs per varbind. SNMPv3 (USM authentication and privacy) is left to
-pysnmp (`collectors.snmp.engine`).
+slicing at a few µs per varbind. SNMPv3 reuses these PDU codecs: `collectors.snmp.usm`
+frames, authenticates and decrypts USM messages (RFC 3412/3414/3826) around them; only
+what `usm` does not speak (noAuthNoPriv, DES, Cisco's AES-256 key extension) goes
+through pysnmp (`collectors.snmp.engine.PysnmpEngine`).
 
 Values come out as plain Python: `int` (INTEGER, Counter32/64, Gauge32, TimeTicks),
 `bytes` (OCTET STRING, Opaque), `Oid` (tuple of ints), `IPv4Address` (IpAddress),

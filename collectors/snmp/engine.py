@@ -12,6 +12,12 @@ Which engine carries what (chosen by bench/snmp.py, see its docstring and the nu
 Timeouts and retries are per request: a request is re-sent `retries` times, each
 waiting `timeout_seconds`. A garbage datagram from the device is counted and, if the
 request then times out, reported as a decode error rather than a silent timeout.
+
+Bounds (issue 14): the SNMPv3 engine state (keys localized to an engine id, its boots and
+clock) is kept for at most MAX_USM_ENGINES devices, least recently used forgotten first
+(`evicted_engines`; a forgotten device is discovered again on its next request); garbage
+is counted per source address for at most MAX_MALFORMED_SOURCES sources, any further
+source under "other" (anyone can send datagrams to our socket).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import itertools
 import logging
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +52,10 @@ from collectors.snmp.ber import (
 from collectors.snmp.errors import SnmpAuthError, SnmpDecodeError, SnmpError, SnmpResponseError, SnmpTimeoutError
 
 log = logging.getLogger(__name__)
+
+MAX_USM_ENGINES = 4096
+MAX_MALFORMED_SOURCES = 1024
+OTHER_SOURCES = "other"
 
 AuthProtocol = Literal["SHA", "SHA256", "SHA512", "MD5"]
 PrivProtocol = Literal["AES", "AES256", "AES256C", "DES"]
@@ -94,14 +105,18 @@ class _Responses(asyncio.DatagramProtocol):
 class UdpEngine:
     """SNMPv2c requests over one shared UDP socket per address family; create and use inside one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_engines: int = MAX_USM_ENGINES, max_malformed_sources: int = MAX_MALFORMED_SOURCES) -> None:
+        self._max_engines = max_engines
+        self._max_malformed_sources = max_malformed_sources
         self._transports: dict[int, asyncio.DatagramTransport] = {}
         self._pending: dict[int, tuple[tuple[str, int], asyncio.Future[Any], Callable[[bytes], Any]]] = {}
         self._ids = itertools.count(1)
         self.malformed: dict[str, int] = {}
         self._last_malformed: dict[str, str] = {}
         self._opening: asyncio.Lock | None = None
-        self._usm: dict[Device, tuple[usm.UsmKeys, int, int, float]] = {}  # keys, boots, time, monotonic at
+        # device → keys, boots, time, monotonic at; least recently used first
+        self._usm: OrderedDict[Device, tuple[usm.UsmKeys, int, int, float]] = OrderedDict()
+        self.evicted_engines = 0
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
         if self._opening is None:
@@ -152,8 +167,17 @@ class UdpEngine:
             future.set_exception(exc)
 
     def _count_malformed(self, source: str, exc: Exception) -> None:
+        if source not in self.malformed and len(self.malformed) >= self._max_malformed_sources:
+            source = OTHER_SOURCES
         self.malformed[source] = self.malformed.get(source, 0) + 1
-        self._last_malformed[source] = str(exc)
+        self._last_malformed[source] = str(exc)[:200]
+
+    def _remember_engine(self, device: Device, state: tuple[usm.UsmKeys, int, int, float]) -> None:
+        self._usm[device] = state
+        self._usm.move_to_end(device)
+        while len(self._usm) > self._max_engines:
+            self._usm.popitem(last=False)
+            self.evicted_engines += 1
 
     async def _exchange(self, device: Device, build: Callable[[int], bytes], decode: Callable[[bytes], Any]) -> Any:
         """Send build(id) with retries until the answer with that id arrives; return decode(answer).
@@ -216,7 +240,8 @@ class UdpEngine:
         for attempt in range(2):
             state = self._usm.get(device)
             if state is None:
-                state = self._usm[device] = await self._discover(device)
+                state = await self._discover(device)
+            self._remember_engine(device, state)  # also marks it recently used
             keys, boots, time0, at = state
             now = time0 + int(time.monotonic() - at)
             answer: usm.V3Response = await self._exchange(
@@ -228,7 +253,7 @@ class UdpEngine:
             if attempt == 0 and problem in ("not in time window", "unknown engine id"):
                 self._usm.pop(device, None)
                 if problem == "not in time window":
-                    self._usm[device] = (keys, answer.boots, answer.time, time.monotonic())
+                    self._remember_engine(device, (keys, answer.boots, answer.time, time.monotonic()))
                 continue
             raise SnmpAuthError(f"{device.name} refused the credentials: {problem}")
         raise SnmpAuthError(f"{device.name}: could not synchronise with the agent's clock")

@@ -5,6 +5,11 @@ snmpTrapOID.0, then the objects) to an `Event` by a declarative table of trap OI
 any other enterprise trap becomes a `vendor_trap` event naming its vendor. The shell,
 `TrapReceiver`, is pysnmp 7's notification receiver (which also answers informs and
 translates v1 traps, RFC 3584) on a UDP socket bound by us (port 0 allowed).
+
+A receiver can die without raising anywhere we see: its socket closed by a fatal read
+error, or pysnmp's dispatcher timer (a task that expires pysnmp's caches, among them
+the USM engine timeline, RFC 3414 §2.3) ended by an exception. `alive` tells, and
+`run_until_dead()` lets a supervisor (core.supervise) replace a dead receiver.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from collectors.snmp.tables import integer, text
 from core.models import Observation, Sample
 
 log = logging.getLogger(__name__)
+
+LIVENESS_CHECK_SECONDS = 0.5
+
+
+class TrapReceiverDiedError(Exception):
+    """The receiver's socket was closed or pysnmp's dispatcher timer stopped: it no longer receives."""
 
 SYS_UPTIME: Final = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID: Final = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
@@ -128,6 +139,7 @@ class TrapReceiver:
         self._on_event = on_event
         self._clock = clock
         self._engine: Any = None
+        self._transport: Any = None  # pysnmp's UdpTransport (an asyncio DatagramProtocol)
         self._sock: socket.socket | None = None
         self.received = 0
         self.errors = 0
@@ -174,8 +186,40 @@ class TrapReceiver:
             )
         ntfrcv.NotificationReceiver(snmp_engine, self._received)
         self._engine = snmp_engine
-        await asyncio.sleep(0)  # let the transport's endpoint coroutine attach the socket
+        self._transport = transport
+        for _ in range(200):  # let the transport's endpoint coroutine attach the socket (a few loop turns)
+            if transport.transport is not None:
+                break
+            await asyncio.sleep(0.01 if _ else 0)
+        else:
+            self.stop()
+            raise OSError("the trap socket was not attached to the event loop within 2 s")
         log.info("SNMP trap receiver on %s:%d", *self.address)
+
+    @property
+    def alive(self) -> bool:
+        """True while started, its socket open and pysnmp's dispatcher timer running."""
+        if self._engine is None or self._transport is None:
+            return False
+        endpoint = self._transport.transport  # asyncio's DatagramTransport, set once the endpoint is attached
+        if endpoint is None or endpoint.is_closing():
+            return False
+        timer = self._engine.transport_dispatcher.loopingcall
+        return timer is not None and not timer.done()
+
+    async def run_until_dead(self) -> None:
+        """Return never while the receiver works; raise when it stopped receiving (for a supervisor).
+
+        Raises:
+            TrapReceiverDiedError: the socket closed or the dispatcher timer ended (its error in the message).
+        """
+        while self.alive:
+            await asyncio.sleep(LIVENESS_CHECK_SECONDS)
+        if self._engine is None:
+            raise TrapReceiverDiedError("the receiver was stopped")
+        timer = self._engine.transport_dispatcher.loopingcall
+        cause = timer.exception() if timer is not None and timer.done() and not timer.cancelled() else None
+        raise TrapReceiverDiedError(f"pysnmp's dispatcher timer failed: {cause!r}" if cause else "its socket closed")
 
     def _received(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                   varbinds: Any, cb_ctx: Any) -> None:
@@ -190,12 +234,17 @@ class TrapReceiver:
             log.exception("could not read a notification")
             return
         self.received += 1
-        self._on_event(event)
+        try:
+            self._on_event(event)
+        except Exception:  # the consumer's bug must not end the receiver either
+            self.errors += 1
+            log.exception("the trap consumer failed on an event")
 
     def stop(self) -> None:
         if self._engine is not None:
             self._engine.close_dispatcher()
             self._engine = None
+            self._transport = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -100,7 +100,8 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
                 self._skip("rule", rule, exc)
             if self.metrics is not None:
                 self.metrics.evaluated(seconds=time_module.perf_counter() - started, rules=len(self.rules),
-                                       series=self.evaluator.series_count, failed_rules=[rule for rule, _ in self.evaluator.failures])
+                                       series=self.evaluator.series_count, failed_rules=[rule for rule, _ in self.evaluator.failures],
+                                       evicted_series=self.evaluator.evicted_series)
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory

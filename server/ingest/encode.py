@@ -53,6 +53,7 @@ class SeriesCache:
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
         self._entries: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self.clears = 0  # times it was full and cleared (exported as egovmon_cache_clears_total{cache="series"})
 
     def get(self, key: tuple[Any, ...]) -> tuple[str, str] | None:
         return self._entries.get(key)
@@ -60,6 +61,7 @@ class SeriesCache:
     def put(self, key: tuple[Any, ...], value: tuple[str, str]) -> None:
         if len(self._entries) >= self.limit:
             self._entries.clear()
+            self.clears += 1
         self._entries[key] = value
 
     def __len__(self) -> int:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.lineprotocol import field_keys_clears
 from core.models import MAX_FUTURE, MAX_PAST
 from core.wire import batch_adapter
 from server.errors import ForbiddenError, UnprocessableError
@@ -107,6 +108,15 @@ class IngestPipeline:
         self._sites_until: datetime | None = None
         self._sites_lock = threading.Lock()
         self._series = SeriesCache()
+
+    @property
+    def series_cache(self) -> SeriesCache:
+        """The line heads kept across batches (bounded; its `limit` may be lowered by tools and tests)."""
+        return self._series
+
+    def cache_clears(self) -> dict[str, int]:
+        """Times each bounded cache of the encoding path was full and cleared, by cache."""
+        return {"series": self._series.clears, "field_keys": field_keys_clears()}
 
     # -- on the request's thread ---------------------------------------------------------------
 

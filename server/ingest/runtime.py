@@ -49,6 +49,9 @@ class IngestRuntime:
     def depths(self) -> dict[str, int]:
         return {"commit": self.committer.depth, "handoff": self.handoff.depth}
 
+    def cache_clears(self) -> dict[str, int]:
+        return self.pipeline.cache_clears()
+
     def close(self) -> None:
         """Store what is queued, then hand the queued observations to the inventory."""
         self.credentials.stop()

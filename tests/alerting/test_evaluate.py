@@ -238,3 +238,34 @@ def test_alert_status_is_a_str_enum_with_its_labels_in_one_place() -> None:
     assert loaded.status is AlertStatus.FIRING
     with pytest.raises(ValueError, match="'fired'"):
         Alert("fp", {}, {}, "fired", T0)  # type: ignore[arg-type]
+
+
+def test_series_are_bounded_least_recently_updated_first_and_a_firing_alert_is_never_resolved_by_it():
+    """Agents decide their tags: past `max_series` the least recently updated tenth is forgotten (counted); the
+    hot host keeps its series, and a firing alert whose series was forgotten stays firing, lacking data."""
+    ev = Evaluator(load_rules(RULES).rules(), max_series=20)
+    for minute in range(3):  # h-hot fires (above 90 for 2 minutes)
+        ev.observe("host_cpu", {"host": "h-hot"}, {"usage_percent": 95.0}, T0 + timedelta(minutes=minute))
+        ev.evaluate(T0 + timedelta(minutes=minute))
+    assert states(ev)[("HostCpuHigh", "h-hot")] == ("firing", False)
+    at = T0 + timedelta(minutes=3)
+    for n in range(40):  # a flood of new series, each newer than h-hot's last point
+        ev.observe("host_cpu", {"host": f"h{n}"}, {"usage_percent": 10.0}, at + timedelta(seconds=n))
+        if n == 10:
+            ev.observe("host_cpu", {"host": "h-hot"}, {"usage_percent": 95.0}, at + timedelta(seconds=n))
+    assert ev.series_count <= 20
+    assert ev.evicted_series == 41 - ev.series_count
+    ev.evaluate(at + timedelta(minutes=1))
+    assert states(ev)[("HostCpuHigh", "h-hot")][0] == "firing"  # forgotten or not: missing data never resolves it
+
+
+def test_closed_findings_are_forgotten_once_their_alerts_resolved():
+    ev = Evaluator(load_rules(RULES).rules())
+    common = {"rule_id": "undeclared_network", "subject": "192.168.77.0/24", "agency": "health", "article": "第九条",
+              "title_zh": "未申报的网络", "title_en": "Undeclared network"}
+    ev.finding(7, severity="warning", status="open", at=T0, **common)
+    ev.evaluate(T0)
+    ev.finding(7, severity="warning", status="closed", at=T0 + timedelta(minutes=1), **common)
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=1))
+    assert (resolved.after, ev.forgotten_findings) == ("resolved", 1)
+    assert ev.evaluate(T0 + timedelta(minutes=2)) == []  # nothing left of it: no re-resolution, no NoData

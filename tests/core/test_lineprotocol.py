@@ -356,3 +356,14 @@ def test_extra_tag_with_trailing_backslash_raises() -> None:
 def test_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="ends with a backslash"):
         escape_key("x\\")
+
+
+def test_the_shared_field_key_cache_is_bounded_and_counts_its_clears() -> None:
+    """Field names come from agents' payloads: past its limit (10,000 names) the cache is cleared, and counted."""
+    from core.lineprotocol import LineEncoder, field_keys_clears
+
+    encoder = LineEncoder()
+    before = field_keys_clears()
+    for n in range(10_001):
+        assert encoder.fields({f"clear_probe_{n}": 1}) == f"clear_probe_{n}=1i"
+    assert field_keys_clears() - before >= 1

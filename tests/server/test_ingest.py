@@ -403,3 +403,16 @@ def test_the_credential_cache_is_bounded_and_counts_what_it_evicts(client, admin
         assert response.status_code == 200, response.text
     assert len(credentials) == 1
     assert metric_value(client, "egovmon_ingest_credential_cache_evictions_total") == 2
+
+
+def test_series_cache_clears_are_counted_in_metrics(client, agent, clock):
+    """The series cache is cleared when full (agents' tags decide how many series there are): each clear is counted in
+    /metrics, and the batch that found it full is stored all the same."""
+    client.app.state.ingest.pipeline.series_cache.limit = 1
+    before = metric_value(client, "egovmon_cache_clears_total", cache="series")
+    for n, cpu in enumerate(("0", "1", "2")):  # a new series each time: the second and third find the cache full
+        response = client.post("/api/v1/ingest", json={"batch_id": f"s{n}", "samples": [sample(clock.now, cpu=cpu)]},
+                               headers=agent.headers)
+        assert response.status_code == 200, response.text
+    assert metric_value(client, "egovmon_cache_clears_total", cache="series") - before == 2
+    assert 'egovmon_cache_clears_total{cache="field_keys"}' in client.get("/metrics").text

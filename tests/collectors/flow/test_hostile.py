@@ -102,14 +102,27 @@ def test_a_template_flood_from_spoofed_exporters_is_bounded_and_counted():
     assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
 
 
-def test_templates_are_bounded_over_all_exporters_least_recently_heard_first():
-    """Per-exporter bounds alone multiply (4,096 exporters x 4,096 templates); the total is bounded too, and an exporter
-    that keeps sending keeps its templates while spoofed sources that sent once are forgotten."""
-    decoder = BatchDecoder(max_templates=100)
-    real = ("10.0.0.1", _template_datagram(1, 400))
-    for round_ in range(5):
-        spoofed = [(f"10.9.{round_}.{n}", _template_datagram(1, 256 + t)) for n in range(10) for t in range(10)]
-        decoder.decode([real, *spoofed, real])
-        assert decoder.templates <= 100
-    assert decoder.evicted_exporters == 50 - 9  # 51 exporters heard, 9 spoofed ones and the real one kept
-    assert decoder.cache("10.0.0.1").mapping()  # the real exporter's template is still known
+def test_cached_template_fields_are_bounded_over_all_exporters_least_recently_heard_first():
+    """Templates cost memory by their fields: the caches of all exporters together hold at most `max_fields`, the
+    least recently heard exporters' templates going first, so an exporter that keeps exporting keeps its templates."""
+    decoder = BatchDecoder(max_fields=400)  # 100 templates of 4 fields
+    decoder.decode([("10.0.0.1", _template_datagram(1, 256))])
+    for n in range(300):  # spoofed sources, each one template; the real exporter is heard again now and then
+        decoder.decode([(f"10.1.{n >> 8}.{n & 255}", _template_datagram(n, 300))])
+        if n % 50 == 49:
+            decoder.decode([("10.0.0.1", _template_datagram(1, 256))])
+    assert decoder.templates == 100
+    assert decoder.evicted_exporters == 301 - 100
+    one_more = decoder.decode([("10.0.0.1", _template_datagram(1, 256))])
+    assert not [d for d in one_more.datagrams if isinstance(d, DecodeError)]
+    assert decoder.evicted_exporters == 201  # the real exporter's templates were never among those forgotten
+
+
+def test_a_template_of_absurdly_many_fields_is_malformed_input():
+    fields = struct.pack("!HH", 8, 4) * 2000  # 2,000 fields: more than any real exporter sends
+    template_set = struct.pack("!HHHH", 2, 8 + len(fields), 256, 2000) + fields
+    datagram = struct.pack("!HHIII", 10, 16 + len(template_set), 0, 0, 1) + template_set
+    decoder = BatchDecoder()
+    result = decoder.decode([("192.0.2.1", datagram)])
+    assert isinstance(result.datagrams[0], DecodeError) and "2000 fields" in str(result.datagrams[0])
+    assert decoder.templates == 0

@@ -290,8 +290,44 @@ def test_garbage_is_counted_as_malformed_and_the_listener_keeps_decoding(listene
     assert (stats.datagrams, stats.malformed, stats.records, stats.queue_drops) == (6, 5, 2, 0)
 
 
+def test_the_queue_is_bounded_in_bytes_too() -> None:
+    """The decoder is held in on_flows; the queue's byte bound (the smallest allowed: one 64 KB datagram) holds as
+    many datagrams as fit when each is charged its size plus the overhead, and the rest of a burst drops, counted."""
+    from collectors.flow.listener import MAX_DATAGRAM_BYTES, QUEUE_OVERHEAD_BYTES
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(decoded: object) -> None:
+        entered.set()
+        release.wait(TIMEOUT)
+
+    datagram = max(NETFLOW5_DATAGRAMS, key=len)
+    fits = (MAX_DATAGRAM_BYTES + QUEUE_OVERHEAD_BYTES) // (len(datagram) + QUEUE_OVERHEAD_BYTES)
+    burst = fits + 50
+    flow_listener = FlowListener("127.0.0.1", 0, on_flows=slow, queue_bytes=1)
+    flow_listener.start()
+    try:
+        with _sender() as sock:
+            sock.sendto(datagram, flow_listener.address)
+            wait_until(entered.is_set, TIMEOUT, "the decoder to be held")
+            for _ in range(burst):
+                sock.sendto(datagram, flow_listener.address)
+            wait_until(lambda: _stats_of(flow_listener, "127.0.0.1").queue_drops >= burst - fits, TIMEOUT, "drops")
+            release.set()
+            stats = wait_until(
+                lambda: (s := _stats_of(flow_listener, "127.0.0.1")).datagrams + s.queue_drops == burst + 1 and s,
+                TIMEOUT,
+                "every datagram accounted for",
+            )
+            assert (stats.queue_drops, stats.datagrams) == (burst - fits, fits + 1)
+        assert flow_listener.kernel_drops() == 0
+    finally:
+        release.set()
+        flow_listener.stop()
+
+
 def test_a_burst_larger_than_the_queue_is_counted_as_queue_drops() -> None:
-    """The decoder is held in on_flows; a ring of one slot can hold one more datagram, the rest drop."""
+    """The decoder is held in on_flows; a queue of one datagram can hold one more datagram, the rest drop."""
     entered, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -379,16 +415,14 @@ def test_a_decoder_thread_that_dies_is_restarted_counted_and_goes_on_decoding(mo
 
 
 def test_a_datagram_larger_than_a_ring_slot_is_decoded_whole(listener: FlowListener) -> None:
-    """Ring slots hold 9 KiB (a jumbo frame); a larger datagram travels on its own, bounded in number, not cut."""
-    from collectors.flow.listener import SLOT_BYTES
-
+    """A datagram larger than a jumbo frame (9 KiB) is queued and decoded whole, not cut."""
     fields = struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 4, 1, 4)  # source, destination, packets, octets: 16 bytes a record
     template_set = struct.pack("!HHHH", 2, 8 + len(fields), 300, 4) + fields
     records = b"".join(struct.pack("!4s4sII", bytes([10, 0, n >> 8, n & 255]), bytes([10, 1, 0, 1]), 1, 100) for n in range(700))
     data_set = struct.pack("!HH", 300, 4 + len(records)) + records
     body = template_set + data_set
     datagram = struct.pack("!HHIII", 10, 16 + len(body), 0, 0, 1) + body
-    assert len(datagram) > SLOT_BYTES
+    assert len(datagram) > 9216
     with _sender() as sock:
         sock.sendto(datagram, listener.address)
         sock.sendto(NETFLOW5_DATAGRAMS[0], listener.address)

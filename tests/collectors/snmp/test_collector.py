@@ -147,3 +147,72 @@ def _line(stream, timeout: float = 15.0) -> str:  # type: ignore[no-untyped-def]
     ready, _, _ = select.select([stream], [], [], timeout)
     assert ready, "no output from the child in time"
     return str(stream.readline())
+
+
+def test_a_dead_trap_receiver_is_restarted_on_its_port_and_counted_in_metrics(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """pysnmp's dispatcher timer dies once (as a bug in it would): the receiver is replaced and keeps receiving."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from pysnmp.carrier.base import AbstractTransportDispatcher
+
+    from agent.metrics import AgentMetrics
+    from collectors.snmp.collector import TRAP_WORKER
+    from core.supervise import Workers
+    from tests.services import require_program
+
+    require_program("snmptrap")  # skipped when missing, failed when CI=true
+    settings = SnmpSettings.model_validate({"traps": {"enabled": True, "listen_host": "127.0.0.1", "listen_port": 0,
+                                                      "communities": ["egovmon-trap"]}})
+    workers = Workers()
+    collector = SnmpCollector(settings, workers=workers)
+    registry = CollectorRegistry()
+    metrics = AgentMetrics(registry)
+    metrics.watch_workers(registry, workers)
+    metrics.watch_snmp(registry, collector)
+    real_tick = AbstractTransportDispatcher.handle_timer_tick
+    ticks = {"failed": 0}
+
+    def failing_once(self, now):  # type: ignore[no-untyped-def]
+        if not ticks["failed"]:
+            ticks["failed"] = 1
+            raise RuntimeError("injected: the dispatcher timer died")
+        return real_tick(self, now)
+
+    async def trap(port: int, if_index: int) -> None:
+        await asyncio.to_thread(subprocess.run, ["snmptrap", "-v2c", "-c", "egovmon-trap", f"127.0.0.1:{port}", "",
+                                                 "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.2", "i", str(if_index)],
+                                check=True, timeout=10)
+
+    async def until(condition) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(500):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not reached in 10 s")
+
+    async def run() -> tuple[int, int, Reading, bytes]:
+        try:
+            await collector.collect(LOCAL, timeout=5)
+            assert collector.receiver is not None
+            first = collector.receiver
+            port = first.address[1]
+            await until(lambda: first.alive)
+            monkeypatch.setattr(AbstractTransportDispatcher, "handle_timer_tick", failing_once)
+            await until(lambda: workers.restarts(TRAP_WORKER) == 1)
+            await until(lambda: collector.receiver is not None and collector.receiver.alive)
+            assert collector.receiver is not first and not first.alive
+            await trap(port, 7)
+            await until(lambda: collector.stats().traps_received == 1)
+            reading = await collector.collect(LOCAL, timeout=5)
+            return port, collector.receiver.address[1], reading, generate_latest(registry)
+        finally:
+            collector.close()
+
+    port, port_after, reading, exposition = asyncio.run(run())
+    assert port_after == port  # agents and devices are configured with this port: the replacement binds it again
+    traps = [(o.attributes["event"], o.attributes["if_index"]) for o in reading.observations if o.kind == "snmp_trap"]
+    assert traps == [("link_down", 7)]
+    text = exposition.decode()
+    assert f'egovmon_agent_worker_restarts_total{{worker="{TRAP_WORKER}"}} 1.0' in text
+    assert "egovmon_snmp_traps_received_total 1.0" in text
+    assert "egovmon_snmp_dropped_events_total 0.0" in text
+    assert ticks["failed"] == 1

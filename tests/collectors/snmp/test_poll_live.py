@@ -244,3 +244,33 @@ def test_wrong_priv_key_times_out_with_a_hint(snmpd: Snmpd) -> None:
     [result] = _poll([device], modules=("interfaces",))
     assert (result.status.up, result.status.error_kind) == (False, "SnmpTimeoutError")
     assert result.status.error.endswith("(down, filtered, or a wrong priv key)")
+
+
+def test_v3_engine_state_is_bounded_least_recently_used_first_and_rediscovered(snmpd: Snmpd) -> None:
+    """Three v3 devices through an engine that keeps two engines' keys: each eviction is counted, and an evicted
+    device is discovered again on its next request (its poll still succeeds)."""
+    import dataclasses
+
+    devices = [dataclasses.replace(v3(snmpd, "egovmon-sha256"), name=f"core-{n}") for n in range(3)]
+
+    async def run() -> list[int]:
+        engine = UdpEngine(max_engines=2)
+        try:
+            sizes = []
+            for device in [*devices, devices[0]]:  # the fourth request needs core-0 again, evicted by core-2
+                varbinds = await engine.get(device, [(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+                assert isinstance(varbinds[0][1], int)  # sysUpTime answered
+                sizes.append(engine.evicted_engines)
+            return sizes
+        finally:
+            engine.close()
+
+    assert asyncio.run(run()) == [0, 0, 1, 2]
+
+
+def test_garbage_from_many_sources_is_counted_in_a_bounded_table() -> None:
+    engine = UdpEngine(max_malformed_sources=3)
+    for n in range(10):
+        engine.datagram(b"\x30\x03\x02\x01", (f"127.0.0.{n + 1}", 161))  # truncated: not a message
+    engine.datagram(b"\x04\x00", ("127.0.0.1", 161))
+    assert engine.malformed == {"127.0.0.1": 2, "127.0.0.2": 1, "127.0.0.3": 1, "other": 7}
