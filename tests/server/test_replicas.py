@@ -213,7 +213,7 @@ def test_a_message_claimed_for_sending_meanwhile_does_not_absorb_new_alerts(tmp_
 DRAIN = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
-    from core.settings import ReceiverSettings
+    from alerting.receivers import parse_receiver
     from server.alerting.delivery import deliver_due
     from server.alerting.models import Notification
     from server.database import make_engine, make_sessionmaker
@@ -221,7 +221,7 @@ DRAIN = textwrap.dedent("""
 
     url, receiver_url, go = sys.argv[1:4]
     sessions = make_sessionmaker(make_engine(url))
-    receivers = {"soc": ReceiverSettings(name="soc", kind="webhook", url=receiver_url)}
+    receivers = {"soc": parse_receiver({"name": "soc", "kind": "webhook", "url": receiver_url})}
     while not __import__("os").path.exists(go):  # start together with the other drainers
         pass
     sent = 0
