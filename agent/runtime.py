@@ -115,37 +115,37 @@ def enroll(
 
 
 def _host(settings: AgentSettings) -> Collector:
-    from collectors.host import HostCollector
+    from collectors.host import HostCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return HostCollector()
 
 
 def _netstate(settings: AgentSettings) -> Collector:
-    from collectors.netstate import NetstateCollector
+    from collectors.netstate import NetstateCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return NetstateCollector()
 
 
 def _backup(settings: AgentSettings) -> Collector:
-    from collectors.backup import BackupCollector
+    from collectors.backup import BackupCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return BackupCollector(settings.backup_jobs)
 
 
 def _flow(settings: AgentSettings) -> Collector:
-    from collectors.flow.collector import FlowCollector
+    from collectors.flow.collector import FlowCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return FlowCollector(settings.flow)
 
 
 def _snmp(settings: AgentSettings) -> Collector:
-    from collectors.snmp.collector import SnmpCollector
+    from collectors.snmp.collector import SnmpCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return SnmpCollector(settings.snmp)
 
 
 def _probes(settings: AgentSettings) -> Collector:
-    from probes.collector import ProbesCollector
+    from probes.collector import ProbesCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return ProbesCollector(settings.probes)
 

@@ -111,17 +111,17 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLargeError
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             self.on_reject(scope["path"])
             await _too_large(scope, send, self.limit)
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -225,7 +225,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             with app.state.sessions() as session:
                 session.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception as exc:  # readiness reports any failure, it does not raise
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure, it does not raise
             checks["database"] = f"error: {type(exc).__name__}"
         history = app.state.history
         if history is not None:

@@ -115,12 +115,12 @@ class V3Response:
 
 def _aes(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
     """AES in CFB-128 mode (RFC 3826 §3.1.3): `data` encrypted or decrypted with `key` and `iv`."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
 
     try:  # cryptography >= 47 keeps CFB among the "decrepit" modes
-        from cryptography.hazmat.decrepit.ciphers.modes import CFB
+        from cryptography.hazmat.decrepit.ciphers.modes import CFB  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
     except ImportError:  # pragma: no cover - older cryptography
-        from cryptography.hazmat.primitives.ciphers.modes import CFB
+        from cryptography.hazmat.primitives.ciphers.modes import CFB  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
     cipher = Cipher(algorithms.AES(key), CFB(iv))
     worker = cipher.encryptor() if encrypt else cipher.decryptor()
     return worker.update(data) + worker.finalize()
