@@ -93,7 +93,7 @@ def decode_ipfix(
             else:
                 found = read_data_set(template, datagram, body, set_end, context, export_time * 1000, None)
                 if isinstance(found, FixedBlock):
-                    if found.count:
+                    if found.record_count:
                         blocks.append(found)
                 else:
                     options.extend(found)

@@ -89,7 +89,7 @@ def decode_v9(
             else:
                 found = read_data_set(template, datagram, body, set_end, context, unix_ms, uptime)
                 if isinstance(found, FixedBlock):
-                    if found.count:
+                    if found.record_count:
                         blocks.append(found)
                 else:
                     options.extend(found)
