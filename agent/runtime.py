@@ -27,6 +27,8 @@ from core.agentconfig import AgentSettings, ShipperSettings
 from core.collect import Collector, Reading
 from core.filemodes import make_private
 from core.supervise import supervised_task
+from core.version import UNKNOWN as UNKNOWN_VERSION
+from core.version import version as egovmon_version
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +66,6 @@ class Credential:
         except FileNotFoundError as exc:
             raise NotEnrolledError(f"no agent credential at {path}; run `egovmon agent enroll` first") from exc
         return cls(**data)
-
-
-def egovmon_version() -> str:
-    """The installed egovmon version ("" when run from a checkout that is not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("egovmon")
-    except PackageNotFoundError:
-        return ""
 
 
 def enroll(
@@ -209,7 +201,7 @@ class Agent:
     async def report_version(self) -> None:
         """Report this agent's egovmon version to the server once per start (retried while it is unreachable)."""
         version = egovmon_version()
-        if version:
+        if version != UNKNOWN_VERSION:  # a checkout never installed with pip has nothing to report
             await report_version(self.server_url, self.credential.credential, version, verify=self.verify)
 
     def start_metrics_server(self) -> tuple[str, int] | None:

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.filemodes import make_private
 from core.settings import Settings
+from core.version import version
 from server.agencies.views import router as agencies_router
 from server.agentdist.views import router as agentdist_router
 from server.agents.views import router as agents_router
@@ -166,7 +167,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                 task.cancel()
             await run_in_threadpool(_stop, app)
 
-    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    app = FastAPI(title="egovmon", version=version(), lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.role = role
     app.state.clock = clock or (lambda: datetime.now(UTC))
