@@ -3,8 +3,8 @@
 Why our own codec: pysnmp 7 decodes through pyasn1 at about 180 µs per varbind
 (REAL_COMPONENTS.md), too slow to walk IF-MIB on 1,000 devices a minute in one
 core. A GETBULK response is a flat, well-known structure, decoded here with plain
-slicing at a few µs per varbind. SNMPv3 (USM authentication and privacy) is left to
-pysnmp (`collectors.snmp.engine`).
+slicing at a few µs per varbind. SNMPv3 framing, USM authentication and privacy are in
+`collectors.snmp.usm`; the PDU inside a v3 message is decoded by this module too.
 
 Values come out as plain Python: `int` (INTEGER, Counter32/64, Gauge32, TimeTicks),
 `bytes` (OCTET STRING, Opaque), `Oid` (tuple of ints), `IPv4Address` (IpAddress),
@@ -296,8 +296,3 @@ def encode_get_bulk(community: bytes, request_id: int, oids: list[Oid] | tuple[O
     """A GetBulkRequest-PDU (RFC 3416 §4.2.3) for `oids` with NULL values."""
     return encode_message(GET_BULK, community, request_id, [(oid, None) for oid in oids],
                           error_status=non_repeaters, error_index=max_repetitions)
-
-
-def encode_get(community: bytes, request_id: int, oids: list[Oid] | tuple[Oid, ...]) -> bytes:
-    """A GetRequest-PDU for `oids`."""
-    return encode_message(GET, community, request_id, [(oid, None) for oid in oids])
