@@ -56,6 +56,10 @@ def _columns(dtype: np.dtype[np.void]) -> MappingProxyType[str, tuple[np.dtype[A
 
 FLOW_COLUMNS = _columns(FLOW_DTYPE)
 
+# One options-data record (RFC 7011 §3.4.2.2, RFC 3954 §6.1), its fields by name (records.OPTION_NAMES,
+# else `ie_<id>`): integers for up to 8 bytes, text for the string IEs, hex text for longer values.
+OptionsRecord = dict[str, int | str]
+
 
 @dataclass(frozen=True)
 class TemplateKey:
@@ -100,7 +104,7 @@ class Decoded:
     exporter: str
     domain: int
     flows: np.ndarray
-    options: tuple[dict[str, Any], ...] = ()
+    options: tuple[OptionsRecord, ...] = ()
     templates: dict[TemplateKey, Template | None] = field(default_factory=dict)
     skipped_sets: int = 0
     sequence: int | None = None

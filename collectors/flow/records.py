@@ -12,11 +12,11 @@ template's fixed-length projection first (RFC 7011 §7).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from collectors.flow.model import FLOW_COLUMNS, FLOW_DTYPE, ExporterContext, TruncatedError
+from collectors.flow.model import FLOW_COLUMNS, FLOW_DTYPE, ExporterContext, OptionsRecord, TruncatedError
 from collectors.flow.templates import (
     NTP_EPOCH_OFFSET_S,
     OPTION_NAMES,
@@ -264,9 +264,9 @@ def repack_variable(template: Template, data: bytes, pos: int, end: int) -> tupl
     return b"".join(chunks), count
 
 
-def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
+def option_record(template: Template, values: list[bytes]) -> OptionsRecord:
     """Name the known fields of one options record (see OPTION_NAMES); unknown standard IEs become `ie_<id>`."""
-    record: dict[str, Any] = {}
+    record: OptionsRecord = {}
     for f, value in zip(template.fields, values, strict=True):
         if f.enterprise:
             continue
@@ -287,7 +287,7 @@ def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
 
 def read_data_set(
     template: Template, data: bytes, pos: int, end: int, context: ExporterContext, unix_ms: int, uptime_ms: int | None
-) -> FixedBlock | list[dict[str, Any]]:
+) -> FixedBlock | list[OptionsRecord]:
     """The records of one data set (body from `pos` to `end`): a block of flows to decode, or options dicts.
 
     `context` is what earlier options data said about this domain: its sampling
@@ -299,7 +299,7 @@ def read_data_set(
         TruncatedError: a variable-length field runs past the set.
     """
     if template.is_options:
-        records: list[dict[str, Any]] = []
+        records: list[OptionsRecord] = []
         minimum = template.min_record_length
         while end - pos >= minimum:
             values, pos = read_variable_record(template, data, pos, end)
