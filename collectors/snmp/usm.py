@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from collectors.snmp.ber import REPORT, VarBind, decode_pdu, encode_pdu, header, int_body, integer_at, tlv
+from collectors.snmp.ber import REPORT, Oid, VarBind, decode_pdu, encode_pdu, header, int_body, integer_at, tlv
 from collectors.snmp.errors import SnmpAuthError, SnmpDecodeError
 
 # auth protocol → (hash, digest bytes carried in msgAuthenticationParameters)
@@ -31,7 +31,7 @@ USM: Final = 3
 MAX_SIZE: Final = 65507
 
 # usmStats counters a Report-PDU names (RFC 3414 §5) → what went wrong.
-REPORTS: Final = {
+REPORTS: Final[dict[Oid, str]] = {
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 1, 0): "unsupported security level",
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0): "not in time window",
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0): "unknown user name",
