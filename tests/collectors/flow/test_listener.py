@@ -354,7 +354,7 @@ def test_a_decoder_thread_that_dies_is_restarted_counted_and_goes_on_decoding(mo
     (core.supervise) restarts it, counts the restart, and the next datagrams are decoded."""
     from core.supervise import Workers
 
-    real_account = FlowListener._account
+    real_account = FlowListener._account  # noqa: SLF001 - breaks one private step on purpose
     failures = iter([True])
 
     def account_once_broken(self: FlowListener, result: object, expected: dict) -> None:
