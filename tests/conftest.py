@@ -82,6 +82,7 @@ SLOW_MODULES = frozenset({
     "agent/test_agent.py", "agent/test_agent_process.py", "agent/test_flow_agent.py", "agent/test_netstate_live.py",
     "collectors/flow/test_softflowd.py", "collectors/flow/test_tshark.py", "probes/test_netns.py",
     "agent/test_agent_tls.py",  # the server stack behind TLS
+    "deploy/test_offline_install.py",  # builds bundles with pip, installs in a network namespace
     "alerting/test_notify.py",  # real SMTP, HTTP and syslog servers on loopback
     "dashboards/test_queries.py",  # every panel query against a real InfluxDB and VictoriaMetrics
 })
