@@ -83,6 +83,7 @@ SLOW_MODULES = frozenset({
     "collectors/flow/test_softflowd.py", "collectors/flow/test_tshark.py", "probes/test_netns.py",
     "agent/test_agent_tls.py",  # the server stack behind TLS
     "deploy/test_offline_install.py",  # builds bundles with pip, installs in a network namespace
+    "core/test_catalog.py",  # runs every real collector and probe against real programs
     "alerting/test_notify.py",  # real SMTP, HTTP and syslog servers on loopback
     "dashboards/test_queries.py",  # every panel query against a real InfluxDB and VictoriaMetrics
 })
@@ -108,6 +109,8 @@ SLOW_TESTS = frozenset({
     "probes/test_checks_live.py::test_cli_text_is_chinese_by_default",
     "probes/test_checks_live.py::test_icmp_without_cap_net_raw_says_so",
     "core/test_version.py::test_openapi_document_carries_it",  # builds the server app
+    "probes/test_kind_smtp.py::test_the_scheduler_and_the_cli_run_the_kind",
+    "probes/test_kinds.py::test_cli_lists_the_kinds_and_runs_any_kind_as_configured",
     # pure but seconds of CPU each: batches of the maximum size, many generated examples
     "core/test_wire.py::test_sample_limit_is_the_same",
     "core/test_lineprotocol.py::test_encoder_matches_encode_line",
