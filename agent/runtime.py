@@ -27,6 +27,8 @@ from core.agentconfig import AgentSettings, ShipperSettings
 from core.collect import Collector, Reading
 from core.filemodes import make_private
 from core.supervise import supervised_task
+from core.version import UNKNOWN as UNKNOWN_VERSION
+from core.version import version as egovmon_version
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +66,6 @@ class Credential:
         except FileNotFoundError as exc:
             raise NotEnrolledError(f"no agent credential at {path}; run `egovmon agent enroll` first") from exc
         return cls(**data)
-
-
-def egovmon_version() -> str:
-    """The installed egovmon version ("" when run from a checkout that is not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("egovmon")
-    except PackageNotFoundError:
-        return ""
 
 
 def enroll(
@@ -115,37 +107,37 @@ def enroll(
 
 
 def _host(settings: AgentSettings) -> Collector:
-    from collectors.host import HostCollector
+    from collectors.host import HostCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return HostCollector()
 
 
 def _netstate(settings: AgentSettings) -> Collector:
-    from collectors.netstate import NetstateCollector
+    from collectors.netstate import NetstateCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return NetstateCollector()
 
 
 def _backup(settings: AgentSettings) -> Collector:
-    from collectors.backup import BackupCollector
+    from collectors.backup import BackupCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return BackupCollector(settings.backup_jobs)
 
 
 def _flow(settings: AgentSettings) -> Collector:
-    from collectors.flow.collector import FlowCollector
+    from collectors.flow.collector import FlowCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return FlowCollector(settings.flow)
 
 
 def _snmp(settings: AgentSettings) -> Collector:
-    from collectors.snmp.collector import SnmpCollector
+    from collectors.snmp.collector import SnmpCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return SnmpCollector(settings.snmp)
 
 
 def _probes(settings: AgentSettings) -> Collector:
-    from probes.collector import ProbesCollector
+    from probes.collector import ProbesCollector  # noqa: PLC0415 - only the collectors the agent's configuration enables are imported
 
     return ProbesCollector(settings.probes)
 
@@ -211,7 +203,7 @@ class Agent:
     async def report_version(self) -> None:
         """Report this agent's egovmon version to the server once per start (retried while it is unreachable)."""
         version = egovmon_version()
-        if version:
+        if version != UNKNOWN_VERSION:  # a checkout never installed with pip has nothing to report
             await report_version(self.server_url, self.credential.credential, version, verify=self.verify)
 
     def start_metrics_server(self) -> tuple[str, int] | None:

@@ -75,7 +75,7 @@ class Scheduler:
             except TimeoutError:
                 self._failed(job, "timeout", f"did not finish within {timeout:g} s")
                 return None
-            except Exception as exc:  # isolation of one collector from the others: the one place for this
+            except Exception as exc:  # noqa: BLE001 - isolation of one collector from the others: the one place for this
                 self._failed(job, "error", f"{type(exc).__name__}: {exc}")
                 return None
             finally:
@@ -116,5 +116,5 @@ class Scheduler:
             async for _ in watcher.changes():
                 await self.run_once(job, urgent=True)
                 await asyncio.sleep(MIN_SECONDS_BETWEEN_CHANGE_RUNS)
-        except Exception as exc:  # no change source (e.g. no netlink): the interval schedule goes on alone
+        except Exception as exc:  # noqa: BLE001 - no change source (e.g. no netlink): the interval schedule goes on alone
             log.warning("collector %s cannot watch for changes (%s); it runs on its interval only", job.name, exc)

@@ -91,16 +91,20 @@ class Transition:
     lacking_data: bool
 
 
+# A sample's field value, as core.models.Sample carries it (alerting imports no other package).
+FieldValue = bool | int | float | str
+
+
 @dataclass
 class _Series:
     tags: dict[str, str]
-    fields: dict[str, Any]
+    fields: dict[str, FieldValue]
     at: datetime
-    previous: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, FieldValue] = field(default_factory=dict)
     previous_at: datetime | None = None
 
 
-def per_second(now: Any, before: Any, seconds: float, *, counter: bool) -> float | None:
+def per_second(now: FieldValue | None, before: FieldValue | None, seconds: float, *, counter: bool) -> float | None:
     """The per-second change between two values; a counter that dropped was reset and counts from 0."""
     if seconds <= 0 or not isinstance(now, int | float) or not isinstance(before, int | float):
         return None
@@ -136,7 +140,7 @@ class Evaluator:
 
     # inputs
 
-    def observe(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, Any], at: datetime) -> None:
+    def observe(self, measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], at: datetime) -> None:
         """Remember the newest fields of one series."""
         by_key = self._series.setdefault(measurement, {})
         key = tuple(sorted(tags.items()))

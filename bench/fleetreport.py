@@ -117,10 +117,11 @@ def text(r: dict[str, Any]) -> str:
     )
     growth = r["database_growth_bytes"]
     parts = ", ".join(f"{k} {v / 2**20:+,.1f} MiB" for k, v in r["database_growth_by_part"].items())
+    per_agent_hour = r["database_growth_bytes_per_agent_hour"]
     lines.append(
         f"  database       {_f(growth / 2**20 if growth is not None else None, '+,.1f', ' MiB')} in {r['measured_seconds']:.0f} s ({parts}) = "
         f"{_f(growth * 3600 / r['measured_seconds'] / 2**30 if growth is not None else None, ',.2f', ' GiB')} per hour, "
-        f"{_f(r['database_growth_bytes_per_agent_hour'] / 2**20 if r['database_growth_bytes_per_agent_hour'] is not None else None, ',.2f', ' MiB')} per agent-hour"
+        f"{_f(per_agent_hour / 2**20 if per_agent_hour is not None else None, ',.2f', ' MiB')} per agent-hour"
     )
     named = []
     for label, d in r["durations"].items():

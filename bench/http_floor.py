@@ -159,12 +159,12 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, __file__, "--serve", stage, "--port", str(port)], cwd=ROOT,
                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
-            wait_until(lambda: _listening(port), 30, f"{stage} server")
+            wait_until(lambda: _listening(port), 30, f"{stage} server")  # noqa: B023 - waited on within this iteration
             results[stage] = measure(server.pid, port, "/api/v1/ingest", json_bodies, headers, args)
         finally:
             server.terminate()
             server.wait(10)
-    with _victoriametrics() as vm:
+    with _VictoriaMetrics() as vm:
         results["anchor"] = measure(vm.pid, vm.port, "/api/v2/write", line_bodies, {"Content-Encoding": "gzip"}, args)
     anchor_ms = results["anchor"][1]
     for stage, (rate, ms, statuses) in results.items():
@@ -180,7 +180,7 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-class _victoriametrics:
+class _VictoriaMetrics:
     """VictoriaMetrics on a free loopback port for the anchor (tests.services does the starting)."""
 
     def __enter__(self):

@@ -297,7 +297,8 @@ def main() -> None:
                 f"store={args.store} workers={args.workers} agents={args.agents} connections={args.connections} "
                 f"samples/batch={len(samples)} obs_fraction={args.observations}"
             )
-            print(f"statuses {result['statuses']}  acked {acked / wall:.1f} batches/s  ack p50 {result['p50'] * 1000:.1f} ms  p99 {result['p99'] * 1000:.1f} ms")
+            print(f"statuses {result['statuses']}  acked {acked / wall:.1f} batches/s  "
+                  f"ack p50 {result['p50'] * 1000:.1f} ms  p99 {result['p99'] * 1000:.1f} ms")
             print(f"server CPU {cpu:.2f} s ({cpu / wall * 100:.0f} %)  per acked batch {cpu / max(acked, 1) * 1000:.2f} ms", end="")
             print(f"  (+PG {pg_cpu / max(acked, 1) * 1000:.2f} ms)" if pg_pid else "")
             per_batch = grown / max(acked, 1)

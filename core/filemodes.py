@@ -39,8 +39,9 @@ def make_private(directory: Path, *, log: logging.Logger | None) -> list[Path]:
             _tighten(base / name, DIRECTORY_MODE, loosened)
         for name in files:
             _tighten(base / name, FILE_MODE, loosened)
-    for path in loosened if log is not None else ():
-        log.warning("%s was readable or writable by others; tightened it to owner only", path)
+    if log is not None:
+        for path in loosened:
+            log.warning("%s was readable or writable by others; tightened it to owner only", path)
     return loosened
 
 

@@ -160,10 +160,10 @@ class LineEncoder:
             prefix = keys.get(name)
             if prefix is None:
                 prefix = _field_prefix(name)
-            kind = type(value)
-            if kind is float and math.isfinite(value):
+            # exact types: a numpy float64 (a float subclass) or a bool (an int subclass) goes to the general case
+            if type(value) is float and math.isfinite(value):
                 parts.append(prefix + repr(value))
-            elif kind is int:
+            elif type(value) is int:
                 parts.append(f"{prefix}{value}i")
             else:
                 parts.append(prefix + format_field_value(value))

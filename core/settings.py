@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -258,8 +259,6 @@ class Settings(YamlFileSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
-
         try:
             ZoneInfo(value)
         except Exception as exc:  # ZoneInfoNotFoundError, ValueError on a path-like name
@@ -274,7 +273,7 @@ class Settings(YamlFileSettings):
         return f"sqlite:///{(self.data_dir / 'egovmon.db').resolve()}"
 
 
-_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("egovmon_yaml_data", default={})
+_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("egovmon_yaml_data")
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -333,7 +332,7 @@ def load_yaml_settings(cls: type[S], path: Path | None, overrides: dict[str, Any
 
 def yaml_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
     """The settings source holding the YAML file being loaded by `load_yaml_settings`."""
-    return _YamlSource(settings_cls, _YAML_DATA.get())
+    return _YamlSource(settings_cls, _YAML_DATA.get({}))
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -270,7 +270,7 @@ def push(
         grafana_client.client.GrafanaException: Grafana refused a call (other than a 404 looked for);
         requests.exceptions.ConnectionError: Grafana cannot be reached.
     """
-    from grafana_client.client import GrafanaClientError
+    from grafana_client.client import GrafanaClientError  # noqa: PLC0415 - grafana-client (server extra) only when provisioning
 
     fl = FLAVOURS[flavour]
     counts = {"datasources_created": 0, "datasources_updated": 0, "folders_created": 0, "dashboards": 0}

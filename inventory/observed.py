@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from inventory.prefixes import Network
 
@@ -145,8 +146,6 @@ def _tunnel(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, 
 
 
 def _website(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    from urllib.parse import urlsplit
-
     host = (urlsplit(subject).hostname or subject).lower()
     detail = {k: attributes.get(k) for k in ("title", "server", "cert_subject", "status") if k in attributes}
     yield WEB_SERVICE, host, {"url": subject, **detail}

@@ -62,11 +62,3 @@ class PrefixTable(Generic[T]):
     def covering(self, network: Network | Address) -> T | None:
         found = self.match(network)
         return None if found is None else found[1]
-
-    def inside(self, network: Network) -> list[tuple[Network, T]]:
-        """Prefixes that lie inside `network` (a summary route that holds declared prefixes)."""
-        return [
-            (prefix, value)
-            for length, table in self._by_length[network.version].items() if length >= network.prefixlen
-            for prefix, value in table.values() if prefix.subnet_of(network)  # type: ignore[arg-type]
-        ]  # fmt: skip

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inventory import rules as R
+from inventory import rules as R  # noqa: N812 - R.<rule> reads as the rule table it is
 from inventory.observed import (
     DHCP_SERVER,
     HOST_ADDRESS,

@@ -18,7 +18,7 @@ T = TypeVar("T")
 def scapy_all() -> Any:
     """The scapy.all module. Raises ProbeError when scapy is not installed."""
     try:
-        import scapy.all as scapy
+        import scapy.all as scapy  # noqa: PLC0415 - scapy takes a second to import; only L2 probes need it
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ProbeError("discovery needs scapy (pip install 'scapy>=2.5,<3')") from exc
     return scapy

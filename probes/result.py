@@ -41,8 +41,7 @@ COMMON_REASONS: Final[dict[str, tuple[str, str]]] = {
 
 def reason_text(code: str, language: str = "zh") -> str:
     """The reason's text in `language` ("zh" or "en"); an unknown code is shown as itself."""
-    # imported here, not at the top: the kinds' modules import this one
-    from probes.kinds import reasons
+    from probes.kinds import reasons  # noqa: PLC0415 - the kinds' modules import this one
 
     zh, en = reasons().get(code, (code, code))
     return zh if language == "zh" else en

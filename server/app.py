@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.filemodes import make_private
 from core.settings import Settings
+from core.version import version
 from server.agencies.views import router as agencies_router
 from server.agentdist.views import router as agentdist_router
 from server.agents.views import router as agents_router
@@ -113,17 +114,17 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLargeError
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             self.on_reject(scope["path"])
             await _too_large(scope, send, self.limit)
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -168,7 +169,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                 task.cancel()
             await run_in_threadpool(_stop, app)
 
-    app = FastAPI(title="egovmon", version="0.1.0", lifespan=lifespan, responses=ERROR_RESPONSES)
+    app = FastAPI(title="egovmon", version=version(), lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.settings = settings
     app.state.role = role
     app.state.clock = clock or (lambda: datetime.now(UTC))
@@ -233,7 +234,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             with app.state.sessions() as session:
                 session.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception as exc:  # readiness reports any failure, it does not raise
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure, it does not raise
             checks["database"] = f"error: {type(exc).__name__}"
         history = app.state.history
         if history is not None:

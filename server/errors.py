@@ -22,7 +22,8 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in ((401, "No valid credential"), (403, "Not allowed for this caller"),
-                         (404, "No such thing; an object outside the caller's agency answers the same (Article 25)"), (409, "Conflict"), (422, "Invalid request"))
+                         (404, "No such thing; an object outside the caller's agency answers the same (Article 25)"),
+                         (409, "Conflict"), (422, "Invalid request"))
 }  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from server.inventory import revision as _revision  # noqa: F401  - registers th
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
     "Host", "IngestedBatch", "LatestSeries", "LoginFailure", "ObservationRecord", "User",
-    "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident", "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
+    "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident",
+    "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",
     "AllotmentEntry", "DeclarationRequest", "InventoryRevision",
 ]

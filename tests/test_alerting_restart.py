@@ -4,7 +4,6 @@ HTTP receiver, the evaluation and delivery loops running live)."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 import psutil
 
 from tests.alerting.receivers import http_receiver
-from tests.serverproc import start_server
+from tests.serverproc import RunningServer, start_server
 from tests.services import free_port, wait_until
 
 RULES = """
@@ -27,6 +26,24 @@ groups:
         for: 0s
         labels: {severity: critical}
 """
+
+
+def _rounds(server: RunningServer) -> tuple[float, float]:
+    """Evaluation cycles and delivery rounds the server has finished (egovmon_task_duration_seconds, all workers)."""
+    counts = {"alert_cycle": 0.0, "notification_delivery": 0.0}
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text  # slow under load: two workers' files are merged
+    for line in text.splitlines():
+        for task in counts:
+            if line.startswith(f'egovmon_task_duration_seconds_count{{task="{task}"}} '):
+                counts[task] += float(line.rsplit(" ", 1)[1])
+    return counts["alert_cycle"], counts["notification_delivery"]
+
+
+def _wait_for_more_rounds(server: RunningServer, more: int) -> None:
+    """Return once `more` evaluation cycles and `more` delivery rounds have run after this call (a condition, not a sleep)."""
+    cycles, deliveries = _rounds(server)
+    wait_until(lambda: all(now >= then + more for now, then in zip(_rounds(server), (cycles, deliveries), strict=True)),
+               60, f"{more} more evaluation and delivery rounds", interval=0.3)
 
 
 def test_a_queued_notification_is_delivered_once_after_a_restart(tmp_path: Path):
@@ -59,7 +76,7 @@ def test_a_queued_notification_is_delivered_once_after_a_restart(tmp_path: Path)
         restarted = start_server(tmp_path / "server", extra=extra)
         try:
             wait_until(lambda: receiver.posts, 30, "the delivery after the restart")
-            time.sleep(2)  # several more evaluation and delivery rounds: nothing is sent again
+            _wait_for_more_rounds(restarted, 3)  # nothing is sent again
             assert len(receiver.posts) == 1
             assert receiver.posts[0][1]["alerts"][0]["labels"]["alertname"] == "DiskAlmostFull"
             (alert,) = httpx.get(f"{restarted.url}/api/v1/alerts", headers=restarted.admin).json()
@@ -121,7 +138,7 @@ def test_with_two_workers_one_evaluates_everything_and_notifies_once(tmp_path: P
                     response = httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": f"b{i}-{attempt}", "samples": [sample]}, headers=agent)
                     assert response.status_code == 200, response.text
             wait_until(lambda: receiver.posts, 30, "the grouped notification")
-            time.sleep(2)  # more rounds in both workers: nothing is sent twice
+            _wait_for_more_rounds(server, 3)  # nothing is sent twice
             assert len(receiver.posts) == 1
             hosts = sorted(a["labels"]["host"] for a in receiver.posts[0][1]["alerts"])
             assert hosts == [f"his-db-{i}" for i in range(4)]

@@ -38,7 +38,8 @@ def syslog_line(message: Mapping[str, Any], *, hostname: str, at: datetime) -> b
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
     params = " ".join(f'{k}="{escape(str(v))}"' for k, v in message["data"].items())
-    head = f"<{pri}>1 {at.astimezone(UTC).isoformat(timespec='milliseconds').replace('+00:00', 'Z')} {hostname or '-'} egovmon - {message['msgid']} [egovmon@{ENTERPRISE_ID} {params}] "
+    timestamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    head = f"<{pri}>1 {timestamp} {hostname or '-'} egovmon - {message['msgid']} [egovmon@{ENTERPRISE_ID} {params}] "
     return head.encode() + b"\xef\xbb\xbf" + str(message["text"]).encode()
 
 

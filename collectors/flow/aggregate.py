@@ -105,11 +105,6 @@ def prefix_of(addresses: np.ndarray, v4_length: int = 24, v6_length: int = 64) -
     return out.view("S16").reshape(-1)
 
 
-def prefix_text(raw: bytes, v4_length: int = 24, v6_length: int = 64) -> str:
-    text = address_text(raw)
-    return f"{text}/{v4_length if '.' in text else v6_length}"
-
-
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _SHIFT = np.uint64(29)
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from collectors.flow.decode import TemplateCache, decode
-from collectors.flow.model import Decoded, DecodeError
+from collectors.flow.model import Decoded, DecodeError, OptionsRecord
 from collectors.flow.records import FixedSets, concatenate_flows
 
 
@@ -33,7 +32,7 @@ class ExporterFlows:
 
     exporter: str
     flows: np.ndarray
-    options: tuple[dict[str, Any], ...] = ()
+    options: tuple[OptionsRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +110,7 @@ class BatchDecoder:
         """
         sets = FixedSets()
         results: list[Decoded | DecodeError] = []
-        options: dict[str, list[dict[str, Any]]] = {}
+        options: dict[str, list[OptionsRecord]] = {}
         for exporter, datagram in datagrams:
             cache = self.cache(exporter)
             try:

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from collectors.flow.ipfix import decode_ipfix
 from collectors.flow.model import (
@@ -24,6 +23,7 @@ from collectors.flow.model import (
     Decoded,
     DecodeError,
     ExporterContext,
+    OptionsRecord,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
@@ -125,7 +125,7 @@ class TemplateCache:
         self.fields -= len(oldest.fields)
         self.evicted += 1
 
-    def _learn(self, domain: int, options: Sequence[Mapping[str, Any]]) -> None:
+    def _learn(self, domain: int, options: Sequence[OptionsRecord]) -> None:
         """Sampling intervals and system init time from options records (RFC 7270 §4.1, RFC 3954 §8)."""
         intervals = self._intervals.setdefault(domain, set())
         init_ms = self._contexts.get(domain, NO_CONTEXT).system_init_ms

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any
 
 from collectors.flow.model import (
     NO_CONTEXT,
@@ -25,6 +24,7 @@ from collectors.flow.model import (
     Decoded,
     ExporterContext,
     DecodeError,
+    OptionsRecord,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
@@ -70,7 +70,7 @@ def decode_ipfix(
     if end > len(datagram):
         raise TruncatedError(f"IPFIX message of {end} bytes, datagram has {len(datagram)}")
     learned: dict[TemplateKey, Template | None] = {}
-    options: list[dict[str, Any]] = []
+    options: list[OptionsRecord] = []
     skipped = 0
     blocks: list[FixedBlock] = []
     context = contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT
@@ -93,7 +93,7 @@ def decode_ipfix(
             else:
                 found = read_data_set(template, datagram, body, set_end, context, export_time * 1000, None)
                 if isinstance(found, FixedBlock):
-                    if found.count:
+                    if found.record_count:
                         blocks.append(found)
                 else:
                     options.extend(found)

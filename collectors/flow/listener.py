@@ -271,7 +271,7 @@ class FlowListener:
         """
         if self._sock is not None:
             raise RuntimeError("FlowListener already started")
-        import collectors.flow.decode  # noqa: F401  (fail here, not in the decoder thread)
+        import collectors.flow.decode  # noqa: F401, PLC0415 - fail here, not in the decoder thread
 
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -441,7 +441,7 @@ class FlowListener:
 
     def _decode(self, free: queue.SimpleQueue[int], filled: queue.SimpleQueue[tuple[int, bytes, str] | None]) -> None:
         """Decode queued datagrams, a drained batch at a time, until the receiver's end marker."""
-        from collectors.flow.batch import BatchDecoder
+        from collectors.flow.batch import BatchDecoder  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
 
         decoder = BatchDecoder()
         expected: dict[tuple[str, int, int], int | None] = {}
@@ -495,8 +495,8 @@ class FlowListener:
 
     def _account(self, result: BatchResult, expected: dict[tuple[str, int, int], int | None]) -> None:
         """Add one decoded batch to its exporters' counters, sequence gaps included."""
-        from collectors.flow.batch import DecoderBugError
-        from collectors.flow.model import DecodeError
+        from collectors.flow.batch import DecoderBugError  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
+        from collectors.flow.model import DecodeError  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
 
         with self._lock:
             stats = self._stats

@@ -10,9 +10,14 @@ so aggregation can scale packets and bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # records and templates import this module
+    from collectors.flow.records import FixedBlock
+    from collectors.flow.templates import Template
 
 FLOW_DTYPE = np.dtype(
     [
@@ -40,6 +45,20 @@ FLOW_DTYPE = np.dtype(
         ("sampling_rate", "u4"),
     ]
 )
+
+
+def _columns(dtype: np.dtype[np.void]) -> MappingProxyType[str, tuple[np.dtype[Any], int]]:
+    """Each column of a structured dtype: its dtype and byte offset in a record."""
+    if dtype.fields is None:
+        raise TypeError(f"{dtype} is not a structured dtype")
+    return MappingProxyType({name: (spec[0], spec[1]) for name, spec in dtype.fields.items()})
+
+
+FLOW_COLUMNS = _columns(FLOW_DTYPE)
+
+# One options-data record (RFC 7011 §3.4.2.2, RFC 3954 §6.1), its fields by name (records.OPTION_NAMES,
+# else `ie_<id>`): integers for up to 8 bytes, text for the string IEs, hex text for longer values.
+OptionsRecord = dict[str, int | str]
 
 
 @dataclass(frozen=True)
@@ -85,16 +104,16 @@ class Decoded:
     exporter: str
     domain: int
     flows: np.ndarray
-    options: tuple[dict[str, Any], ...] = ()
-    templates: dict[TemplateKey, Any] = field(default_factory=dict)
+    options: tuple[OptionsRecord, ...] = ()
+    templates: dict[TemplateKey, Template | None] = field(default_factory=dict)
     skipped_sets: int = 0
     sequence: int | None = None
-    blocks: tuple[Any, ...] = ()
+    blocks: tuple[FixedBlock, ...] = ()
 
     @property
     def record_count(self) -> int:
         """Flow records in this datagram, decoded or deferred."""
-        return len(self.flows) + sum(block.count for block in self.blocks)
+        return len(self.flows) + sum(block.record_count for block in self.blocks)
 
 
 class DecodeError(ValueError):

@@ -12,11 +12,11 @@ template's fixed-length projection first (RFC 7011 §7).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from collectors.flow.model import FLOW_DTYPE, ExporterContext, TruncatedError
+from collectors.flow.model import FLOW_COLUMNS, FLOW_DTYPE, ExporterContext, OptionsRecord, TruncatedError
 from collectors.flow.templates import (
     NTP_EPOCH_OFFSET_S,
     OPTION_NAMES,
@@ -33,11 +33,11 @@ _TIMES = np.dtype(
     {
         "names": ["times"],
         "formats": [(np.int64, (2,))],
-        "offsets": [FLOW_DTYPE.fields["start_ms"][1]],
+        "offsets": [FLOW_COLUMNS["start_ms"][1]],
         "itemsize": FLOW_DTYPE.itemsize,
     }
 )
-assert FLOW_DTYPE.fields["end_ms"][1] == FLOW_DTYPE.fields["start_ms"][1] + 8
+assert FLOW_COLUMNS["end_ms"][1] == FLOW_COLUMNS["start_ms"][1] + 8
 
 Anchor = int | np.ndarray  # one value for every record, or one per record
 
@@ -118,12 +118,12 @@ def _anchor_uptime(plan: FixedPlan, out: np.ndarray, unix_ms: Anchor, uptime_ms:
 
 
 class FixedBlock(NamedTuple):
-    """`count` fixed-length records at `pos` of `data`, with the anchors of their datagram."""
+    """`record_count` fixed-length records at `pos` of `data`, with the anchors of their datagram."""
 
     plan: FixedPlan
     data: bytes
     pos: int
-    count: int
+    record_count: int
     unix_ms: int
     uptime_ms: int | None
     sampling: int = 1
@@ -144,7 +144,7 @@ class FixedSets:
         self.failed: list[tuple[str, Exception]] = []  # (group, error) of groups `decode` had to leave out
 
     def add(self, block: FixedBlock, group: str = "") -> None:
-        if block.count:
+        if block.record_count:
             key = (group, id(block.plan))
             blocks = self._pending.get(key)
             if blocks is None:
@@ -171,17 +171,17 @@ def _decode_blocks(blocks: list[FixedBlock]) -> np.ndarray:
     first = blocks[0]
     plan = first.plan
     if len(blocks) == 1:
-        return decode_fixed(plan, first.data, first.pos, first.count, first.unix_ms, first.uptime_ms, first.sampling)
+        return decode_fixed(plan, first.data, first.pos, first.record_count, first.unix_ms, first.uptime_ms, first.sampling)
     anchored = [b for b in blocks if b.uptime_ms is not None]
     if anchored and len(anchored) < len(blocks):  # IPFIX before and after its system init time was known
         return concatenate_flows([_decode_blocks(anchored), _decode_blocks([b for b in blocks if b.uptime_ms is None])])
     length = plan.record_length
-    packed = b"".join([memoryview(b.data)[b.pos : b.pos + b.count * length] for b in blocks])
+    packed = b"".join([memoryview(b.data)[b.pos : b.pos + b.record_count * length] for b in blocks])
     unix: Anchor = first.unix_ms
     uptime: Anchor | None = first.uptime_ms
     sampling: Anchor = first.sampling
     if any(b.unix_ms != unix or b.uptime_ms != uptime or b.sampling != sampling for b in blocks):
-        counts = [b.count for b in blocks]
+        counts = [b.record_count for b in blocks]
         unix = np.repeat(np.array([b.unix_ms for b in blocks], np.int64), counts)
         sampling = np.repeat(np.array([b.sampling for b in blocks], np.uint32), counts)
         if uptime is not None:
@@ -264,9 +264,9 @@ def repack_variable(template: Template, data: bytes, pos: int, end: int) -> tupl
     return b"".join(chunks), count
 
 
-def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
+def option_record(template: Template, values: list[bytes]) -> OptionsRecord:
     """Name the known fields of one options record (see OPTION_NAMES); unknown standard IEs become `ie_<id>`."""
-    record: dict[str, Any] = {}
+    record: OptionsRecord = {}
     for f, value in zip(template.fields, values, strict=True):
         if f.enterprise:
             continue
@@ -287,7 +287,7 @@ def option_record(template: Template, values: list[bytes]) -> dict[str, Any]:
 
 def read_data_set(
     template: Template, data: bytes, pos: int, end: int, context: ExporterContext, unix_ms: int, uptime_ms: int | None
-) -> FixedBlock | list[dict[str, Any]]:
+) -> FixedBlock | list[OptionsRecord]:
     """The records of one data set (body from `pos` to `end`): a block of flows to decode, or options dicts.
 
     `context` is what earlier options data said about this domain: its sampling
@@ -299,7 +299,7 @@ def read_data_set(
         TruncatedError: a variable-length field runs past the set.
     """
     if template.is_options:
-        records: list[dict[str, Any]] = []
+        records: list[OptionsRecord] = []
         minimum = template.min_record_length
         while end - pos >= minimum:
             values, pos = read_variable_record(template, data, pos, end)

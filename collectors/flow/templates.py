@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from collectors.flow.model import FLOW_DTYPE, BadTemplateError, TruncatedError
+from collectors.flow.model import FLOW_COLUMNS, FLOW_DTYPE, BadTemplateError, TruncatedError
 
 VARIABLE_LENGTH = 65535
 ENTERPRISE_BIT = 0x8000
@@ -263,7 +263,7 @@ def _build_plan(fields: tuple[TemplateField, ...]) -> FixedPlan:
             if ie not in offsets:
                 continue
             at, length = offsets[ie]
-            col_type, col_offset = FLOW_DTYPE.fields[column][:2]
+            col_type, col_offset = FLOW_COLUMNS[column]
             if kind in (IPV4, IPV6):
                 size = 4 if kind == IPV4 else 16
                 if length != size:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any
 
 from collectors.flow.model import (
     NO_CONTEXT,
@@ -19,6 +18,7 @@ from collectors.flow.model import (
     Decoded,
     ExporterContext,
     DecodeError,
+    OptionsRecord,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
@@ -62,7 +62,7 @@ def decode_v9(
         raise UnknownVersionError(f"not NetFlow v9: version {version}")
     unix_ms = secs * 1000
     learned: dict[TemplateKey, Template | None] = {}
-    options: list[dict[str, Any]] = []
+    options: list[OptionsRecord] = []
     skipped = 0
     blocks: list[FixedBlock] = []
     context = contexts.get(source_id, NO_CONTEXT) if contexts else NO_CONTEXT
@@ -89,7 +89,7 @@ def decode_v9(
             else:
                 found = read_data_set(template, datagram, body, set_end, context, unix_ms, uptime)
                 if isinstance(found, FixedBlock):
-                    if found.count:
+                    if found.record_count:
                         blocks.append(found)
                 else:
                     options.extend(found)

@@ -298,8 +298,3 @@ def encode_get_bulk(community: bytes, request_id: int, oids: list[Oid] | tuple[O
     """A GetBulkRequest-PDU (RFC 3416 §4.2.3) for `oids` with NULL values."""
     return encode_message(GET_BULK, community, request_id, [(oid, None) for oid in oids],
                           error_status=non_repeaters, error_index=max_repetitions)
-
-
-def encode_get(community: bytes, request_id: int, oids: list[Oid] | tuple[Oid, ...]) -> bytes:
-    """A GetRequest-PDU for `oids`."""
-    return encode_message(GET, community, request_id, [(oid, None) for oid in oids])

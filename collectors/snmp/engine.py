@@ -245,8 +245,8 @@ class UdpEngine:
             keys, boots, time0, at = state
             now = time0 + int(time.monotonic() - at)
             answer: usm.V3Response = await self._exchange(
-                device, lambda rid: usm.encode_request(keys, rid, boots, now, pdu(rid), context=context),
-                lambda data: usm.decode_response(data, keys))
+                device, lambda rid: usm.encode_request(keys, rid, boots, now, pdu(rid), context=context),  # noqa: B023 - run within this iteration
+                lambda data: usm.decode_response(data, keys))  # noqa: B023
             problem = answer.report()
             if problem is None:
                 return answer
@@ -311,7 +311,7 @@ class PysnmpEngine:
         self._targets: dict[Device, tuple[Any, Any]] = {}
 
     async def _prepare(self, device: Device) -> tuple[Any, Any]:
-        from pysnmp.hlapi.v3arch import asyncio as hlapi
+        from pysnmp.hlapi.v3arch import asyncio as hlapi  # noqa: PLC0415 - pysnmp loads only when an SNMP device is polled
 
         if self._engine is None:
             self._engine = hlapi.SnmpEngine()
@@ -331,9 +331,9 @@ class PysnmpEngine:
         numeric OIDs and no MIB files that buys nothing, so the generators are fed
         (ObjectName, Null) pairs directly, as `bulk_cmd` does after resolution.
         """
-        from pysnmp.entity.rfc3413 import cmdgen
-        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-        from pysnmp.proto.rfc1902 import Null, ObjectName
+        from pysnmp.entity.rfc3413 import cmdgen  # noqa: PLC0415 - pysnmp loads only when an SNMP device is polled
+        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD  # noqa: PLC0415 - pysnmp loads only when an SNMP device is polled
+        from pysnmp.proto.rfc1902 import Null, ObjectName  # noqa: PLC0415 - pysnmp loads only when an SNMP device is polled
 
         auth, target = await self._prepare(device)
         target_name, _params = LCD.configure(self._engine, auth, target, device.context)
@@ -378,7 +378,7 @@ class PysnmpEngine:
 
 def _auth_data(device: Device) -> Any:
     """pysnmp CommunityData or UsmUserData for a device (net-snmp's AES256 is the Blumenthal key extension)."""
-    from pysnmp.hlapi.v3arch import asyncio as hlapi
+    from pysnmp.hlapi.v3arch import asyncio as hlapi  # noqa: PLC0415 - pysnmp loads only when an SNMP device is polled
 
     if device.version == "2c":
         return hlapi.CommunityData(device.community, mpModel=1)

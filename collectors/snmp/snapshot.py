@@ -111,7 +111,7 @@ def addresses(walks: Walks) -> list[dict[str, Any]]:
 
     for index, row in _rows(walks, "ipAddrTable").items():
         try:
-            addr = ipv4_at(index)
+            v4 = ipv4_at(index)
         except ValueError:
             continue
         mask = address(row.get("netmask"))
@@ -119,7 +119,7 @@ def addresses(walks: Walks) -> list[dict[str, Any]]:
             length = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen if mask is not None else 32
         except ValueError:
             length = 32
-        put(addr, length, integer(row.get("ifIndex")), "ipAddrTable")
+        put(v4, length, integer(row.get("ifIndex")), "ipAddrTable")
     for index, row in _rows(walks, "ipAddressTable").items():
         try:
             addr, _ = inet_address_at(index, 0)
@@ -175,12 +175,12 @@ def routes(walks: Walks) -> list[dict[str, Any]]:
     for index, row in _rows(walks, "ipRouteTable").items():
         try:
             dest = ipv4_at(index)
-            mask = address(row.get("mask"))
-            network = ipaddress.IPv4Network(f"{dest}/{mask or '255.255.255.255'}", strict=False)
+            netmask = address(row.get("mask"))
+            network = ipaddress.IPv4Network(f"{dest}/{netmask or '255.255.255.255'}", strict=False)
         except ValueError:
             continue
-        hop = address(row.get("nextHop"))
-        out.append(_route(str(network), "" if hop is None or hop.is_unspecified else str(hop), row,
+        gateway = address(row.get("nextHop"))
+        out.append(_route(str(network), "" if gateway is None or gateway.is_unspecified else str(gateway), row,
                           ROUTE_TYPE_RFC1213, "ipRouteTable"))
     return out
 

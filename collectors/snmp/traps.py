@@ -153,10 +153,10 @@ class TrapReceiver:
 
     async def start(self) -> None:
         """Bind the UDP socket and register the receiver. Raises OSError when the address cannot be bound."""
-        from pysnmp.carrier.asyncio.dgram import udp, udp6
-        from pysnmp.entity import config, engine
-        from pysnmp.entity.rfc3413 import ntfrcv
-        from pysnmp.proto.api import v2c
+        from pysnmp.carrier.asyncio.dgram import udp, udp6  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
+        from pysnmp.entity import config, engine  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
+        from pysnmp.entity.rfc3413 import ntfrcv  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
+        from pysnmp.proto.api import v2c  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
 
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -223,7 +223,7 @@ class TrapReceiver:
 
     def _received(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                   varbinds: Any, cb_ctx: Any) -> None:
-        from collectors.snmp.engine import plain_value
+        from collectors.snmp.engine import plain_value  # noqa: PLC0415 - engine imports pysnmp helpers; loaded once traps arrive
 
         try:
             _domain, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)

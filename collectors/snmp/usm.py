@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from collectors.snmp.ber import REPORT, VarBind, decode_pdu, encode_pdu, header, int_body, integer_at, tlv
+from collectors.snmp.ber import REPORT, Oid, VarBind, decode_pdu, encode_pdu, header, int_body, integer_at, tlv
 from collectors.snmp.errors import SnmpAuthError, SnmpDecodeError
 
 # auth protocol → (hash, digest bytes carried in msgAuthenticationParameters)
@@ -31,7 +31,7 @@ USM: Final = 3
 MAX_SIZE: Final = 65507
 
 # usmStats counters a Report-PDU names (RFC 3414 §5) → what went wrong.
-REPORTS: Final = {
+REPORTS: Final[dict[Oid, str]] = {
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 1, 0): "unsupported security level",
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0): "not in time window",
     (1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0): "unknown user name",
@@ -115,12 +115,12 @@ class V3Response:
 
 def _aes(key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
     """AES in CFB-128 mode (RFC 3826 §3.1.3): `data` encrypted or decrypted with `key` and `iv`."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
 
     try:  # cryptography >= 47 keeps CFB among the "decrepit" modes
-        from cryptography.hazmat.decrepit.ciphers.modes import CFB
+        from cryptography.hazmat.decrepit.ciphers.modes import CFB  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
     except ImportError:  # pragma: no cover - older cryptography
-        from cryptography.hazmat.primitives.ciphers.modes import CFB
+        from cryptography.hazmat.primitives.ciphers.modes import CFB  # noqa: PLC0415 - cryptography loads only for SNMPv3 privacy
     cipher = Cipher(algorithms.AES(key), CFB(iv))
     worker = cipher.encryptor() if encrypt else cipher.decryptor()
     return worker.update(data) + worker.finalize()

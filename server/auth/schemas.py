@@ -7,11 +7,11 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth.secrets import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from server.database import MAX_ID
 
 # The length policy is enforced by the service (one message for the API and the CLI);
 # the schema only documents it.
 _PASSWORD_DOC = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
-from server.database import MAX_ID
 
 
 class UserCreate(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter
+from sqlalchemy import select
 
 from server.auth import service
 from server.auth.models import ApiToken, User
@@ -33,8 +34,6 @@ def create_user(body: UserCreate, caller: AdminAccess, session: DbSession, now: 
 
 @router.get("/users", response_model=list[UserRead])
 def list_users(caller: AdminAccess, session: DbSession) -> list[UserRead]:
-    from sqlalchemy import select
-
     return [UserRead.model_validate(u) for u in session.scalars(select(User).order_by(User.id))]
 
 

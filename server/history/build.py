@@ -12,13 +12,13 @@ from server.history.base import HistoryWriter
 
 
 def _influx2(tsdb: TsdbSettings) -> HistoryWriter:
-    from server.history.influx2 import InfluxV2Writer
+    from server.history.influx2 import InfluxV2Writer  # noqa: PLC0415 - only the configured TSDB's writer is imported
 
     return InfluxV2Writer(tsdb)
 
 
 def _influx1(tsdb: TsdbSettings) -> HistoryWriter:
-    from server.history.influx1 import InfluxV1Writer
+    from server.history.influx1 import InfluxV1Writer  # noqa: PLC0415 - only the configured TSDB's writer is imported
 
     return InfluxV1Writer(tsdb)
 
@@ -54,7 +54,7 @@ def build_history(settings: Settings) -> tuple[HistoryWriter | None, int | None]
     """The spooled TSDB writer (started), or (None, None) for embedded history."""
     if settings.tsdb.kind is TsdbKind.NONE:
         return None, None
-    from server.history.spool import SpooledWriter
+    from server.history.spool import SpooledWriter  # noqa: PLC0415 - only the configured TSDB's writer is imported
 
     spool_dir, lock_fd = claim_spool_dir(settings.data_dir / "tsdb-spool")
     writer = SpooledWriter(WRITERS[settings.tsdb.kind](settings.tsdb), spool_dir, settings.tsdb.spool_max_bytes)

@@ -181,7 +181,8 @@ SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole 
 def _more_rows_than(session: Session, query: Any, limit: int) -> bool:
     """Whether `query` has more than `limit` rows, counting no further than that (on the index)."""
     capped = query.with_only_columns(HistoryPoint.ts_ns).limit(limit + 1).subquery()
-    return (session.scalar(select(func.count()).select_from(capped)) or 0) > limit  # a host with more series of one measurement (a thousand mounts) shows the first ones
+    # a host with more series of one measurement (a thousand mounts) shows the first ones
+    return (session.scalar(select(func.count()).select_from(capped)) or 0) > limit
 
 
 Row = tuple[int, Any, Any]  # (ts_ns, tags, fields) as stored (JSON text on SQLite)

@@ -163,7 +163,8 @@ td,th{{border:1px solid #999;padding:4px 8px;text-align:left;vertical-align:top}
 <tr><th>事件编号</th><td>#{incident.id}</td><th>事件等级</th><td>{SEVERITY_ZH[incident.severity]}</td></tr>
 <tr><th>事件名称</th><td colspan="3">{html.escape(incident.title)}</td></tr>
 <tr><th>当前状态</th><td>{STATUS_ZH[incident.status]}</td><th>负责人</th><td>{html.escape(incident.assignee or "—")}</td></tr>
-<tr><th>涉及单位</th><td>{html.escape("、".join(incident.affected_agencies) or "—")}</td><th>涉及系统</th><td>{html.escape("、".join(incident.affected_systems) or "—")}</td></tr>
+<tr><th>涉及单位</th><td>{html.escape("、".join(incident.affected_agencies) or "—")}</td>
+<th>涉及系统</th><td>{html.escape("、".join(incident.affected_systems) or "—")}</td></tr>
 <tr><th>登记时间</th><td>{incident.created_at.strftime('%Y-%m-%d %H:%M:%S')} UTC</td><th>登记人</th><td>{html.escape(incident.created_by)}</td></tr>
 </table>
 <h2>处置时间线</h2>

@@ -180,7 +180,7 @@ class IngestPipeline:
         move shows on the points within a minute.
         """
         if self._sites_until is None or self._sites_until <= now:
-            from server.agencies.models import Agency
+            from server.agencies.models import Agency  # noqa: PLC0415 - the inventory is optional for ingest
             from server.inventory.models import HostEntry  # noqa: PLC0415 - the inventory is optional for ingest
 
             with self._sites_lock:

@@ -265,7 +265,7 @@ def _svg(chart: Chart, t: dict[str, str]) -> str:
 
 @router.get("/hosts/{host_id}", response_class=HTMLResponse)
 def host_page(host_id: Id, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
-              range: RangeName = "1h") -> HTMLResponse:
+              range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - the query parameter's name
     """A host: charts over the chosen range (embedded history), its latest addresses, routes, listening services and
     tunnels, its backups and RPO, its findings and alerts."""
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's host: 404
@@ -360,7 +360,7 @@ DEVICE_OBSERVATIONS = ("lldp_neighbor", "arp_entry", "route", "interface_address
 
 @router.get("/devices/{host_id}/{device}", response_class=HTMLResponse)
 def device_page(host_id: Id, device: str, request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
-                range: RangeName = "1h") -> HTMLResponse:
+                range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - the query parameter's name
     """One device as polled by one collector host: every interface, charts, LLDP neighbours, ARP and routes."""
     host = hosts.get_host(session, host_id=host_id, access=caller)  # another agency's collector: 404
     row = next((r for r in _device_rows(session, caller) if r["host_id"] == host.id and r["device"] == device), None)
@@ -443,7 +443,7 @@ UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan 
 
 @router.get("/flows", response_class=HTMLResponse)
 def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
-              range: RangeName = "1h") -> HTMLResponse:  # `range`: the query parameter's name
+              range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - `range`: the query parameter's name
     """Flow aggregates (newest window of each exporter): traffic per interface, top conversations, and traffic to
     and from internal space outside the address plan."""
     codes = codes_by_id(session)
@@ -478,7 +478,8 @@ def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleSco
         t = MESSAGES[_lang(request)]
         collectors = sorted({host.id for _, host in found})
         svgs = [_svg(c, t) for c in flow_charts(session, host_ids=collectors, since=now - ranges()[range], until=now, t=t)]
-    return _page(request, "flows.html", caller.principal, charts=svgs, range=range, ranges=list(ranges()), exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
+    return _page(request, "flows.html", caller.principal, charts=svgs, range=range, ranges=list(ranges()),
+                 exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
                  unplanned=unplanned_subjects, unplanned_capped=len(unplanned_subjects) >= UNPLANNED_LISTED, humanize=humanize)  # fmt: skip
 
 

@@ -148,7 +148,8 @@ def test_netbox_exports_become_sites_plan_and_hosts() -> None:
 
 def test_document_errors_name_the_entry_and_field() -> None:
     with pytest.raises(documents.DocumentError) as raised:
-        documents.load_yaml("sites: [{code: x, name: y, kind: castle}]\nexemptions: [{prefix: 10.0.0.0/8, agency: a, approval_ref: r, classification: maybe}]\n")
+        documents.load_yaml("sites: [{code: x, name: y, kind: castle}]\n"
+                            "exemptions: [{prefix: 10.0.0.0/8, agency: a, approval_ref: r, classification: maybe}]\n")
     assert raised.value.errors == {
         "sites[0].kind": "'castle' is not one of platform_dc, backup_centre, exchange_centre, agency_room, other",
         "exemptions[0].classification": "'maybe' is not one of to_be_merged, merged, exempt",

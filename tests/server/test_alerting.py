@@ -193,7 +193,9 @@ def test_an_emergency_drill_reaches_its_participants_and_its_times_are_recorded(
     assert client.get(f"/api/v1/alerts/{drill.json()['fingerprint']}", headers=admin).json()["status"] == "resolved"
     police = make_agency(client, admin, "police")
     police_user = user_headers(client, admin, "gongan", "agency", police)
-    assert client.post("/api/v1/drills", headers=police_user, json={"agency": "health", "scenario": "x", "receiver": "soc"}).status_code == 404  # another agency does not exist for it
+    # another agency does not exist for it
+    assert client.post("/api/v1/drills", headers=police_user,
+                       json={"agency": "health", "scenario": "x", "receiver": "soc"}).status_code == 404
 
 
 def test_an_incident_opened_from_an_alert_gets_its_resolution_in_the_timeline(client, admin, clock: Clock, receiver):

@@ -87,7 +87,8 @@ def test_the_console_end_to_end_in_headless_chromium(tmp_path: Path):
                         "fields": {"up": 0, "poll_duration_seconds": 5.0, "last_error": "timeout"}, "timestamp": now.isoformat()})
         observations = [{"kind": "interface_address", "subject": "192.168.77.5/24", "source": "netstate", "observed_at": now.isoformat(),
                          "attributes": {"interface": "eth1", "network": "192.168.77.0/24", "scope": "global"}}]
-        assert httpx.post(f"{server.url}/api/v1/ingest", headers=agent, json={"batch_id": "b1", "samples": samples, "observations": observations}).status_code == 200
+        batch = {"batch_id": "b1", "samples": samples, "observations": observations}
+        assert httpx.post(f"{server.url}/api/v1/ingest", headers=agent, json=batch).status_code == 200
         users = httpx.post(f"{server.url}/api/v1/users", headers=server.admin,
                            json={"username": "noc", "role": "noc", "password": PASSWORD})
         assert users.status_code == 201, users.text

@@ -106,7 +106,8 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
         stored = [float(p.fields["load1"]) for p in hosts.history(session, host_id=mine.host_id, measurement="host_load",
                                                                     since=first - timedelta(seconds=1), until=clock.now)]  # fmt: skip
     assert [float(v) for v in load.group(2).split()] == stored
-    cpu = re.findall(r'data-series="([^"]+)" data-ts="[^"]+" data-values="([^"]+)"', page.text[page.text.index('id="chart-cpu"'):page.text.index('id="chart-load"')])
+    cpu_chart = page.text[page.text.index('id="chart-cpu"'):page.text.index('id="chart-load"')]
+    cpu = re.findall(r'data-series="([^"]+)" data-ts="[^"]+" data-values="([^"]+)"', cpu_chart)
     assert {"用户态", "内核态"} <= {mode for mode, _ in cpu} and all(0 <= float(v) <= 100 for _, vs in cpu for v in vs.split())
     client.get("/ui/lang/en")
     english = client.get(f"/ui/hosts/{mine.host_id}").text

@@ -8,7 +8,7 @@ tests/agent/test_netstate_live.py, the flow path tests/agent/test_flow_agent.py.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest

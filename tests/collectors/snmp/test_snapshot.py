@@ -70,14 +70,21 @@ def test_ipv4_addresses_from_ip_addr_table(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=IDS)
-def test_arp_from_ip_net_to_media_table(path: Path) -> None:
-    macs = column(path, "1.3.6.1.2.1.4.22.1.2")
-    types = column(path, "1.3.6.1.2.1.4.22.1.4")
-    expected = {".".join(index.split(".")[1:]) for index, (tag, value) in macs.items()
-                if value and types.get(index, ("2", "3"))[1] != "2"}
-    got = {n["address"] for n in build(path)["arp"] if ":" not in n["address"]}
-    assert got >= expected
-    assert len(got - expected) <= len({i for i in column(path, "1.3.6.1.2.1.4.35.1.4")})
+def test_ipv4_arp_from_both_neighbour_tables(path: Path) -> None:
+    # ipNetToMediaTable is indexed ifIndex.a.b.c.d; ipNetToPhysicalTable ifIndex.addressType.length.address
+    # (IPv4: type 1, length 4). An entry of type invalid (2) or without a MAC is left out.
+    expected = set()
+    for mac_column, type_column, address_at in (("1.3.6.1.2.1.4.22.1.2", "1.3.6.1.2.1.4.22.1.4", 1),
+                                                ("1.3.6.1.2.1.4.35.1.4", "1.3.6.1.2.1.4.35.1.6", 3)):
+        types = column(path, type_column)
+        for index, (_tag, value) in column(path, mac_column).items():
+            arcs = index.split(".")
+            if address_at == 3 and arcs[1:3] != ["1", "4"]:
+                continue  # IPv6, checked elsewhere
+            if value and types.get(index, ("2", "3"))[1] != "2":
+                expected.add((int(arcs[0]), ".".join(arcs[address_at:])))
+    got = {(n["if_index"], n["address"]) for n in build(path)["arp"] if ":" not in n["address"]}
+    assert got == expected
 
 
 @pytest.mark.parametrize("path", RECORDINGS, ids=IDS)

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 from datetime import UTC, datetime
 
-import pytest
 
 from tests.services import require_program
 
@@ -67,7 +66,7 @@ def test_traps_and_informs_from_net_snmp() -> None:
         try:
             for argv in sends:
                 await asyncio.to_thread(_send, *argv)
-                await _until(lambda: len(events) >= min(len(sends) - 1, sends.index(argv) + 1), 5)
+                await _until(lambda: len(events) >= min(len(sends) - 1, sends.index(argv) + 1), 5)  # noqa: B023 - awaited within this iteration
             await asyncio.sleep(0.2)  # the wrong-community trap must not show up late either
             return events, receiver.received
         finally:
