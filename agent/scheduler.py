@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.metrics import AgentMetrics
-from core.supervise import supervised_task
 from core.agentconfig import ScheduleSettings
 from core.collect import LOCAL, ChangeWatcher, Collector, Reading, Target
+from core.supervise import supervised_task
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,10 @@ Alerts are identified by a fingerprint of their labels (Alertmanager's model).
 
 from __future__ import annotations
 
-import heapq
 import hashlib
+import heapq
 import operator
 from collections.abc import Callable, Iterable, Mapping
-
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum

@@ -38,8 +38,8 @@ from core.settings import Settings  # noqa: E402
 from inventory.observed import facts  # noqa: E402
 from server.agencies.models import Agency  # noqa: E402
 from server.app import _start, create_app  # noqa: E402
-from server.hosts.models import Host, LatestSeries  # noqa: E402
 from server.history.state import collect_state  # noqa: E402
+from server.hosts.models import Host, LatestSeries  # noqa: E402
 from server.ingest.encode import series_key  # noqa: E402
 from server.inventory import service as inventory_service  # noqa: E402
 

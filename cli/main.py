@@ -159,9 +159,8 @@ def _migrate_once(settings: Settings) -> None:
     """Create a fresh state database before the workers start: workers migrating a fresh database at the same moment
     race (SQLite: "table agencies already exists"), and uvicorn then stops the whole server. A schema newer than this
     program, or an older one (`egovmon db upgrade` backs it up and migrates it), stops the start with exit status 2."""
-    from server.database import SchemaError, make_engine, migrate
-
     from core.filemodes import make_private
+    from server.database import SchemaError, make_engine, migrate
 
     make_private(settings.data_dir, log=logging.getLogger("server.app"))  # loose modes are tightened, with a warning
     engine = make_engine(settings.database_url)

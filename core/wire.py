@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, TypeAdapter, with_config
 from typing_extensions import NotRequired, TypedDict
 
 from core.models import (
@@ -33,7 +33,6 @@ from core.models import (
     Name,
     TagValue,
 )
-from pydantic import StringConstraints
 
 _FORBID = ConfigDict(extra="forbid")
 

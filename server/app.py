@@ -32,46 +32,46 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.filemodes import make_private
 from core.settings import Settings
 from core.version import version
+from server.access import LoginRequiredError, Public, require_policies
 from server.agencies.views import router as agencies_router
 from server.agentdist.views import router as agentdist_router
 from server.agents.views import router as agents_router
+from server.alerting.engine import AlertingEngine
+from server.alerting.models import Notification
+from server.alerting.views import router as alerting_router
 from server.audit.views import router as audit_router
 from server.auth import service as auth_service
 from server.auth.views import router as auth_router
 from server.backup import hold_server_lock
 from server.database import make_engine, make_sessionmaker, migrate, transaction
+from server.duties.views import router as duties_router
 from server.errors import ERROR_RESPONSES, ApiError
+from server.findings.views import router as findings_router
 from server.history.build import build_history
 from server.history.read import build_reader
 from server.history.state import collect_state
-from server.ingest.encode import encode_batch
 from server.hosts import service as hosts_service
 from server.hosts.views import router as hosts_router
-from server.ingest.hooks import IngestHooks
-from server.ingest.models import IngestedBatch, ObservationRecord
+from server.incidents.views import router as incidents_router
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
+from server.ingest.encode import encode_batch
 from server.ingest.faults import StorageHealth, probe_write
 from server.ingest.handoff import ObservationHandoff
+from server.ingest.hooks import IngestHooks
+from server.ingest.models import IngestedBatch, ObservationRecord
 from server.ingest.pipeline import IngestPipeline
 from server.ingest.runtime import IngestRuntime
 from server.ingest.store import GroupStore
 from server.ingest.views import router as ingest_router
-from server.alerting.engine import AlertingEngine
-from server.alerting.models import Notification
-from server.alerting.views import router as alerting_router
-from server.duties.views import router as duties_router
-from server.ui import views as ui_views
-from server.ui.views import root_router as ui_root_router
-from server.access import LoginRequiredError, Public, require_policies
-from server.ui.views import router as ui_router
-from server.incidents.views import router as incidents_router
 from server.inventory.sink import InventorySink
 from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
-from server.findings.views import router as findings_router
 from server.metrics import ServerMetrics, StateCollector
 from server.metrics_state import count_state_rows
+from server.ui import views as ui_views
+from server.ui.views import root_router as ui_root_router
+from server.ui.views import router as ui_router
 
 log = logging.getLogger(__name__)
 

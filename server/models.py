@@ -8,22 +8,22 @@ from server.auth.models import ApiToken, LoginFailure, User
 from server.database import Base
 from server.duties.models import Drill, Duty, DutyRecord
 from server.findings.models import Finding
-from server.incidents.models import Incident, TimelineEntry
 from server.hosts.models import HistoryPoint, Host, LatestSeries
+from server.incidents.models import Incident, TimelineEntry
 from server.ingest.models import IngestedBatch, ObservationRecord
+from server.inventory import revision as _revision  # noqa: F401  - registers the hooks that count declaration changes
 from server.inventory.models import (
     AllotmentEntry,
     DeclarationRequest,
     DeclaredSite,
     ExemptionEntry,
     HostEntry,
+    InventoryRevision,
     ObservedFact,
     PlanEntry,
     SystemEntry,
-    InventoryRevision,
     WebsiteEntry,
 )
-from server.inventory import revision as _revision  # noqa: F401  - registers the hooks that count declaration changes
 
 __all__ = [
     "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",

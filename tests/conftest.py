@@ -93,6 +93,7 @@ SLOW_TESTS = frozenset({
     "collectors/flow/test_hostile.py::test_a_real_listener_survives_the_attack_and_decodes_the_next_1000_datagrams_exactly",
     "collectors/flow/test_hostile.py::test_flow_decode_on_the_crafted_file_counts_it_and_exits_0",
     "collectors/snmp/test_collector.py::test_cli_traps_prints_one_json_line_per_trap",
+    "collectors/snmp/test_collector.py::test_a_dead_trap_receiver_is_restarted_on_its_port_and_counted_in_metrics",
     "collectors/snmp/test_poll_live.py::test_net_snmp_bulk_request_decodes_and_reencodes_byte_for_byte",
     "collectors/snmp/test_traps.py::test_traps_and_informs_from_net_snmp",
     "collectors/test_backup.py::test_a_command_past_its_timeout_is_killed_with_its_children",

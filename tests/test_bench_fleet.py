@@ -18,8 +18,8 @@ from threading import Thread
 
 import pytest
 
-from bench.fleetreport import durations, named_durations, parse_exposition
 from bench.fleetbatch import BatchTemplate, LineTemplate, host_networks, netstate_reading, wire_time
+from bench.fleetreport import durations, named_durations, parse_exposition
 from bench.http11 import LoopbackOnlyError, Pool, RequestTimeoutError, loopback_address
 from bench.procstat import parse_stat, tree
 from core.models import Sample

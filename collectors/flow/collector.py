@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from collectors.flow.aggregate import AggregateSettings, FlowWindow, summarise
-from collectors.flow.listener import FlowListener
 from collectors.flow.batch import ExporterFlows
+from collectors.flow.listener import FlowListener
 from core.agentconfig import FlowSettings
 from core.collect import Reading, Target
 from core.models import Sample

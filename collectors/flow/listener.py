@@ -32,8 +32,8 @@ import queue
 import selectors
 import socket
 import threading
-from collections.abc import Callable, Iterable
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from collectors.snmp.ber import VarBindException, Oid, VarBind, oid_text
+from collectors.snmp.ber import Oid, VarBind, VarBindException, oid_text
 from collectors.snmp.errors import NonIncreasingOidError, SnmpResponseError, WalkTooLongError
 
 if TYPE_CHECKING:

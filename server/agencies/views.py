@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.agencies import service
-from server.agencies.schemas import AgencyCreate, AgencyRead, AgencyUpdate
 from server import access
 from server.access import AdminAccess, Id, Scoped
+from server.agencies import service
 from server.agencies.models import Agency
+from server.agencies.schemas import AgencyCreate, AgencyRead, AgencyUpdate
 from server.deps import DbSession, Now, RemoteAddr
 
 router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])

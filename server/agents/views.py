@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from server import access
+from server.access import AdminAccess, AgentAccess, Id, Public, Scoped
+from server.agentdist import service as bundles
 from server.agents import service
+from server.agents.models import Agent
 from server.agents.schemas import (
     AgentRead,
     AgentVersion,
@@ -16,12 +20,6 @@ from server.agents.schemas import (
     EnrollRequest,
     EnrollResponse,
 )
-from server import access
-from fastapi import Request
-
-from server.access import AdminAccess, AgentAccess, Id, Public, Scoped
-from server.agentdist import service as bundles
-from server.agents.models import Agent
 from server.deps import DbSession, Now, RemoteAddr
 from server.hosts.models import Host
 

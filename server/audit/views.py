@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from server.audit import service
 from server.access import SecurityAccess
+from server.audit import service
 from server.deps import DbSession
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])

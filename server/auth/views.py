@@ -7,10 +7,10 @@ from datetime import timedelta
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from server.access import AdminAccess, Id, UserAccess
 from server.auth import service
 from server.auth.models import ApiToken, User
 from server.auth.schemas import TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead, UserUpdate
-from server.access import AdminAccess, Id, UserAccess
 from server.deps import DbSession, Now, RemoteAddr
 from server.errors import NotFoundError
 

@@ -75,8 +75,8 @@ def collect_state(session: Session, *, since: datetime | None, now: datetime) ->
 
     Counts are grouped in SQL and only the rows that changed within (since, now] are loaded: the alert table
     keeps every resolved alert, and loading all of it each minute grew with the platform's age."""
-    from server.access import operator  # noqa: PLC0415
     from inventory.rules import RULES  # noqa: PLC0415
+    from server.access import operator  # noqa: PLC0415
     from server.agencies.service import codes_by_id  # noqa: PLC0415
     from server.alerting.models import AlertRecord  # noqa: PLC0415
     from server.duties.service import scorecard  # noqa: PLC0415

@@ -12,7 +12,15 @@ from server.access import Id, Scoped
 from server.deps import DbSession, Now, RemoteAddr
 from server.incidents import service
 from server.incidents.models import Incident
-from server.incidents.schemas import ChainRead, EntryCreate, EntryCreated, EntryRead, IncidentCreate, IncidentRead, StatusChange
+from server.incidents.schemas import (
+    ChainRead,
+    EntryCreate,
+    EntryCreated,
+    EntryRead,
+    IncidentCreate,
+    IncidentRead,
+    StatusChange,
+)
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 

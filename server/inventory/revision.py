@@ -16,12 +16,11 @@ declaration made through any of them is seen by all at their next batch.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
-
-from collections.abc import Callable
 
 from inventory.registry import Registry
 from server.agencies.models import Agency

@@ -17,8 +17,8 @@ from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from inventory import documents
-from inventory.observed import Fact
 from inventory.governance import approval_needed
+from inventory.observed import Fact
 from inventory.registry import Allotment, Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
 from server.agencies.models import Agency
 from server.agencies.service import codes_by_id

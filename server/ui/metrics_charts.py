@@ -1,8 +1,9 @@
 """From stored history to charts: the host page's and the device page's series.
 
 Each function reads one measurement, downsampled by the store (`hosts.downsampled_history` on the embedded
-history, `server.history.read` on a TSDB: both give `SeriesHistory` per series), and turns it into `charts.Chart`s: counters become per-second rates, bytes per second of interfaces become bits per
-second, filesystem use and inodes become percentages. The labels are the console's texts (`t`).
+history, `server.history.read` on a TSDB: both give `SeriesHistory` per series), and turns it into
+`charts.Chart`s: counters become per-second rates, bytes per second of interfaces become bits per second,
+filesystem use and inodes become percentages. The labels are the console's texts (`t`).
 """
 
 from __future__ import annotations

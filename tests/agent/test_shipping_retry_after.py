@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest

@@ -15,12 +15,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.notify import AlertView, DeliveryError, PermanentDeliveryError, build, deliver
 from alerting.channel import ReceiverBase
+from alerting.notify import AlertView, DeliveryError, PermanentDeliveryError, build, deliver
 from alerting.receivers import parse_receiver
 from tests.alerting.receivers import http_receiver, smtp_receiver, syslog_receiver
 from tests.services import wait_until
-
 
 
 def receiver(**fields: object) -> ReceiverBase:

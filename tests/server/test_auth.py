@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+
 from sqlalchemy import select, text
 
 from server.audit.models import AuditEvent

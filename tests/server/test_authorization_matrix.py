@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from server.access import CONSOLE_COOKIE, Policy, Public, UndeclaredPolicyError, require_policies, route_policies
 from server.app import create_app
-from tests.server.conftest import Clock
 from tests.server import world as w
+from tests.server.conftest import Clock
 
 PRINCIPALS = ("anonymous", "garbage", "agent", "agency_a", "noc", "security", "admin")  # in this order: admin's writes last
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.serverproc import start_server
 from tests.server.conftest import Clock, enroll, make_agency
+from tests.serverproc import start_server
 from tests.services import require_program
 
 PASSWORD = "correct-horse-battery"

@@ -186,7 +186,8 @@ def test_dense_history_reads_windows_and_the_bucket_cache_serves_complete_bucket
         # a late point in a complete bucket (the newest at its time), and a new point after `end`
         late_at = series[5][0] + 1
         hosts.append_history_rows(session, [(host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": -1.0}, int(late_at * 1e9))),
-                                            (host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": 9999.0}, int((end.timestamp() + 30) * 1e9)))])  # fmt: skip
+                                            (host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": 9999.0},
+                                                                 int((end.timestamp() + 30) * 1e9)))])  # fmt: skip
         session.commit()
         later = end + timedelta(seconds=60)
         again = read(later, True)["host_cpu,cpu=0"].points

@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0002_inventory'
 down_revision = '0001'
 branch_labels = None

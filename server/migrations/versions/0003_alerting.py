@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0003_alerting'
 down_revision = '0002_inventory'
 branch_labels = None

@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0004_incidents'
 down_revision = '0003_alerting'
 branch_labels = None

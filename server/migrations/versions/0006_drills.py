@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0006_drills'
 down_revision = '0005_groups'
 branch_labels = None

@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0007_leases'
 down_revision = '0006_drills'
 branch_labels = None

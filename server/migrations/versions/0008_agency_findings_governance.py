@@ -24,7 +24,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0008_agency_findings_governance'
 down_revision = '0007_leases'
 branch_labels = None

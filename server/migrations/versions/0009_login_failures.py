@@ -12,7 +12,6 @@ from alembic import op
 
 import server.database
 
-
 revision = '0009_login_failures'
 down_revision = '0008_agency_findings_governance'
 branch_labels = None

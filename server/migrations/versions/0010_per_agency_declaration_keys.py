@@ -19,7 +19,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0010_per_agency_declaration_keys'
 down_revision = '0009_login_failures'
 branch_labels = None

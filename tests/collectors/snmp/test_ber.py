@@ -21,6 +21,7 @@ from collectors.snmp.ber import (
 )
 from collectors.snmp.errors import SnmpDecodeError
 
+
 def test_get_bulk_request_encoding() -> None:
     # RFC 3416 GetBulkRequest, X.690 BER: request-id 1234, non-repeaters 0, max-repetitions 50, ifTable.
     assert encode_get_bulk(b"public", 1234, [(1, 3, 6, 1, 2, 1, 2, 2)], max_repetitions=50).hex() == (

@@ -6,10 +6,8 @@ import asyncio
 import subprocess
 from datetime import UTC, datetime
 
-
-from tests.services import require_program
-
 from collectors.snmp.traps import Event, TrapReceiver, TrapUser, event_from_varbinds
+from tests.services import require_program
 
 ENGINE_ID = "8000000001020304"
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
