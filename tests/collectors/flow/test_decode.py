@@ -412,7 +412,10 @@ CORPUS = _corpus()
 @pytest.mark.parametrize(("name", "datagram", "templates"), CORPUS, ids=[c[0] for c in CORPUS])
 def test_every_truncation_of_every_fixture_raises_only_decode_errors(name: str, datagram: bytes, templates: dict) -> None:
     version = datagram[1]
-    for cut in sorted({0, 1, 2, 15, 16, 19, 20, 23, 24, 25, 30, 47, 48, 60, 100, len(datagram) // 2, len(datagram) - 1}):
+    cuts = {0, 1, 2, 15, 16, 19, 20, 23, 24, 25, 30, 47, 48, 60, 100, len(datagram) // 2, len(datagram) - 1}
+    if version == 9:  # and on every flowset boundary, where a v9 packet cut short is still a valid packet
+        cuts |= set(_v9_set_ends(datagram, templates)[0])
+    for cut in sorted(cuts):
         if cut >= len(datagram):
             continue
         try:
@@ -420,7 +423,32 @@ def test_every_truncation_of_every_fixture_raises_only_decode_errors(name: str, 
         except DecodeError:
             continue
         assert version == 9, f"{name} cut at {cut} decoded"  # v9 has no length field: a cut on a set boundary is valid
-        assert len(decoded.flows) >= 0
+        boundaries, records = _v9_set_ends(datagram, templates)
+        last = max(i for i, end in enumerate(boundaries) if end <= cut)
+        # Only a cut on a flowset boundary, or less than a flowset header past one (ignored), may decode.
+        assert cut - boundaries[last] < 4, f"{name} cut at {cut}, {cut - boundaries[last]} bytes into a flowset, decoded"
+        assert len(decoded.flows) == records[last]
+        whole = decode(datagram, RAW, templates).flows
+        assert set(decoded.flows.tolist()) <= set(whole.tolist())  # the same records as the whole packet gives
+
+
+def _v9_set_ends(datagram: bytes, templates: dict) -> tuple[list[int], list[int]]:
+    """Where each NetFlow v9 flowset ends (the header's end first), and the flow records up to there, counted
+    from the set lengths and the templates' record lengths (templates learned in the packet included)."""
+    source_id = struct.unpack_from(">I", datagram, 16)[0]
+    known = {**templates, **decode(datagram, RAW, templates).templates}
+    ends, records, pos, count = [20], [0], 20, 0
+    while pos + 4 <= len(datagram):
+        set_id, length = struct.unpack_from(">HH", datagram, pos)
+        if length < 4:
+            break
+        template = known.get(TemplateKey(RAW, source_id, set_id)) if set_id >= 256 else None
+        if template is not None and not template.is_options:
+            count += (length - 4) // template.fixed_length
+        pos += length
+        ends.append(pos)
+        records.append(count)
+    return ends, records
 
 
 def test_random_bytes_raise_only_decode_errors() -> None:
@@ -443,20 +471,27 @@ def test_fuzz_mutated_fixtures(data: st.DataObject) -> None:
         i = data.draw(st.integers(0, len(buf) - 1))
         buf[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(buf)))
-    try:
-        decoded = decode(bytes(buf[:cut]), RAW, templates)
-    except DecodeError:
-        return
-    assert decoded.flows.dtype == FLOW_DTYPE
+    _assert_decoded_or_decode_error(bytes(buf[:cut]), templates)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_random_bytes(datagram: bytes) -> None:
+    _assert_decoded_or_decode_error(datagram, {})
+
+
+def _assert_decoded_or_decode_error(datagram: bytes, templates: dict) -> None:
+    """The fuzz properties: only a DecodeError may be raised (any other exception fails the test), and what
+    does decode is of the datagram's version, in FLOW_DTYPE, with no more records than the datagram has bytes
+    (every record, flow or options, takes at least one byte: nothing is amplified)."""
     try:
-        decode(datagram, RAW, {})
+        decoded = decode(datagram, RAW, templates)
     except DecodeError:
-        pass
+        return
+    assert decoded.version == struct.unpack_from(">H", datagram)[0]
+    assert decoded.flows.dtype == FLOW_DTYPE
+    assert len(decoded.flows) + len(decoded.options) <= len(datagram)
+    assert decoded.skipped_sets <= len(datagram) // 4
 
 
 # Capture reading --------------------------------------------------------------------------------
