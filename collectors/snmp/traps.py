@@ -4,7 +4,10 @@ The pure part, `event_from_varbinds`, maps a notification (RFC 3416 §4.2.6: sys
 snmpTrapOID.0, then the objects) to an `Event` by a declarative table of trap OIDs;
 any other enterprise trap becomes a `vendor_trap` event naming its vendor. The shell,
 `TrapReceiver`, is pysnmp 7's notification receiver (which also answers informs and
-translates v1 traps, RFC 3584) on a UDP socket bound by us (port 0 allowed).
+translates v1 traps, RFC 3584) on a UDP socket bound by us (port 0 allowed). Every datagram is
+screened first (`collectors.snmp.screen`: size, element count, nesting), and whatever pysnmp raises
+on one datagram is caught there and counted, so hostile input costs bounded time and never reaches
+the event loop's exception handler.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Final
 
 from collectors.snmp.ber import Oid, VarBind, oid_text
 from collectors.snmp.reading import SOURCE, tag_text
+from collectors.snmp.screen import REASONS, screen
 from collectors.snmp.tables import integer, text
 from core.models import Observation, Sample
 
@@ -129,8 +133,10 @@ class TrapReceiver:
         self._clock = clock
         self._engine: Any = None
         self._sock: socket.socket | None = None
-        self.received = 0
-        self.errors = 0
+        self.received = 0  # notifications turned into events
+        self.errors = 0  # datagrams the SNMP engine (or reading its varbinds) failed on
+        self.refused = dict.fromkeys(REASONS, 0)  # datagrams screened out before the engine, by reason
+        self._noted: set[str] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -157,7 +163,7 @@ class TrapReceiver:
         self._sock = sock
         snmp_engine = engine.SnmpEngine()
         module = udp6 if family == socket.AF_INET6 else udp
-        transport = module.UdpTransport().open_server_mode(sock=sock)
+        transport = _screening(module.UdpTransport, self._gate)().open_server_mode(sock=sock)
         config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
         for number, community in enumerate(self._communities):
             config.add_v1_system(snmp_engine, f"area-{number}", community)
@@ -176,6 +182,30 @@ class TrapReceiver:
         self._engine = snmp_engine
         await asyncio.sleep(0)  # let the transport's endpoint coroutine attach the socket
         log.info("SNMP trap receiver on %s:%d", *self.address)
+
+    def _gate(self, deliver: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap the engine's per-datagram callback: screen the datagram, then contain what the engine raises."""
+
+        def receive(transport: Any, address: Any, datagram: bytes) -> Any:
+            reason = screen(datagram)
+            if reason is not None:
+                self.refused[reason] += 1
+                self._note(f"refused a datagram from {address[0]}: {reason}", reason)
+                return None
+            try:
+                return deliver(transport, address, datagram)
+            except Exception as exc:  # noqa: BLE001 - pysnmp/pyasn1 raise more than their own errors on hostile input
+                self.errors += 1
+                self._note(f"the SNMP engine failed on a datagram from {address[0]}: {exc!r}", type(exc).__name__)
+                return None
+
+        return receive
+
+    def _note(self, message: str, kind: str) -> None:
+        """Log the first of each kind of refusal or failure as a warning, the rest at debug (no log floods)."""
+        level = logging.DEBUG if kind in self._noted else logging.WARNING
+        self._noted.add(kind)
+        log.log(level, "%s", message)
 
     def _received(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                   varbinds: Any, cb_ctx: Any) -> None:
@@ -199,3 +229,14 @@ class TrapReceiver:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _screening(base: type, gate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type:
+    """A subclass of pysnmp's UDP transport whose datagram callback goes through `gate` (pysnmp registers the
+    dispatcher's callback with `register_callback`, and calls it once per datagram from the event loop)."""
+
+    class ScreenedUdpTransport(base):  # type: ignore[valid-type,misc]
+        def register_callback(self, cbFun: Callable[..., Any]) -> None:
+            super().register_callback(gate(cbFun))
+
+    return ScreenedUdpTransport

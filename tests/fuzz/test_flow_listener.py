@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import socket
+from pathlib import Path
 
 from collectors.flow.batch import BatchDecoder, DecoderBugError
 from collectors.flow.model import Decoded, DecodeError
@@ -110,7 +111,7 @@ def test_a_real_listener_decodes_every_valid_datagram_through_the_campaign():
             sockets[exporter].sendto(datagram, ("127.0.0.1", listener.port))
             sent += 1
             if sent % CHUNK == 0 or sent == len(interleaved):
-                wait_until(lambda: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") >= sent,
+                wait_until(lambda sent=sent: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") >= sent,
                            30, f"the listener to count {sent} datagrams")
         report = wait_until(lambda: (r := listener.report()) and r.total("datagrams") == sent and r, 30, "totals")
         _, peak_mib = listener.memory_mib()
@@ -138,7 +139,7 @@ def test_a_real_listener_decodes_every_valid_datagram_through_the_campaign():
 
 
 def _rss_kib() -> int:
-    status = open("/proc/self/status").read()
+    status = Path("/proc/self/status").read_text()
     return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
 
 
