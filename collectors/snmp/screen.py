@@ -18,7 +18,7 @@ from typing import Final
 from collectors.snmp.ber import header
 from collectors.snmp.errors import SnmpDecodeError
 
-MAX_TRAP_BYTES: Final = 16384  # net-snmp sends traps in one datagram of at most its 1,472-byte default
+MAX_TRAP_BYTES: Final = 16384  # real notifications are hundreds of bytes (net-snmp: 71-245 in the fuzz corpus)
 MAX_ELEMENTS: Final = 1024  # TLVs in the message: a varbind is 3, so about 330 varbinds
 MAX_DEPTH: Final = 8  # message > PDU > varbind list > varbind > value is 5; SNMPv3 noAuth adds 1
 
