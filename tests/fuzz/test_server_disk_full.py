@@ -29,7 +29,7 @@ from core.agentconfig import ShipperSettings
 from core.models import Sample
 from server.ingest.faults import DISK_FULL
 from tests.serverproc import start_server
-from tests.services import fill_disk, small_tmpfs, wait_until
+from tests.services import fill_disk, small_tmpfs
 
 RETRY_AFTER = 30  # the server's default storage_retry_after_seconds
 SAMPLES_PER_BATCH = 40
