@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _LINE = re.compile(r"^(\S+): datagrams=(\d+) flows=(\d+) packets=(\d+) bytes=(\d+) malformed=(\d+) "
@@ -100,3 +103,48 @@ class ListenProcess:
             self.process.wait(10)
         assert self.process.stderr is not None
         return self.process.stderr.read()
+
+
+@dataclass(frozen=True)
+class CampaignRun:
+    """What one campaign through a listener process gave: its last totals, its peak RSS, its stderr."""
+
+    report: Report
+    peak_rss_mib: float
+    stderr: str
+    sent: int
+    alive: bool
+
+
+def send_campaign(streams: dict[str, list[bytes]], *, chunk: int = 1024) -> CampaignRun:
+    """Start a listener, send every stream from its own source address (streams interleaved, each in its own
+    order: the n-th datagram of each, then the (n+1)-th), wait until it counted them all, and stop it.
+
+    After each `chunk` datagrams it waits until the listener has counted them (or dropped them, counted), so
+    that a test is about decoding, not about the socket buffer.
+    """
+    listener = ListenProcess().start()
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for exporter in streams:
+            sockets[exporter] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sockets[exporter].bind((exporter, 0))
+        longest = max(len(datagrams) for datagrams in streams.values())
+        interleaved = [(exporter, datagrams[n]) for n in range(longest)
+                       for exporter, datagrams in streams.items() if n < len(datagrams)]
+        sent = 0
+        for exporter, datagram in interleaved:
+            sockets[exporter].sendto(datagram, ("127.0.0.1", listener.port))
+            sent += 1
+            if sent % chunk == 0 or sent == len(interleaved):
+                wait_until(lambda sent=sent: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") >= sent,
+                           60, f"the listener to count {sent} datagrams")
+        report = wait_until(lambda: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") == sent
+                            and r, 60, "the final totals")
+        _, peak_mib = listener.memory_mib()
+        alive = listener.alive()
+    finally:
+        for sock in sockets.values():
+            sock.close()
+        stderr = listener.stop()
+    return CampaignRun(report, peak_mib, stderr, sent, alive)

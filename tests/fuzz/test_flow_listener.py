@@ -17,7 +17,6 @@ Sizes keep this under about 15 s; bench/flow_fuzz.py runs the same campaign long
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
 
 from collectors.flow.batch import BatchDecoder, DecoderBugError
@@ -34,8 +33,7 @@ from tests.fuzz.flowcampaign import (
     simple_records,
     valid_stream,
 )
-from tests.fuzz.flowlisten import ListenProcess
-from tests.services import wait_until
+from tests.fuzz.flowlisten import send_campaign
 
 SEED = 20261204
 ROUNDS = 40  # of the valid stream: 40 x 68 datagrams
@@ -96,31 +94,10 @@ def test_the_clean_stream_is_what_the_fixtures_say():
 def test_a_real_listener_decodes_every_valid_datagram_through_the_campaign():
     streams = _streams()
     expected = {exporter: reference(exporter, datagrams) for exporter, datagrams in streams.items()}
-    listener = ListenProcess().start()
-    sockets = {}
-    try:
-        for exporter in streams:
-            sockets[exporter] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sockets[exporter].bind((exporter, 0))
-        # Interleave the three sources, each in its own order: the n-th datagram of each, then the (n+1)-th.
-        longest = max(len(datagrams) for datagrams in streams.values())
-        interleaved = [(exporter, datagrams[n]) for n in range(longest)
-                       for exporter, datagrams in streams.items() if n < len(datagrams)]
-        sent = 0
-        for exporter, datagram in interleaved:
-            sockets[exporter].sendto(datagram, ("127.0.0.1", listener.port))
-            sent += 1
-            if sent % CHUNK == 0 or sent == len(interleaved):
-                wait_until(lambda sent=sent: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") >= sent,
-                           30, f"the listener to count {sent} datagrams")
-        report = wait_until(lambda: (r := listener.report()) and r.total("datagrams") == sent and r, 30, "totals")
-        _, peak_mib = listener.memory_mib()
-        assert listener.alive()
-    finally:
-        for sock in sockets.values():
-            sock.close()
-        stderr = listener.stop()
+    run = send_campaign(streams, chunk=CHUNK)
+    report, peak_mib, stderr, sent = run.report, run.peak_rss_mib, run.stderr, run.sent
 
+    assert run.alive
     assert report.total("queue_drops") == 0 and report.kernel_drops == 0
     for exporter, totals in expected.items():
         line = report.exporters[exporter]
