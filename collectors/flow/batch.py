@@ -47,14 +47,19 @@ class BatchResult:
 
 
 MAX_EXPORTERS = 4096  # distinct exporter addresses whose templates are kept (a city's routers are far fewer)
+# Field specifiers kept over all exporters (about 80 bytes each: ~80 MB). Without it the per-exporter bounds
+# multiplied: 100 spoofed exporters of 4,096 templates each, 200 datagrams, took 85 MB (fuzz campaign).
+MAX_FIELDS_TOTAL = 1 << 20
 
 
 class BatchDecoder:
     """Template caches per exporter plus batched decoding; belongs to one thread."""
 
-    def __init__(self, *, max_exporters: int = MAX_EXPORTERS) -> None:
+    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_fields_total: int = MAX_FIELDS_TOTAL) -> None:
         self._caches: dict[str, TemplateCache] = {}
         self.max_exporters = max_exporters
+        self.max_fields_total = max_fields_total
+        self.fields = 0  # field specifiers of all templates kept, over every exporter
         self.evicted_exporters = 0  # exporters whose templates were forgotten to stay within `max_exporters`
         self._evicted_templates = 0  # of caches since forgotten
 
@@ -62,11 +67,27 @@ class BatchDecoder:
         cache = self._caches.get(exporter)
         if cache is None:
             if len(self._caches) >= self.max_exporters:  # spoofed sources: the oldest exporter's templates go
-                oldest = next(iter(self._caches))
-                self._evicted_templates += self._caches.pop(oldest).evicted
-                self.evicted_exporters += 1
+                self._forget(next(iter(self._caches)))
             cache = self._caches[exporter] = TemplateCache()
         return cache
+
+    def _forget(self, exporter: str) -> None:
+        """Drop one exporter's templates (it learns them again from its next template datagram), counted."""
+        cache = self._caches.pop(exporter)
+        self._evicted_templates += cache.evicted
+        self.fields -= cache.fields
+        self.evicted_exporters += 1
+
+    def _learn(self, exporter: str, cache: TemplateCache, decoded: Decoded) -> None:
+        """Apply what a datagram taught to its exporter's cache; past the total bound the oldest exporters go."""
+        before = cache.fields
+        cache.apply(decoded)
+        self.fields += cache.fields - before
+        if self.fields > self.max_fields_total:
+            for oldest in [e for e in self._caches if e != exporter]:
+                self._forget(oldest)
+                if self.fields <= self.max_fields_total:
+                    break
 
     @property
     def evicted_templates(self) -> int:
@@ -99,7 +120,7 @@ class BatchDecoder:
                 bug.__cause__ = exc
                 results.append(bug)
                 continue
-            cache.apply(decoded)
+            self._learn(exporter, cache, decoded)
             for block in decoded.blocks:
                 sets.add(block, exporter)
             if decoded.options:

@@ -66,6 +66,9 @@ MAX_SAMPLING_INTERVALS = 16  # distinct intervals remembered per domain
 # exporter announces tens of templates in a few observation domains; past these the oldest are forgotten, counted.
 MAX_TEMPLATES_PER_EXPORTER = 4096
 MAX_DOMAINS_PER_EXPORTER = 256
+# Field specifiers kept per exporter: a template costs about 80 bytes per field, so 4,096 templates of 256 fields
+# would be 85 MB for one exporter. Real exporters keep a few thousand (50 templates of 50 fields).
+MAX_FIELDS_PER_EXPORTER = 65_536
 
 
 class TemplateCache:
@@ -75,12 +78,15 @@ class TemplateCache:
     exporter: `contexts()` is per observation domain / source id only.
     """
 
-    def __init__(self, *, max_templates: int = MAX_TEMPLATES_PER_EXPORTER, max_domains: int = MAX_DOMAINS_PER_EXPORTER) -> None:
+    def __init__(self, *, max_templates: int = MAX_TEMPLATES_PER_EXPORTER, max_domains: int = MAX_DOMAINS_PER_EXPORTER,
+                 max_fields: int = MAX_FIELDS_PER_EXPORTER) -> None:
         self._templates: dict[TemplateKey, Template] = {}
         self._intervals: dict[int, set[int]] = {}
         self._contexts: dict[int, ExporterContext] = {}
         self.max_templates = max_templates
         self.max_domains = max_domains
+        self.max_fields = max_fields
+        self.fields = 0  # field specifiers of the templates kept
         self.evicted = 0  # templates and domain contexts forgotten to stay within the bounds
 
     def get(self, key: TemplateKey) -> Template | None:
@@ -92,14 +98,20 @@ class TemplateCache:
         templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
-                templates.pop(key, None)
+                withdrawn = templates.pop(key, None)
+                if withdrawn is not None:
+                    self.fields -= len(withdrawn.fields)
             elif key in templates:
-                templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
+                # a re-announcement (every few seconds): no reordering, no cost
+                self.fields += len(template.fields) - len(templates[key].fields)
+                templates[key] = template
             else:
-                if len(templates) >= self.max_templates:
-                    del templates[next(iter(templates))]  # the oldest learned
+                while templates and (len(templates) >= self.max_templates
+                                     or self.fields + len(template.fields) > self.max_fields):
+                    self.fields -= len(templates.pop(next(iter(templates))).fields)  # the oldest learned
                     self.evicted += 1
                 templates[key] = template
+                self.fields += len(template.fields)
         if decoded.options:
             if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
                 oldest = next(iter(self._contexts))

@@ -100,3 +100,42 @@ def test_a_template_flood_from_spoofed_exporters_is_bounded_and_counted():
     valid = NETFLOW5_DATAGRAMS[1]
     result = decoder.decode([("10.0.0.1", valid)])  # a real exporter still decodes after the flood
     assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
+
+
+def _templates_datagram(domain: int, first_id: int, count: int, fields: int) -> bytes:
+    """An IPFIX datagram announcing `count` templates of `fields` fields each (source address, then octets)."""
+    specifiers = struct.pack("!HH", 8, 4) + struct.pack("!HH", 1, 4) * (fields - 1)
+    body = b"".join(struct.pack("!HH", first_id + n, fields) + specifiers for n in range(count))
+    template_set = struct.pack("!HH", 2, 4 + len(body)) + body
+    return struct.pack("!HHIII", 10, 16 + len(template_set), 0, 0, domain) + template_set
+
+
+def test_the_fields_an_exporter_keeps_are_bounded_oldest_first():
+    """Issue 14 / fuzz campaign: 4,096 templates of 256 fields were 85 MB for one exporter; fields are bounded too."""
+    from collectors.flow.decode import TemplateCache
+    from collectors.flow.decode import decode as decode_one
+
+    cache = TemplateCache(max_fields=100)
+    cache.apply(decode_one(_templates_datagram(1, 300, 5, 30), "192.0.2.1", cache.mapping()))
+    assert (len(cache), cache.fields, cache.evicted) == (3, 90, 2)
+    assert sorted(key.template_id for key in cache.mapping()) == [302, 303, 304]  # the oldest two went
+    cache.apply(decode_one(_templates_datagram(1, 304, 1, 10), "192.0.2.1", cache.mapping()))  # re-announced smaller
+    assert (len(cache), cache.fields) == (3, 70)
+    withdrawal = struct.pack("!HH", 2, 8) + struct.pack("!HH", 303, 0)
+    cache.apply(decode_one(struct.pack("!HHIII", 10, 24, 0, 0, 1) + withdrawal, "192.0.2.1", cache.mapping()))
+    assert (len(cache), cache.fields) == (2, 40)
+
+
+def test_the_fields_kept_over_all_exporters_are_bounded_and_the_sender_keeps_its_own():
+    """100 spoofed exporters of 4,096 templates each took 85 MB: over the total bound the oldest exporters go."""
+    decoder = BatchDecoder(max_fields_total=1000)
+    for n in range(10):
+        decoder.decode([(f"10.0.0.{n}", _templates_datagram(1, 300, 10, 20))])  # 200 fields each
+        assert decoder.fields <= 1000
+    assert (decoder.fields, decoder.templates, decoder.evicted_exporters) == (1000, 50, 5)
+    big = decoder.decode([("10.0.1.1", _templates_datagram(1, 300, 60, 20))])  # 1,200 fields alone: it keeps them
+    assert not isinstance(big.datagrams[0], DecodeError)
+    assert decoder.fields == 1200 and decoder.templates == 60 and decoder.evicted_exporters == 10
+    valid = NETFLOW5_DATAGRAMS[1]
+    result = decoder.decode([("10.0.0.1", valid)])
+    assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
