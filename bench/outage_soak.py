@@ -170,6 +170,8 @@ def main() -> None:
                   f"replayed {metric(text, 'egovmon_tsdb_replayed_lines_total'):.0f}, "
                   f"dropped {metric(text, 'egovmon_tsdb_dropped_lines_total'):.0f}; "
                   f"write errors {metric(text, 'egovmon_tsdb_write_errors_total'):.0f}; drained in {drained:.0f} s")
+            rejects = dict(re.findall(r'^egovmon_ingest_rejects_total\{reason="([^"]+)"\} (\S+)$', text, re.MULTILINE))
+            print(f"ingest requests refused (agents keep those batches and retry), by reason: {rejects or 'none'}")
         finally:
             watcher.stop()
             for agent in agents:
