@@ -1,6 +1,7 @@
 """The fuzz campaign of tests/fuzz, longer: flows through a real `egovmon flow listen`, and the SNMP BER codec.
 
-Run: `.venv/bin/python bench/fuzz_campaign.py [--mutations 100000] [--rounds 400] [--ber 300000] [--seed 1]`
+Run: `.venv/bin/python bench/fuzz_campaign.py [--mutations 100000] [--rounds 400] [--ber 300000] [--seed 1]
+      [--flood-exporters 20000] [--flood-templates 1000000]`
 
 1. Flows: `--rounds` of the valid stream (real captures, a hand-built exporter, spoofed cross-domain template
    reuse and withdrawals on its address), `--mutations` seeded mutations and splices of the captures, and the
@@ -11,6 +12,10 @@ Run: `.venv/bin/python bench/fuzz_campaign.py [--mutations 100000] [--rounds 400
    `decode_message`: how many were refused (SnmpDecodeError), decoded and round-tripped, and any other exception
    (a bug: printed and counted).
 
+3. Template flood: `--flood-templates` templates with random observation domains from `--flood-exporters`
+   spoofed loopback sources (127.64.0.0/10), then 256 sources announcing 4,096 templates each (the
+   per-exporter bound), to a real listener: its peak RSS and the evictions it counted.
+
 The bounded CI version is tests/fuzz (same code, smaller sizes, exact assertions). Exit status 1 on any mismatch.
 """
 
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import socket
+import struct
 import sys
 import tempfile
 import time
@@ -37,10 +44,10 @@ from tests.fuzz.flowcampaign import (  # noqa: E402
     reference,
     valid_stream,
 )
-from tests.fuzz.flowlisten import send_campaign  # noqa: E402
+from tests.fuzz.flowlisten import ListenProcess, send_campaign  # noqa: E402
 from tests.fuzz.mutate import mutate, splice  # noqa: E402
 from tests.fuzz.snmpcorpus import net_snmp_traps, walk_responses  # noqa: E402
-from tests.services import start_snmpd  # noqa: E402
+from tests.services import start_snmpd, wait_until  # noqa: E402
 
 
 def flows(args: argparse.Namespace) -> bool:
@@ -69,6 +76,56 @@ def flows(args: argparse.Namespace) -> bool:
         ok = False
         print(run.stderr[-3000:])
     return ok
+
+
+def _templates(domain: int, first_id: int, count: int) -> bytes:
+    """An IPFIX message announcing `count` 4-field templates (addresses, packets, octets) in `domain`."""
+    fields = struct.pack("!HHHHHHHH", 8, 4, 12, 4, 2, 4, 1, 4)
+    body = b"".join(struct.pack("!HH", first_id + n, 4) + fields for n in range(count))
+    template_set = struct.pack("!HH", 2, 4 + len(body)) + body
+    return struct.pack("!HHIII", 10, 16 + len(template_set), 0, 0, domain) + template_set
+
+
+def _source(n: int) -> str:
+    return f"127.{64 + (n >> 16 & 63)}.{n >> 8 & 255}.{n & 255 or 1}"
+
+
+def flood(args: argparse.Namespace) -> bool:
+    rng = random.Random(args.seed + 3)
+    listener = ListenProcess(every_seconds=5.0).start()
+    per_exporter = max(1, args.flood_templates // args.flood_exporters)
+    sent = 0
+    started = time.monotonic()
+    try:
+        target = ("127.0.0.1", listener.port)
+
+        def send(source: str, datagram: bytes) -> None:
+            nonlocal sent
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind((source, 0))
+                sock.sendto(datagram, target)
+            sent += 1
+            if sent % 1000 == 0:
+                time.sleep(0.05)
+
+        for n in range(args.flood_exporters):
+            body = b"".join(_templates(rng.randrange(1 << 32), 256 + rng.randrange(60000), 1)[16:] for _ in range(per_exporter))
+            send(_source(n), struct.pack("!HHIII", 10, 16 + len(body), 0, 0, rng.randrange(1 << 32)) + body)
+        for n in range(256):  # the per-exporter bound, from many exporters at once
+            for first in (256, 256 + 2048):
+                send(_source(args.flood_exporters + n), _templates(1, first, 2048))
+        report = wait_until(lambda: (r := listener.report()) and r.total("datagrams") + r.total("queue_drops") >= sent
+                            and r, 600, "the flood counted", interval=1.0)
+        current, peak = listener.memory_mib()
+        alive = listener.alive()
+    finally:
+        stderr = listener.stop()
+    elapsed = time.monotonic() - started
+    print(f"template flood: {args.flood_exporters:,} spoofed exporters x {per_exporter} random-domain templates, then 256 "
+          f"exporters x 4,096 templates; {sent:,} datagrams in {elapsed:.0f} s: listener peak RSS {peak:.0f} MiB "
+          f"(now {current:.0f}), evicted templates {report.evicted_templates:,} and exporters {report.evicted_exporters:,}, malformed {report.total('malformed')}, "
+          f"queue drops {report.total('queue_drops')}, alive {alive}")
+    return alive and "Traceback" not in stderr
 
 
 def ber(args: argparse.Namespace) -> bool:
@@ -111,10 +168,15 @@ def main() -> None:
     parser.add_argument("--mutations", type=int, default=100_000, help="mutated flow datagrams")
     parser.add_argument("--rounds", type=int, default=400, help="rounds of the valid flow stream (68 datagrams each)")
     parser.add_argument("--ber", type=int, default=300_000, help="BER mutations")
+    parser.add_argument("--flood-exporters", type=int, default=20_000)
+    parser.add_argument("--flood-templates", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("flows", "ber", "flood"), help="run one part")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    ok = flows(args)
-    ok &= ber(args)
+    ok = True
+    for name, part in (("flows", flows), ("ber", ber), ("flood", flood)):
+        if args.only in (None, name):
+            ok &= part(args)
     sys.exit(0 if ok else 1)
 
 

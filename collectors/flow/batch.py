@@ -12,7 +12,7 @@ nothing: its blocks are only kept once it has parsed completely.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,19 +47,20 @@ class BatchResult:
 
 
 MAX_EXPORTERS = 4096  # distinct exporter addresses whose templates are kept (a city's routers are far fewer)
-# Field specifiers kept over all exporters (about 80 bytes each: ~80 MB). Without it the per-exporter bounds
-# multiplied: 100 spoofed exporters of 4,096 templates each, 200 datagrams, took 85 MB (fuzz campaign).
-MAX_FIELDS_TOTAL = 1 << 20
+# The reckoned memory of the templates kept over all exporters (decode.template_bytes), about 8,000 templates.
+# Without it the per-exporter bounds multiplied: 2,000 spoofed exporters of 50 random templates took 324 MB, and
+# 4,096 exporters of 4,096 templates would take gigabytes (fuzz campaign). A city's exporters need a few MB.
+MAX_TEMPLATE_BYTES = 48 << 20
 
 
 class BatchDecoder:
     """Template caches per exporter plus batched decoding; belongs to one thread."""
 
-    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_fields_total: int = MAX_FIELDS_TOTAL) -> None:
+    def __init__(self, *, max_exporters: int = MAX_EXPORTERS, max_template_bytes: int = MAX_TEMPLATE_BYTES) -> None:
         self._caches: dict[str, TemplateCache] = {}
         self.max_exporters = max_exporters
-        self.max_fields_total = max_fields_total
-        self.fields = 0  # field specifiers of all templates kept, over every exporter
+        self.max_template_bytes = max_template_bytes
+        self.template_bytes = 0  # reckoned memory of all templates kept, over every exporter
         self.evicted_exporters = 0  # exporters whose templates were forgotten to stay within `max_exporters`
         self._evicted_templates = 0  # of caches since forgotten
 
@@ -75,18 +76,18 @@ class BatchDecoder:
         """Drop one exporter's templates (it learns them again from its next template datagram), counted."""
         cache = self._caches.pop(exporter)
         self._evicted_templates += cache.evicted
-        self.fields -= cache.fields
+        self.template_bytes -= cache.bytes
         self.evicted_exporters += 1
 
     def _learn(self, exporter: str, cache: TemplateCache, decoded: Decoded) -> None:
         """Apply what a datagram taught to its exporter's cache; past the total bound the oldest exporters go."""
-        before = cache.fields
+        before = cache.bytes
         cache.apply(decoded)
-        self.fields += cache.fields - before
-        if self.fields > self.max_fields_total:
+        self.template_bytes += cache.bytes - before
+        if self.template_bytes > self.max_template_bytes:
             for oldest in [e for e in self._caches if e != exporter]:
                 self._forget(oldest)
-                if self.fields <= self.max_fields_total:
+                if self.template_bytes <= self.max_template_bytes:
                     break
 
     @property
@@ -125,7 +126,8 @@ class BatchDecoder:
                 sets.add(block, exporter)
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
-            results.append(decoded)
+            # What it taught is in the cache now; a batch of template floods must not hold every template twice.
+            results.append(replace(decoded, templates={}) if decoded.templates else decoded)
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)

@@ -66,9 +66,18 @@ MAX_SAMPLING_INTERVALS = 16  # distinct intervals remembered per domain
 # exporter announces tens of templates in a few observation domains; past these the oldest are forgotten, counted.
 MAX_TEMPLATES_PER_EXPORTER = 4096
 MAX_DOMAINS_PER_EXPORTER = 256
-# Field specifiers kept per exporter: a template costs about 80 bytes per field, so 4,096 templates of 256 fields
-# would be 85 MB for one exporter. Real exporters keep a few thousand (50 templates of 50 fields).
+# Field specifiers kept per exporter: 4,096 templates of 256 fields were 85 MB for one exporter. Real exporters
+# keep a few thousand (50 templates of 50 fields).
 MAX_FIELDS_PER_EXPORTER = 65_536
+# What a kept template costs in memory, measured with the fuzz campaign's floods (bench/fuzz_campaign.py):
+# about 6 KB for a parsed template with its numpy decode plan and its cache entry, and 80 bytes per field.
+TEMPLATE_BYTES = 6144
+FIELD_BYTES = 80
+
+
+def template_bytes(template: Template) -> int:
+    """The memory one kept template is reckoned to cost, in bytes (TEMPLATE_BYTES + FIELD_BYTES per field)."""
+    return TEMPLATE_BYTES + FIELD_BYTES * len(template.fields)
 
 
 class TemplateCache:
@@ -87,6 +96,7 @@ class TemplateCache:
         self.max_domains = max_domains
         self.max_fields = max_fields
         self.fields = 0  # field specifiers of the templates kept
+        self.bytes = 0  # their reckoned memory (template_bytes)
         self.evicted = 0  # templates and domain contexts forgotten to stay within the bounds
 
     def get(self, key: TemplateKey) -> Template | None:
@@ -100,18 +110,19 @@ class TemplateCache:
             if template is None:
                 withdrawn = templates.pop(key, None)
                 if withdrawn is not None:
-                    self.fields -= len(withdrawn.fields)
+                    self._count(withdrawn, -1)
             elif key in templates:
                 # a re-announcement (every few seconds): no reordering, no cost
-                self.fields += len(template.fields) - len(templates[key].fields)
+                self._count(templates[key], -1)
+                self._count(template, 1)
                 templates[key] = template
             else:
                 while templates and (len(templates) >= self.max_templates
                                      or self.fields + len(template.fields) > self.max_fields):
-                    self.fields -= len(templates.pop(next(iter(templates))).fields)  # the oldest learned
+                    self._count(templates.pop(next(iter(templates))), -1)  # the oldest learned
                     self.evicted += 1
                 templates[key] = template
-                self.fields += len(template.fields)
+                self._count(template, 1)
         if decoded.options:
             if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
                 oldest = next(iter(self._contexts))
@@ -119,6 +130,10 @@ class TemplateCache:
                 self._intervals.pop(oldest, None)
                 self.evicted += 1
             self._learn(decoded.domain, decoded.options)
+
+    def _count(self, template: Template, sign: int) -> None:
+        self.fields += sign * len(template.fields)
+        self.bytes += sign * template_bytes(template)
 
     def _learn(self, domain: int, options: Sequence[Mapping[str, Any]]) -> None:
         """Sampling intervals and system init time from options records (RFC 7270 §4.1, RFC 3954 §8)."""

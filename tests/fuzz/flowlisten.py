@@ -36,6 +36,7 @@ class Report:
     exporters: dict[str, ExporterLine]
     kernel_drops: int
     evicted_templates: int
+    evicted_exporters: int
 
     def total(self, name: str) -> int:
         return sum(getattr(line, name) for line in self.exporters.values())
@@ -78,7 +79,7 @@ class ListenProcess:
                 exporters[match.group(1)] = ExporterLine(*(int(g) for g in match.groups()[1:]))
         footer = _FOOTER.match(lines[ends[-1]])
         assert footer is not None
-        return Report(exporters, int(footer.group(1)), int(footer.group(2)))
+        return Report(exporters, int(footer.group(1)), int(footer.group(2)), int(footer.group(3)))
 
     def memory_mib(self) -> tuple[float, float]:
         """(current RSS, peak RSS) of the listener in MiB, from /proc/PID/status (VmRSS, VmHWM)."""

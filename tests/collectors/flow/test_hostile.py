@@ -126,16 +126,26 @@ def test_the_fields_an_exporter_keeps_are_bounded_oldest_first():
     assert (len(cache), cache.fields) == (2, 40)
 
 
-def test_the_fields_kept_over_all_exporters_are_bounded_and_the_sender_keeps_its_own():
-    """100 spoofed exporters of 4,096 templates each took 85 MB: over the total bound the oldest exporters go."""
-    decoder = BatchDecoder(max_fields_total=1000)
+def test_the_templates_kept_over_all_exporters_are_bounded_and_the_sender_keeps_its_own():
+    """2,000 spoofed exporters of 50 random templates took 324 MB: past the total the oldest exporters go."""
+    from collectors.flow.decode import template_bytes
+
+    ten = _templates_datagram(1, 300, 10, 20)
+    cost = 10 * template_bytes(_one_template(20))
+    decoder = BatchDecoder(max_template_bytes=5 * cost)
     for n in range(10):
-        decoder.decode([(f"10.0.0.{n}", _templates_datagram(1, 300, 10, 20))])  # 200 fields each
-        assert decoder.fields <= 1000
-    assert (decoder.fields, decoder.templates, decoder.evicted_exporters) == (1000, 50, 5)
-    big = decoder.decode([("10.0.1.1", _templates_datagram(1, 300, 60, 20))])  # 1,200 fields alone: it keeps them
+        decoder.decode([(f"10.0.0.{n}", ten)])  # 10 templates of 20 fields each
+        assert decoder.template_bytes <= 5 * cost
+    assert (decoder.template_bytes, decoder.templates, decoder.evicted_exporters) == (5 * cost, 50, 5)
+    big = decoder.decode([("10.0.1.1", _templates_datagram(1, 300, 60, 20))])  # more than the bound alone: kept
     assert not isinstance(big.datagrams[0], DecodeError)
-    assert decoder.fields == 1200 and decoder.templates == 60 and decoder.evicted_exporters == 10
+    assert decoder.template_bytes == 6 * cost and decoder.templates == 60 and decoder.evicted_exporters == 10
     valid = NETFLOW5_DATAGRAMS[1]
     result = decoder.decode([("10.0.0.1", valid)])
     assert len(result.exporters["10.0.0.1"].flows) == struct.unpack_from("!H", valid, 2)[0]
+
+
+def _one_template(fields: int):
+    from collectors.flow.decode import decode as decode_one
+
+    return next(iter(decode_one(_templates_datagram(1, 300, 1, fields), "x", {}).templates.values()))
