@@ -47,6 +47,12 @@ MAX_DATAGRAM_BYTES = 65535
 SLOT_BYTES = 65536  # one ring slot per datagram, page-aligned so that its pages can be handed back
 RESIDENT_SLOT_BYTES = 4096  # pages of a slot past this are handed back after a larger datagram (exports fit in one)
 SEQUENCE_MODULUS = 2**32
+# Exporters with counters of their own; past this (spoofed sources) the oldest are folded into OTHER_EXPORTERS,
+# so the counters, and the flow_receiver series the collector makes of them, stay bounded.
+MAX_EXPORTER_STATS = 1024
+OTHER_EXPORTERS = "(other)"
+# Sequence streams (exporter, version, domain) followed for loss; past this the oldest is forgotten (it resyncs).
+MAX_SEQUENCE_STREAMS = 4096
 # A backwards or absurdly large jump is an exporter restart or reordering, not loss.
 MAX_PLAUSIBLE_GAP = 2**31
 PROC_NET_UDP = (Path("/proc/net/udp"), Path("/proc/net/udp6"))
@@ -174,6 +180,9 @@ class ExporterStats:
     decoder_errors: int = 0  # decoder bugs (not DecodeError), also counted in `malformed`
 
 
+_COUNTER_FIELDS = tuple(name for name in ExporterStats.__dataclass_fields__ if name != "exporter")
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerStats:
     """A snapshot of the listener's counters; `kernel_drops` is from /proc/net/udp for our socket."""
@@ -244,6 +253,7 @@ class FlowListener:
         on_flows: Callable[[ExporterFlows], None],
         queue_datagrams: int = DEFAULT_QUEUE_DATAGRAMS,
         udp_tables: Iterable[Path] = PROC_NET_UDP,
+        max_exporter_stats: int = MAX_EXPORTER_STATS,
     ) -> None:
         if queue_datagrams < 1:
             raise ValueError("queue_datagrams must be at least 1")
@@ -260,6 +270,7 @@ class FlowListener:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stats: dict[str, ExporterStats] = {}
+        self._max_exporter_stats = max(2, max_exporter_stats)
         self._evictions = (0, 0)  # (templates, exporters) the decoder forgot; written by the decoder thread
         self._rcvbuf_bytes = 0
         self._inode = 0
@@ -365,9 +376,24 @@ class FlowListener:
         return ListenerStats(exporters, self.kernel_drops() if self._sock else 0, self._rcvbuf_bytes,
                              evicted_templates, evicted_exporters)
 
+    def _entry(self, exporter: str) -> ExporterStats:
+        """The counters of `exporter` (new ones start at 0); called with the lock held. Making room for a new
+        exporter folds the oldest one's counters into OTHER_EXPORTERS."""
+        stats = self._stats
+        current = stats.get(exporter)
+        if current is not None:
+            return current
+        if len(stats) >= self._max_exporter_stats:
+            other = stats.pop(OTHER_EXPORTERS, None) or ExporterStats(OTHER_EXPORTERS)
+            while len(stats) >= self._max_exporter_stats - 1:  # room for OTHER_EXPORTERS and the new one
+                folded = stats.pop(next(iter(stats)))
+                other = replace(other, **{name: getattr(other, name) + getattr(folded, name) for name in _COUNTER_FIELDS})
+            stats[OTHER_EXPORTERS] = other
+        return ExporterStats(exporter)
+
     def _count(self, exporter: str, **increments: int) -> None:
         with self._lock:
-            current = self._stats.get(exporter) or ExporterStats(exporter)
+            current = self._entry(exporter)
             self._stats[exporter] = replace(
                 current, **{name: getattr(current, name) + value for name, value in increments.items()}
             )
@@ -475,7 +501,7 @@ class FlowListener:
         with self._lock:
             stats = self._stats
             for exporter, item in zip(result.senders, result.datagrams, strict=True):
-                current = stats.get(exporter) or ExporterStats(exporter)
+                current = self._entry(exporter)
                 if isinstance(item, DecodeError):
                     bug = isinstance(item, DecoderBugError)
                     if bug:
@@ -494,6 +520,8 @@ class FlowListener:
                     increment = sequence_increment(item.version, records, len(item.options))
                     if item.version == 10 and item.skipped_sets:
                         increment = None  # records in sets we cannot decode are invisible
+                    if key not in expected and len(expected) >= MAX_SEQUENCE_STREAMS:
+                        del expected[next(iter(expected))]  # random domains from spoofed sources: the oldest goes
                     units, expected[key] = sequence_advance(expected.get(key), item.sequence, increment)
                 datagrams = current.datagrams + 1
                 total_records = current.records + records
@@ -508,8 +536,9 @@ class FlowListener:
                 )
             for exporter, flows in result.exporters.items():
                 if len(flows.flows):
-                    current = stats[exporter]
-                    stats[exporter] = replace(
+                    name = exporter if exporter in stats else OTHER_EXPORTERS  # folded within this batch
+                    current = stats[name]
+                    stats[name] = replace(
                         current,
                         packets=current.packets + int(flows.flows["packets"].sum()),
                         bytes=current.bytes + int(flows.flows["bytes"].sum()),

@@ -17,6 +17,8 @@ Sizes keep this under about 15 s; bench/flow_fuzz.py runs the same campaign long
 from __future__ import annotations
 
 import random
+import socket
+import struct
 from pathlib import Path
 
 from collectors.flow.batch import BatchDecoder, DecoderBugError
@@ -34,6 +36,7 @@ from tests.fuzz.flowcampaign import (
     valid_stream,
 )
 from tests.fuzz.flowlisten import send_campaign
+from tests.services import wait_until
 
 SEED = 20261204
 ROUNDS = 40  # of the valid stream: 40 x 68 datagrams
@@ -138,3 +141,24 @@ def test_the_receive_ring_costs_memory_only_as_datagrams_fill_it():
     assert bytes(ring.views[8][:5]) == payload[:5]  # the first page is kept
     tail = RESIDENT_SLOT_BYTES
     assert bytes(ring.views[8][tail : tail + 5]) == bytes(5)  # the pages handed back read as zeros again
+
+
+def test_spoofed_sources_are_folded_into_one_counter_line_and_nothing_is_lost():
+    """Counters per exporter (and the flow_receiver series made of them) are bounded: past the bound the oldest
+    exporters' counters are folded into "(other)", and every datagram and flow still counts exactly once."""
+    from collectors.flow.listener import OTHER_EXPORTERS, FlowListener
+    from tests.collectors.flow.test_listener import NETFLOW5_DATAGRAMS
+
+    datagram = NETFLOW5_DATAGRAMS[1]
+    flows_each = struct.unpack_from("!H", datagram, 2)[0]
+    listener = FlowListener("127.0.0.1", 0, on_flows=lambda flows: None, max_exporter_stats=8)
+    with listener:
+        for n in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind((f"127.0.9.{n + 1}", 0))
+                sock.sendto(datagram, listener.address)
+        stats = wait_until(lambda: (s := listener.stats()) and s.total("datagrams") == 20 and s, 10, "20 datagrams")
+    assert len(stats.exporters) == 8 and OTHER_EXPORTERS in stats.exporters
+    assert stats.exporters[OTHER_EXPORTERS].datagrams == 13  # 20 sources, 7 kept on their own
+    assert stats.total("records") == 20 * flows_each and stats.total("malformed") == 0
+    assert "127.0.9.20" in stats.exporters and "127.0.9.1" not in stats.exporters  # the newest kept
