@@ -19,6 +19,7 @@ import random
 import socket
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,27 @@ async def _until(predicate, what: str, timeout: float = 30.0) -> None:
         if loop.time() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+def test_egovmon_snmp_traps_prints_its_counts_when_stopped(corpus):
+    """The CLI receiver (a real process): a valid trap is an event line, refusals are counted by reason."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-m", "cli", "snmp", "traps", "--port", "0", "--host", "127.0.0.1",
+                                "--community", COMMUNITY, "--lang", "en"], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r":(\d+) ", process.stderr.readline()).group(1))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for datagram in (b"\x04\x03abc", b"\x30" * 20000, marked(corpus["marked"][0], 7)):
+                sock.sendto(datagram, ("127.0.0.1", port))
+        event = process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    assert '"VALID-000007"' in event and '"event": "link_down"' in event
+    assert "received 1, engine errors 0, refused 2 (too_large=1, too_many_elements=0, too_deep=0, malformed=1)" in err
