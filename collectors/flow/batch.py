@@ -126,8 +126,9 @@ class BatchDecoder:
                 sets.add(block, exporter)
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
-            # What it taught is in the cache now; a batch of template floods must not hold every template twice.
-            results.append(replace(decoded, templates={}) if decoded.templates else decoded)
+            # What it taught is in the cache now: a batch of template floods must not hold all their templates
+            # a second time (an exporter's few re-announced templates are kept as they are: replace() costs µs).
+            results.append(replace(decoded, templates={}) if len(decoded.templates) > 64 else decoded)
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)

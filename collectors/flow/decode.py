@@ -112,10 +112,12 @@ class TemplateCache:
                 if withdrawn is not None:
                     self._count(withdrawn, -1)
             elif key in templates:
-                # a re-announcement (every few seconds): no reordering, no cost
-                self._count(templates[key], -1)
-                self._count(template, 1)
-                templates[key] = template
+                # a re-announcement (every few seconds, softflowd in every datagram): no reordering, no cost
+                known = templates[key]
+                if known is not template:  # the same definition comes back as the same (memoized) object
+                    self._count(known, -1)
+                    self._count(template, 1)
+                    templates[key] = template
             else:
                 while templates and (len(templates) >= self.max_templates
                                      or self.fields + len(template.fields) > self.max_fields):

@@ -167,7 +167,7 @@ def make_template(template_id: int, fields: Sequence[TemplateField], *, is_optio
     return _make_template(template_id, tuple(fields), is_options, version)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _make_template(template_id: int, fields: tuple[TemplateField, ...], is_options: bool, version: int) -> Template:
     for f in fields:
         if f.length == 0 and not (f.scope and version == 9):
@@ -349,7 +349,7 @@ def parse_fields(data: bytes, pos: int, end: int, count: int, *, ipfix: bool, sc
     return fields, pos
 
 
-_SEEN_MAX = 4096
+_SEEN_MAX = 1024  # distinct template definitions memoized; each costs about 6 KB (fuzz campaign)
 _seen: dict[tuple[int, bytes, bool, int, bool, int], Template] = {}
 
 
