@@ -16,11 +16,13 @@ MESSAGES = {
     "zh": {"down": "设备无响应: {error}", "summary": "{name}: {descr}\n接口 {interfaces} 个, 地址 {addresses} 个, "
            "路由 {routes} 条, ARP {arp} 条, LLDP 邻居 {lldp} 个, 轮询用时 {seconds:.3f} 秒",
            "listening": "正在 {host}:{port} 接收 SNMP trap (Ctrl-C 结束)", "bad_target": "目标地址无效: {target}",
-           "need_v3_keys": "SNMPv3 需要 --v3-user"},
+           "need_v3_keys": "SNMPv3 需要 --v3-user",
+           "totals": "已接收 {received} 个, 引擎出错 {errors} 个, 拒收 {refused} 个 ({reasons})"},
     "en": {"down": "device did not answer: {error}", "summary": "{name}: {descr}\n{interfaces} interfaces, "
            "{addresses} addresses, {routes} routes, {arp} ARP entries, {lldp} LLDP neighbours, polled in "
            "{seconds:.3f} s", "listening": "receiving SNMP traps on {host}:{port} (Ctrl-C to stop)",
-           "bad_target": "invalid target: {target}", "need_v3_keys": "SNMPv3 needs --v3-user"},
+           "bad_target": "invalid target: {target}", "need_v3_keys": "SNMPv3 needs --v3-user",
+           "totals": "received {received}, engine errors {errors}, refused {refused} ({reasons})"},
 }
 
 Lang = Annotated[str, typer.Option("--lang", help="Output language: zh (default) or en")]
@@ -126,6 +128,9 @@ def traps(
             await asyncio.Event().wait()
         finally:
             receiver.stop()
+            reasons = ", ".join(f"{reason}={count}" for reason, count in receiver.refused.items())
+            typer.echo(_say(lang, "totals", received=receiver.received, errors=receiver.errors,
+                            refused=sum(receiver.refused.values()), reasons=reasons), err=True)
 
     try:
         asyncio.run(run())

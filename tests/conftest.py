@@ -67,7 +67,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
 # see README, "Running the tests". A test is slow when it is in a directory below, or uses one of
 # these fixtures (directly or through another fixture), or starts a process itself: an unmarked test
 # that starts one fails with a message saying so, so the marker cannot silently drift.
-SLOW_DIRECTORIES = ("server",)  # the app with its database: every test there builds one
+SLOW_DIRECTORIES = ("server", "fuzz")  # server: the app with its database; fuzz: the campaign through real processes
 SLOW_FIXTURES = frozenset({
     "victoriametrics", "influxdb1", "postgres",  # this file
     "snmpd", "snmpsim", "served",  # tests/collectors/snmp

@@ -223,14 +223,16 @@ class VictoriaMetrics:
 
 
 def start_victoriametrics(
-    tmpdir: Path, *, port: int | None = None, username: str | None = None, password: str | None = None, host: str = "127.0.0.1"
+    tmpdir: Path, *, port: int | None = None, username: str | None = None, password: str | None = None, host: str = "127.0.0.1",
+    extra: Sequence[str] = (),
 ) -> VictoriaMetrics:
     """Start VictoriaMetrics on `host` (loopback unless given: e.g. the address of a veth the test made, for network
     namespaces to reach), a free port unless given, data under tmpdir, and wait for /health.
 
     Started with `-search.latencyOffset=0s -search.disableCache` so that
     freshly written samples can be read back at once. With username and
-    password every endpoint, /health excepted, needs HTTP basic auth.
+    password every endpoint, /health excepted, needs HTTP basic auth. `extra`
+    flags are appended. Started again with the same tmpdir and port, it reopens its data.
     """
     program = _require("victoria-metrics")
     port = port or free_port()
@@ -247,6 +249,7 @@ def start_victoriametrics(
     ]
     if username and password:
         argv += [f"-httpAuth.username={username}", f"-httpAuth.password={password}"]
+    argv += list(extra)
     process = _spawn("victoria-metrics", argv, data_dir.with_suffix(".log"))
     server = VictoriaMetrics(port, data_dir, process, username, password, host)
     process.wait_ready(lambda: _http_status(f"{server.url}/health") == 200)

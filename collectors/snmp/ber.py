@@ -188,6 +188,8 @@ def decode_message(data: bytes) -> Message:
     if tag != 0x04:
         raise SnmpDecodeError("community is not an OCTET STRING")
     community = data[cstart:pos]
+    if header(data, pos, stop)[2] != stop:
+        raise SnmpDecodeError("trailing bytes after the PDU")
     pdu_type, request_id, error_status, error_index, varbinds = decode_pdu(data, pos, stop)
     return Message(version, community, pdu_type, request_id, error_status, error_index, varbinds)
 
@@ -223,6 +225,8 @@ def decode_pdu(data: bytes, pos: int, end: int) -> tuple[int, int, int, int, tup
         if pos != vb_end:
             raise SnmpDecodeError("trailing bytes inside a varbind")
         varbinds.append((oid, _value(vtag, data[vstart:pos])))
+    if list_end != pdu_end:
+        raise SnmpDecodeError("trailing bytes after the varbind list")  # X.690 §8.9: exactly the components
     return pdu_type, request_id, error_status, error_index, tuple(varbinds)
 
 

@@ -10,6 +10,10 @@ A receiver can die without raising anywhere we see: its socket closed by a fatal
 error, or pysnmp's dispatcher timer (a task that expires pysnmp's caches, among them
 the USM engine timeline, RFC 3414 §2.3) ended by an exception. `alive` tells, and
 `run_until_dead()` lets a supervisor (core.supervise) replace a dead receiver.
+
+Every datagram is screened first (`collectors.snmp.screen`: size, element count, nesting), and whatever pysnmp raises
+on one datagram is caught there and counted, so hostile input costs bounded time and never reaches
+the event loop's exception handler.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Final
 
 from collectors.snmp.ber import Oid, VarBind, oid_text
 from collectors.snmp.reading import SOURCE, tag_text
+from collectors.snmp.screen import REASONS, screen
 from collectors.snmp.tables import integer, text
 from core.models import Observation, Sample
 
@@ -141,8 +146,10 @@ class TrapReceiver:
         self._engine: Any = None
         self._transport: Any = None  # pysnmp's UdpTransport (an asyncio DatagramProtocol)
         self._sock: socket.socket | None = None
-        self.received = 0
-        self.errors = 0
+        self.received = 0  # notifications turned into events
+        self.errors = 0  # datagrams the SNMP engine (or reading its varbinds) failed on
+        self.refused = dict.fromkeys(REASONS, 0)  # datagrams screened out before the engine, by reason
+        self._noted: set[str] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -169,7 +176,7 @@ class TrapReceiver:
         self._sock = sock
         snmp_engine = engine.SnmpEngine()
         module = udp6 if family == socket.AF_INET6 else udp
-        transport = module.UdpTransport().open_server_mode(sock=sock)
+        transport = _screening(module.UdpTransport, self._gate)().open_server_mode(sock=sock)
         config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
         for number, community in enumerate(self._communities):
             config.add_v1_system(snmp_engine, f"area-{number}", community)
@@ -221,6 +228,30 @@ class TrapReceiver:
         cause = timer.exception() if timer is not None and timer.done() and not timer.cancelled() else None
         raise TrapReceiverDiedError(f"pysnmp's dispatcher timer failed: {cause!r}" if cause else "its socket closed")
 
+    def _gate(self, deliver: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap the engine's per-datagram callback: screen the datagram, then contain what the engine raises."""
+
+        def receive(transport: Any, address: Any, datagram: bytes) -> Any:
+            reason = screen(datagram)
+            if reason is not None:
+                self.refused[reason] += 1
+                self._note(f"refused a datagram from {address[0]}: {reason}", reason)
+                return None
+            try:
+                return deliver(transport, address, datagram)
+            except Exception as exc:  # noqa: BLE001 - pysnmp/pyasn1 raise more than their own errors on hostile input
+                self.errors += 1
+                self._note(f"the SNMP engine failed on a datagram from {address[0]}: {exc!r}", type(exc).__name__)
+                return None
+
+        return receive
+
+    def _note(self, message: str, kind: str) -> None:
+        """Log the first of each kind of refusal or failure as a warning, the rest at debug (no log floods)."""
+        level = logging.DEBUG if kind in self._noted else logging.WARNING
+        self._noted.add(kind)
+        log.log(level, "%s", message)
+
     def _received(self, snmp_engine: Any, state_reference: Any, context_engine_id: Any, context_name: Any,
                   varbinds: Any, cb_ctx: Any) -> None:
         from collectors.snmp.engine import plain_value  # noqa: PLC0415 - engine imports pysnmp helpers; loaded once traps arrive
@@ -248,3 +279,14 @@ class TrapReceiver:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _screening(base: type, gate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type:
+    """A subclass of pysnmp's UDP transport whose datagram callback goes through `gate` (pysnmp registers the
+    dispatcher's callback with `register_callback`, and calls it once per datagram from the event loop)."""
+
+    class ScreenedUdpTransport(base):  # type: ignore[valid-type,misc]
+        def register_callback(self, cbFun: Callable[..., Any]) -> None:  # noqa: N803 - pysnmp's keyword name
+            super().register_callback(gate(cbFun))
+
+    return ScreenedUdpTransport

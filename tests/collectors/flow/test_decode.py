@@ -447,20 +447,27 @@ def test_fuzz_mutated_fixtures(data: st.DataObject) -> None:
         i = data.draw(st.integers(0, len(buf) - 1))
         buf[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(buf)))
-    try:
-        decoded = decode(bytes(buf[:cut]), RAW, templates)
-    except DecodeError:
-        return
-    assert decoded.flows.dtype == FLOW_DTYPE
+    _assert_decoded_or_decode_error(bytes(buf[:cut]), templates)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_random_bytes(datagram: bytes) -> None:
+    _assert_decoded_or_decode_error(datagram, {})
+
+
+def _assert_decoded_or_decode_error(datagram: bytes, templates: dict) -> None:
+    """The fuzz properties: only a DecodeError may be raised (any other exception fails the test), and what
+    does decode is of the datagram's version, in FLOW_DTYPE, with no more records than the datagram has bytes
+    (every record, flow or options, takes at least one byte: nothing is amplified)."""
     try:
-        decode(datagram, RAW, {})
+        decoded = decode(datagram, RAW, templates)
     except DecodeError:
-        pass
+        return
+    assert decoded.version == struct.unpack_from(">H", datagram)[0]
+    assert decoded.flows.dtype == FLOW_DTYPE
+    assert len(decoded.flows) + len(decoded.options) <= len(datagram)
+    assert decoded.skipped_sets <= len(datagram) // 4
 
 
 # Capture reading --------------------------------------------------------------------------------
