@@ -166,16 +166,22 @@ def parse_influxql(body: Any, *, buckets: int) -> tuple[dict[str, SeriesHistory]
     return out, cut
 
 
+def _credentials(settings: TsdbSettings, *, token_scheme: str) -> tuple[dict[str, str], httpx.Auth | None]:
+    """Request headers and auth for a reader: basic auth when a user is set, else the token under `token_scheme`."""
+    headers = {"Accept": "application/json"}
+    auth: httpx.Auth | None = None
+    if settings.username and settings.password is not None:
+        auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+    elif settings.token is not None:
+        headers["Authorization"] = f"{token_scheme} {settings.token.get_secret_value()}"
+    return headers, auth
+
+
 class InfluxQLReader:
     """Reads through `/query` (InfluxDB 1.x; InfluxDB 2.x/3.x v1 compatibility API). Thread-safe."""
 
     def __init__(self, settings: TsdbSettings) -> None:
-        headers = {"Accept": "application/json"}
-        auth: httpx.Auth | None = None
-        if settings.username and settings.password is not None:
-            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        elif settings.token is not None:
-            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        headers, auth = _credentials(settings, token_scheme="Token")
         self._http = _Http(settings, headers=headers, auth=auth)
         self._database = settings.database if settings.kind is TsdbKind.INFLUXDB1 else settings.bucket
         self.truncated = 0
@@ -252,12 +258,7 @@ class PrometheusReader:
     """Reads VictoriaMetrics through its Prometheus query API (`/api/v1/query_range`). Thread-safe."""
 
     def __init__(self, settings: TsdbSettings) -> None:
-        headers = {"Accept": "application/json"}
-        auth: httpx.Auth | None = None
-        if settings.username and settings.password is not None:
-            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        elif settings.token is not None:
-            headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
+        headers, auth = _credentials(settings, token_scheme="Bearer")
         self._http = _Http(settings, headers=headers, auth=auth)
         self.truncated = 0
 
