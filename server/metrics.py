@@ -108,7 +108,8 @@ class ServerMetrics:
             registry=r,
         )
         self.cache_clears = Counter(
-            "egovmon_cache_clears_total", "Bounded caches cleared because they were full, by cache (series, field_keys)",
+            "egovmon_cache_clears_total",
+            "Bounded caches cleared because they were full (series, field_keys), or entries dropped for room (history_buckets)",
             ["cache"], registry=r,
         )
         self._cache_clears_seen: dict[str, int] = {}

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
@@ -83,16 +83,20 @@ def _require(program: str | Path) -> str:
     return found
 
 
+def missing(reason: str) -> NoReturn:
+    """A component a test needs is not here: the test is skipped, or fails when CI=true (CI never skips)."""
+    import pytest  # tests/services.py is also imported by bench/, which does not need pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; required when CI=true", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_program(program: str) -> str:
     """The path of a program a test needs: skipped when missing, failed when missing and CI=true."""
     found = shutil.which(program)
     if found is None:
-        import pytest  # tests/services.py is also imported by bench/, which does not need pytest
-
-        reason = f"{program} is not installed (see ../shared/REAL_COMPONENTS.md)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; required when CI=true", pytrace=False)
-        pytest.skip(reason)
+        missing(f"{program} is not installed (see ../shared/REAL_COMPONENTS.md)")
     return found
 
 
