@@ -88,9 +88,9 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
     health, police = make_agency(client, admin, "health"), make_agency(client, admin, "police")
     mine = enroll(client, admin, health, "his-db-1")
     theirs = enroll(client, admin, police, "jw-app-1")
-    first = clock.now - timedelta(minutes=2)
-    for i, agent in enumerate((mine, mine, theirs)):
-        at = first + timedelta(minutes=i % 2)
+    first = clock.now - timedelta(minutes=4)
+    for i, agent in enumerate((mine, mine, theirs)):  # 2 minutes apart: always in two 90-second buckets of 6 h
+        at = first + timedelta(minutes=2 * (i % 2))
         response = client.post("/api/v1/ingest", headers=agent.headers, json={"batch_id": f"b{i}", "samples": _host_batch(at)})
         assert response.status_code == 200, response.text
     client.app.state.ingest.drain()
