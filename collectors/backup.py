@@ -290,7 +290,9 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
 
 
 async def run_command(argv: Sequence[str], timeout: float) -> CheckResult:
-    """Run a check command without a shell; kill it and its children when it takes longer than `timeout` seconds."""
+    """Run a check command without a shell; kill it and its children when it takes longer than `timeout` seconds
+    (counted from the call, so a slow start under load is part of the time allowed)."""
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -302,7 +304,7 @@ async def run_command(argv: Sequence[str], timeout: float) -> CheckResult:
     except OSError as exc:
         return CheckResult("error", detail=f"cannot start {argv[0]}: {exc.strerror or exc}")
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), max(deadline - asyncio.get_running_loop().time(), 0.0))
     except TimeoutError:
         _kill_group(process)
         await process.wait()

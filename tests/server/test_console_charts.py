@@ -184,7 +184,7 @@ def test_dense_history_reads_windows_and_the_bucket_cache_serves_complete_bucket
         assert all(at % 630 < 30 for at, _ in series)  # each from the first 30 s (the window) of its bucket
         assert series[-1][1]["seconds_total"] >= 7 * 240 - 43  # the newest bucket is read
         # a late point in a complete bucket (the newest at its time), and a new point after `end`
-        late_at = series[5][0] + 1
+        late_at = series[5][0] - series[5][0] % 630 + 29.5  # the end of that bucket's 30 s window: newer than its ticks
         hosts.append_history_rows(session, [(host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": -1.0}, int(late_at * 1e9))),
                                             (host.host_id, Point("host_cpu", {"cpu": "0"}, {"seconds_total": 9999.0},
                                                                  int((end.timestamp() + 30) * 1e9)))])  # fmt: skip
