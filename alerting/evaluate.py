@@ -228,8 +228,13 @@ class Evaluator:
             del self._series[measurement][key]
         self._series_total -= len(oldest)
         self.evicted_series += len(oldest)
+        self.drop_caches()
+
+    def drop_caches(self) -> None:
+        """Forget what is kept across cycles to make them cheaper (series order, fingerprints): rebuilt on demand, the
+        next cycle looking at every series once. No result depends on them."""
         self._members.clear()
-        self._index.clear()  # caches of fingerprints per series: recomputed on demand
+        self._index.clear()
         self._nodata_fps.clear()
 
     def finding(self, finding_id: int, *, rule_id: str, severity: str, subject: str, agency: str | None, status: str,
