@@ -80,7 +80,8 @@ class Alert:
     lacking_data: bool = False
 
     def __post_init__(self) -> None:
-        self.status = AlertStatus(self.status)
+        if type(self.status) is not AlertStatus:  # the evaluator's own are already
+            self.status = AlertStatus(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ class _ThresholdRun:
 
 
 def _render_all(templates: Mapping[str, str], values: dict[str, Any]) -> dict[str, str]:
-    return {k: render(v, values) for k, v in templates.items()}
+    return {k: render(v, values) for k, v in templates.items()} if templates else {}
 
 
 def per_second(now: FieldValue | None, before: FieldValue | None, seconds: float, *, counter: bool) -> float | None:
@@ -378,29 +379,32 @@ class Evaluator:
     def _threshold_series(self, run: _ThresholdRun, cycle: _Cycle, key: SeriesKey, series: _Series, value: float) -> None:
         """Advance the alert of one series past its threshold or with an alert (hysteresis, no data)."""
         rule = run.rule
-        fp, current = self._see(run, cycle, key, series)
+        fp, current, labels = self._see(run, cycle, key, series)
         firing = current is not None and current.status == AlertStatus.FIRING
         silent = cycle.now - series.at >= self.nodata_after
         # hysteresis: a firing alert holds until the clear value is passed; a new one needs the threshold and data
         condition = run.test(float(value), run.clear) if firing else run.test(float(value), run.threshold) and not silent
         if condition or (firing and silent):  # missing data keeps a firing alert as it is
             values = {**series.tags, "value": float(value), "threshold": run.threshold}
-            self._set(cycle, fp, lambda: self._threshold_labels(rule, series), lambda: _render_all(rule.annotations, values),
-                      series.at, run.hold, float(value))  # fmt: skip
+            self._set(cycle, fp, labels or (lambda: self._threshold_labels(rule, series)),
+                      lambda: _render_all(rule.annotations, values), series.at, run.hold, float(value))  # fmt: skip
         alert = self.alerts.get(fp)
         if alert is not None and alert.status == AlertStatus.FIRING:
             self._lacking(alert, silent, rule, series.tags, cycle)
 
-    def _see(self, run: _ThresholdRun, cycle: _Cycle, key: SeriesKey, series: _Series) -> tuple[str, Alert | None]:
-        """The fingerprint of the series' alert (from the index, or computed and kept there) and the alert if known;
-        both it and its NoData companion count as seen this cycle."""
-        known = run.index.get(key)
-        fp = run.index[key] = known if known is not None else fingerprint(self._threshold_labels(run.rule, series))
+    def _see(self, run: _ThresholdRun, cycle: _Cycle, key: SeriesKey, series: _Series) -> tuple[str, Alert | None, dict[str, str] | None]:
+        """The fingerprint of the series' alert (from the index, or computed and kept there), the alert if known, and
+        its labels if they were built for the fingerprint; the alert and its NoData companion count as seen."""
+        fp = run.index.get(key)
+        labels = None
+        if fp is None:
+            labels = self._threshold_labels(run.rule, series)
+            fp = run.index[key] = fingerprint(labels)
         cycle.seen.add(fp)
         current = self.alerts.get(fp)
         if current is not None and run.rule.alert in cycle.nodata_rules:  # only an open NoData alert needs it
             cycle.seen.add(self._nodata_fp(run.rule, key, series))
-        return fp, current
+        return fp, current, labels
 
     @staticmethod
     def _threshold_labels(rule: Rule, series: _Series) -> dict[str, str]:
