@@ -326,26 +326,37 @@ class Evaluator:
     # threshold and rate rules
 
     def _threshold(self, rule: Rule, cycle: _Cycle) -> None:
-        """Every series of the rule's measurement that is past the threshold, or has an alert of this rule; alerts not
-        in the rule's index (restored after a restart) make this cycle look at every series once."""
+        """Every series of the rule's measurement that is past the threshold, or has an alert of this rule."""
         assert rule.threshold is not None and rule.clear_value is not None
-        run = _ThresholdRun(rule, OPS[rule.op], rule.threshold, rule.clear_value, rule.hold, self._held(rule))
-        full = not cycle.open.get(rule.alert, set()) <= set(run.index.values())
-        for key, series in self._candidates(rule, run.index, full, cycle):
+        index, held = self._held(rule, cycle)
+        run = _ThresholdRun(rule, OPS[rule.op], rule.threshold, rule.clear_value, rule.hold, index)
+        for key, series in self._candidates(rule, held, cycle):
             value = self._value(rule, series)
             if value is None:
                 continue
-            known = run.index.get(key)
-            if not full and (known is None or known not in self.alerts) and not run.test(value, run.threshold):
+            known = index.get(key)
+            if (known is None or known not in self.alerts) and not run.test(value, run.threshold):
                 continue  # the common case: fine, and no alert to resolve
             self._threshold_series(run, cycle, key, series, value)
 
-    def _held(self, rule: Rule) -> dict[Any, str]:
-        """The rule's index cut to the series whose alert is still known: it holds fingerprints only while they are
-        needed, and the series it names are those the cycle must look at whatever their value."""
+    def _held(self, rule: Rule, cycle: _Cycle) -> tuple[dict[Any, str], dict[Any, str]]:
+        """The rule's index (series key → fingerprint), and the part of it naming series with an alert: those the
+        cycle must look at whatever their value.
+
+        The index keeps only those, unless an open alert of the rule is in none of its entries (restored after a
+        restart, or its index dropped): then every series is fingerprinted to find it, and while such an alert stays
+        open (its series may never come back) the index keeps every fingerprint, so only new series cost one."""
         rule_key = self._rule_key(rule)
-        index = self._index[rule_key] = {k: fp for k, fp in self._index.get(rule_key, {}).items() if fp in self.alerts}
-        return index
+        index = self._index.setdefault(rule_key, {})
+        wanted = cycle.open.get(rule.alert, set())
+        if not wanted <= set(index.values()):
+            for key, series in self._series.get(rule.measurement or "", {}).items():
+                if key not in index:
+                    index[key] = fingerprint(self._threshold_labels(rule, series))
+        held = {k: fp for k, fp in index.items() if fp in self.alerts}
+        if wanted <= set(held.values()):
+            index = self._index[rule_key] = held  # every open alert found: the rest is not needed
+        return index, held
 
     @staticmethod
     def _rule_key(rule: Rule) -> RuleKey:
@@ -419,19 +430,19 @@ class Evaluator:
             fp = self._nodata_fps[(rule.alert, severity, key)] = fingerprint(self._nodata_labels(rule, series.tags))
         return fp
 
-    def _candidates(self, rule: Rule, index: dict[Any, str], full: bool, cycle: _Cycle) -> Iterable[tuple[SeriesKey, _Series]]:
+    def _candidates(self, rule: Rule, held: dict[Any, str], cycle: _Cycle) -> Iterable[tuple[SeriesKey, _Series]]:
         """The series a threshold rule must look at: with numpy, only those past the threshold and those with an alert
-        (one vectorized comparison per rule over a column built once per cycle); otherwise every series."""
+        (`held`; one vectorized comparison per rule over a column built once per cycle); otherwise every series."""
         measurement = rule.measurement or ""
         by_key = self._series.get(measurement, {})
-        if full or not self._vectorizable(rule, by_key):
+        if not self._vectorizable(rule, by_key):
             return by_key.items()
         members = self._members_of(measurement, by_key)
         assert rule.threshold is not None
         picked = set(NP_OPS[rule.op](self._column(cycle, measurement, rule.field or "", members), rule.threshold).nonzero()[0].tolist())
-        if index:
+        if held:
             position = members.position()
-            picked.update(position[k] for k in index if k in position)
+            picked.update(position[k] for k in held if k in position)
         return [(members.keys[i], members.series[i]) for i in sorted(picked)]
 
     @staticmethod

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerting.evaluate import ALERT_STATUS_TEXT, NODATA, Alert, AlertStatus, Evaluator
+from alerting.evaluate import ALERT_STATUS_TEXT, NODATA, Alert, AlertStatus, Evaluator, fingerprint
 from alerting.rules import RulesError, load_rules
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -381,3 +381,33 @@ def test_a_series_forgotten_while_another_measurement_grows_leaves_that_measurem
     assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # a forgotten series raises nothing
     ev.observe("m", {"host": "h79"}, {"v": 9.0}, T0 + timedelta(minutes=2))
     assert [(t.alert.labels["host"], t.after) for t in ev.evaluate(T0 + timedelta(minutes=2))] == [("h79", "pending"), ("h79", "firing")]
+
+
+def test_a_restored_alert_whose_series_never_returns_stays_lacking_data_and_is_found_when_it_does(monkeypatch):
+    """After a restart, an open alert no index names makes its rule fingerprint every series; while the alert's
+    series stays away, those fingerprints are kept (each later cycle costs only the new series), and a series that
+    arrives later under the alert's labels takes it back."""
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4}]}]").rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "gone"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    assert alert.status == "firing"
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    for minute in range(1, 4):
+        computed.clear()
+        for h in range(100 + minute):  # one new series each minute
+            ev.observe("m", {"host": f"h{h}"}, {"v": 1.0}, T0 + timedelta(minutes=minute))
+        changes = ev.evaluate(T0 + timedelta(minutes=minute))
+        assert [(t.before, t.after, t.lacking_data) for t in changes] == ([("firing", "firing", True)] if minute == 1 else [])
+        assert len(computed) == (101 if minute == 1 else 1)  # every series once, then only the new one
+    ev.observe("m", {"host": "gone"}, {"v": 4.5}, T0 + timedelta(minutes=4))  # back, between clear and threshold
+    (back,) = ev.evaluate(T0 + timedelta(minutes=4))
+    assert (back.alert.fingerprint, back.after, back.lacking_data) == (alert.fingerprint, "firing", False)
+    ev.observe("m", {"host": "gone"}, {"v": 3.0}, T0 + timedelta(minutes=5))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=5))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
