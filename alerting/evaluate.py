@@ -350,13 +350,31 @@ class Evaluator:
         index = self._index.setdefault(rule_key, {})
         wanted = cycle.open.get(rule.alert, set())
         if not wanted <= set(index.values()):
-            for key, series in self._series.get(rule.measurement or "", {}).items():
-                if key not in index:
-                    index[key] = fingerprint(self._threshold_labels(rule, series))
+            self._find_series(rule, index, wanted - set(index.values()))
         held = {k: fp for k, fp in index.items() if fp in self.alerts}
         if wanted <= set(held.values()):
             index = self._index[rule_key] = held  # every open alert found: the rest is not needed
         return index, held
+
+    def _find_series(self, rule: Rule, index: dict[Any, str], missing: set[str]) -> None:
+        """Index the series of open alerts the index does not name: first the series their labels name (the labels
+        less the rule's own), then, for any not found that way (its series away, or a tag the rule's labels
+        override), by fingerprinting every series not indexed yet."""
+        by_key = self._series.get(rule.measurement or "", {})
+        for fp in missing:
+            key = self._named_series(rule, self.alerts[fp].labels)
+            series = by_key.get(key)
+            if series is not None and fingerprint(self._threshold_labels(rule, series)) == fp:
+                index[key] = fp
+        if not missing <= set(index.values()):
+            for key, series in by_key.items():
+                if key not in index:
+                    index[key] = fingerprint(self._threshold_labels(rule, series))
+
+    @staticmethod
+    def _named_series(rule: Rule, labels: Mapping[str, str]) -> SeriesKey:
+        """The key of the series an alert of `rule` with `labels` was raised for (unless a tag was overridden)."""
+        return tuple(sorted((k, v) for k, v in labels.items() if k != "alertname" and k not in rule.labels))
 
     @staticmethod
     def _rule_key(rule: Rule) -> RuleKey:

@@ -411,3 +411,23 @@ def test_a_restored_alert_whose_series_never_returns_stays_lacking_data_and_is_f
     ev.observe("m", {"host": "gone"}, {"v": 3.0}, T0 + timedelta(minutes=5))
     (resolved,) = ev.evaluate(T0 + timedelta(minutes=5))
     assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
+
+
+def test_a_restored_alert_whose_series_still_reports_is_found_without_fingerprinting_every_series(monkeypatch):
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4}]}]").rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "h7", "agency": "a"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    for h in range(100):
+        ev.observe("m", {"host": f"h{h}", "agency": "a"}, {"v": 4.5 if h == 7 else 1.0}, T0 + timedelta(minutes=1))
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # 4.5: still firing (clear is 4), its data is there
+    assert len(computed) == 1  # the series its labels name, checked against its fingerprint
+    ev.observe("m", {"host": "h7", "agency": "a"}, {"v": 3.0}, T0 + timedelta(minutes=2))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=2))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
