@@ -177,7 +177,8 @@ class Evaluator:
     A cycle costs about one vectorized comparison per threshold rule plus work per series that is past its threshold
     or has an alert: the series of a measurement keep a fixed order across cycles (`_Members`), each cycle builds one
     value column per (measurement, field) and one newest-report map per absence grouping, shared by every rule that
-    selects them, and fingerprints are kept per rule for the series that have an alert."""
+    selects them, and fingerprints are kept per rule for the series that have an alert. None of this changes a
+    result (`drop_caches`; tests/alerting/test_evaluate.py runs an evaluator without them beside one with them)."""
 
     rules: list[Rule]
     nodata_after: timedelta = DEFAULT_NODATA_AFTER
@@ -186,8 +187,8 @@ class Evaluator:
     _series: dict[str, dict[SeriesKey, _Series]] = field(default_factory=dict)
     _findings: dict[int, dict[str, Any]] = field(default_factory=dict)
     _members: dict[str, _Members] = field(default_factory=dict)  # per measurement, dropped when its series change
-    # Per rule: threshold rules, series key → fingerprint of the series that have an alert (cut to those every cycle);
-    # absence rules, group → fingerprint (bounded by NODATA_FP_LIMIT).
+    # Per rule: threshold rules, series key → fingerprint of the series that have an alert (cut to those every cycle,
+    # unless an open alert's series is away: see _held); absence rules, group → fingerprint (bounded by NODATA_FP_LIMIT).
     _index: dict[RuleKey, dict[Any, str]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, str, SeriesKey], str] = field(default_factory=dict)  # (rule, severity, series) → NoData fp
     max_series: int = MAX_SERIES
