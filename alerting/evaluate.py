@@ -367,7 +367,7 @@ class Evaluator:
             series = by_key.get(key)
             if series is not None and fingerprint(self._threshold_labels(rule, series)) == fp:
                 index[key] = fp
-        if not missing <= set(index.values()):
+        if not missing <= set(index.values()) and len(index) < len(by_key):  # (the index holds no forgotten series)
             for key, series in by_key.items():
                 if key not in index:
                     index[key] = fingerprint(self._threshold_labels(rule, series))
