@@ -191,6 +191,7 @@ class Evaluator:
     # unless an open alert's series is away: see _held); absence rules, group → fingerprint (bounded by NODATA_FP_LIMIT).
     _index: dict[RuleKey, dict[Any, str]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, str, SeriesKey], str] = field(default_factory=dict)  # (rule, severity, series) → NoData fp
+    _tag_names: dict[str, set[str]] = field(default_factory=dict)  # per measurement, every tag name its series had
     max_series: int = MAX_SERIES
     evicted_series: int = 0  # series forgotten to stay within max_series
     forgotten_findings: int = 0  # closed findings dropped once their alerts were evaluated
@@ -210,6 +211,7 @@ class Evaluator:
         known = by_key.get(key)
         if known is None:
             by_key[key] = _Series(dict(tags), dict(fields), at)
+            self._tag_names.setdefault(measurement, set()).update(tags)
             self._members.pop(measurement, None)  # listed again at the next cycle
             self._series_total += 1
             if self._series_total > self.max_series:
@@ -358,19 +360,22 @@ class Evaluator:
         return index, held
 
     def _find_series(self, rule: Rule, index: dict[Any, str], missing: set[str]) -> None:
-        """Index the series of open alerts the index does not name: first the series their labels name (the labels
-        less the rule's own), then, for any not found that way (its series away, or a tag the rule's labels
-        override), by fingerprinting every series not indexed yet."""
+        """Index the series of open alerts the index does not name: the series their labels name (the labels less
+        the rule's own). Only when a series of the measurement has a tag the rule's labels override (several series
+        may then share one alert) are the alerts not found that way looked for by fingerprinting every series."""
         by_key = self._series.get(rule.measurement or "", {})
         for fp in missing:
             key = self._named_series(rule, self.alerts[fp].labels)
             series = by_key.get(key)
             if series is not None and fingerprint(self._threshold_labels(rule, series)) == fp:
                 index[key] = fp
-        if not missing <= set(index.values()) and len(index) < len(by_key):  # (the index holds no forgotten series)
+        if self._overrides_tags(rule) and not missing <= set(index.values()) and len(index) < len(by_key):  # (no forgotten series in it)
             for key, series in by_key.items():
                 if key not in index:
                     index[key] = fingerprint(self._threshold_labels(rule, series))
+
+    def _overrides_tags(self, rule: Rule) -> bool:
+        return bool(self._tag_names.get(rule.measurement or "", set()) & (rule.labels.keys() | {"alertname"}))
 
     @staticmethod
     def _named_series(rule: Rule, labels: Mapping[str, str]) -> SeriesKey:

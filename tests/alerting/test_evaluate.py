@@ -384,9 +384,8 @@ def test_a_series_forgotten_while_another_measurement_grows_leaves_that_measurem
 
 
 def test_a_restored_alert_whose_series_never_returns_stays_lacking_data_and_is_found_when_it_does(monkeypatch):
-    """After a restart, an open alert no index names makes its rule fingerprint every series; while the alert's
-    series stays away, those fingerprints are kept (each later cycle costs only the new series), and a series that
-    arrives later under the alert's labels takes it back."""
+    """After a restart, an open alert no index names is looked for under the series its labels name; while that
+    series stays away nothing else is fingerprinted, and when it comes back it takes its alert back."""
     rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4}]}]").rules()
     first = Evaluator(rules)
     first.observe("m", {"host": "gone"}, {"v": 9.0}, T0)
@@ -404,7 +403,7 @@ def test_a_restored_alert_whose_series_never_returns_stays_lacking_data_and_is_f
             ev.observe("m", {"host": f"h{h}"}, {"v": 1.0}, T0 + timedelta(minutes=minute))
         changes = ev.evaluate(T0 + timedelta(minutes=minute))
         assert [(t.before, t.after, t.lacking_data) for t in changes] == ([("firing", "firing", True)] if minute == 1 else [])
-        assert len(computed) == (101 if minute == 1 else 1)  # every series once, then only the new one
+        assert computed == []  # the series its labels name is not there: no other series is fingerprinted
     ev.observe("m", {"host": "gone"}, {"v": 4.5}, T0 + timedelta(minutes=4))  # back, between clear and threshold
     (back,) = ev.evaluate(T0 + timedelta(minutes=4))
     assert (back.alert.fingerprint, back.after, back.lacking_data) == (alert.fingerprint, "firing", False)
@@ -429,5 +428,29 @@ def test_a_restored_alert_whose_series_still_reports_is_found_without_fingerprin
     assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # 4.5: still firing (clear is 4), its data is there
     assert len(computed) == 1  # the series its labels name, checked against its fingerprint
     ev.observe("m", {"host": "h7", "agency": "a"}, {"v": 3.0}, T0 + timedelta(minutes=2))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=2))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
+
+
+def test_a_restored_alert_of_a_rule_whose_labels_override_a_tag_is_found_among_every_series(monkeypatch):
+    """With a rule label named like a tag, an alert's labels no longer name its series (several series may share the
+    alert): after a restart every series is fingerprinted once to find it, then only new series."""
+    text = "groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4, labels: {host: fleet}}]}]"
+    rules = load_rules(text).rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "h7"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    assert alert.labels["host"] == "fleet"
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    for h in range(100):
+        ev.observe("m", {"host": f"h{h}"}, {"v": 4.5 if h == 7 else 1.0}, T0 + timedelta(minutes=1))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # found through h7 (4.5: still firing, with data)
+    assert len(computed) == 100
+    ev.observe("m", {"host": "h7"}, {"v": 3.0}, T0 + timedelta(minutes=2))
     (resolved,) = ev.evaluate(T0 + timedelta(minutes=2))
     assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
