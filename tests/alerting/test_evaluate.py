@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerting.evaluate import ALERT_STATUS_TEXT, NODATA, Alert, AlertStatus, Evaluator
+from alerting.evaluate import ALERT_STATUS_TEXT, NODATA, Alert, AlertStatus, Evaluator, fingerprint
 from alerting.rules import RulesError, load_rules
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -269,3 +269,188 @@ def test_closed_findings_are_forgotten_once_their_alerts_resolved():
     (resolved,) = ev.evaluate(T0 + timedelta(minutes=1))
     assert (resolved.after, ev.forgotten_findings) == ("resolved", 1)
     assert ev.evaluate(T0 + timedelta(minutes=2)) == []  # nothing left of it: no re-resolution, no NoData
+
+
+def _scenario_rules(variant: int):
+    """Rules over a measurement large enough for the vectorized path (`big`) and a small one, every kind."""
+    severity = ("warning", "critical")[variant % 2]
+    return load_rules(f"""
+groups:
+  - name: g
+    rules:
+      - {{alert: Hot, measurement: big, field: v, op: ">", threshold: 0.8, clear: 0.6, for: 1m,
+         labels: {{severity: {severity}, edit: "v{variant}"}}, annotations: {{summary_en: "{{host}} {{value:.2f}}"}}}}
+      - {{alert: Cold, measurement: big, field: v, op: "<=", threshold: 0.1, for: 0s}}
+      - {{alert: Ratio, measurement: big, field: v, divide_by: w, op: ">", threshold: 2, clear: 1.5, for: 30s}}
+      - {{alert: Rising, kind: rate, measurement: small, field: v, op: ">", threshold: 0.01, for: 0s}}
+      - {{alert: SilentHost, kind: absence, measurement: big, for: 2m, annotations: {{s: "{{host}} {{last_seen}}"}}}}
+      - {{alert: SilentHostAgain, kind: absence, measurement: big, for: 3m}}
+      - {{alert: SilentAgency, kind: absence, measurement: big, group_by: [agency], for: 2m}}
+      - {{alert: Flagged, kind: finding, for: 0s}}
+""").rules()
+
+
+def _outcome(ev: Evaluator, transitions) -> tuple:
+    alerts = sorted((a.fingerprint, sorted(a.labels.items()), sorted(a.annotations.items()), a.status, a.active_since, a.fired_at,
+                     a.resolved_at, a.value, a.lacking_data) for a in ev.alerts.values())  # fmt: skip
+    return [(t.alert.fingerprint, t.before, t.after, t.lacking_data) for t in transitions], alerts, [r for r, _ in ev.failures]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_evaluators_caches_never_change_a_result(seed):
+    """The evaluator keeps per-series order, fingerprint indexes and NoData fingerprints across cycles; one whose caches
+    are dropped before every cycle (so it looks at every series) must reach exactly the same alerts and transitions,
+    through series that go silent, come back, are forgotten (max_series), rules that are edited, and a restart."""
+    import random
+
+    rng = random.Random(seed)
+    rules = _scenario_rules(0)
+    cached, fresh = (Evaluator(list(rules), nodata_after=timedelta(minutes=2), max_series=110) for _ in range(2))
+    now = T0
+    for cycle in range(12):
+        for measurement, hosts in (("big", 90), ("small", 8)):
+            for h in range(hosts + cycle * 3):  # new series every cycle: the per-measurement order is rebuilt
+                if rng.random() < 0.2:
+                    continue  # silent this cycle
+                fields = {"v": rng.choice([rng.random(), rng.random(), "text", True, 7])} if rng.random() < 0.95 else {}
+                fields["w"] = rng.choice([0.3, 0.5, 0, 1.0])
+                for ev in (cached, fresh):
+                    ev.observe(measurement, {"host": f"h{h}", "agency": f"a{h % 4}"}, fields, now)
+        if rng.random() < 0.3:
+            finding_id, severity, status = rng.randint(1, 3), rng.choice(["info", "warning", "critical"]), rng.choice(["open", "closed"])
+            for ev in (cached, fresh):
+                ev.finding(finding_id, rule_id="r", severity=severity, subject="s", agency="a", status=status, article="a",
+                           title_zh="t", title_en="t", at=now)  # fmt: skip
+        fresh.drop_caches()
+        assert _outcome(cached, cached.evaluate(now)) == _outcome(fresh, fresh.evaluate(now)), cycle
+        if cycle == 5:  # a rule edited under the same name: other labels, other severity
+            rules = _scenario_rules(1)
+            cached.rules, fresh.rules = list(rules), list(rules)
+        if cycle == 8:  # a restart: open alerts come back, series and caches do not
+            kept = {fp: a for fp, a in cached.alerts.items() if a.status != "resolved"}
+            cached, fresh = (Evaluator(list(rules), nodata_after=timedelta(minutes=2), max_series=110,
+                                       alerts={fp: Alert(**vars(a)) for fp, a in kept.items()}) for _ in range(2))  # fmt: skip
+        now += timedelta(seconds=rng.choice([30, 60, 150]))
+    assert cached.evicted_series > 0  # the bound was reached: forgotten series were part of the run
+
+
+def test_a_series_added_or_forgotten_after_a_cycle_is_in_the_next_cycles_columns():
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5}]}]").rules()
+    ev = Evaluator(rules, max_series=100)
+    for h in range(99):  # enough series for the vectorized comparison
+        ev.observe("m", {"host": f"h{h}"}, {"v": 1.0}, T0)
+    assert ev.evaluate(T0) == []
+    ev.observe("m", {"host": "new"}, {"v": 9.0}, T0 + timedelta(minutes=1))  # added after the order was built
+    assert [(t.alert.labels["host"], t.after) for t in ev.evaluate(T0 + timedelta(minutes=1))] == [("new", "pending"), ("new", "firing")]
+    ev.observe("m", {"host": "newer"}, {"v": 9.5}, T0 + timedelta(minutes=2))  # past max_series: the oldest tenth goes
+    assert ev.evicted_series == 10
+    changes = ev.evaluate(T0 + timedelta(minutes=2))
+    assert [(t.alert.labels["host"], t.after) for t in changes] == [("newer", "pending"), ("newer", "firing")]
+    assert states(ev)[("Hot", "new")] == ("firing", False)
+
+
+def test_absence_rules_sharing_a_measurement_each_keep_their_own_grouping_and_duration():
+    ev = Evaluator(_scenario_rules(0))
+    for h in range(4):
+        ev.observe("big", {"host": f"h{h}", "agency": "a0" if h < 2 else "a1"}, {"v": 0.5}, T0)
+    for h in (1, 2, 3):  # h0 stops; agency a0 still has h1
+        ev.observe("big", {"host": f"h{h}", "agency": "a0" if h < 2 else "a1"}, {"v": 0.5}, T0 + timedelta(minutes=2))
+    ev.evaluate(T0 + timedelta(minutes=2, seconds=30))
+    firing = sorted((a.labels["alertname"], a.labels.get("host", a.labels.get("agency"))) for a in ev.alerts.values()
+                    if a.status == "firing")  # fmt: skip
+    assert firing == [("SilentHost", "h0")]  # SilentHostAgain needs 3 minutes; agency a0 reported through h1
+    ev.evaluate(T0 + timedelta(minutes=5))  # now everyone is silent
+    firing = sorted((a.labels["alertname"], a.labels.get("host", a.labels.get("agency"))) for a in ev.alerts.values()
+                    if a.status == "firing")  # fmt: skip
+    assert firing == [("SilentAgency", "a0"), ("SilentAgency", "a1"), ("SilentHost", "h0"), ("SilentHost", "h1"), ("SilentHost", "h2"),
+                      ("SilentHost", "h3"), ("SilentHostAgain", "h0"), ("SilentHostAgain", "h1"), ("SilentHostAgain", "h2"),
+                      ("SilentHostAgain", "h3")]  # fmt: skip
+
+
+def test_a_series_forgotten_while_another_measurement_grows_leaves_that_measurements_columns():
+    """Eviction is triggered by whichever series arrives; the evaluator's cached order of every measurement goes with it."""
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5}]}]").rules()
+    ev = Evaluator(rules, max_series=120)
+    for h in range(80):
+        ev.observe("m", {"host": f"h{h}"}, {"v": 1.0}, T0)
+    assert ev.evaluate(T0) == []  # the order of m's series is now cached
+    ev.observe("m", {"host": "h0"}, {"v": 9.0}, T0)  # h0 turns hot, still among the oldest series
+    for n in range(41):  # another measurement grows past the bound: the oldest tenth (m's h0..h11) is forgotten
+        ev.observe("n", {"host": f"x{n}"}, {"v": 1.0}, T0 + timedelta(minutes=1))
+    assert ev.evicted_series == 12 and ev.series_count == 109
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # a forgotten series raises nothing
+    ev.observe("m", {"host": "h79"}, {"v": 9.0}, T0 + timedelta(minutes=2))
+    assert [(t.alert.labels["host"], t.after) for t in ev.evaluate(T0 + timedelta(minutes=2))] == [("h79", "pending"), ("h79", "firing")]
+
+
+def test_a_restored_alert_whose_series_never_returns_stays_lacking_data_and_is_found_when_it_does(monkeypatch):
+    """After a restart, an open alert no index names is looked for under the series its labels name; while that
+    series stays away nothing else is fingerprinted, and when it comes back it takes its alert back."""
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4}]}]").rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "gone"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    assert alert.status == "firing"
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    for minute in range(1, 4):
+        computed.clear()
+        for h in range(100 + minute):  # one new series each minute
+            ev.observe("m", {"host": f"h{h}"}, {"v": 1.0}, T0 + timedelta(minutes=minute))
+        changes = ev.evaluate(T0 + timedelta(minutes=minute))
+        assert [(t.before, t.after, t.lacking_data) for t in changes] == ([("firing", "firing", True)] if minute == 1 else [])
+        assert computed == []  # the series its labels name is not there: no other series is fingerprinted
+    ev.observe("m", {"host": "gone"}, {"v": 4.5}, T0 + timedelta(minutes=4))  # back, between clear and threshold
+    (back,) = ev.evaluate(T0 + timedelta(minutes=4))
+    assert (back.alert.fingerprint, back.after, back.lacking_data) == (alert.fingerprint, "firing", False)
+    ev.observe("m", {"host": "gone"}, {"v": 3.0}, T0 + timedelta(minutes=5))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=5))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
+
+
+def test_a_restored_alert_whose_series_still_reports_is_found_without_fingerprinting_every_series(monkeypatch):
+    rules = load_rules("groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4}]}]").rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "h7", "agency": "a"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    for h in range(100):
+        ev.observe("m", {"host": f"h{h}", "agency": "a"}, {"v": 4.5 if h == 7 else 1.0}, T0 + timedelta(minutes=1))
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # 4.5: still firing (clear is 4), its data is there
+    assert len(computed) == 1  # the series its labels name, checked against its fingerprint
+    ev.observe("m", {"host": "h7", "agency": "a"}, {"v": 3.0}, T0 + timedelta(minutes=2))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=2))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
+
+
+def test_a_restored_alert_of_a_rule_whose_labels_override_a_tag_is_found_among_every_series(monkeypatch):
+    """With a rule label named like a tag, an alert's labels no longer name its series (several series may share the
+    alert): after a restart every series is fingerprinted once to find it, then only new series."""
+    text = "groups: [{name: g, rules: [{alert: Hot, measurement: m, field: v, op: '>', threshold: 5, clear: 4, labels: {host: fleet}}]}]"
+    rules = load_rules(text).rules()
+    first = Evaluator(rules)
+    first.observe("m", {"host": "h7"}, {"v": 9.0}, T0)
+    first.evaluate(T0)
+    (alert,) = first.alerts.values()
+    assert alert.labels["host"] == "fleet"
+    ev = Evaluator(rules, alerts={alert.fingerprint: Alert(**vars(alert))})
+    import alerting.evaluate
+
+    computed = []
+    monkeypatch.setattr(alerting.evaluate, "fingerprint", lambda labels: computed.append(1) or fingerprint(labels))
+    for h in range(100):
+        ev.observe("m", {"host": f"h{h}"}, {"v": 4.5 if h == 7 else 1.0}, T0 + timedelta(minutes=1))
+    assert ev.evaluate(T0 + timedelta(minutes=1)) == []  # found through h7 (4.5: still firing, with data)
+    assert len(computed) == 100
+    ev.observe("m", {"host": "h7"}, {"v": 3.0}, T0 + timedelta(minutes=2))
+    (resolved,) = ev.evaluate(T0 + timedelta(minutes=2))
+    assert (resolved.alert.fingerprint, resolved.after) == (alert.fingerprint, "resolved")
