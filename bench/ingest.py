@@ -11,7 +11,9 @@ Both sides get the same samples in 10,000-sample batches, in one run:
   with host and agency, written to the same VictoriaMetrics through
   its InfluxDB v2 writer, latest state committed to SQLite, acknowledged only then.
 
-It prints both rates, their ratio, the server's RSS, and checks that every
+It prints both rates, their ratio, the CPU time each side spent per sample
+(the steadier figure on a shared machine: throughput moves with the other
+work on it), the server's RSS, and checks that every
 sample reached VictoriaMetrics. `--profile` also runs the pipeline in-process
 under cProfile (same batches, same VictoriaMetrics) and prints where the time
 goes. The issue's target: 200,000 samples/s through egovmon, ratio >= 0.1.
@@ -65,6 +67,19 @@ def make_batches(count: int, size: int, now: datetime) -> tuple[list[list[dict]]
         batches.append(samples)
         bodies.append("\n".join(lines))
     return batches, bodies
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (live ones, and those already waited for)."""
+    total = 0.0
+    parent = psutil.Process(pid)
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def anchor(vm_url: str, bodies: list[str]) -> float:
@@ -205,11 +220,16 @@ def main() -> None:
             now = datetime.now(UTC)
             batches, bodies = make_batches(args.batches, args.batch_size, now)
             total = args.batches * args.batch_size
+            vm_pid = vm.process.popen.pid
+            vm_before = cpu_seconds(vm_pid)
             direct = anchor(vm.url, bodies)
+            vm_direct_cpu = cpu_seconds(vm_pid) - vm_before
             process, url = start_server(workdir, vm.url, args.workers)
             try:
                 credential = enroll(url, workdir / "data")
+                server_before, vm_before = cpu_seconds(process.pid), cpu_seconds(vm_pid)
                 through = through_egovmon(url, credential, batches, args.clients)
+                server_cpu, vm_through_cpu = cpu_seconds(process.pid) - server_before, cpu_seconds(vm_pid) - vm_before
                 rss = server_rss(process)
             finally:
                 process.send_signal(signal.SIGINT)
@@ -221,6 +241,8 @@ def main() -> None:
             print(f"egovmon end to end ({args.workers} workers, {args.clients} clients, gzip JSON): {through:>12,.0f} samples/s  (stored {stored_through:,})")
             print(f"ratio egovmon / VictoriaMetrics: {through / direct:.3f}   (target >= 0.1; target rate 200,000 samples/s)")
             print(f"(a sample is one line of 3 fields: VictoriaMetrics stores {3 * direct:,.0f} and {3 * through:,.0f} values/s)")
+            print(f"CPU per sample: VictoriaMetrics alone {vm_direct_cpu / total * 1e6:.2f} us; egovmon server "
+                  f"{server_cpu / total * 1e6:.2f} us (+ VictoriaMetrics {vm_through_cpu / total * 1e6:.2f} us behind it)")
             print(f"egovmon server RSS after the run: {rss / 2**20:,.0f} MiB ({args.workers} worker(s) and their parent)")
             print(f"machine: {os.cpu_count()} cores; VictoriaMetrics, egovmon and the clients share them")
             if stored_through != total or stored_direct != total:

@@ -146,9 +146,20 @@ def encode_batch(
         elif ns == entry.ns:
             entry.fields = {**entry.fields, **fields}
         if prefixes is None:
-            append(entry.head + " " + encode_fields(fields) + ns_text)
-        else:
-            append(entry.head + " " + _checked_fields(fields, prefixes, checks) + ns_text)
+            text = encode_fields(fields)
+        else:  # `_checked_fields` written out: this runs once per sample
+            parts = []
+            for name, value in fields.items():
+                prefix = prefixes.get(name) or _checked_prefix(name, checks)
+                kind = type(value)
+                if kind is int:
+                    parts.append(f"{prefix}{value}i")
+                elif kind is float and -FLOAT_CHECK_LIMIT < value < FLOAT_CHECK_LIMIT:
+                    parts.append(prefix + repr(value))
+                else:
+                    parts.append(_checked_value(name, prefix, value))
+            text = ",".join(parts)
+        append(f"{entry.head} {text}{ns_text}")
         if with_points:
             points.append(Point(measurement, tags, fields, ns))
     latest = {e.key: e for e in series.values()}
@@ -179,24 +190,13 @@ def _checked_prefix(name: str, checks: NameChecks | None) -> str:
     return prefix
 
 
-def _checked_fields(fields: Mapping[str, Any], prefixes: dict[str, str], checks: NameChecks | None) -> str:
-    """The field set `k=v,...` of a fast-path sample: names checked once, values as validated by pydantic
-    (exact bool, int within int64, finite float, bounded str), floats beyond the int64 range sent to the strict path."""
-    parts = []
-    for name, value in fields.items():
-        prefix = prefixes.get(name)
-        if prefix is None:
-            prefix = _checked_prefix(name, checks)
-        kind = type(value)
-        if kind is int:
-            parts.append(f"{prefix}{value}i")
-        elif kind is float:
-            if not -FLOAT_CHECK_LIMIT < value < FLOAT_CHECK_LIMIT:
-                raise UncheckedInputError(f"field {name} = {value!r} may be an integer beyond int64")
-            parts.append(prefix + repr(value))
-        else:
-            parts.append(prefix + format_field_value(value))
-    return ",".join(parts)
+def _checked_value(name: str, prefix: str, value: Any) -> str:
+    """`name=value` for a fast-path field that is not a plain int or float: values come as pydantic validated
+    them (exact bool, int within int64, finite float, bounded str); a float beyond the int64 range may have been
+    an integer literal the strict model refuses, so it goes to the strict path."""
+    if type(value) is float:
+        raise UncheckedInputError(f"field {name} = {value!r} may be an integer beyond int64")
+    return prefix + format_field_value(value)
 
 
 __all__ = [
