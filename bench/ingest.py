@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -204,6 +205,41 @@ def profile_pipeline(vm_url: str, workdir: Path, batches: list[list[dict]]) -> N
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
+def prepare_cost(batches: list[list[dict]], now: datetime, rounds: int = 5) -> None:
+    """CPU per sample of validating and encoding the batches in this process, the strict path against the fast
+    path the pipeline takes (best of `rounds`, thread CPU time): the part of the server's cost that is
+    egovmon's own Python, without HTTP, TSDB or database, and steadier than throughput on a shared machine."""
+    from core.wire import NameChecks, batch_adapter, fast_batch_adapter
+    from server.ingest.encode import SeriesCache, encode_batch
+
+    payloads = [json.dumps({"batch_id": f"p{i}", "samples": b}).encode() for i, b in enumerate(batches)]
+    tags = {"host": "bench-host", "agency": "bench"}
+    total = sum(len(b) for b in batches)
+    strict_cache, fast_cache, checks = SeriesCache(), SeriesCache(), NameChecks()
+
+    def strict() -> None:
+        for payload in payloads:
+            batch = batch_adapter().validate_json(payload)
+            encode_batch(batch.get("samples", []), extra_tags=tags, now=now, with_points=False, cache=strict_cache, sender=1)
+
+    def fast() -> None:
+        for payload in payloads:
+            batch = fast_batch_adapter().validate_json(payload)
+            encode_batch(batch.get("samples", []), extra_tags=tags, now=now, with_points=False, cache=fast_cache, sender=1,
+                         checks=checks)
+
+    def best(work: Callable[[], None]) -> float:
+        times = []
+        for _ in range(rounds):
+            started = time.thread_time()
+            work()
+            times.append(time.thread_time() - started)
+        return min(times) / total * 1e6
+
+    print(f"validate + encode in-process, CPU per sample (best of {rounds}): strict path {best(strict):.2f} us, "
+          f"fast path {best(fast):.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
@@ -211,8 +247,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="egovmon server processes")
     parser.add_argument("--clients", type=int, default=4, help="concurrent senders to egovmon")
     parser.add_argument("--profile", action="store_true", help="also profile the pipeline in-process")
+    parser.add_argument("--prepare-only", action="store_true", help="only the in-process validate + encode cost (no servers)")
     args = parser.parse_args()
 
+    if args.prepare_only:
+        batches, _ = make_batches(min(args.batches, 10), args.batch_size, datetime.now(UTC))
+        prepare_cost(batches, datetime.now(UTC))
+        return
     with tempfile.TemporaryDirectory(prefix="egovmon-bench-") as tmp:
         workdir = Path(tmp)
         vm = start_victoriametrics(workdir)
