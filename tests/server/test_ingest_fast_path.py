@@ -11,6 +11,8 @@ message.
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -40,10 +42,10 @@ class StrictOnly(IngestPipeline):
         return None
 
 
-def make(cls: type[IngestPipeline]) -> IngestPipeline:
+def make(cls: type[IngestPipeline], now: datetime = NOW) -> IngestPipeline:
     engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     Base.metadata.create_all(engine)
-    return cls(sessions=sessionmaker(engine), history=None, hooks=IngestHooks(), clock=lambda: NOW)
+    return cls(sessions=sessionmaker(engine), history=None, hooks=IngestHooks(), clock=lambda: now)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +133,28 @@ def test_the_agents_usual_batch_takes_the_fast_path(pipelines):
     assert fast.strict_batches == before  # a strict pass would mean every batch pays both paths
     assert prepared.samples == 30
     assert prepared.encoded.lines[0] == 'cpu,agency=health,cpu=0,host=web-01 usage=0.5,count=0i,ok=true,state="up" 1714564800000000000'
+
+
+def test_the_real_agents_batch_takes_the_fast_path_with_the_same_result():
+    """What the real HostCollector read on this machine, as the agent encodes it (agent.shipping.encode_body)."""
+    from agent.shipping import encode_body
+    from collectors.host import HostCollector
+    from core.collect import LOCAL
+    from core.models import Observation
+
+    now = datetime.now(UTC)
+    reading = asyncio.run(HostCollector().collect(LOCAL, timeout=30))
+    samples = [s.model_copy(update={"timestamp": now}) for s in reading.samples]
+    observations = [Observation(kind="interface_address", subject="10.30.8.5/22", source="netstate",
+                                attributes={"interface": "eth0", "up": True, "mtu": 1500, "weight": 0.5}, observed_at=now)]
+    body = gzip.decompress(encode_body("agent-1:7", "web-01", samples, observations, 1))
+    fast = make(IngestPipeline, now)
+
+    got = assert_same((fast, make(StrictOnly, now)), body)
+
+    assert got[0] == "accepted"
+    assert got[-1] == len(samples) > 10
+    assert fast.strict_batches == 0
 
 
 def test_a_bad_name_after_the_series_was_seen_is_still_refused(pipelines):
