@@ -11,6 +11,14 @@ fleet scale"): `IngestPipeline.prepare` validates and encodes one batch on the
 request's thread; `GroupStore.store` (server/ingest/store.py) stores every
 batch that arrived together in one transaction and one TSDB write, from the
 `GroupCommitter`'s writer thread.
+
+`prepare` first tries the fast path (core/wire.py): pydantic checks the batch's
+structure, types and sizes, and the encoder checks names, tag values and
+timestamps once per distinct string. A batch the fast path cannot vouch for
+(any error, an unusual timestamp form, a float beyond the int64 range) goes
+through the batch model's own adapter and encoder, whose answer is the one given:
+the same verdicts, messages and order as without the fast path
+(tests/server/test_ingest_fast_path.py). `strict_batches` counts those.
 """
 
 from __future__ import annotations
