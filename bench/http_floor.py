@@ -10,8 +10,10 @@ keep-alive client with the real agent batch (31 samples from the real HostCollec
 
   raw        a bare ASGI callable that reads the body and answers 200: uvicorn + httptools + uvloop
   fastapi    FastAPI with one POST route that reads the body: + routing, Request, Response
-  validate   that route + gzip inflate + the batch model's validate_json + encode_batch (egovmon's own
-             validation and line-protocol encoding, no database, no TSDB)
+  strict     that route + gzip inflate + the batch model's validate_json + encode_batch (egovmon's own
+             validation and line-protocol encoding before the fast path, no database, no TSDB)
+  validate   the same with the ingest fast path as the pipeline runs it (core.wire.fast_batch_adapter,
+             names, tag values and timestamps checked once per distinct string while encoding)
   anchor     VictoriaMetrics' /write with the same samples as gzip line protocol (Go, not Python)
 
 It prints requests/s and CPU per request (user + system of the server process, from /proc) for each, and the
@@ -44,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ingest_small import Connection  # noqa: E402
 from tests.services import free_port, start_victoriametrics, wait_until  # noqa: E402
 
-STAGES = ("raw", "fastapi", "validate")
+STAGES = ("raw", "fastapi", "strict", "validate")
 
 
 # -- the servers (run in a child process with --serve STAGE) ----------------------------------------------
@@ -64,20 +66,23 @@ def raw_app():
     return app
 
 
-def fastapi_app(validate: bool):
+def fastapi_app(stage: str):
     app = FastAPI()
-    if validate:
-        from server.ingest.encode import SeriesCache, encode_batch
-        from server.ingest.pipeline import batch_adapter
+    from core.wire import NameChecks, batch_adapter, fast_batch_adapter
+    from server.ingest.encode import SeriesCache, encode_batch
 
-        cache = SeriesCache()
+    cache, checks = SeriesCache(), NameChecks()
+    tags = {"host": "h", "agency": "a"}
 
     @app.post("/api/v1/ingest")
     async def ingest(request: Request) -> Response:
         body = await request.body()
-        if validate:
+        if stage == "strict":
             batch = batch_adapter().validate_json(gzip.decompress(body))
-            encode_batch(batch.get("samples", []), extra_tags={"host": "h", "agency": "a"}, now=datetime.now(UTC), cache=cache)
+            encode_batch(batch.get("samples", []), extra_tags=tags, now=datetime.now(UTC), cache=cache)
+        elif stage == "validate":
+            fast = fast_batch_adapter().validate_json(gzip.decompress(body))
+            encode_batch(fast.get("samples", []), extra_tags=tags, now=datetime.now(UTC), cache=cache, checks=checks)
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     return app
@@ -88,7 +93,7 @@ def serve(stage: str, port: int) -> None:
 
     from cli.main import _fast_asgi
 
-    app = raw_app() if stage == "raw" else fastapi_app(stage == "validate")
+    app = raw_app() if stage == "raw" else fastapi_app(stage)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **_fast_asgi())
 
 

@@ -11,7 +11,9 @@ Both sides get the same samples in 10,000-sample batches, in one run:
   with host and agency, written to the same VictoriaMetrics through
   its InfluxDB v2 writer, latest state committed to SQLite, acknowledged only then.
 
-It prints both rates, their ratio, the server's RSS, and checks that every
+It prints both rates, their ratio, the CPU time each side spent per sample
+(the steadier figure on a shared machine: throughput moves with the other
+work on it), the server's RSS, and checks that every
 sample reached VictoriaMetrics. `--profile` also runs the pipeline in-process
 under cProfile (same batches, same VictoriaMetrics) and prints where the time
 goes. The issue's target: 200,000 samples/s through egovmon, ratio >= 0.1.
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +68,19 @@ def make_batches(count: int, size: int, now: datetime) -> tuple[list[list[dict]]
         batches.append(samples)
         bodies.append("\n".join(lines))
     return batches, bodies
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (live ones, and those already waited for)."""
+    total = 0.0
+    parent = psutil.Process(pid)
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def anchor(vm_url: str, bodies: list[str]) -> float:
@@ -189,6 +205,41 @@ def profile_pipeline(vm_url: str, workdir: Path, batches: list[list[dict]]) -> N
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
+def prepare_cost(batches: list[list[dict]], now: datetime, rounds: int = 5) -> None:
+    """CPU per sample of validating and encoding the batches in this process, the strict path against the fast
+    path the pipeline takes (best of `rounds`, thread CPU time): the part of the server's cost that is
+    egovmon's own Python, without HTTP, TSDB or database, and steadier than throughput on a shared machine."""
+    from core.wire import NameChecks, batch_adapter, fast_batch_adapter
+    from server.ingest.encode import SeriesCache, encode_batch
+
+    payloads = [json.dumps({"batch_id": f"p{i}", "samples": b}).encode() for i, b in enumerate(batches)]
+    tags = {"host": "bench-host", "agency": "bench"}
+    total = sum(len(b) for b in batches)
+    strict_cache, fast_cache, checks = SeriesCache(), SeriesCache(), NameChecks()
+
+    def strict() -> None:
+        for payload in payloads:
+            batch = batch_adapter().validate_json(payload)
+            encode_batch(batch.get("samples", []), extra_tags=tags, now=now, with_points=False, cache=strict_cache, sender=1)
+
+    def fast() -> None:
+        for payload in payloads:
+            batch = fast_batch_adapter().validate_json(payload)
+            encode_batch(batch.get("samples", []), extra_tags=tags, now=now, with_points=False, cache=fast_cache, sender=1,
+                         checks=checks)
+
+    def best(work: Callable[[], None]) -> float:
+        times = []
+        for _ in range(rounds):
+            started = time.thread_time()
+            work()
+            times.append(time.thread_time() - started)
+        return min(times) / total * 1e6
+
+    print(f"validate + encode in-process, CPU per sample (best of {rounds}): strict path {best(strict):.2f} us, "
+          f"fast path {best(fast):.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
@@ -196,8 +247,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="egovmon server processes")
     parser.add_argument("--clients", type=int, default=4, help="concurrent senders to egovmon")
     parser.add_argument("--profile", action="store_true", help="also profile the pipeline in-process")
+    parser.add_argument("--prepare-only", action="store_true", help="only the in-process validate + encode cost (no servers)")
     args = parser.parse_args()
 
+    if args.prepare_only:
+        batches, _ = make_batches(min(args.batches, 10), args.batch_size, datetime.now(UTC))
+        prepare_cost(batches, datetime.now(UTC))
+        return
     with tempfile.TemporaryDirectory(prefix="egovmon-bench-") as tmp:
         workdir = Path(tmp)
         vm = start_victoriametrics(workdir)
@@ -205,11 +261,16 @@ def main() -> None:
             now = datetime.now(UTC)
             batches, bodies = make_batches(args.batches, args.batch_size, now)
             total = args.batches * args.batch_size
+            vm_pid = vm.process.popen.pid
+            vm_before = cpu_seconds(vm_pid)
             direct = anchor(vm.url, bodies)
+            vm_direct_cpu = cpu_seconds(vm_pid) - vm_before
             process, url = start_server(workdir, vm.url, args.workers)
             try:
                 credential = enroll(url, workdir / "data")
+                server_before, vm_before = cpu_seconds(process.pid), cpu_seconds(vm_pid)
                 through = through_egovmon(url, credential, batches, args.clients)
+                server_cpu, vm_through_cpu = cpu_seconds(process.pid) - server_before, cpu_seconds(vm_pid) - vm_before
                 rss = server_rss(process)
             finally:
                 process.send_signal(signal.SIGINT)
@@ -221,6 +282,8 @@ def main() -> None:
             print(f"egovmon end to end ({args.workers} workers, {args.clients} clients, gzip JSON): {through:>12,.0f} samples/s  (stored {stored_through:,})")
             print(f"ratio egovmon / VictoriaMetrics: {through / direct:.3f}   (target >= 0.1; target rate 200,000 samples/s)")
             print(f"(a sample is one line of 3 fields: VictoriaMetrics stores {3 * direct:,.0f} and {3 * through:,.0f} values/s)")
+            print(f"CPU per sample: VictoriaMetrics alone {vm_direct_cpu / total * 1e6:.2f} us; egovmon server "
+                  f"{server_cpu / total * 1e6:.2f} us (+ VictoriaMetrics {vm_through_cpu / total * 1e6:.2f} us behind it)")
             print(f"egovmon server RSS after the run: {rss / 2**20:,.0f} MiB ({args.workers} worker(s) and their parent)")
             print(f"machine: {os.cpu_count()} cores; VictoriaMetrics, egovmon and the clients share them")
             if stored_through != total or stored_direct != total:

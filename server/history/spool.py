@@ -192,9 +192,15 @@ class SpooledWriter:
         """
         if not batch.lines:
             return
-        record = encode_record(batch.lines)
+        record = None  # encoded only when it may be spooled: while the TSDB is up, a write costs one encoding, not two
         with self._lock:
-            skip_inner = self._down and sum(self._segments.values()) + len(record) <= self._max_bytes
+            down = self._down
+        if down:
+            record = encode_record(batch.lines)
+            with self._lock:
+                skip_inner = self._down and sum(self._segments.values()) + len(record) <= self._max_bytes
+        else:
+            skip_inner = False
         if not skip_inner:
             try:
                 self._inner.write(batch)
@@ -204,7 +210,7 @@ class SpooledWriter:
                 with self._lock:
                     self._down = False
                 return
-        self._append(record, len(batch.lines))
+        self._append(record if record is not None else encode_record(batch.lines), len(batch.lines))
         self._wakeup.set()
 
     def _append(self, record: bytes, line_count: int) -> None:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.lineprotocol import LineEncoder, LineProtocolError, timestamp_ns
+from core.lineprotocol import LineEncoder, LineProtocolError, escape_key, format_field_value, timestamp_ns
 from core.models import MAX_FUTURE, MAX_PAST
+from core.wire import FLOAT_CHECK_LIMIT, NameChecks, UncheckedInputError, parse_timestamp
 from server.history.base import EncodedBatch, Point
 
 
@@ -80,42 +81,53 @@ def encode_batch(
     cache: SeriesCache | None = None,
     sender: Any = None,
     trusted: bool = False,
+    checks: NameChecks | None = None,
 ) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
     """Lines (and, with `with_points`, points) for `samples`, and the newest value per series key.
 
     Tags named like `extra_tags` or (unless `trusted`: samples the server made) `SERVER_TAGS` are dropped from the payload's
     tags and set from `extra_tags` in the lines; points carry the payload's own
     tags only.
+
+    With `checks`, the samples are `core.wire.FastSampleRecord`s: timestamps are text, and names and tag values
+    are checked here, once per new series and once per distinct field name (a series found in `cache` was
+    checked when it was put there, so `cache` must only ever be filled by calls with `checks`).
+
     Raises:
         TimestampWindowError: a sample's timestamp is older than MAX_PAST or newer than MAX_FUTURE.
         LineProtocolError: a value line protocol cannot carry.
+        UncheckedInputError: (with `checks`) a string or value the fast path cannot vouch for.
     """
     oldest = timestamp_ns(now - MAX_PAST)
     newest = timestamp_ns(now + MAX_FUTURE)
     encoder = LineEncoder(extra_tags)
     cache = cache if cache is not None else SeriesCache()
-    encode_fields = encoder.fields
     reserved = frozenset(extra_tags) if trusted else frozenset(extra_tags) | SERVER_TAGS
-    seen_ns: dict[datetime, int] = {}
+    times: dict[Any, tuple[int, str]] = {}  # timestamp (datetime, or text with `checks`) → (ns, " ns" as text)
     series: dict[tuple[Any, ...], SeriesLatest] = {}
     points: list[Point] = []
     lines: list[str] = []
     append = lines.append
     empty: dict[str, str] = {}
+    prefixes = _CHECKED_FIELD_PREFIXES if checks is not None else None
+    encode_fields = encoder.fields
     for index, sample in enumerate(samples):
         at = sample["timestamp"]
-        ns = seen_ns.get(at)
-        if ns is None:
-            ns = timestamp_ns(at)
+        known_time = times.get(at)
+        if known_time is None:
+            ns = timestamp_ns(parse_timestamp(at) if checks is not None else at)
             if ns < oldest or ns > newest:
                 raise TimestampWindowError(
-                    f"samples.{index}.timestamp {at.isoformat()} is outside the accepted window "
+                    f"samples.{index}.timestamp {at if isinstance(at, str) else at.isoformat()} is outside the accepted window "
                     f"({MAX_PAST.days} days back to {int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the server clock)"
                 )
-            seen_ns[at] = ns
+            known_time = times[at] = (ns, f" {ns}")
+        ns, ns_text = known_time
         measurement = sample["measurement"]
         tags = sample.get("tags") or empty
         if tags and not reserved.isdisjoint(tags):
+            if checks is not None:  # the dropped tags are checked too: the strict model refuses a bad one
+                checks.series(measurement, tags)
             # host and agency come from the credential, never from the payload
             tags = {k: v for k, v in tags.items() if k not in reserved}
         fields = sample["fields"]
@@ -124,6 +136,8 @@ def encode_batch(
         if entry is None:
             known = cache.get((sender, key))
             if known is None:
+                if checks is not None:
+                    checks.series(measurement, tags)
                 known = (encoder.head(measurement, tags), series_key(measurement, tags))
                 cache.put((sender, key), known)
             entry = series[key] = SeriesLatest(measurement, tags, ns, fields, *known)
@@ -131,11 +145,61 @@ def encode_batch(
             entry.ns, entry.fields = ns, fields
         elif ns == entry.ns:
             entry.fields = {**entry.fields, **fields}
-        append(f"{entry.head} {encode_fields(fields)} {ns}")
+        if prefixes is None:
+            text = encode_fields(fields)
+        else:  # `_checked_fields` written out: this runs once per sample
+            parts = []
+            for name, value in fields.items():
+                prefix = prefixes.get(name) or _checked_prefix(name, checks)
+                kind = type(value)
+                if kind is int:
+                    parts.append(f"{prefix}{value}i")
+                elif kind is float and -FLOAT_CHECK_LIMIT < value < FLOAT_CHECK_LIMIT:
+                    parts.append(prefix + repr(value))
+                else:
+                    parts.append(_checked_value(name, prefix, value))
+            text = ",".join(parts)
+        append(f"{entry.head} {text}{ns_text}")
         if with_points:
             points.append(Point(measurement, tags, fields, ns))
     latest = {e.key: e for e in series.values()}
     return EncodedBatch(points=points, lines=lines), latest
 
 
-__all__ = ["LineProtocolError", "SeriesCache", "SeriesLatest", "TimestampWindowError", "encode_batch", "series_key"]
+# `name=` per field name that passed `NameChecks.name`, shared by the fast path's encoders; bounded like
+# core.lineprotocol's field-key cache (its clears are counted with it as "field_keys").
+_CHECKED_FIELD_PREFIXES: dict[str, str] = {}
+_CHECKED_FIELD_PREFIXES_LIMIT = 10_000
+_checked_field_prefix_clears = 0
+
+
+def checked_field_prefix_clears() -> int:
+    """Times the fast path's field-name cache was full and cleared."""
+    return _checked_field_prefix_clears
+
+
+def _checked_prefix(name: str, checks: NameChecks | None) -> str:
+    global _checked_field_prefix_clears
+    assert checks is not None
+    checks.name(name)
+    prefix = escape_key(name) + "="
+    if len(_CHECKED_FIELD_PREFIXES) >= _CHECKED_FIELD_PREFIXES_LIMIT:
+        _CHECKED_FIELD_PREFIXES.clear()
+        _checked_field_prefix_clears += 1
+    _CHECKED_FIELD_PREFIXES[name] = prefix
+    return prefix
+
+
+def _checked_value(name: str, prefix: str, value: Any) -> str:
+    """`name=value` for a fast-path field that is not a plain int or float: values come as pydantic validated
+    them (exact bool, int within int64, finite float, bounded str); a float beyond the int64 range may have been
+    an integer literal the strict model refuses, so it goes to the strict path."""
+    if type(value) is float:
+        raise UncheckedInputError(f"field {name} = {value!r} may be an integer beyond int64")
+    return prefix + format_field_value(value)
+
+
+__all__ = [
+    "LineProtocolError", "SeriesCache", "SeriesLatest", "TimestampWindowError", "UncheckedInputError", "checked_field_prefix_clears",
+    "encode_batch", "series_key",
+]

@@ -11,6 +11,14 @@ fleet scale"): `IngestPipeline.prepare` validates and encodes one batch on the
 request's thread; `GroupStore.store` (server/ingest/store.py) stores every
 batch that arrived together in one transaction and one TSDB write, from the
 `GroupCommitter`'s writer thread.
+
+`prepare` first tries the fast path (core/wire.py): pydantic checks the batch's
+structure, types and sizes, and the encoder checks names, tag values and
+timestamps once per distinct string. A batch the fast path cannot vouch for
+(any error, an unusual timestamp form, a float beyond the int64 range) goes
+through the batch model's own adapter and encoder, whose answer is the one given:
+the same verdicts, messages and order as without the fast path
+(tests/server/test_ingest_fast_path.py). `strict_batches` counts those.
 """
 
 from __future__ import annotations
@@ -28,10 +36,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.lineprotocol import field_keys_clears
 from core.models import MAX_FUTURE, MAX_PAST
-from core.wire import batch_adapter
+from core.wire import NameChecks, UncheckedInputError, batch_adapter, fast_batch_adapter
 from server.errors import ForbiddenError, UnprocessableError
 from server.history.base import EncodedBatch, HistoryWriter
-from server.ingest.encode import LineProtocolError, SeriesCache, SeriesLatest, TimestampWindowError, encode_batch
+from server.ingest.encode import (
+    LineProtocolError,
+    SeriesCache,
+    SeriesLatest,
+    TimestampWindowError,
+    checked_field_prefix_clears,
+    encode_batch,
+)
 from server.ingest.hooks import IngestHooks, Origin
 
 log = logging.getLogger(__name__)
@@ -107,7 +122,10 @@ class IngestPipeline:
         self._sites: dict[tuple[str, str], str | None] = {}  # (agency code, host name) → site
         self._sites_until: datetime | None = None
         self._sites_lock = threading.Lock()
-        self._series = SeriesCache()
+        self._series = SeriesCache()  # series of the fast path: measurement and tags checked by `self._checks`
+        self._strict_series = SeriesCache(limit=10_000)  # series of batches the fast path handed to the strict one
+        self._checks = NameChecks()
+        self.strict_batches = 0  # batches the fast path handed to the strict one (errors and unusual input)
 
     @property
     def series_cache(self) -> SeriesCache:
@@ -116,7 +134,10 @@ class IngestPipeline:
 
     def cache_clears(self) -> dict[str, int]:
         """Times each bounded cache of the encoding path was full and cleared, by cache."""
-        return {"series": self._series.clears, "field_keys": field_keys_clears()}
+        return {
+            "series": self._series.clears + self._strict_series.clears + self._checks.clears,
+            "field_keys": field_keys_clears() + checked_field_prefix_clears(),
+        }
 
     # -- on the request's thread ---------------------------------------------------------------
 
@@ -128,36 +149,69 @@ class IngestPipeline:
             ApiError: a 4xx for anything wrong with the batch.
             HostClaimError: the batch names another host (see `explain_claim`).
         """
+        now = self._clock()
+        fast = self._prepare_fast(origin, payload, now)
+        if fast is not None:
+            return fast
+        self.strict_batches += 1
+        # The strict path: the batch model's own verdicts and messages, in the order they always came.
         try:
             batch = batch_adapter().validate_json(payload)
         except ValidationError as exc:
             reason, message, details = describe_validation_error(exc)
             raise _ValidationApiError(message, reason=reason, errors=details) from exc
-        claimed = batch.get("host")
-        if claimed is not None and claimed != origin.hostname:
-            raise HostClaimError(origin, claimed)
-        now = self._clock()
-        samples = batch.get("samples", [])
-        observations = batch.get("observations", [])
-        extra_tags = {"host": origin.hostname, "agency": origin.agency_code}
-        site = self._site(origin.agency_code, origin.hostname, now)
-        if site:
-            extra_tags["site"] = site
+        self._check_claim(origin, batch.get("host"))
         try:
-            encoded, latest = encode_batch(
-                samples,
-                extra_tags=extra_tags,
-                now=now,
-                with_points=self._history is None or bool(self._hooks.sample_sinks),
-                cache=self._series,
-                sender=(origin.agent_id, site),  # a host moved to another site gets new series heads
-            )
+            encoded, latest = self._encode(origin, batch.get("samples", []), now, checks=None)
         except TimestampWindowError as exc:
             raise UnprocessableError(str(exc), reason="timestamp_window") from exc
         except LineProtocolError as exc:
             raise UnprocessableError(str(exc), reason="validation") from exc
+        return self._prepared(origin, batch, encoded, latest, now)
+
+    def _prepare_fast(self, origin: Origin, payload: bytes, now: datetime) -> PreparedBatch | None:
+        """The batch through `core.wire`'s fast path, or None when anything is wrong or unusual with it: the
+        strict path then gives the answer (an error, or the same batch at the strict path's cost)."""
+        try:
+            batch = fast_batch_adapter().validate_json(payload)
+        except ValidationError:
+            return None
+        try:
+            encoded, latest = self._encode(origin, batch.get("samples", []), now, checks=self._checks)
+        except (UncheckedInputError, TimestampWindowError, LineProtocolError):
+            return None
+        self._check_claim(origin, batch.get("host"))
+        return self._prepared(origin, batch, encoded, latest, now)
+
+    def _encode(
+        self, origin: Origin, samples: Sequence[Mapping[str, Any]], now: datetime, *, checks: NameChecks | None
+    ) -> tuple[EncodedBatch, Mapping[str, SeriesLatest]]:
+        extra_tags = {"host": origin.hostname, "agency": origin.agency_code}
+        site = self._site(origin.agency_code, origin.hostname, now)
+        if site:
+            extra_tags["site"] = site
+        # The fast and strict paths keep their series heads apart: only checked series enter the fast one's cache.
+        return encode_batch(
+            samples,
+            extra_tags=extra_tags,
+            now=now,
+            with_points=self._history is None or bool(self._hooks.sample_sinks),
+            cache=self._series if checks is not None else self._strict_series,
+            sender=(origin.agent_id, site),  # a host moved to another site gets new series heads
+            checks=checks,
+        )
+
+    @staticmethod
+    def _check_claim(origin: Origin, claimed: str | None) -> None:
+        if claimed is not None and claimed != origin.hostname:
+            raise HostClaimError(origin, claimed)
+
+    def _prepared(
+        self, origin: Origin, batch: Mapping[str, Any], encoded: EncodedBatch, latest: Mapping[str, SeriesLatest], now: datetime
+    ) -> PreparedBatch:
+        observations = batch.get("observations", [])
         self._check_observation_times(observations, now)
-        return PreparedBatch(origin, batch["batch_id"], encoded, latest, observations, len(samples), now)
+        return PreparedBatch(origin, batch["batch_id"], encoded, latest, observations, len(batch.get("samples", [])), now)
 
     def explain_claim(self, claim: HostClaimError) -> ForbiddenError:
         """The 403 for a batch naming another host. The same answer whoever owns the named host, so an agent's

@@ -16,14 +16,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 import orjson
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import Table, Update, bindparam, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.agents.models import Agent
-from server.database import UTCDateTime
+from server.database import Base, UTCDateTime
 from server.errors import ApiError, UnavailableError, UnprocessableError
 from server.history.base import EncodedBatch, HistoryRejectedError, HistoryWriter, SpoolFullError
 from server.hosts import service as hosts
@@ -191,7 +192,7 @@ class GroupStore:
             for o in b.observations
         ]
         if rows:
-            session.execute(ObservationRecord.__table__.insert(), rows)
+            session.execute(_INSERT_OBSERVATIONS, rows)
 
     def _touch(self, session: Session, batches: Sequence[PreparedBatch], now: datetime) -> None:
         """Write last-seen times, at most every 30 s per agent, from memory: no read, one statement per table."""
@@ -203,14 +204,8 @@ class GroupStore:
                 due[b.origin.agent_id] = b.origin.host_id
         if not due:
             return
-        for model, ids in ((Agent, list(due)), (Host, list(set(due.values())))):
-            session.execute(
-                update(model.__table__)
-                .where(model.__table__.c.id == bindparam("ident"))
-                .where((model.__table__.c.last_seen_at.is_(None)) | (model.__table__.c.last_seen_at < bindparam("seen")))
-                .values(last_seen_at=bindparam("seen")),
-                [{"ident": ident, "seen": now} for ident in ids],
-            )
+        for statement, ids in ((_TOUCH_AGENTS, list(due)), (_TOUCH_HOSTS, list(set(due.values())))):
+            session.execute(statement, [{"ident": ident, "seen": now} for ident in ids])
         for agent_id in due:
             self._seen_flushed[agent_id] = now
 
@@ -237,6 +232,28 @@ class GroupStore:
                 except Exception:  # noqa: BLE001 - a sink's failure must not undo an acknowledged batch
                     log.exception("sample sink %s failed", sink.name)
                     self._metrics.hook_errors.labels(sink.name).inc()
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a declarative model (typed: `__table__` is declared as a FromClause)."""
+    return cast(Table, model.__table__)
+
+
+def _touch_statement(model: type[Base]) -> Update:
+    """`UPDATE ... SET last_seen_at = :seen WHERE id = :ident` unless a later time is there (built once: building
+    it per group cost more than running it)."""
+    table = _table(model)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("ident"))
+        .where((table.c.last_seen_at.is_(None)) | (table.c.last_seen_at < bindparam("seen")))
+        .values(last_seen_at=bindparam("seen"))
+    )
+
+
+_TOUCH_AGENTS = _touch_statement(Agent)
+_TOUCH_HOSTS = _touch_statement(Host)
+_INSERT_OBSERVATIONS = _table(ObservationRecord).insert()
 
 
 def _merged(a: SeriesLatest, b: SeriesLatest) -> SeriesLatest:
