@@ -363,6 +363,7 @@ def sync_metrics(app: FastAPI) -> None:
         for queue, depth in runtime.depths().items():
             metrics.queue_depth.labels(queue).set(depth)
         metrics.sync_cache_clears(runtime.cache_clears())
+        metrics.sync_strict_path(runtime.strict_batches())
     buckets = getattr(app.state, "history_buckets", None)
     if buckets is not None:  # the console's chart buckets: entries dropped for room count as this cache's clears
         metrics.sync_cache_clears({"history_buckets": buckets.evicted})

@@ -113,6 +113,12 @@ class ServerMetrics:
             ["cache"], registry=r,
         )
         self._cache_clears_seen: dict[str, int] = {}
+        self.strict_path = Counter(
+            "egovmon_ingest_strict_path_batches_total",
+            "Batches the fast validation path handed to the strict one (refused or unusual input: each costs a second parse)",
+            registry=r,
+        )
+        self._strict_path_seen = 0
         self.queue_depth = Gauge("egovmon_ingest_queue_depth", "Work waiting, by queue (commit, handoff)", ["queue"], registry=r,
                                  multiprocess_mode="livesum")
         self.task_duration = Histogram(
@@ -216,6 +222,12 @@ class ServerMetrics:
             if delta > 0:
                 counter.inc(delta)
             self._cache_clears_seen[cache] = value
+
+    def sync_strict_path(self, batches: int) -> None:
+        """Copy the ingest pipeline's own count of strict-path batches into `egovmon_ingest_strict_path_batches_total`."""
+        if batches > self._strict_path_seen:
+            self.strict_path.inc(batches - self._strict_path_seen)
+        self._strict_path_seen = batches
 
     def watch_state(self, collector: Collector) -> None:
         """Expose `collector` (read at scrape time, the same from any worker) besides the counted metrics."""

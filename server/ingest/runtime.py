@@ -52,6 +52,10 @@ class IngestRuntime:
     def cache_clears(self) -> dict[str, int]:
         return self.pipeline.cache_clears()
 
+    def strict_batches(self) -> int:
+        """Batches the pipeline's fast path handed to the strict one."""
+        return self.pipeline.strict_batches
+
     def close(self) -> None:
         """Store what is queued, then hand the queued observations to the inventory."""
         self.credentials.stop()

@@ -161,6 +161,16 @@ def test_bad_batch_is_refused_counted_and_nothing_stored(client, agent, clock, n
     assert metric_value(client, "egovmon_ingest_rejects_total", reason=reason) == 1
 
 
+def test_a_refused_batch_took_the_strict_path_and_a_good_one_did_not(client, agent, clock):
+    """The fast path hands what it cannot vouch for to the strict one; /metrics counts those batches."""
+    good = client.post("/api/v1/ingest", json={"batch_id": "good-1", "samples": [sample(clock.now)]}, headers=agent.headers)
+    assert good.status_code == 200, good.text
+    assert metric_value(client, "egovmon_ingest_strict_path_batches_total") == 0
+    bad = {"batch_id": "bad-1", "samples": [{**sample(clock.now), "measurement": "cpu load"}]}
+    assert client.post("/api/v1/ingest", json=bad, headers=agent.headers).status_code == 422
+    assert metric_value(client, "egovmon_ingest_strict_path_batches_total") == 1
+
+
 def test_validation_error_names_the_field(client, agent, clock):
     bad = {**sample(clock.now), "tags": {"cpu": "0", "if": "a\tb"}}
     response = client.post("/api/v1/ingest", json={"batch_id": "x", "samples": [sample(clock.now), bad]}, headers=agent.headers)
