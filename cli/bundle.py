@@ -235,7 +235,7 @@ def build_command(
         typer.echo(f"error: --arch must be one of {', '.join(ARCHES)}", err=True)
         raise typer.Exit(2)
     try:
-        info = build_bundle(arch=arch, output=output, python_versions=python, lock=lock, source=source, cache=cache)  # type: ignore[arg-type]
+        info = build_bundle(arch=arch, output=output, python_versions=python, lock=lock, source=source, cache=cache)
     except BundleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -70,7 +70,7 @@ def push(
 ) -> None:
     """Create or update the datasource, folders and dashboards in a running Grafana; safe to repeat."""
     import niquests  # without the server extra: one line from cli.main.main
-    from grafana_client import GrafanaApi
+    from grafana_client.api import GrafanaApi
     from grafana_client.client import GrafanaException
 
     from dashboards.build import DatasourceAuth

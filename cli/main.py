@@ -15,7 +15,7 @@ import socket
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypedDict
 
 import typer
 
@@ -129,12 +129,17 @@ def first_login_hint(settings: Settings, config: Path | None, console_url: str) 
         f"console: {console_url} (first login: set the admin's password with `{shlex.join(args)}`, "
         "then log in as admin)"
     )
-def _fast_asgi() -> dict[str, str]:
+class _FastAsgi(TypedDict, total=False):
+    http: Literal["httptools"]
+    loop: Literal["uvloop"]
+
+
+def _fast_asgi() -> _FastAsgi:
     """uvicorn's C HTTP parser (httptools) and event loop (uvloop) when installed (the `server` extra installs
     them); the pure-Python h11 parser costs several times more CPU per request."""
     import importlib.util
 
-    options = {}
+    options: _FastAsgi = {}
     if importlib.util.find_spec("httptools") is not None:
         options["http"] = "httptools"
     if importlib.util.find_spec("uvloop") is not None:

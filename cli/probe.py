@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,7 +56,7 @@ def _show(result: Any, as_json: bool, lang: str) -> None:
     raise typer.Exit(0 if result.success else 1)
 
 
-def _run(make: Callable[[], Awaitable[Any]], as_json: bool, lang: str) -> None:
+def _run(make: Callable[[], Coroutine[Any, Any, object]], as_json: bool, lang: str) -> None:
     """Run one probe; a ProbeError (out of range, no CAP_NET_RAW, bad interface) exits 2 with its message."""
     from probes.errors import ProbeError
 
@@ -104,7 +104,7 @@ def tls(
     from probes.net import split_host_port
     from probes.tls import TlsExpect, probe_tls
 
-    def make() -> Awaitable[Any]:
+    def make() -> Coroutine[Any, Any, object]:
         host, port = split_host_port(target, 443)
         return probe_tls(host, port, TlsExpect(min_days, "TLSv1.2", ca_file, server_name), timeout=timeout)
 
@@ -134,7 +134,7 @@ def tcp(target: Annotated[str, typer.Argument(help="HOST:PORT")], timeout: Timeo
     from probes.net import split_host_port
     from probes.tcp import probe_tcp
 
-    def make() -> Awaitable[Any]:
+    def make() -> Coroutine[Any, Any, object]:
         host, port = split_host_port(target)
         return probe_tcp(host, port, timeout=timeout)
 

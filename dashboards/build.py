@@ -37,7 +37,8 @@ from dashboards import influxql, promql
 from dashboards.model import AnnotationSpec, DashboardSpec, PanelSpec
 from dashboards.panels import ANNOTATIONS, DASHBOARDS, FOLDERS, VARIABLES
 
-PANEL_BUILDERS = {"timeseries": timeseries.Panel, "stat": stat.Panel, "table": table.Panel}
+PanelBuilder = timeseries.Panel | stat.Panel | table.Panel
+PANEL_BUILDERS: dict[str, type[PanelBuilder]] = {"timeseries": timeseries.Panel, "stat": stat.Panel, "table": table.Panel}
 FlavourName = Literal["influxql", "promql"]
 PASSWORD_ENV = "EGOVMON_TSDB_PASSWORD"
 TOKEN_ENV = "EGOVMON_TSDB_TOKEN"
@@ -92,7 +93,7 @@ def folder_title(folder: str, lang: str, flavour: Flavour) -> str:
     return _text(lang, zh + flavour.folder_suffix[0], en + flavour.folder_suffix[1])
 
 
-def _panel(spec: PanelSpec, lang: str, flavour: Flavour) -> Any:
+def _panel(spec: PanelSpec, lang: str, flavour: Flavour) -> PanelBuilder:
     builder = PANEL_BUILDERS[spec.kind]()
     ref = models.DataSourceRef(type_val=flavour.datasource_type, uid=flavour.datasource_uid)
     builder.title(_text(lang, spec.title_zh, spec.title_en)).datasource(ref).height(8).span(12)
@@ -177,7 +178,7 @@ def for_import(data: dict[str, Any], flavour: str) -> dict[str, Any]:
 
 
 def to_json(model: Any) -> dict[str, Any]:
-    data = json.loads(JSONEncoder(sort_keys=True).encode(model))
+    data: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(model))
     for key in ("templating", "annotations"):
         if not data.get(key):
             data[key] = {"list": []}
