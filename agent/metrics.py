@@ -163,7 +163,7 @@ class LatestReadings(Collector):
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             readings = list(self._readings.values())
-        families: dict[str, tuple[Metric, list[str]]] = {}
+        families: dict[str, tuple[CounterMetricFamily | GaugeMetricFamily, list[str]]] = {}
         for reading in readings:
             for sample in reading.samples:
                 names = sorted(sample.tags)
@@ -182,7 +182,7 @@ class LatestReadings(Collector):
         return [family for family, _ in families.values()]
 
 
-def _family(name: str, labelnames: list[str]) -> Metric:
+def _family(name: str, labelnames: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
     if name.endswith("_total"):
         return CounterMetricFamily(name[: -len("_total")], f"{name} (egovmon agent)", labels=labelnames)
     return GaugeMetricFamily(name, f"{name} (egovmon agent)", labels=labelnames)

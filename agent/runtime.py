@@ -214,7 +214,8 @@ class Agent:
         host, _, port = listen.rpartition(":")
         server, _thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
         self.metrics_server = server
-        return server.server_address[:2]
+        bound_host, bound_port = server.server_address[:2]
+        return str(bound_host), bound_port
 
     async def run(self) -> None:
         """Run until cancelled; flushes what is pending into the queue on the way out."""

@@ -95,12 +95,16 @@ class Record(Protocol):
 
 
 class Partition(Protocol):
-    """psutil's sdiskpart."""
+    """psutil's sdiskpart (a NamedTuple, so the fields are read-only)."""
 
-    device: str
-    mountpoint: str
-    fstype: str
-    opts: str
+    @property
+    def device(self) -> str: ...
+    @property
+    def mountpoint(self) -> str: ...
+    @property
+    def fstype(self) -> str: ...
+    @property
+    def opts(self) -> str: ...
 
 
 class TemperatureReading(Protocol):

@@ -285,7 +285,7 @@ def _screening(base: type, gate: Callable[[Callable[..., Any]], Callable[..., An
     """A subclass of pysnmp's UDP transport whose datagram callback goes through `gate` (pysnmp registers the
     dispatcher's callback with `register_callback`, and calls it once per datagram from the event loop)."""
 
-    class ScreenedUdpTransport(base):  # type: ignore[valid-type,misc]
+    class ScreenedUdpTransport(base):  # type: ignore[misc]  # base is pysnmp's transport class, known only at run time
         def register_callback(self, cbFun: Callable[..., Any]) -> None:  # noqa: N803 - pysnmp's keyword name
             super().register_callback(gate(cbFun))
 
