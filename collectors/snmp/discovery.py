@@ -9,9 +9,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from collectors.snmp.reading import SOURCE, tag_text
+from collectors.snmp.snapshot import Snapshot
 from core.models import Observation
 
 RANK = {"lldp": 0, "route_next_hop": 1, "arp": 2}
@@ -31,7 +31,7 @@ class Candidate:
                            attributes={"via": self.via, "seen_by": self.seen_by[:1024], "name": self.name[:1024]})
 
 
-def _evidence(device: str, snapshot: dict[str, Any]) -> Iterable[tuple[str, str, str]]:
+def _evidence(device: str, snapshot: Snapshot) -> Iterable[tuple[str, str, str]]:
     for peer in snapshot.get("lldp", ()):
         for address in peer["management_addresses"]:
             yield address, "lldp", peer["sys_name"]
@@ -43,7 +43,7 @@ def _evidence(device: str, snapshot: dict[str, Any]) -> Iterable[tuple[str, str,
 
 
 def propose(
-    polled: Sequence[tuple[str, dict[str, Any]]], ranges: Sequence[str], *, known: Iterable[str] = (),
+    polled: Sequence[tuple[str, Snapshot]], ranges: Sequence[str], *, known: Iterable[str] = (),
 ) -> list[Candidate]:
     """Candidates from (device name, snapshot) pairs, inside `ranges` (CIDR prefixes), sorted by address.
 

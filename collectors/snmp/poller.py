@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from collectors.snmp.ber import VarBind
 from collectors.snmp.engine import Device
 from collectors.snmp.errors import SnmpError, SnmpTimeoutError
 from collectors.snmp.modules import DEFAULT_MODULES, MODULES, SYSTEM, TABLES
-from collectors.snmp.snapshot import build
+from collectors.snmp.snapshot import Snapshot, build
 from collectors.snmp.walk import DEFAULT_MAX_REPETITIONS, BulkEngine, walk, walk_columns
 from core.models import Sample
 
@@ -50,7 +49,7 @@ class DeviceStatus:
 class PollResult:
     device: Device
     status: DeviceStatus
-    snapshot: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
     walks: dict[str, list[VarBind]] = field(default_factory=dict)
 
 
@@ -93,7 +92,7 @@ class Poller:
         """Poll one device; never raises an SnmpError: failures are in the result's status."""
         async with self._semaphore:
             started = time.perf_counter()
-            snapshot: dict[str, Any] | None = None
+            snapshot: Snapshot | None = None
             walks: dict[str, list[VarBind]] = {}
             error, kind = "", ""
             try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, NotRequired, TypedDict
 
-from collectors.snmp.ber import Oid, VarBind, oid_text
+from collectors.snmp.ber import Oid, Value, VarBind, oid_text
 from collectors.snmp.modules import SYSTEM, TABLES
 from collectors.snmp.tables import Row, address, inet_address_at, integer, ipv4_at, mac, rows, text
 
@@ -41,17 +41,139 @@ COUNTERS: Final = {
 }
 
 
+
+# The snapshot's sections. TypedDicts rather than dataclasses: a snapshot is plain JSON-ready data (stored,
+# compared with the recordings' expected output), and these only name the shape each section already has.
+class SystemInfo(TypedDict):
+    descr: str
+    object_id: str
+    uptime_ticks: int
+    contact: str
+    name: str
+    location: str
+    model: str
+    serial: str
+
+
+class Interface(TypedDict):
+    index: int
+    name: str
+    descr: str
+    alias: str
+    type: int
+    mtu: int
+    speed_bps: int
+    mac: str
+    admin_status: str
+    oper_status: str
+    last_change_ticks: int
+    counters: dict[str, int]  # COUNTERS field name -> raw counter value
+
+
+class Address(TypedDict):
+    address: str
+    prefix_length: int
+    network: str
+    if_index: int
+    source: str
+    interface: NotRequired[str]  # the interface's name, filled in by build()
+
+
+class Route(TypedDict):
+    destination: str
+    next_hop: str
+    if_index: int
+    type: str
+    proto: int
+    metric: int
+    source: str
+    interface: NotRequired[str]
+
+
+class Neighbor(TypedDict):
+    """An ARP / neighbour-discovery entry."""
+
+    address: str
+    mac: str
+    if_index: int
+    type: str
+    interface: NotRequired[str]
+
+
+class LldpPeer(TypedDict):
+    local_port_num: int
+    local_port: str
+    chassis_id: str
+    port_id: str
+    port_descr: str
+    sys_name: str
+    sys_descr: str
+    management_addresses: list[str]
+
+
+class FdbEntry(TypedDict):
+    mac: str
+    vlan: int
+    bridge_port: int
+    if_index: int
+    status: str
+    interface: NotRequired[str]
+
+
+class Storage(TypedDict):
+    index: int
+    descr: str
+    type: str
+    size_bytes: int
+    used_bytes: int
+
+
+class Processor(TypedDict):
+    index: int
+    load_percent: int
+
+
+class HostResources(TypedDict):
+    storage: list[Storage]
+    processors: list[Processor]
+
+
+class Health(TypedDict):
+    vendor: str
+    entity: int | str  # the row index's first arc, or the whole index dotted (HealthTable.dotted_entity)
+    name: str
+    cpu_percent: int  # -1: not reported
+    memory_percent: int  # -1: not reported
+    memory_used_bytes: NotRequired[int]  # only from tables giving memory in bytes
+    memory_free_bytes: NotRequired[int]
+
+
+class Snapshot(TypedDict):
+    """The normalized snapshot of one device (build())."""
+
+    system: SystemInfo
+    interfaces: list[Interface]
+    addresses: list[Address]
+    routes: list[Route]
+    arp: list[Neighbor]
+    lldp: list[LldpPeer]
+    fdb: list[FdbEntry]
+    storage: list[Storage]
+    processors: list[Processor]
+    health: list[Health]
+
+
 def _rows(walks: Walks, name: str) -> dict[Oid, Row]:
     return rows(TABLES[name], walks.get(name, ()))
 
 
-def system(walks: Walks) -> dict[str, Any]:
+def system(walks: Walks) -> SystemInfo:
     """sysDescr, sysObjectID, sysUpTime (1/100 s), sysContact, sysName, sysLocation; model and serial from
     the first ENTITY-MIB chassis (entPhysicalClass 3) that has them, else the first entity that does."""
     scalars = {oid[len(SYSTEM)]: value for oid, value in walks.get("system", ()) if oid[:len(SYSTEM)] == SYSTEM
                and len(oid) == len(SYSTEM) + 2 and oid[-1] == 0}
     object_id = scalars.get(2)
-    out: dict[str, Any] = {
+    out: SystemInfo = {
         "descr": text(scalars.get(1)), "object_id": oid_text(object_id) if isinstance(object_id, tuple) else "",
         "uptime_ticks": integer(scalars.get(3)), "contact": text(scalars.get(4)), "name": text(scalars.get(5)),
         "location": text(scalars.get(6)), "model": "", "serial": "",
@@ -66,11 +188,11 @@ def system(walks: Walks) -> dict[str, Any]:
     return out
 
 
-def interfaces(walks: Walks) -> list[dict[str, Any]]:
+def interfaces(walks: Walks) -> list[Interface]:
     """One entry per ifIndex seen in ifTable or ifXTable, counters raw; speed from ifHighSpeed when ifSpeed is
     saturated (4294967295) or missing."""
     base, extra = _rows(walks, "ifTable"), _rows(walks, "ifXTable")
-    out = []
+    out: list[Interface] = []
     for index in sorted(set(base) | set(extra)):
         if len(index) != 1:
             continue
@@ -87,7 +209,7 @@ def interfaces(walks: Walks) -> list[dict[str, Any]]:
             "admin_status": ADMIN_STATUS.get(integer(row.get("ifAdminStatus")), "unknown"),
             "oper_status": OPER_STATUS.get(integer(row.get("ifOperStatus")), "unknown"),
             "last_change_ticks": integer(row.get("ifLastChange")),
-            "counters": {field: row[column] for column, field in COUNTERS.items() if isinstance(row.get(column), int)},
+            "counters": {field: value for column, field in COUNTERS.items() if isinstance(value := row.get(column), int)},
         })
     return out
 
@@ -96,14 +218,14 @@ def _prefix(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int) ->
     return str(ipaddress.ip_interface(f"{addr}/{length}").network)
 
 
-def addresses(walks: Walks) -> list[dict[str, Any]]:
+def addresses(walks: Walks) -> list[Address]:
     """Interface addresses from ipAddrTable (IPv4, netmask) and ipAddressTable (unicast, prefix length from
     the ipAddressPrefix pointer), de-duplicated by (address, ifIndex).
 
     ipAddressTable wins, except when its prefix pointer is null or says /0 for an address
     that ipAddrTable gives a mask for (old net-snmp agents fill the pointer with garbage).
     """
-    found: dict[tuple[str, int], dict[str, Any]] = {}
+    found: dict[tuple[str, int], Address] = {}
 
     def put(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int, if_index: int, source: str) -> None:
         found[(str(addr), if_index)] = {"address": str(addr), "prefix_length": length,
@@ -139,15 +261,15 @@ def addresses(walks: Walks) -> list[dict[str, Any]]:
                                                  ipaddress.ip_address(a["address"]), a["if_index"]))
 
 
-def _route(destination: str, next_hop: str, row: Row, types: Mapping[int, str], source: str) -> dict[str, Any]:
+def _route(destination: str, next_hop: str, row: Row, types: Mapping[int, str], source: str) -> Route:
     return {"destination": destination, "next_hop": next_hop, "if_index": integer(row.get("ifIndex")),
             "type": types.get(integer(row.get("type")), "other"), "proto": integer(row.get("proto")),
             "metric": integer(row.get("metric")), "source": source}
 
 
-def routes(walks: Walks) -> list[dict[str, Any]]:
+def routes(walks: Walks) -> list[Route]:
     """The routing table from the first of inetCidrRouteTable, ipCidrRouteTable, ipRouteTable that has rows."""
-    out: list[dict[str, Any]] = []
+    out: list[Route] = []
     for index, row in _rows(walks, "inetCidrRouteTable").items():
         try:
             dest, pos = inet_address_at(index, 0)
@@ -185,10 +307,10 @@ def routes(walks: Walks) -> list[dict[str, Any]]:
     return out
 
 
-def arp(walks: Walks) -> list[dict[str, Any]]:
+def arp(walks: Walks) -> list[Neighbor]:
     """IP→MAC neighbours from ipNetToPhysicalTable and ipNetToMediaTable, merged by (ifIndex, address);
     invalid entries and entries without a MAC are left out."""
-    found: dict[tuple[int, str], dict[str, Any]] = {}
+    found: dict[tuple[int, str], Neighbor] = {}
     for index, row in _rows(walks, "ipNetToPhysicalTable").items():
         try:
             addr, _ = inet_address_at(index, 1)
@@ -213,7 +335,7 @@ def arp(walks: Walks) -> list[dict[str, Any]]:
                                                  ipaddress.ip_address(n["address"]), n["if_index"]))
 
 
-def _lldp_id(subtype: int, value: Any, mac_subtype: int) -> str:
+def _lldp_id(subtype: int, value: Value, mac_subtype: int) -> str:
     """A chassis or port id: MAC subtypes as aa:bb:..., network addresses (subtype 5) decoded, else text."""
     if isinstance(value, bytes) and subtype == mac_subtype and len(value) == 6:
         return mac(value)
@@ -222,7 +344,7 @@ def _lldp_id(subtype: int, value: Any, mac_subtype: int) -> str:
     return text(value)
 
 
-def lldp(walks: Walks) -> list[dict[str, Any]]:
+def lldp(walks: Walks) -> list[LldpPeer]:
     """LLDP remote systems with their local port (lldpLocPortTable) and management addresses."""
     local = _rows(walks, "lldpLocPortTable")
     managed: dict[tuple[int, ...], list[str]] = {}
@@ -233,7 +355,7 @@ def lldp(walks: Walks) -> list[dict[str, Any]]:
             continue
         if addr is not None:
             managed.setdefault(index[:3], []).append(str(addr))
-    out = []
+    out: list[LldpPeer] = []
     for index, row in _rows(walks, "lldpRemTable").items():
         if len(index) != 3:
             continue
@@ -249,11 +371,11 @@ def lldp(walks: Walks) -> list[dict[str, Any]]:
     return out
 
 
-def fdb(walks: Walks) -> list[dict[str, Any]]:
+def fdb(walks: Walks) -> list[FdbEntry]:
     """Learned MAC addresses: Q-BRIDGE (per FDB id) when present, else BRIDGE-MIB; bridge port → ifIndex."""
     ports = {index[0]: integer(row.get("ifIndex")) for index, row in _rows(walks, "dot1dBasePortTable").items()
              if len(index) == 1}
-    out = []
+    out: list[FdbEntry] = []
     for name, vlan_arcs in (("dot1qTpFdbTable", 1), ("dot1dTpFdbTable", 0)):
         for index, row in _rows(walks, name).items():
             if len(index) != vlan_arcs + 6 or any(not 0 <= o <= 255 for o in index[vlan_arcs:]):
@@ -267,9 +389,9 @@ def fdb(walks: Walks) -> list[dict[str, Any]]:
     return out
 
 
-def host_resources(walks: Walks) -> dict[str, list[dict[str, Any]]]:
+def host_resources(walks: Walks) -> HostResources:
     """hrStorage sizes in bytes (units × allocation unit) and hrProcessorLoad in percent."""
-    storage = []
+    storage: list[Storage] = []
     for index, row in _rows(walks, "hrStorageTable").items():
         units = integer(row.get("units"), 0)
         size, used = integer(row.get("size")), integer(row.get("used"))
@@ -279,7 +401,7 @@ def host_resources(walks: Walks) -> dict[str, list[dict[str, Any]]]:
         storage.append({"index": index[0], "descr": text(row.get("descr")),
                         "type": oid_text(kind) if isinstance(kind, tuple) else "",
                         "size_bytes": size * units, "used_bytes": used * units})
-    processors = [{"index": index[0], "load_percent": integer(row.get("load"))}
+    processors: list[Processor] = [{"index": index[0], "load_percent": integer(row.get("load"))}
                   for index, row in _rows(walks, "hrProcessorTable").items() if integer(row.get("load")) >= 0]
     return {"storage": storage, "processors": processors}
 
@@ -319,16 +441,15 @@ HEALTH_TABLES: Final[tuple[HealthTable, ...]] = (
 )
 
 
-def _health_row(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str]) -> dict[str, Any] | None:
+def _health_row(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str]) -> Health | None:
     """One entity's CPU and memory use by the table's spec, or None when the row is left out."""
     cpu = integer(row.get(spec.cpu)) if spec.cpu else -1
-    extra: dict[str, Any] = {}
+    used = free = None
     if spec.memory_bytes is not None:
         used, free = integer(row.get(spec.memory_bytes[0])), integer(row.get(spec.memory_bytes[1]))
         if used < 0 or free < 0 or used + free == 0:
             return None
         memory = round(100 * used / (used + free))
-        extra = {"memory_used_bytes": used, "memory_free_bytes": free}
     else:
         memory = integer(row.get(spec.memory)) if spec.memory else -1
         if spec.skip_idle and cpu <= 0 and memory <= 0:
@@ -338,11 +459,14 @@ def _health_row(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str
     else:
         entity = integer(row.get(spec.entity_column), 0) if spec.entity_column else index[0]
         name = names.get(entity, spec.fallback_name.format(index=index[0]))
-    return {"vendor": spec.vendor, "entity": ".".join(map(str, index)) if spec.dotted_entity else index[0],
-            "name": name, "cpu_percent": cpu, "memory_percent": memory, **extra}
+    health: Health = {"vendor": spec.vendor, "entity": ".".join(map(str, index)) if spec.dotted_entity else index[0],
+                      "name": name, "cpu_percent": cpu, "memory_percent": memory}
+    if used is not None and free is not None:
+        health["memory_used_bytes"], health["memory_free_bytes"] = used, free
+    return health
 
 
-def vendor_health(walks: Walks) -> list[dict[str, Any]]:
+def vendor_health(walks: Walks) -> list[Health]:
     """CPU and memory use per entity (board, routing engine, pool) from the vendor tables that answered.
 
     The tables and how each is read are data (`HEALTH_TABLES`); entities that
@@ -351,7 +475,7 @@ def vendor_health(walks: Walks) -> list[dict[str, Any]]:
     """
     names = {index[0]: text(row.get("name")) or text(row.get("descr"))
              for index, row in _rows(walks, "entPhysical").items() if len(index) == 1}
-    out: list[dict[str, Any]] = []
+    out: list[Health] = []
     for spec in HEALTH_TABLES:
         for index, row in _rows(walks, spec.table).items():
             entry = _health_row(spec, index, row, names)
@@ -360,16 +484,19 @@ def vendor_health(walks: Walks) -> list[dict[str, Any]]:
     return out
 
 
-def build(walks: Walks) -> dict[str, Any]:
+def build(walks: Walks) -> Snapshot:
     """The normalized snapshot of one device from its walks (missing tables give empty sections)."""
     ifaces = interfaces(walks)
     names = {iface["index"]: iface["name"] for iface in ifaces}
-    sections: dict[str, Any] = {
+    sections: Snapshot = {
         "system": system(walks), "interfaces": ifaces, "addresses": addresses(walks), "routes": routes(walks),
         "arp": arp(walks), "lldp": lldp(walks), "fdb": fdb(walks), **host_resources(walks),
         "health": vendor_health(walks),
     }
-    for key in ("addresses", "routes", "arp", "fdb"):
-        for entry in sections[key]:
+    entries: tuple[list[Address] | list[Route] | list[Neighbor] | list[FdbEntry], ...] = (
+        sections["addresses"], sections["routes"], sections["arp"], sections["fdb"],
+    )
+    for section in entries:
+        for entry in section:
             entry["interface"] = names.get(entry["if_index"], "")
     return sections
