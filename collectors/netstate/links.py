@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from collectors.netstate.errors import ParseError, load_json
 from collectors.netstate.models import Interface, InterfaceAddress, IPAddress, SysfsLink, TunnelEndpoints
@@ -128,7 +128,20 @@ def parse_ip_addresses(text: str) -> tuple[InterfaceAddress, ...]:
     return tuple(addresses)
 
 
-def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[Any]]) -> tuple[InterfaceAddress, ...]:
+class IfAddr(Protocol):
+    """One getifaddrs entry (psutil's snicaddr, a NamedTuple)."""
+
+    @property
+    def family(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def netmask(self) -> str | None: ...
+    @property
+    def ptp(self) -> str | None: ...
+
+
+def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[IfAddr]]) -> tuple[InterfaceAddress, ...]:
     """Addresses from psutil.net_if_addrs() (getifaddrs), for hosts without iproute2.
 
     getifaddrs carries no scope; it is derived from the address (host, link or global).
