@@ -7,7 +7,7 @@ the single input of `reading` (samples and observations). Counters stay raw.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, NotRequired, TypedDict
 
@@ -178,14 +178,19 @@ def system(walks: Walks) -> SystemInfo:
         "uptime_ticks": integer(scalars.get(3)), "contact": text(scalars.get(4)), "name": text(scalars.get(5)),
         "location": text(scalars.get(6)), "model": "", "serial": "",
     }
-    entities = list(_rows(walks, "entPhysical").values())
+    out["model"], out["serial"] = _model_and_serial(list(_rows(walks, "entPhysical").values()))
+    return out
+
+
+def _model_and_serial(entities: list[Row]) -> tuple[str, str]:
+    """Model and serial of the first chassis (entPhysicalClass 3) that has them, else of the first entity that
+    does; ("", "") when none has."""
     for candidates in ([e for e in entities if integer(e.get("class")) == 3], entities):
         for entity in candidates:
             model, serial = text(entity.get("model")), text(entity.get("serial"))
             if model or serial:
-                out["model"], out["serial"] = model, serial
-                return out
-    return out
+                return model, serial
+    return "", ""
 
 
 def interfaces(walks: Walks) -> list[Interface]:
@@ -218,6 +223,26 @@ def _prefix(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, length: int) ->
     return str(ipaddress.ip_interface(f"{addr}/{length}").network)
 
 
+def _ip_addr_table(walks: Walks) -> Iterator[tuple[ipaddress.IPv4Address, int, int]]:
+    """(address, prefix length, ifIndex) of each ipAddrTable row; /32 when the netmask is missing or not one."""
+    for index, row in _rows(walks, "ipAddrTable").items():
+        try:
+            v4 = ipv4_at(index)
+        except ValueError:
+            continue
+        mask = address(row.get("netmask"))
+        try:
+            length = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen if mask is not None else 32
+        except ValueError:
+            length = 32
+        yield v4, length, integer(row.get("ifIndex"))
+
+
+def _pointed_prefix_length(prefix: Value) -> int:
+    """The prefix length ending an ipAddressPrefix pointer (an OID into ipAddressPrefixTable); 0 when null."""
+    return prefix[-1] if isinstance(prefix, tuple) and len(prefix) > 2 and prefix != (0, 0) else 0
+
+
 def addresses(walks: Walks) -> list[Address]:
     """Interface addresses from ipAddrTable (IPv4, netmask) and ipAddressTable (unicast, prefix length from
     the ipAddressPrefix pointer), de-duplicated by (address, ifIndex).
@@ -231,17 +256,8 @@ def addresses(walks: Walks) -> list[Address]:
         found[(str(addr), if_index)] = {"address": str(addr), "prefix_length": length,
                                        "network": _prefix(addr, length), "if_index": if_index, "source": source}
 
-    for index, row in _rows(walks, "ipAddrTable").items():
-        try:
-            v4 = ipv4_at(index)
-        except ValueError:
-            continue
-        mask = address(row.get("netmask"))
-        try:
-            length = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen if mask is not None else 32
-        except ValueError:
-            length = 32
-        put(v4, length, integer(row.get("ifIndex")), "ipAddrTable")
+    for v4, length, if_index in _ip_addr_table(walks):
+        put(v4, length, if_index, "ipAddrTable")
     for index, row in _rows(walks, "ipAddressTable").items():
         try:
             addr, _ = inet_address_at(index, 0)
@@ -249,8 +265,7 @@ def addresses(walks: Walks) -> list[Address]:
             continue
         if addr is None or integer(row.get("type"), 1) != 1:
             continue
-        prefix = row.get("prefix")
-        length = prefix[-1] if isinstance(prefix, tuple) and len(prefix) > 2 and prefix != (0, 0) else 0
+        length = _pointed_prefix_length(row.get("prefix"))
         if_index = integer(row.get("ifIndex"))
         if not 0 < length <= addr.max_prefixlen:
             if (str(addr), if_index) in found:
@@ -269,6 +284,15 @@ def _route(destination: str, next_hop: str, row: Row, types: Mapping[int, str], 
 
 def routes(walks: Walks) -> list[Route]:
     """The routing table from the first of inetCidrRouteTable, ipCidrRouteTable, ipRouteTable that has rows."""
+    for read in (_inet_cidr_routes, _ip_cidr_routes, _rfc1213_routes):
+        out = read(walks)
+        if out:
+            return out
+    return []
+
+
+def _inet_cidr_routes(walks: Walks) -> list[Route]:
+    """Routes of inetCidrRouteTable (IP-FORWARD-MIB, IPv4 and IPv6)."""
     out: list[Route] = []
     for index, row in _rows(walks, "inetCidrRouteTable").items():
         try:
@@ -282,8 +306,12 @@ def routes(walks: Walks) -> list[Route]:
             continue
         next_hop = "" if hop is None or hop.is_unspecified else str(hop)
         out.append(_route(_prefix(dest, length), next_hop, row, ROUTE_TYPE_CIDR, "inetCidrRouteTable"))
-    if out:
-        return out
+    return out
+
+
+def _ip_cidr_routes(walks: Walks) -> list[Route]:
+    """Routes of ipCidrRouteTable (the deprecated IPv4 table of IP-FORWARD-MIB)."""
+    out: list[Route] = []
     for index, row in _rows(walks, "ipCidrRouteTable").items():
         try:
             dest, mask, hop = ipv4_at(index), ipv4_at(index, 4), ipv4_at(index, 9)
@@ -292,8 +320,12 @@ def routes(walks: Walks) -> list[Route]:
             continue
         out.append(_route(str(network), "" if hop.is_unspecified else str(hop), row, ROUTE_TYPE_CIDR,
                           "ipCidrRouteTable"))
-    if out:
-        return out
+    return out
+
+
+def _rfc1213_routes(walks: Walks) -> list[Route]:
+    """Routes of RFC 1213's ipRouteTable."""
+    out: list[Route] = []
     for index, row in _rows(walks, "ipRouteTable").items():
         try:
             dest = ipv4_at(index)
@@ -441,29 +473,33 @@ HEALTH_TABLES: Final[tuple[HealthTable, ...]] = (
 )
 
 
+def _health_name(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str]) -> str:
+    """The entity's name: the table's name column, else its ENTITY-MIB name, else the fallback."""
+    if spec.name_column is not None:
+        return text(row.get(spec.name_column))
+    entity = integer(row.get(spec.entity_column), 0) if spec.entity_column else index[0]
+    return names.get(entity, spec.fallback_name.format(index=index[0]))
+
+
 def _health_row(spec: HealthTable, index: Oid, row: Row, names: Mapping[int, str]) -> Health | None:
     """One entity's CPU and memory use by the table's spec, or None when the row is left out."""
     cpu = integer(row.get(spec.cpu)) if spec.cpu else -1
-    used = free = None
+
+    def health(memory: int) -> Health:
+        return {"vendor": spec.vendor, "entity": ".".join(map(str, index)) if spec.dotted_entity else index[0],
+                "name": _health_name(spec, index, row, names), "cpu_percent": cpu, "memory_percent": memory}
+
     if spec.memory_bytes is not None:
         used, free = integer(row.get(spec.memory_bytes[0])), integer(row.get(spec.memory_bytes[1]))
         if used < 0 or free < 0 or used + free == 0:
             return None
-        memory = round(100 * used / (used + free))
-    else:
-        memory = integer(row.get(spec.memory)) if spec.memory else -1
-        if spec.skip_idle and cpu <= 0 and memory <= 0:
-            return None
-    if spec.name_column is not None:
-        name = text(row.get(spec.name_column))
-    else:
-        entity = integer(row.get(spec.entity_column), 0) if spec.entity_column else index[0]
-        name = names.get(entity, spec.fallback_name.format(index=index[0]))
-    health: Health = {"vendor": spec.vendor, "entity": ".".join(map(str, index)) if spec.dotted_entity else index[0],
-                      "name": name, "cpu_percent": cpu, "memory_percent": memory}
-    if used is not None and free is not None:
-        health["memory_used_bytes"], health["memory_free_bytes"] = used, free
-    return health
+        entry = health(round(100 * used / (used + free)))
+        entry["memory_used_bytes"], entry["memory_free_bytes"] = used, free
+        return entry
+    memory = integer(row.get(spec.memory)) if spec.memory else -1
+    if spec.skip_idle and cpu <= 0 and memory <= 0:
+        return None
+    return health(memory)
 
 
 def vendor_health(walks: Walks) -> list[Health]:
