@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Final
 
-from collectors.snmp.snapshot import Health, Snapshot
+from collectors.snmp.snapshot import Health, Interface, Snapshot
 from core.models import AttributeScalar, AttributeValue, Observation, Sample
 
 SOURCE: Final = "snmp"
@@ -45,12 +45,7 @@ def samples(snapshot: Snapshot, device: str, at: datetime) -> list[Sample]:
         out.append(Sample(measurement="snmp_system", tags={"device": dev}, timestamp=at,
                           fields={"uptime_seconds": uptime / 100}))
     for iface in snapshot["interfaces"]:
-        fields: dict[str, int] = {name: _counter(value) for name, value in iface["counters"].items()}
-        fields["oper_up"] = int(iface["oper_status"] == "up")
-        fields["admin_up"] = int(iface["admin_status"] == "up")
-        if iface["speed_bps"] >= 0:
-            fields["speed_bps"] = iface["speed_bps"]
-        out.append(Sample(measurement="snmp_interface", timestamp=at, fields=fields, tags={
+        out.append(Sample(measurement="snmp_interface", timestamp=at, fields=_interface_fields(iface), tags={
             "device": dev, "if_index": str(iface["index"]), "if_name": tag_text(iface["name"])}))
     for storage in snapshot["storage"]:
         out.append(Sample(measurement="snmp_storage", timestamp=at,
@@ -67,6 +62,16 @@ def samples(snapshot: Snapshot, device: str, at: datetime) -> list[Sample]:
                 "device": dev, "vendor": health["vendor"], "entity": str(health["entity"]),
                 "name": tag_text(health["name"] or str(health["entity"]))}))
     return out
+
+
+def _interface_fields(iface: Interface) -> dict[str, int]:
+    """An interface's raw counters (int64), its up/down states as 0/1 and its speed when known."""
+    fields = {name: _counter(value) for name, value in iface["counters"].items()}
+    fields["oper_up"] = int(iface["oper_status"] == "up")
+    fields["admin_up"] = int(iface["admin_status"] == "up")
+    if iface["speed_bps"] >= 0:
+        fields["speed_bps"] = iface["speed_bps"]
+    return fields
 
 
 def _health_fields(health: Health) -> dict[str, int]:
