@@ -214,7 +214,8 @@ def interfaces(walks: Walks) -> list[Interface]:
             "admin_status": ADMIN_STATUS.get(integer(row.get("ifAdminStatus")), "unknown"),
             "oper_status": OPER_STATUS.get(integer(row.get("ifOperStatus")), "unknown"),
             "last_change_ticks": integer(row.get("ifLastChange")),
-            "counters": {field: value for column, field in COUNTERS.items() if isinstance(value := row.get(column), int)},
+            "counters": {field: value for column, field in COUNTERS.items()
+                         if isinstance(value := row.get(column), int)},
         })
     return out
 
