@@ -67,12 +67,19 @@ def evaluate(answer: HttpAnswer, expect: HttpExpect) -> tuple[str, str]:
         wanted = ",".join(map(str, expect.status_codes)) or "2xx"
         return "status_mismatch", f"status {answer.status} from {answer.url}, expected {wanted}"
     if expect.body_regex or expect.body_not_regex:
-        text = decode_body(answer.body, answer.content_type)
-        if expect.body_regex and not re.search(expect.body_regex, text):
-            return "content_mismatch", f"body does not match {expect.body_regex!r}"
-        if expect.body_not_regex and re.search(expect.body_not_regex, text):
-            return "content_mismatch", f"body matches the forbidden {expect.body_not_regex!r}"
+        mismatch = _content_mismatch(decode_body(answer.body, answer.content_type), expect)
+        if mismatch:
+            return "content_mismatch", mismatch
     return "ok", f"status {answer.status} from {answer.url}"
+
+
+def _content_mismatch(text: str, expect: HttpExpect) -> str:
+    """Why the body fails the expected (or forbidden) pattern; "" when it passes."""
+    if expect.body_regex and not re.search(expect.body_regex, text):
+        return f"body does not match {expect.body_regex!r}"
+    if expect.body_not_regex and re.search(expect.body_not_regex, text):
+        return f"body matches the forbidden {expect.body_not_regex!r}"
+    return ""
 
 
 def answer_fields(answer: HttpAnswer) -> dict[str, int | float]:
