@@ -93,6 +93,26 @@ def answer_fields(answer: HttpAnswer) -> dict[str, int | float]:
     return fields
 
 
+def _peer_tls(response: httpx.Response) -> tuple[str | None, bytes | None]:
+    """The TLS version and the peer's certificate (DER) of the connection that answered; (None, None) for plain
+    HTTP."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None, None
+    return ssl_object.version(), ssl_object.getpeercert(binary_form=True)
+
+
+async def _read_body(response: httpx.Response) -> bytearray:
+    """The raw body, reading stops once MAX_BODY_BYTES are in (the caller cuts the excess)."""
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= MAX_BODY_BYTES:
+            break
+    return body
+
+
 class _Phases:
     """The httpcore trace callback: adds each phase's duration into `phases`."""
 
@@ -176,16 +196,8 @@ class HttpProber:
             request = client.build_request(expect.method, url, extensions=extensions)
             response = await client.send(request, stream=True)
             try:
-                body = bytearray()
-                tls_version, cert = None, None
-                stream = response.extensions.get("network_stream")
-                ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-                if ssl_object is not None:
-                    tls_version, cert = ssl_object.version(), ssl_object.getpeercert(binary_form=True)
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) >= MAX_BODY_BYTES:
-                        break
+                tls_version, cert = _peer_tls(response)
+                body = await _read_body(response)
             finally:
                 await response.aclose()
             location = response.headers.get("location")
