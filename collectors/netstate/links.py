@@ -58,6 +58,26 @@ def _endpoint(value: Any) -> IPAddress | None:
         return None
 
 
+def _link_kind(entry: dict[str, Any], link_kind: str, data: dict[str, Any], with_device: frozenset[str]) -> str:
+    """Our kind of one `ip -d -j` link: tun/tap, the INFO_KIND of its linkinfo, loopback, physical or other."""
+    if link_kind == "tun":
+        return "tap" if data.get("type") == "tap" else "tun"
+    if link_kind:
+        return INFO_KIND.get(link_kind, "other")
+    if entry.get("link_type") == "loopback":
+        return "loopback"
+    if "parentbus" in entry or entry["ifname"] in with_device:
+        return "physical"
+    return "other"
+
+
+def _tunnel_endpoints(kind: str, data: dict[str, Any]) -> TunnelEndpoints:
+    """A tunnel's ends from its linkinfo data (VXLAN: unicast remote or multicast group, and its id)."""
+    remote = data.get("remote", data.get("group"))
+    vni = data.get("id") if kind == "vxlan" else None
+    return TunnelEndpoints(_endpoint(data.get("local")), _endpoint(remote), vni if isinstance(vni, int) else None)
+
+
 def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> tuple[Interface, ...]:
     """Interfaces from `ip -d -j addr show` (or `ip -d -j link show`).
 
@@ -78,22 +98,8 @@ def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> t
         info = entry.get("linkinfo") or {}
         link_kind = str(info.get("info_kind", ""))
         data = info.get("info_data") or {}
-        if link_kind == "tun":
-            kind = "tap" if data.get("type") == "tap" else "tun"
-        elif link_kind:
-            kind = INFO_KIND.get(link_kind, "other")
-        elif entry.get("link_type") == "loopback":
-            kind = "loopback"
-        elif "parentbus" in entry or entry["ifname"] in with_device:
-            kind = "physical"
-        else:
-            kind = "other"
-        tunnel = None
-        if kind in TUNNEL_KINDS:
-            remote = data.get("remote", data.get("group"))  # VXLAN: unicast remote or multicast group
-            vni = data.get("id") if kind == "vxlan" else None
-            tunnel = TunnelEndpoints(_endpoint(data.get("local")), _endpoint(remote),
-                                     vni if isinstance(vni, int) else None)
+        kind = _link_kind(entry, link_kind, data, with_device)
+        tunnel = _tunnel_endpoints(kind, data) if kind in TUNNEL_KINDS else None
         flags = entry.get("flags", [])
         operstate = str(entry.get("operstate", "UNKNOWN"))
         interfaces.append(Interface(
