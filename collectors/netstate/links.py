@@ -167,22 +167,25 @@ def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[IfAddr]]) -> tuple[Int
     return tuple(addresses)
 
 
+def _sysfs_kind(raw: SysfsLink) -> str:
+    """The interface's kind by the first sysfs evidence: tun flags, bridge/ or bonding/, DEVTYPE, the ARPHRD
+    type, a device link (physical); else other."""
+    if raw.tun_flags is not None:
+        return "tap" if raw.tun_flags & IFF_TUN_TAP else "tun"
+    if raw.has_bridge:
+        return "bridge"
+    if raw.has_bonding:
+        return "bond"
+    if raw.devtype in SYSFS_DEVTYPE:
+        return SYSFS_DEVTYPE[raw.devtype]
+    if raw.arphrd in ARPHRD_KIND:
+        return ARPHRD_KIND[raw.arphrd]
+    return "physical" if raw.has_device else "other"
+
+
 def link_from_sysfs(raw: SysfsLink) -> Interface:
     """Classify one interface from its sysfs files (see SysfsLink); veth and macvlan come out `other`."""
-    if raw.tun_flags is not None:
-        kind = "tap" if raw.tun_flags & IFF_TUN_TAP else "tun"
-    elif raw.has_bridge:
-        kind = "bridge"
-    elif raw.has_bonding:
-        kind = "bond"
-    elif raw.devtype in SYSFS_DEVTYPE:
-        kind = SYSFS_DEVTYPE[raw.devtype]
-    elif raw.arphrd in ARPHRD_KIND:
-        kind = ARPHRD_KIND[raw.arphrd]
-    elif raw.has_device:
-        kind = "physical"
-    else:
-        kind = "other"
+    kind = _sysfs_kind(raw)
     return Interface(
         name=raw.name, kind=kind, link_kind="", mac=_mac(raw.address),
         up=raw.operstate == "up" or (raw.operstate == "unknown" and bool(raw.flags & IFF_UP)),
