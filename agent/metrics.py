@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +20,24 @@ from prometheus_client.registry import Collector
 from agent.queue import DiskQueue
 from core.collect import Reading
 from core.supervise import WORKERS, Workers
+
+if TYPE_CHECKING:  # only their counters' types: importing the collectors here would load flow and SNMP for every agent
+    from collectors.flow.listener import ListenerStats
+    from collectors.snmp.collector import SnmpStats
+
+
+@runtime_checkable
+class FlowListenerStats(Protocol):
+    """What /metrics reads of a collectors.flow FlowListener."""
+
+    def stats(self) -> ListenerStats: ...
+
+
+@runtime_checkable
+class SnmpCollectorStats(Protocol):
+    """What /metrics reads of a collectors.snmp SnmpCollector."""
+
+    def stats(self) -> SnmpStats: ...
 
 
 class AgentMetrics:
@@ -60,11 +78,11 @@ class AgentMetrics:
     def watch_workers(self, registry: CollectorRegistry, workers: Workers = WORKERS) -> None:
         registry.register(_WorkersCollector(workers))
 
-    def watch_flow_listener(self, registry: CollectorRegistry, listener: Any) -> None:
+    def watch_flow_listener(self, registry: CollectorRegistry, listener: FlowListenerStats) -> None:
         """The flow listener's own health: decode errors by reason and the bounds' evictions (a FlowListener)."""
         registry.register(_FlowListenerCollector(listener))
 
-    def watch_snmp(self, registry: CollectorRegistry, collector: Any) -> None:
+    def watch_snmp(self, registry: CollectorRegistry, collector: SnmpCollectorStats) -> None:
         """The SNMP collector's own health: traps received and failed, events dropped, bounds (an SnmpCollector)."""
         registry.register(_SnmpCollector(collector))
 
@@ -87,7 +105,7 @@ class _WorkersCollector(Collector):
 
 
 class _FlowListenerCollector(Collector):
-    def __init__(self, listener: Any) -> None:
+    def __init__(self, listener: FlowListenerStats) -> None:
         self._listener = listener
 
     def collect(self) -> Iterable[Metric]:
@@ -108,7 +126,7 @@ class _FlowListenerCollector(Collector):
 
 
 class _SnmpCollector(Collector):
-    def __init__(self, snmp: Any) -> None:
+    def __init__(self, snmp: SnmpCollectorStats) -> None:
         self._snmp = snmp
 
     def collect(self) -> Iterable[Metric]:
@@ -163,7 +181,7 @@ class LatestReadings(Collector):
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             readings = list(self._readings.values())
-        families: dict[str, tuple[Metric, list[str]]] = {}
+        families: dict[str, tuple[CounterMetricFamily | GaugeMetricFamily, list[str]]] = {}
         for reading in readings:
             for sample in reading.samples:
                 names = sorted(sample.tags)
@@ -182,13 +200,13 @@ class LatestReadings(Collector):
         return [family for family, _ in families.values()]
 
 
-def _family(name: str, labelnames: list[str]) -> Metric:
+def _family(name: str, labelnames: list[str]) -> CounterMetricFamily | GaugeMetricFamily:
     if name.endswith("_total"):
         return CounterMetricFamily(name[: -len("_total")], f"{name} (egovmon agent)", labels=labelnames)
     return GaugeMetricFamily(name, f"{name} (egovmon agent)", labels=labelnames)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):

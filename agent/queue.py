@@ -87,14 +87,36 @@ class DiskQueue:
             seq = self._next_seq
             self._next_seq += 1
         path = self.directory / f"{seq:020d}{SUFFIX}"
+        self._write_making_room(path, body)
+        item = QueuedBatch(seq, path, len(body))
+        dropped = self._append_within_bound(item)
+        for old in dropped:
+            old.path.unlink(missing_ok=True)
+        if dropped and not self._full:
+            self._full = True
+            log.warning(
+                "disk queue full (%d bytes): dropping the oldest batches (counted in egovmon_agent_queue_dropped_batches_total)",
+                self.max_bytes,
+            )
+        return item
+
+    def _write_making_room(self, path: Path, body: bytes) -> None:
+        """Write body durably to path, dropping the oldest batches while the file system is full.
+
+        Raises:
+            OSError: the disk refused the write for another reason, or is full with nothing left to drop.
+        """
         while True:
             try:
                 _write_durably(path, body)
-                break
+                return
             except OSError as exc:
                 if exc.errno not in _DISK_FULL_ERRNOS or not self._drop_oldest_for_room():
                     raise
-        item = QueuedBatch(seq, path, len(body))
+
+    def _append_within_bound(self, item: QueuedBatch) -> list[QueuedBatch]:
+        """Queue item, then take the oldest batches off (counted) until the bound holds; returns those taken off
+        (their files are the caller's to delete, outside the lock). The newest batch always stays."""
         dropped: list[QueuedBatch] = []
         with self._lock:
             self._items.append(item)
@@ -105,15 +127,7 @@ class DiskQueue:
                 dropped.append(oldest)
             self.dropped_batches_total += len(dropped)
             self.dropped_bytes_total += sum(d.size for d in dropped)
-        for old in dropped:
-            old.path.unlink(missing_ok=True)
-        if dropped and not self._full:
-            self._full = True
-            log.warning(
-                "disk queue full (%d bytes): dropping the oldest batches (counted in egovmon_agent_queue_dropped_batches_total)",
-                self.max_bytes,
-            )
-        return item
+        return dropped
 
     def _drop_oldest_for_room(self) -> bool:
         """Drop the oldest batch because the file system is full; False when there is none to drop."""

@@ -10,7 +10,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable
+import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, start_http_server
 
-from agent.metrics import AgentMetrics, LatestReadings
+from agent.metrics import AgentMetrics, FlowListenerStats, LatestReadings, SnmpCollectorStats
 from agent.queue import DiskQueue
 from agent.scheduler import Job, Scheduler
 from agent.shipping import Batcher, Shipper
@@ -176,9 +177,9 @@ class Agent:
         self.metrics.watch_workers(self.registry)
         for job in jobs:
             listener = getattr(job.collector, "listener", None)
-            if listener is not None and hasattr(listener, "stats"):  # the flow collector's FlowListener
+            if listener is not None and isinstance(listener, FlowListenerStats):  # the flow collector's FlowListener
                 self.metrics.watch_flow_listener(self.registry, listener)
-            if job.collector.name == "snmp" and hasattr(job.collector, "stats"):  # the SnmpCollector
+            if job.collector.name == "snmp" and isinstance(job.collector, SnmpCollectorStats):  # the SnmpCollector
                 self.metrics.watch_snmp(self.registry, job.collector)
         self._wake = asyncio.Event()
         self.batcher = Batcher(
@@ -214,7 +215,8 @@ class Agent:
         host, _, port = listen.rpartition(":")
         server, _thread = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
         self.metrics_server = server
-        return server.server_address[:2]
+        bound_host, bound_port = server.server_address[:2]
+        return str(bound_host), bound_port
 
     async def run(self) -> None:
         """Run until cancelled; flushes what is pending into the queue on the way out."""
@@ -240,7 +242,8 @@ VERSION_RETRY_SECONDS = (5, 30, 300)  # then every 300 s until the server has it
 
 
 async def report_version(
-    server_url: str, credential: str, version: str, *, verify: Any = True, sleep: Callable[[float], Any] = asyncio.sleep
+    server_url: str, credential: str, version: str, *, verify: ssl.SSLContext | bool = True,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> bool:
     """Tell the server which egovmon version this agent runs (PUT /api/v1/agents/me/version), so it can show who
     needs the upgrade. Retried while the server cannot be reached or answers 5xx/429; False when it refuses (an older

@@ -10,6 +10,7 @@ reading is flushed to the queue at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -61,7 +62,7 @@ class Scheduler:
         async with asyncio.TaskGroup() as group:
             for job in self.jobs:  # supervised: one job's bug restarts that job, never the others
                 name = f"collector-{job.name}"
-                group.create_task(supervised_task(name, lambda job=job: self._every_interval(job)), name=name)
+                group.create_task(supervised_task(name, functools.partial(self._every_interval, job)), name=name)
                 if isinstance(job.collector, ChangeWatcher):
                     group.create_task(self._on_change(job), name=f"watch-{job.name}")
 

@@ -160,6 +160,15 @@ def parse_status_file(text: str, mtime: datetime) -> CheckResult:
     return CheckResult("failed", detail=_clip(first_line))
 
 
+def _json_report(stdout: str) -> dict[str, Any] | None:
+    """The JSON object that is all of stdout or its last non-blank line (after log lines); None when neither is."""
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    data = _json_object(stdout.strip())
+    return data if data is not None else _json_object(lines[-1])
+
+
 def parse_command_output(returncode: int, stdout: str, stderr: str) -> CheckResult:
     """The outcome of a check command: exit 0 is success; a JSON object on stdout may add finished_at and size_bytes.
 
@@ -170,10 +179,7 @@ def parse_command_output(returncode: int, stdout: str, stderr: str) -> CheckResu
         how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
         said = _clip(stderr) or _clip(stdout)
         return CheckResult("failed", detail=f"{how}: {said}" if said else how)
-    lines = [line for line in stdout.strip().splitlines() if line.strip()]
-    data = _json_object(stdout.strip()) if lines else None
-    if data is None and lines:
-        data = _json_object(lines[-1])
+    data = _json_report(stdout)
     if data is None:
         return CheckResult("success", None, 0, "exit status 0")
     finished, size, notes = _from_json(data, None)
@@ -239,6 +245,23 @@ def evaluate(job: BackupJob, result: CheckResult, last: LastSuccess | None, now:
 # -- shells -----------------------------------------------------------------------------
 
 
+def _newest_file(root: Path, pattern: str) -> tuple[Path, os.stat_result] | None:
+    """The most recently modified regular file under root matching pattern, with its stat; None when none.
+
+    Raises:
+        OSError: root itself could not be walked.
+    """
+    newest: tuple[Path, os.stat_result] | None = None
+    for candidate in root.rglob(pattern):
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue  # removed while walking, or a dangling link
+        if stat.S_ISREG(st.st_mode) and (newest is None or st.st_mtime > newest[1].st_mtime):
+            newest = (candidate, st)
+    return newest
+
+
 def check_path(root: Path, pattern: str) -> CheckResult:
     """The newest regular file under `root` matching `pattern` (recursively), or `root` itself when it is a file.
 
@@ -253,13 +276,7 @@ def check_path(root: Path, pattern: str) -> CheckResult:
     newest: tuple[Path, os.stat_result] | None = (root, root_stat) if stat.S_ISREG(root_stat.st_mode) else None
     if newest is None:
         try:
-            for candidate in root.rglob(pattern):
-                try:
-                    st = candidate.stat()
-                except OSError:
-                    continue  # removed while walking, or a dangling link
-                if stat.S_ISREG(st.st_mode) and (newest is None or st.st_mtime > newest[1].st_mtime):
-                    newest = (candidate, st)
+            newest = _newest_file(root, pattern)
         except OSError as exc:
             return CheckResult("error", detail=f"cannot read {root}: {exc.strerror or exc}")
     if newest is None:

@@ -20,7 +20,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Protocol
@@ -95,12 +95,16 @@ class Record(Protocol):
 
 
 class Partition(Protocol):
-    """psutil's sdiskpart."""
+    """psutil's sdiskpart (a NamedTuple, so the fields are read-only)."""
 
-    device: str
-    mountpoint: str
-    fstype: str
-    opts: str
+    @property
+    def device(self) -> str: ...
+    @property
+    def mountpoint(self) -> str: ...
+    @property
+    def fstype(self) -> str: ...
+    @property
+    def opts(self) -> str: ...
 
 
 class TemperatureReading(Protocol):
@@ -234,14 +238,21 @@ def host_samples(snapshot: HostSnapshot, *, at: datetime) -> tuple[Sample, ...]:
         "uptime_seconds": at.timestamp() - snapshot.boot_time_seconds,
     })
     for sensor, readings in sorted(snapshot.temperatures.items()):
-        seen: set[str] = set()
-        for index, reading in enumerate(readings, start=1):
-            label = reading.label or f"temp{index}"
-            if label in seen:  # two unlabelled or equally labelled inputs of one chip
-                label = f"{label} {index}"
-            seen.add(label)
+        for label, reading in _labelled(readings):
             add("host_temperature", _temperature_fields(reading), sensor=sensor, label=label)
     return tuple(samples)
+
+
+def _labelled(readings: Sequence[TemperatureReading]) -> Iterator[tuple[str, TemperatureReading]]:
+    """Each temperature input of one chip with a label unique in that chip: its own, else `tempN`; a repeated
+    label (two unlabelled or equally labelled inputs) gets the input's number appended."""
+    seen: set[str] = set()
+    for index, reading in enumerate(readings, start=1):
+        label = reading.label or f"temp{index}"
+        if label in seen:
+            label = f"{label} {index}"
+        seen.add(label)
+        yield label, reading
 
 
 # -- shell ------------------------------------------------------------------------------

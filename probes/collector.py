@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from core.collect import Reading, Target
+from core.models import Observation, Sample
 from probes.errors import (
     InterfaceError,
     OutOfRangeError,
@@ -112,7 +113,8 @@ class ProbesCollector:
     def reading(self, checks: list[CheckSettings], results: list[ProbeResult]) -> Reading:
         """Samples, findings and state changes of a set of results."""
         observed_at = self._clock()
-        sample_list, observation_list = [], []
+        sample_list: list[Sample] = []
+        observation_list: list[Observation] = []
         for check, result in zip(checks, results, strict=True):
             sample_list.extend(samples(result, check.name, observed_at))
             observation_list.extend(observations(result, observed_at))

@@ -17,7 +17,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from probes.l2 import interface_mac, scapy_all, with_raw_sockets
@@ -68,6 +68,30 @@ def _addresses(value: bytes | None) -> tuple[str, ...]:
     return tuple(str(ipaddress.IPv4Address(value[i:i + 4])) for i in range(0, len(value), 4))
 
 
+def _server_id(payload: bytes, options: Mapping[int, bytes], source_ip: str) -> str:
+    """The offering server: option 54 (server identifier), else siaddr when set, else the datagram's source."""
+    server = _addresses(options.get(54))
+    if server:
+        return server[0]
+    return str(ipaddress.IPv4Address(payload[20:24])) if payload[20:24] != b"\0" * 4 else source_ip
+
+
+def _network(yiaddr: ipaddress.IPv4Address, mask: tuple[str, ...]) -> str:
+    """The offered network from option 1 (subnet mask); "" without a valid mask."""
+    if not mask:
+        return ""
+    try:
+        return str(ipaddress.IPv4Network(f"{yiaddr}/{mask[0]}", strict=False))
+    except ValueError:
+        return ""
+
+
+def _lease_seconds(lease: bytes | None) -> int:
+    """Option 51 (lease time) in seconds; -1 when absent or malformed."""
+    seconds: int = struct.unpack("!I", lease)[0] if lease and len(lease) == 4 else -1
+    return seconds
+
+
 def parse_offer(payload: bytes, xid: int, *, source_ip: str = "", source_mac: str = "") -> DhcpOffer | None:
     """The OFFER in a BOOTP payload for transaction xid; None for anything else or anything malformed."""
     if len(payload) < 240 or payload[0] != 2 or payload[236:240] != MAGIC:
@@ -79,34 +103,23 @@ def parse_offer(payload: bytes, xid: int, *, source_ip: str = "", source_mac: st
     if options is None or options.get(53) != bytes([DHCPOFFER]):
         return None
     yiaddr = ipaddress.IPv4Address(payload[16:20])
-    server = _addresses(options.get(54))
-    server_id = server[0] if server else (str(ipaddress.IPv4Address(payload[20:24])) if payload[20:24] != b"\0" * 4
-                                          else source_ip)
+    server_id = _server_id(payload, options, source_ip)
     if not server_id:
         return None
-    mask = _addresses(options.get(1))
-    network = ""
-    if mask:
-        try:
-            network = str(ipaddress.IPv4Network(f"{yiaddr}/{mask[0]}", strict=False))
-        except ValueError:
-            network = ""
-    lease = options.get(51)
     return DhcpOffer(
-        server_id=server_id, offered_address=str(yiaddr), network=network, routers=_addresses(options.get(3)),
-        dns_servers=_addresses(options.get(6)), lease_seconds=struct.unpack("!I", lease)[0] if lease and len(lease) == 4 else -1,
+        server_id=server_id, offered_address=str(yiaddr), network=_network(yiaddr, _addresses(options.get(1))),
+        routers=_addresses(options.get(3)), dns_servers=_addresses(options.get(6)),
+        lease_seconds=_lease_seconds(options.get(51)),
         domain=options.get(15, b"").decode("ascii", errors="replace").rstrip("\0"), server_mac=source_mac,
     )
 
 
-def judge(offers: Iterable[DhcpOffer], authorized: Iterable[str], iface: str, *,
-          expect_offer: bool = False, duration_seconds: float = 0.0) -> ProbeResult:
-    """The verdict (pure): down with `rogue_dhcp` when an unauthorized server offered; findings per server."""
-    allowed = {str(ipaddress.ip_address(a)) for a in authorized}
+def _findings(offers: Iterable[DhcpOffer], allowed: set[str], iface: str) -> tuple[Finding, ...]:
+    """One `dhcp_offer` finding per server (its first offer), sorted by server."""
     by_server: dict[str, DhcpOffer] = {}
     for offer in offers:
         by_server.setdefault(offer.server_id, offer)
-    findings = tuple(
+    return tuple(
         Finding("dhcp_offer", server, {
             "interface": iface, "offered_address": o.offered_address, "network": o.network,
             "routers": list(o.routers), "dns_servers": list(o.dns_servers), "lease_seconds": o.lease_seconds,
@@ -114,6 +127,12 @@ def judge(offers: Iterable[DhcpOffer], authorized: Iterable[str], iface: str, *,
         })
         for server, o in sorted(by_server.items())
     )
+
+
+def judge(offers: Iterable[DhcpOffer], authorized: Iterable[str], iface: str, *,
+          expect_offer: bool = False, duration_seconds: float = 0.0) -> ProbeResult:
+    """The verdict (pure): down with `rogue_dhcp` when an unauthorized server offered; findings per server."""
+    findings = _findings(offers, {str(ipaddress.ip_address(a)) for a in authorized}, iface)
     rogue = [f.subject for f in findings if not f.attributes["authorized"]]
     fields = {"dhcp_servers": len(findings), "dhcp_rogue_servers": len(rogue)}
     if rogue:

@@ -67,12 +67,19 @@ def evaluate(answer: HttpAnswer, expect: HttpExpect) -> tuple[str, str]:
         wanted = ",".join(map(str, expect.status_codes)) or "2xx"
         return "status_mismatch", f"status {answer.status} from {answer.url}, expected {wanted}"
     if expect.body_regex or expect.body_not_regex:
-        text = decode_body(answer.body, answer.content_type)
-        if expect.body_regex and not re.search(expect.body_regex, text):
-            return "content_mismatch", f"body does not match {expect.body_regex!r}"
-        if expect.body_not_regex and re.search(expect.body_not_regex, text):
-            return "content_mismatch", f"body matches the forbidden {expect.body_not_regex!r}"
+        mismatch = _content_mismatch(decode_body(answer.body, answer.content_type), expect)
+        if mismatch:
+            return "content_mismatch", mismatch
     return "ok", f"status {answer.status} from {answer.url}"
+
+
+def _content_mismatch(text: str, expect: HttpExpect) -> str:
+    """Why the body fails the expected (or forbidden) pattern; "" when it passes."""
+    if expect.body_regex and not re.search(expect.body_regex, text):
+        return f"body does not match {expect.body_regex!r}"
+    if expect.body_not_regex and re.search(expect.body_not_regex, text):
+        return f"body matches the forbidden {expect.body_not_regex!r}"
+    return ""
 
 
 def answer_fields(answer: HttpAnswer) -> dict[str, int | float]:
@@ -84,6 +91,26 @@ def answer_fields(answer: HttpAnswer) -> dict[str, int | float]:
     if answer.tls_version in TLS_VERSIONS:
         fields["tls_version"] = TLS_VERSIONS[answer.tls_version]
     return fields
+
+
+def _peer_tls(response: httpx.Response) -> tuple[str | None, bytes | None]:
+    """The TLS version and the peer's certificate (DER) of the connection that answered; (None, None) for plain
+    HTTP."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if ssl_object is None:
+        return None, None
+    return ssl_object.version(), ssl_object.getpeercert(binary_form=True)
+
+
+async def _read_body(response: httpx.Response) -> bytearray:
+    """The raw body, reading stops once MAX_BODY_BYTES are in (the caller cuts the excess)."""
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= MAX_BODY_BYTES:
+            break
+    return body
 
 
 class _Phases:
@@ -169,16 +196,8 @@ class HttpProber:
             request = client.build_request(expect.method, url, extensions=extensions)
             response = await client.send(request, stream=True)
             try:
-                body = bytearray()
-                tls_version, cert = None, None
-                stream = response.extensions.get("network_stream")
-                ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-                if ssl_object is not None:
-                    tls_version, cert = ssl_object.version(), ssl_object.getpeercert(binary_form=True)
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) >= MAX_BODY_BYTES:
-                        break
+                tls_version, cert = _peer_tls(response)
+                body = await _read_body(response)
             finally:
                 await response.aclose()
             location = response.headers.get("location")

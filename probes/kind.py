@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,6 +87,6 @@ class ProbeKind(Generic[C]):
     scan: bool = False
     summary: tuple[str, str] = ("", "")  # what the kind checks, (zh, en)
 
-    def parse(self, data: Mapping[str, Any]) -> C:
+    def parse(self, data: Mapping[str, object]) -> C:
         """A check of this kind from a mapping (`kind` is filled in). Raises pydantic.ValidationError."""
         return self.check.model_validate({**data, "kind": self.name})

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TypeVar
 
 from probes.errors import InterfaceError, ProbeError, RawSocketPermissionError
 
 T = TypeVar("T")
 
 
-def scapy_all() -> Any:
+def scapy_all() -> ModuleType:
     """The scapy.all module. Raises ProbeError when scapy is not installed."""
     try:
         import scapy.all as scapy  # noqa: PLC0415 - scapy takes a second to import; only L2 probes need it

@@ -63,30 +63,52 @@ def check_allowed(addresses: list[Address], allowed: AllowedRanges | None, what:
 
 def classify(exc: BaseException) -> tuple[str, str]:
     """A failure while talking to a target -> (reason code, English detail). Walks the cause chain."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    for item in seen:
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return "cert_invalid", f"certificate verification failed: {item.verify_message}"
-    for item in seen:
-        if isinstance(item, ssl.SSLError):
-            return "tls_handshake_failed", f"TLS handshake failed: {item.reason or item}"
-        if isinstance(item, socket.gaierror):
-            return "resolve_failed", f"cannot resolve: {item.strerror}"
-        if isinstance(item, ConnectionRefusedError):
-            return "connection_refused", "connection refused (RST)"
-        if isinstance(item, ConnectionResetError):
-            return "connection_refused", "connection reset by peer (RST)"
-        if isinstance(item, TimeoutError):
-            return "timeout", "timed out"
-        if isinstance(item, OSError) and item.errno in _UNREACHABLE:
-            return "unreachable", f"unreachable: {item.strerror}"
+    known = _known_failure(_cause_chain(exc))
+    if known is not None:
+        return known
     name = type(exc).__name__
     if "Timeout" in name:
         return "timeout", f"timed out ({name})"
     if "Protocol" in name:
         return "protocol_error", f"{name}: {exc}"
     return "network_error", f"{name}: {exc}"
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    """exc and its causes (or contexts), outermost first, each once."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _known_failure(seen: list[BaseException]) -> tuple[str, str] | None:
+    """The reason of the first failure in the chain that is a known network one; a certificate failure anywhere
+    in the chain wins; None when there is none."""
+    for item in seen:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return "cert_invalid", f"certificate verification failed: {item.verify_message}"
+    for item in seen:
+        found = _network_failure(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _network_failure(item: BaseException) -> tuple[str, str] | None:
+    """(reason code, English detail) when item is a known network failure, else None."""
+    if isinstance(item, ssl.SSLError):
+        return "tls_handshake_failed", f"TLS handshake failed: {item.reason or item}"
+    if isinstance(item, socket.gaierror):
+        return "resolve_failed", f"cannot resolve: {item.strerror}"
+    if isinstance(item, ConnectionRefusedError):
+        return "connection_refused", "connection refused (RST)"
+    if isinstance(item, ConnectionResetError):
+        return "connection_refused", "connection reset by peer (RST)"
+    if isinstance(item, TimeoutError):
+        return "timeout", "timed out"
+    if isinstance(item, OSError) and item.errno in _UNREACHABLE:
+        return "unreachable", f"unreachable: {item.strerror}"
+    return None

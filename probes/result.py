@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from core.models import Observation, Sample
+from core.jsontypes import JsonObject, JsonValue
+from core.models import AttributeValue, Observation, Sample
 
 OK: Final = "ok"
 
@@ -53,7 +54,7 @@ class Finding:
 
     kind: str
     subject: str
-    attributes: Mapping[str, Any]
+    attributes: Mapping[str, AttributeValue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +79,21 @@ class ProbeResult:
     def state(self) -> str:
         return "up" if self.success else "down"
 
-    def to_json(self, language: str = "zh") -> dict[str, Any]:
+    def to_json(self, language: str = "zh") -> JsonObject:
         """A JSON-ready dict (the CLI's --json document)."""
         return {
             "kind": self.kind, "target": self.target, "success": self.success, "state": self.state,
             "reason": self.reason, "reason_text": reason_text(self.reason, language), "detail": self.detail,
             "duration_seconds": round(self.duration_seconds, 6), "fields": dict(self.fields),
             "phases": {k: round(v, 6) for k, v in self.phases.items()},
-            "findings": [{"kind": f.kind, "subject": f.subject, "attributes": dict(f.attributes)} for f in self.findings],
+            "findings": [{"kind": f.kind, "subject": f.subject, "attributes": _json_object(f.attributes)}
+                         for f in self.findings],
         }
+
+
+def _json_object(attributes: Mapping[str, AttributeValue]) -> JsonObject:
+    """A finding's attributes as a JSON object (each list copied, typed as a JSON list)."""
+    return {name: list[JsonValue](value) if isinstance(value, list) else value for name, value in attributes.items()}
 
 
 def failed(kind: str, target: str, reason: str, detail: str, duration_seconds: float = 0.0,

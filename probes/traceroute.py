@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Literal
 
+from core.models import AttributeScalar
 from probes.errors import InvalidTargetError
 from probes.l2 import scapy_all, with_raw_sockets
 from probes.result import Finding, ProbeResult
@@ -74,7 +75,8 @@ async def trace(target: str, *, allowed: AllowedRanges, protocol: Protocol = "ic
     started = time.perf_counter()
     answers = await asyncio.to_thread(_trace_sync, str(address), protocol, port, max_hops, timeout, rate)
     hops, reached = path(answers, max_hops)
-    finding = Finding("traceroute_path", str(address), {"protocol": protocol, "hops": hops, "hop_count": len(hops),
+    finding = Finding("traceroute_path", str(address), {"protocol": protocol, "hops": list[AttributeScalar](hops),
+                                                        "hop_count": len(hops),
                                                         "reached": reached})
     detail = " -> ".join(h or "*" for h in hops) or "no answer"
     return ProbeResult(KIND, str(address), reached, "ok" if reached else "unreachable", detail,

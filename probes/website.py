@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import httpx
 
+from core.models import AttributeValue
 from probes.certs import cert_facts
 from probes.errors import InvalidTargetError
 from probes.http import HttpAnswer, HttpExpect, HttpProber, title_of
@@ -29,7 +30,7 @@ _LOOK = HttpExpect(follow_redirects=False, verify_tls=False)
 
 def website_finding(url: str, answer: HttpAnswer) -> Finding:
     """The `website` finding of one answer (pure)."""
-    attributes: dict[str, object] = {
+    attributes: dict[str, AttributeValue] = {
         "status": answer.status, "title": title_of(answer), "server": answer.server[:256],
         "tls": answer.tls_version is not None, "cert_subject": "", "cert_issuer": "", "cert_not_after": "",
     }

@@ -166,6 +166,53 @@ class FlowWindow:
         return out
 
 
+def _interface_samples(
+    records: np.ndarray, weights: tuple[np.ndarray, np.ndarray], tags: dict[str, str], at: datetime,
+    names: Mapping[int, str],
+) -> list[Sample]:
+    """`flow_interface` samples of one exporter: per input and output interface, with its name when known."""
+    samples: list[Sample] = []
+    for column, direction in (("input_if", "in"), ("output_if", "out")):
+        ifaces, inverse = _interfaces(records[column])
+        by_bytes, by_packets, by_flows = _sums(inverse, weights)
+        for i, iface in enumerate(ifaces):
+            iface_tags = {**tags, "interface": str(int(iface)), "direction": direction}
+            if int(iface) in names:
+                iface_tags["interface_name"] = names[int(iface)]
+            samples.append(_sample("flow_interface", iface_tags, at, by_bytes[i], by_packets[i], by_flows[i]))
+    return samples
+
+
+def _unplanned_samples(
+    octets: np.ndarray, packets: np.ndarray, unplanned: tuple[np.ndarray, np.ndarray], tags: dict[str, str],
+    at: datetime,
+) -> list[Sample]:
+    """`flow_unplanned` samples: the traffic from and to internal addresses outside the plan (row masks)."""
+    return [_sample("flow_unplanned", {**tags, "direction": name}, at, octets[rows].sum(), packets[rows].sum(),
+                    int(rows.sum()))
+            for name, rows in zip(("from", "to"), unplanned, strict=True)]
+
+
+def _subnets(
+    hi: np.ndarray, lo: np.ndarray, rows: np.ndarray, conversations: tuple[np.ndarray, np.ndarray], approved: PrefixSet,
+) -> list[tuple[str, bool]]:
+    """(subnet, in the plan) of the internal rows (mask `rows`; hi/lo their /24 or /64 halves), found from the
+    conversations (far fewer than rows) that have such a row."""
+    first_of_conversation, conversation = conversations
+    active = first_of_conversation[np.bincount(conversation, weights=rows, minlength=len(first_of_conversation)) > 0]
+    hi, lo = hi[active], lo[active]
+    first, _ = group(hi, lo)
+    in_plan = approved.contains_halves(hi[first], lo[first])
+    return [(f"{_text(hi[i], lo[i])}/{24 if _is_v4(hi[i], lo[i]) else 64}", bool(planned))
+            for i, planned in zip(first, in_plan, strict=True)]
+
+
+def _unplanned_addresses(hi: np.ndarray, lo: np.ndarray, distinct: np.ndarray, approved: PrefixSet) -> list[str]:
+    """The lowest 256 of the distinct internal addresses (row numbers `distinct`) outside the approved prefixes."""
+    distinct = distinct[~approved.contains_halves(hi[distinct], lo[distinct])]
+    return [_text(hi[i], lo[i]) for i in distinct[np.lexsort((lo[distinct], hi[distinct]))][:256]]
+
+
 def summarise(
     records_by_exporter: dict[str, np.ndarray],
     settings: AggregateSettings,
@@ -191,15 +238,7 @@ def summarise(
         weights = (octets.astype(np.float64), packets.astype(np.float64))
         tags = {"exporter": exporter}
         samples.append(_sample("flow", tags, at, octets.sum(), packets.sum(), len(records)))
-        for column, direction in (("input_if", "in"), ("output_if", "out")):
-            ifaces, inverse = _interfaces(records[column])
-            by_bytes, by_packets, by_flows = _sums(inverse, weights)
-            names = (interface_names or {}).get(exporter, {})
-            for i, iface in enumerate(ifaces):
-                iface_tags = {**tags, "interface": str(int(iface)), "direction": direction}
-                if int(iface) in names:
-                    iface_tags["interface_name"] = names[int(iface)]
-                samples.append(_sample("flow_interface", iface_tags, at, by_bytes[i], by_packets[i], by_flows[i]))
+        samples += _interface_samples(records, weights, tags, at, (interface_names or {}).get(exporter, {}))
         src, dst = halves(records["src_addr"]), halves(records["dst_addr"])
         src_net, dst_net = prefix_halves(*src), prefix_halves(*dst)
         service = (records["protocol"].astype(np.uint64) << np.uint64(16)) | records["dst_port"].astype(np.uint64)
@@ -208,30 +247,19 @@ def summarise(
         src_internal, dst_internal = internal.contains_halves(*src), internal.contains_halves(*dst)
         src_unplanned = src_internal & ~approved.contains_halves(*src)
         dst_unplanned = dst_internal & ~approved.contains_halves(*dst)
-        for name, rows in (("from", src_unplanned), ("to", dst_unplanned)):
-            samples.append(_sample("flow_unplanned", {**tags, "direction": name}, at, octets[rows].sum(), packets[rows].sum(), int(rows.sum())))
-        first_of_conversation, conversation = conversations
+        samples += _unplanned_samples(octets, packets, (src_unplanned, dst_unplanned), tags, at)
         for (hi, lo), rows in ((src_net, src_internal), (dst_net, dst_internal)):
-            # The subnets of internal rows, from the conversations (far fewer than rows) that have one.
-            active = first_of_conversation[np.bincount(conversation, weights=rows, minlength=len(first_of_conversation)) > 0]
-            hi, lo = hi[active], lo[active]
-            first, _ = group(hi, lo)
-            in_plan = approved.contains_halves(hi[first], lo[first])
-            for i, planned in zip(first, in_plan, strict=True):
-                subject = f"{_text(hi[i], lo[i])}/{24 if _is_v4(hi[i], lo[i]) else 64}"
+            for subject, planned in _subnets(hi, lo, rows, conversations, approved):
                 observations[("flow_subnet", subject)] = Observation(
                     kind="flow_subnet", subject=subject, source="flow", observed_at=at,
-                    attributes={"exporter": exporter, "in_plan": bool(planned)},
+                    attributes={"exporter": exporter, "in_plan": planned},
                 )
         # Distinct internal addresses, once per direction; the unplanned ones are among them.
         src_rows, dst_rows = np.flatnonzero(src_internal), np.flatnonzero(dst_internal)
         src_groups = group(src[0][src_rows], src[1][src_rows])
         dst_groups = group(dst[0][dst_rows], dst[1][dst_rows])
         for (hi, lo), rows, (first, _) in ((src, src_rows, src_groups), (dst, dst_rows, dst_groups)):
-            distinct = rows[first]
-            distinct = distinct[~approved.contains_halves(hi[distinct], lo[distinct])]
-            for i in distinct[np.lexsort((lo[distinct], hi[distinct]))][:256]:  # the lowest 256 addresses
-                subject = _text(hi[i], lo[i])
+            for subject in _unplanned_addresses(hi, lo, rows[first], approved):
                 observations[("flow_unplanned_address", subject)] = Observation(
                     kind="flow_unplanned_address", subject=subject, source="flow", observed_at=at,
                     attributes={"exporter": exporter},

@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from collectors.flow.aggregate import AggregateSettings, FlowWindow, summarise
 from collectors.flow.batch import ExporterFlows
@@ -28,7 +28,7 @@ HEALTH_FIELDS = ("datagrams", "records", "option_records", "malformed", "skipped
 MAX_INTERFACE_NAMES = 65536  # per exporter
 
 
-def learn_interface_name(names: dict[int, str], option: Mapping[str, Any]) -> None:
+def learn_interface_name(names: dict[int, str], option: Mapping[str, int | str]) -> None:
     """Remember an interface's name from an options record (IPFIX IE 82/83 or v9 scope interface + name)."""
     index = option.get("interface_index")
     name = option.get("interface_name") or option.get("interface_description")

@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from collectors.netstate.errors import ParseError, load_json
 from collectors.netstate.models import Interface, InterfaceAddress, IPAddress, SysfsLink, TunnelEndpoints
@@ -58,6 +58,26 @@ def _endpoint(value: Any) -> IPAddress | None:
         return None
 
 
+def _link_kind(entry: dict[str, Any], link_kind: str, data: dict[str, Any], with_device: frozenset[str]) -> str:
+    """Our kind of one `ip -d -j` link: tun/tap, the INFO_KIND of its linkinfo, loopback, physical or other."""
+    if link_kind == "tun":
+        return "tap" if data.get("type") == "tap" else "tun"
+    if link_kind:
+        return INFO_KIND.get(link_kind, "other")
+    if entry.get("link_type") == "loopback":
+        return "loopback"
+    if "parentbus" in entry or entry["ifname"] in with_device:
+        return "physical"
+    return "other"
+
+
+def _tunnel_endpoints(kind: str, data: dict[str, Any]) -> TunnelEndpoints:
+    """A tunnel's ends from its linkinfo data (VXLAN: unicast remote or multicast group, and its id)."""
+    remote = data.get("remote", data.get("group"))
+    vni = data.get("id") if kind == "vxlan" else None
+    return TunnelEndpoints(_endpoint(data.get("local")), _endpoint(remote), vni if isinstance(vni, int) else None)
+
+
 def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> tuple[Interface, ...]:
     """Interfaces from `ip -d -j addr show` (or `ip -d -j link show`).
 
@@ -78,22 +98,8 @@ def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> t
         info = entry.get("linkinfo") or {}
         link_kind = str(info.get("info_kind", ""))
         data = info.get("info_data") or {}
-        if link_kind == "tun":
-            kind = "tap" if data.get("type") == "tap" else "tun"
-        elif link_kind:
-            kind = INFO_KIND.get(link_kind, "other")
-        elif entry.get("link_type") == "loopback":
-            kind = "loopback"
-        elif "parentbus" in entry or entry["ifname"] in with_device:
-            kind = "physical"
-        else:
-            kind = "other"
-        tunnel = None
-        if kind in TUNNEL_KINDS:
-            remote = data.get("remote", data.get("group"))  # VXLAN: unicast remote or multicast group
-            vni = data.get("id") if kind == "vxlan" else None
-            tunnel = TunnelEndpoints(_endpoint(data.get("local")), _endpoint(remote),
-                                     vni if isinstance(vni, int) else None)
+        kind = _link_kind(entry, link_kind, data, with_device)
+        tunnel = _tunnel_endpoints(kind, data) if kind in TUNNEL_KINDS else None
         flags = entry.get("flags", [])
         operstate = str(entry.get("operstate", "UNKNOWN"))
         interfaces.append(Interface(
@@ -128,7 +134,20 @@ def parse_ip_addresses(text: str) -> tuple[InterfaceAddress, ...]:
     return tuple(addresses)
 
 
-def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[Any]]) -> tuple[InterfaceAddress, ...]:
+class IfAddr(Protocol):
+    """One getifaddrs entry (psutil's snicaddr, a NamedTuple)."""
+
+    @property
+    def family(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def netmask(self) -> str | None: ...
+    @property
+    def ptp(self) -> str | None: ...
+
+
+def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[IfAddr]]) -> tuple[InterfaceAddress, ...]:
     """Addresses from psutil.net_if_addrs() (getifaddrs), for hosts without iproute2.
 
     getifaddrs carries no scope; it is derived from the address (host, link or global).
@@ -148,22 +167,25 @@ def addresses_from_ifaddrs(ifaddrs: Mapping[str, Sequence[Any]]) -> tuple[Interf
     return tuple(addresses)
 
 
+def _sysfs_kind(raw: SysfsLink) -> str:
+    """The interface's kind by the first sysfs evidence: tun flags, bridge/ or bonding/, DEVTYPE, the ARPHRD
+    type, a device link (physical); else other."""
+    if raw.tun_flags is not None:
+        return "tap" if raw.tun_flags & IFF_TUN_TAP else "tun"
+    if raw.has_bridge:
+        return "bridge"
+    if raw.has_bonding:
+        return "bond"
+    if raw.devtype in SYSFS_DEVTYPE:
+        return SYSFS_DEVTYPE[raw.devtype]
+    if raw.arphrd in ARPHRD_KIND:
+        return ARPHRD_KIND[raw.arphrd]
+    return "physical" if raw.has_device else "other"
+
+
 def link_from_sysfs(raw: SysfsLink) -> Interface:
     """Classify one interface from its sysfs files (see SysfsLink); veth and macvlan come out `other`."""
-    if raw.tun_flags is not None:
-        kind = "tap" if raw.tun_flags & IFF_TUN_TAP else "tun"
-    elif raw.has_bridge:
-        kind = "bridge"
-    elif raw.has_bonding:
-        kind = "bond"
-    elif raw.devtype in SYSFS_DEVTYPE:
-        kind = SYSFS_DEVTYPE[raw.devtype]
-    elif raw.arphrd in ARPHRD_KIND:
-        kind = ARPHRD_KIND[raw.arphrd]
-    elif raw.has_device:
-        kind = "physical"
-    else:
-        kind = "other"
+    kind = _sysfs_kind(raw)
     return Interface(
         name=raw.name, kind=kind, link_kind="", mac=_mac(raw.address),
         up=raw.operstate == "up" or (raw.operstate == "unknown" and bool(raw.flags & IFF_UP)),

@@ -13,6 +13,15 @@ from collectors.netstate.errors import NetstateError
 from collectors.netstate.models import ListeningSocket
 
 
+def _listening_protocol(conn: Any) -> Literal["tcp", "udp"] | None:
+    """"tcp" for a TCP socket in LISTEN, "udp" for a UDP socket without a peer; None for anything else."""
+    if conn.type == socket.SOCK_STREAM and conn.status == psutil.CONN_LISTEN:
+        return "tcp"
+    if conn.type == socket.SOCK_DGRAM and not conn.raddr:
+        return "udp"
+    return None
+
+
 def listening_sockets(connections: Iterable[Any], names: Mapping[int, str]) -> tuple[ListeningSocket, ...]:
     """Listening sockets from psutil.net_connections(kind="inet"): TCP in LISTEN, UDP without a peer.
 
@@ -21,11 +30,8 @@ def listening_sockets(connections: Iterable[Any], names: Mapping[int, str]) -> t
     """
     chosen: dict[tuple[str, str, int], ListeningSocket] = {}
     for conn in connections:
-        if conn.type == socket.SOCK_STREAM and conn.status == psutil.CONN_LISTEN:
-            proto: Literal["tcp", "udp"] = "tcp"
-        elif conn.type == socket.SOCK_DGRAM and not conn.raddr:
-            proto = "udp"
-        else:
+        proto = _listening_protocol(conn)
+        if proto is None:
             continue
         address = ipaddress.ip_address(conn.laddr.ip.split("%", 1)[0])
         found = ListeningSocket(proto, address, conn.laddr.port, conn.pid, names.get(conn.pid, "") if conn.pid else "")

@@ -6,14 +6,15 @@ or owned by a polled device; the strongest evidence wins (LLDP, then route next 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from collectors.snmp.reading import SOURCE, tag_text
+from collectors.snmp.snapshot import Snapshot
 from core.models import Observation
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RANK = {"lldp": 0, "route_next_hop": 1, "arp": 2}
 
 
@@ -31,7 +32,7 @@ class Candidate:
                            attributes={"via": self.via, "seen_by": self.seen_by[:1024], "name": self.name[:1024]})
 
 
-def _evidence(device: str, snapshot: dict[str, Any]) -> Iterable[tuple[str, str, str]]:
+def _evidence(device: str, snapshot: Snapshot) -> Iterable[tuple[str, str, str]]:
     for peer in snapshot.get("lldp", ()):
         for address in peer["management_addresses"]:
             yield address, "lldp", peer["sys_name"]
@@ -42,8 +43,31 @@ def _evidence(device: str, snapshot: dict[str, Any]) -> Iterable[tuple[str, str,
         yield entry["address"], "arp", ""
 
 
+def _owned(polled: Sequence[tuple[str, Snapshot]], known: Iterable[str]) -> set[IPAddress]:
+    """Addresses never proposed: those already polled (`known`) and those the polled devices own."""
+    skip = {ipaddress.ip_address(a) for a in known}
+    for _device, snapshot in polled:
+        skip.update(ipaddress.ip_address(a["address"]) for a in snapshot.get("addresses", ()))
+    return skip
+
+
+def _wanted(
+    text: str, skip: Set[IPAddress], networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> IPAddress | None:
+    """The address in `text` when it is worth proposing: valid, not skipped, unicast and inside a network."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if address in skip or address.is_loopback or address.is_unspecified or address.is_multicast:
+        return None
+    if not any(address.version == n.version and address in n for n in networks):
+        return None
+    return address
+
+
 def propose(
-    polled: Sequence[tuple[str, dict[str, Any]]], ranges: Sequence[str], *, known: Iterable[str] = (),
+    polled: Sequence[tuple[str, Snapshot]], ranges: Sequence[str], *, known: Iterable[str] = (),
 ) -> list[Candidate]:
     """Candidates from (device name, snapshot) pairs, inside `ranges` (CIDR prefixes), sorted by address.
 
@@ -51,19 +75,12 @@ def propose(
         ValueError: a range is not a valid prefix.
     """
     networks = [ipaddress.ip_network(text, strict=False) for text in ranges]
-    skip = {ipaddress.ip_address(a) for a in known}
-    for _device, snapshot in polled:
-        skip.update(ipaddress.ip_address(a["address"]) for a in snapshot.get("addresses", ()))
+    skip = _owned(polled, known)
     best: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, Candidate] = {}
     for device, snapshot in polled:
         for text, via, name in _evidence(device, snapshot):
-            try:
-                address = ipaddress.ip_address(text)
-            except ValueError:
-                continue
-            if address in skip or address.is_loopback or address.is_unspecified or address.is_multicast:
-                continue
-            if not any(address.version == n.version and address in n for n in networks):
+            address = _wanted(text, skip, networks)
+            if address is None:
                 continue
             current = best.get(address)
             if current is None or RANK[via] < RANK[current.via]:

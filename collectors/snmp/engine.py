@@ -136,7 +136,7 @@ class UdpEngine:
             self._transports[family] = transport
         return transport
 
-    def datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
+    def datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         """Match one received datagram to its pending request (by request-id or msgID, and source);
         count garbage per source."""
         source = str(addr[0]).removeprefix("::ffff:")

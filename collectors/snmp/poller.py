@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from collectors.snmp.ber import VarBind
 from collectors.snmp.engine import Device
 from collectors.snmp.errors import SnmpError, SnmpTimeoutError
-from collectors.snmp.modules import DEFAULT_MODULES, MODULES, SYSTEM, TABLES
-from collectors.snmp.snapshot import build
+from collectors.snmp.modules import DEFAULT_MODULES, MODULES, SYSTEM, TABLES, Module
+from collectors.snmp.snapshot import Snapshot, build
 from collectors.snmp.walk import DEFAULT_MAX_REPETITIONS, BulkEngine, walk, walk_columns
 from core.models import Sample
 
@@ -50,7 +49,7 @@ class DeviceStatus:
 class PollResult:
     device: Device
     status: DeviceStatus
-    snapshot: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
     walks: dict[str, list[VarBind]] = field(default_factory=dict)
 
 
@@ -78,22 +77,29 @@ class Poller:
         object_id = next((v for o, v in out["system"] if o == SYSTEM + (2, 0) and isinstance(v, tuple)), None)
         for name in modules:
             module = MODULES[name]
-            if not module.applies_to(object_id):
-                continue
-            for table_name in module.tables:
-                table = TABLES[table_name]
-                columns = await walk_columns(self.engine, device, table.roots(), max_repetitions=self.max_repetitions)
-                out[table_name] = [vb for root in table.roots() for vb in columns[root]]
-                if module.alternatives and out[table_name]:
-                    break
+            if module.applies_to(object_id):
+                await self._walk_module(device, module, out)
         return out
+
+    async def _walk_module(self, device: Device, module: Module, out: dict[str, list[VarBind]]) -> None:
+        """Walk the module's tables into `out`; of alternative tables, only up to the first that has rows.
+
+        Raises:
+            SnmpError: a walk failed.
+        """
+        for table_name in module.tables:
+            table = TABLES[table_name]
+            columns = await walk_columns(self.engine, device, table.roots(), max_repetitions=self.max_repetitions)
+            out[table_name] = [vb for root in table.roots() for vb in columns[root]]
+            if module.alternatives and out[table_name]:
+                return
 
     async def poll(self, device: Device, modules: Sequence[str] = DEFAULT_MODULES, *,
                    deadline_seconds: float | None = None) -> PollResult:
         """Poll one device; never raises an SnmpError: failures are in the result's status."""
         async with self._semaphore:
             started = time.perf_counter()
-            snapshot: dict[str, Any] | None = None
+            snapshot: Snapshot | None = None
             walks: dict[str, list[VarBind]] = {}
             error, kind = "", ""
             try:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from core.models import Observation, Sample
+from collectors.snmp.snapshot import Health, Interface, Snapshot
+from core.models import AttributeScalar, AttributeValue, Observation, Sample
 
 SOURCE: Final = "snmp"
 INT64_MASK: Final = 2**63 - 1
@@ -35,7 +36,7 @@ def _counter(value: int) -> int:
     return value & INT64_MASK
 
 
-def samples(snapshot: dict[str, Any], device: str, at: datetime) -> list[Sample]:
+def samples(snapshot: Snapshot, device: str, at: datetime) -> list[Sample]:
     """The numeric series of one snapshot: system uptime, interfaces, storage, processors, vendor CPU/memory."""
     out: list[Sample] = []
     dev = tag_text(device)
@@ -44,12 +45,7 @@ def samples(snapshot: dict[str, Any], device: str, at: datetime) -> list[Sample]
         out.append(Sample(measurement="snmp_system", tags={"device": dev}, timestamp=at,
                           fields={"uptime_seconds": uptime / 100}))
     for iface in snapshot["interfaces"]:
-        fields: dict[str, Any] = {name: _counter(value) for name, value in iface["counters"].items()}
-        fields["oper_up"] = int(iface["oper_status"] == "up")
-        fields["admin_up"] = int(iface["admin_status"] == "up")
-        if iface["speed_bps"] >= 0:
-            fields["speed_bps"] = iface["speed_bps"]
-        out.append(Sample(measurement="snmp_interface", timestamp=at, fields=fields, tags={
+        out.append(Sample(measurement="snmp_interface", timestamp=at, fields=_interface_fields(iface), tags={
             "device": dev, "if_index": str(iface["index"]), "if_name": tag_text(iface["name"])}))
     for storage in snapshot["storage"]:
         out.append(Sample(measurement="snmp_storage", timestamp=at,
@@ -60,8 +56,7 @@ def samples(snapshot: dict[str, Any], device: str, at: datetime) -> list[Sample]
                           tags={"device": dev, "processor": str(cpu["index"])},
                           fields={"load_percent": cpu["load_percent"]}))
     for health in snapshot["health"]:
-        fields = {key: health[key] for key in ("cpu_percent", "memory_percent", "memory_used_bytes",
-                                               "memory_free_bytes") if health.get(key, -1) >= 0}
+        fields = _health_fields(health)
         if fields:
             out.append(Sample(measurement="snmp_health", timestamp=at, fields=fields, tags={
                 "device": dev, "vendor": health["vendor"], "entity": str(health["entity"]),
@@ -69,13 +64,32 @@ def samples(snapshot: dict[str, Any], device: str, at: datetime) -> list[Sample]
     return out
 
 
+def _interface_fields(iface: Interface) -> dict[str, int]:
+    """An interface's raw counters (int64), its up/down states as 0/1 and its speed when known."""
+    fields = {name: _counter(value) for name, value in iface["counters"].items()}
+    fields["oper_up"] = int(iface["oper_status"] == "up")
+    fields["admin_up"] = int(iface["admin_status"] == "up")
+    if iface["speed_bps"] >= 0:
+        fields["speed_bps"] = iface["speed_bps"]
+    return fields
+
+
+def _health_fields(health: Health) -> dict[str, int]:
+    """The entity's CPU and memory figures that were reported (a negative one was not, and the byte counts
+    only come from tables giving memory in bytes)."""
+    reported = {"cpu_percent": health["cpu_percent"], "memory_percent": health["memory_percent"],
+                "memory_used_bytes": health.get("memory_used_bytes", -1),
+                "memory_free_bytes": health.get("memory_free_bytes", -1)}
+    return {key: value for key, value in reported.items() if value >= 0}
+
+
 def _family(text: str) -> str:
     return "ipv4" if ipaddress.ip_network(text, strict=False).version == 4 else "ipv6"
 
 
-def observations(snapshot: dict[str, Any], device: str, at: datetime) -> list[Observation]:
+def observations(snapshot: Snapshot, device: str, at: datetime) -> list[Observation]:
     """Facts for the inventory: the device itself, its interfaces, addresses, routes, ARP, LLDP and FDB entries."""
-    def obs(kind: str, subject: str, attributes: dict[str, Any]) -> Observation:
+    def obs(kind: str, subject: str, attributes: dict[str, AttributeValue]) -> Observation:
         return Observation(kind=kind, subject=tag_text(subject), source=SOURCE, observed_at=at,
                            attributes={"device": device[:MAX_TEXT], **attributes})
 
@@ -107,9 +121,9 @@ def observations(snapshot: dict[str, Any], device: str, at: datetime) -> list[Ob
             "local_port": peer["local_port"][:MAX_TEXT], "chassis_id": peer["chassis_id"][:MAX_TEXT],
             "port_id": peer["port_id"][:MAX_TEXT], "port_descr": peer["port_descr"][:MAX_TEXT],
             "sys_descr": peer["sys_descr"][:MAX_TEXT],
-            "management_addresses": peer["management_addresses"][:MAX_LIST]}))
-    for entry in snapshot["fdb"]:
-        out.append(obs("fdb_entry", entry["mac"], {
-            "vlan": entry["vlan"], "interface": entry["interface"][:MAX_TEXT], "if_index": entry["if_index"],
-            "bridge_port": entry["bridge_port"], "status": entry["status"]}))
+            "management_addresses": list[AttributeScalar](peer["management_addresses"][:MAX_LIST])}))
+    for learned in snapshot["fdb"]:
+        out.append(obs("fdb_entry", learned["mac"], {
+            "vlan": learned["vlan"], "interface": learned["interface"][:MAX_TEXT], "if_index": learned["if_index"],
+            "bridge_port": learned["bridge_port"], "status": learned["status"]}))
     return out

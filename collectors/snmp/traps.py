@@ -91,6 +91,21 @@ class Event:
                                        "varbinds": [f"{o}={v}"[:1024] for o, v in self.varbinds][:64]})
 
 
+def _interface_of(varbinds: Sequence[VarBind]) -> tuple[int, str]:
+    """(ifIndex, name) of the interface a notification is about (linkUp/linkDown and the like): ifIndex from an
+    ifIndex varbind, else the index of an ifAdminStatus/ifOperStatus one; the first ifDescr/ifName; (-1, "")."""
+    if_index, interface = -1, ""
+    for oid, value in varbinds:
+        column = oid[:-1]
+        if column == IF_INDEX:
+            if_index = integer(value)
+        elif column in (IF_DESCR, IF_NAME) and not interface:
+            interface = text(value)
+        elif column in (IF_ADMIN, IF_OPER) and if_index < 0:
+            if_index = oid[-1]
+    return if_index, interface
+
+
 def event_from_varbinds(source: str, varbinds: Sequence[VarBind], received_at: datetime) -> Event:
     """The event a v2-style notification's varbinds describe (unknown trap OIDs become `vendor_trap`/`trap`)."""
     values = dict(varbinds)
@@ -102,15 +117,7 @@ def event_from_varbinds(source: str, varbinds: Sequence[VarBind], received_at: d
         vendor = VENDORS.get(trap_oid[6], f"enterprise-{trap_oid[6]}")
     if not event:
         event = "vendor_trap" if vendor else "trap"
-    if_index, interface = -1, ""
-    for oid, value in varbinds:
-        column = oid[:-1]
-        if column == IF_INDEX:
-            if_index = integer(value)
-        elif column in (IF_DESCR, IF_NAME) and not interface:
-            interface = text(value)
-        elif column in (IF_ADMIN, IF_OPER) and if_index < 0:
-            if_index = oid[-1]
+    if_index, interface = _interface_of(varbinds)
     rest = tuple((oid_text(o), text(v)) for o, v in varbinds if o not in (SYS_UPTIME, SNMP_TRAP_OID))
     return Event(source=source, event=event, severity=severity, trap_oid=oid_text(trap_oid) if trap_oid else "",
                  received_at=received_at, uptime_ticks=integer(values.get(SYS_UPTIME)), if_index=if_index,
@@ -285,7 +292,7 @@ def _screening(base: type, gate: Callable[[Callable[..., Any]], Callable[..., An
     """A subclass of pysnmp's UDP transport whose datagram callback goes through `gate` (pysnmp registers the
     dispatcher's callback with `register_callback`, and calls it once per datagram from the event loop)."""
 
-    class ScreenedUdpTransport(base):  # type: ignore[valid-type,misc]
+    class ScreenedUdpTransport(base):  # type: ignore[misc]  # base is pysnmp's transport class, known only at run time
         def register_callback(self, cbFun: Callable[..., Any]) -> None:  # noqa: N803 - pysnmp's keyword name
             super().register_callback(gate(cbFun))
 

@@ -48,6 +48,11 @@ class Reply:
         return " ".join(self.lines)
 
 
+def _is_reply_line(line: str) -> bool:
+    """Whether line is `NNN`, `NNN text` or `NNN-text` with a code of class 2 to 5."""
+    return len(line) >= 3 and line[:3].isdigit() and line[:1] in "2345" and (len(line) == 3 or line[3] in " -")
+
+
 def parse_reply(lines: list[bytes]) -> Reply:
     """The reply of its raw lines (`220-first`, ..., `220 last`). Pure.
 
@@ -61,7 +66,7 @@ def parse_reply(lines: list[bytes]) -> Reply:
     texts = []
     for number, raw in enumerate(lines):
         line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-        if len(line) < 3 or not line[:3].isdigit() or line[:1] not in "2345" or (len(line) > 3 and line[3] not in " -"):
+        if not _is_reply_line(line):
             raise SmtpProtocolError(f"not an SMTP reply line: {line[:80]!r}")
         if code is not None and int(line[:3]) != code:
             raise SmtpProtocolError(f"reply code changed within one reply: {line[:80]!r}")
