@@ -1,4 +1,5 @@
-"""The embedded history's row format: the points of one host's measurement from at most one minute, in one row.
+"""The embedded history's row format: the points of one host's measurement from one minute (as ingested) or one
+hour (compacted), in one row.
 
 A row per point (the first layout) cost about 240 bytes a point with its indexes: 1.68 MiB per agent-hour,
 so 2,000 agents filled a 5,000,000-point cap in 20 minutes. A chunk names each series (key and tags) and each
@@ -20,7 +21,9 @@ import orjson
 
 from core.jsontypes import JsonObject, JsonValue
 
-CHUNK_NS: Final = 60 * 1_000_000_000  # a chunk's points lie within one minute (ts // CHUNK_NS): readers widen by it
+CHUNK_NS: Final = 60 * 1_000_000_000  # ingest writes a chunk per minute (ts // CHUNK_NS)
+HOUR_NS: Final = 3600 * 1_000_000_000  # compaction merges a finished hour's chunks into one (ts // HOUR_NS)
+MAX_SPAN_NS: Final = HOUR_NS  # no chunk reaches further than this from its oldest point: readers widen by it
 _VERSION_1: Final = b"\x01"
 _LEVEL: Final = 6
 
@@ -80,13 +83,17 @@ def decode(payload: bytes) -> Iterator[StoredPoint]:
         yield StoredPoint(key, tags, {name: value for name, value in zip(names, values, strict=True) if value is not None}, ns)
 
 
-def chunks_of(rows: Iterable[tuple[int, str, str, Mapping[str, JsonValue], Mapping[str, JsonValue], int]]) -> list[Chunk]:
-    """(host id, measurement, series key, tags, fields, ns) points → one chunk per host, measurement and minute."""
+def chunks_of(rows: Iterable[tuple[int, str, str, Mapping[str, JsonValue], Mapping[str, JsonValue], int]],
+              span_ns: int = CHUNK_NS) -> list[Chunk]:  # fmt: skip
+    """(host id, measurement, series key, tags, fields, ns) points → one chunk per host, measurement and `span_ns`
+    (a minute, or an hour at most), its points in time order."""
+    if not 0 < span_ns <= MAX_SPAN_NS or MAX_SPAN_NS % span_ns:
+        raise ValueError(f"a chunk spans a divisor of {MAX_SPAN_NS} ns, not {span_ns}")
     groups: dict[tuple[int, str, int], list[tuple[str, Mapping[str, JsonValue], Mapping[str, JsonValue], int]]] = {}
     for host_id, measurement, key, tags, fields, ns in rows:
-        groups.setdefault((host_id, measurement, ns // CHUNK_NS), []).append((key, tags, fields, ns))
+        groups.setdefault((host_id, measurement, ns // span_ns), []).append((key, tags, fields, ns))
     out = []
     for (host_id, measurement, _), points in groups.items():
-        times = [p[3] for p in points]
-        out.append(Chunk(host_id, measurement, min(times), max(times), len(points), encode(points)))
+        points.sort(key=lambda p: p[3])
+        out.append(Chunk(host_id, measurement, points[0][3], points[-1][3], len(points), encode(points)))
     return out

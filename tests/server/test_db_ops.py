@@ -313,9 +313,9 @@ def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(tmp_path, d
 
     target = write_config(tmp_path / "b", fresh_url)
     assert egovmon("db", "restore", whole, "--config", target).returncode == 0  # the database that must survive
-    before = rows(fresh_url, "SELECT count(*) FROM history_chunks")
+    before = rows(fresh_url, "SELECT count(*) FROM history_chunks WHERE measurement = 'cpu'")
     failed = egovmon("db", "restore", cut, "--config", target, "--lang", "en")
     assert failed.returncode == 1
     assert failed.stderr.startswith("failed, nothing changed:"), failed.stderr
-    assert rows(fresh_url, "SELECT count(*) FROM history_chunks") == before == [(20_000,)]
+    assert rows(fresh_url, "SELECT count(*) FROM history_chunks WHERE measurement = 'cpu'") == before == [(20_000,)]
     assert rows(fresh_url, "SELECT id, subject FROM findings") == [(7, "192.168.1.0/24")]

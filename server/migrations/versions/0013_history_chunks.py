@@ -4,7 +4,7 @@ Revision ID: 0013_history_chunks
 Revises: 0012_console_triage2
 Create Date: 2026-12-04 19:00:00.000000
 
-The points are carried over (server/hosts/chunks.py format 1, which readers keep forever); downgrade
+The points are carried over, an hour per chunk (server/hosts/chunks.py format 1, which readers keep forever); downgrade
 expands them again.
 """
 
@@ -66,13 +66,13 @@ def _create_points() -> None:
 
 
 def _old_points(connection: sa.Connection) -> Iterator[list[Any]]:
-    """history_points in (host, measurement, time) order, a batch at a time, cut only between minutes."""
+    """history_points in (host, measurement, time) order, a batch at a time, cut only between hours."""
     query = sa.text("SELECT host_id, measurement, series_key, tags, fields, ts_ns FROM history_points"
                     " ORDER BY host_id, measurement, ts_ns").execution_options(yield_per=_BATCH)
     pending: list[Any] = []
     for row in connection.execute(query):
         point = (row[0], row[1], row[2], _json(row[3]), _json(row[4]), row[5])
-        if len(pending) >= _BATCH and pending[-1][:2] + (pending[-1][5] // chunks.CHUNK_NS,) != point[:2] + (point[5] // chunks.CHUNK_NS,):
+        if len(pending) >= _BATCH and pending[-1][:2] + (pending[-1][5] // chunks.HOUR_NS,) != point[:2] + (point[5] // chunks.HOUR_NS,):
             yield pending
             pending = []
         pending.append(point)
@@ -87,7 +87,7 @@ def upgrade() -> None:
                      sa.column('points'), sa.column('payload'))
     for points in _old_points(connection):
         rows = [{"host_id": c.host_id, "measurement": c.measurement, "ts_ns": c.ts_ns, "ts_max_ns": c.ts_max_ns,
-                 "points": c.points, "payload": c.payload} for c in chunks.chunks_of(points)]
+                 "points": c.points, "payload": c.payload} for c in chunks.chunks_of(points, chunks.HOUR_NS)]
         connection.execute(table.insert(), rows)
     with op.batch_alter_table('history_points', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_history_points_ts_ns'))
