@@ -13,7 +13,6 @@ while the server runs, but the I/O floor); for PostgreSQL the backup is pg_dump 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -28,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server.hosts.chunks import encode  # noqa: E402
 from tests.serverproc import start_server  # noqa: E402
 
 
@@ -43,13 +43,13 @@ def seed(url: str, rows: int) -> None:
         with engine.begin() as connection:
             connection.execute(text(f"INSERT INTO agencies (id, code, name, created_at) VALUES (900, 'bench', '压测', '{at}')"))
             connection.execute(text(f"INSERT INTO hosts (id, agency_id, hostname, created_at) VALUES (900, 900, 'bench-1', '{at}')"))
-        tags, start_ns = json.dumps({"cpu": "cpu0", "mode": "user"}), time.time_ns() - 3600 * 10**9  # inside retention
-        statement = text("INSERT INTO history_points (host_id, measurement, series_key, tags, fields, ts_ns) "
-                         "VALUES (900, 'cpu', 'cpu,cpu=cpu0,mode=user', :tags, :fields, :ts)")  # fmt: skip
+        tags, start_ns = {"cpu": "cpu0", "mode": "user"}, time.time_ns() - 3600 * 10**9  # inside retention
+        statement = text("INSERT INTO history_chunks (host_id, measurement, ts_ns, ts_max_ns, points, payload) "
+                         "VALUES (900, 'cpu', :ts, :ts, 1, :payload)")  # fmt: skip
         for chunk in range(0, rows, 20_000):
             with engine.begin() as connection:
-                connection.execute(statement, [{"tags": tags, "fields": json.dumps({"usage": i / 7, "n": i}), "ts": start_ns + i}
-                                               for i in range(chunk, min(rows, chunk + 20_000))])  # fmt: skip
+                point = [("cpu,cpu=cpu0,mode=user", tags, {"usage": i / 7, "n": i}, start_ns + i) for i in range(chunk, min(rows, chunk + 20_000))]
+                connection.execute(statement, [{"payload": encode([p]), "ts": p[3]} for p in point])
     finally:
         engine.dispose()
 

@@ -82,6 +82,9 @@ class ServerMetrics:
             "egovmon_alerting_skipped_rows_total", "Invalid stored rows the alert evaluation cycle left out, by kind", ["kind"], registry=r
         )
         self.pruned = Counter("egovmon_retention_deleted_rows_total", "Rows removed by retention", ["table"], registry=r)
+        self.history_compacted = Counter(
+            "egovmon_history_compactions_total", "Hours of one host's measurement merged into one chunk (embedded history)", registry=r
+        )
         self.group_size = Histogram(
             "egovmon_ingest_group_batches",
             "Batches stored together in one transaction (group commit)",

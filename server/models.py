@@ -8,7 +8,7 @@ from server.auth.models import ApiToken, LoginFailure, User
 from server.database import Base
 from server.duties.models import Drill, Duty, DutyRecord
 from server.findings.models import Finding
-from server.hosts.models import HistoryPoint, Host, LatestSeries
+from server.hosts.models import HistoryChunk, Host, LatestSeries
 from server.incidents.models import Incident, TimelineEntry
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.inventory import revision as _revision  # noqa: F401  - registers the hooks that count declaration changes
@@ -26,7 +26,7 @@ from server.inventory.models import (
 )
 
 __all__ = [
-    "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryPoint",
+    "Agency", "Agent", "ApiToken", "AuditEvent", "Base", "EnrollmentToken", "HistoryChunk",
     "Host", "IngestedBatch", "LatestSeries", "LoginFailure", "ObservationRecord", "User",
     "AlertRecord", "Notification", "SilenceRecord", "DeclaredSite", "Drill", "Duty", "DutyRecord", "Incident",
     "TimelineEntry", "ExemptionEntry", "Finding", "HostEntry", "ObservedFact", "PlanEntry", "SystemEntry", "WebsiteEntry",

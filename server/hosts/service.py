@@ -5,30 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    BigInteger,
-    Text,
-    and_,
-    delete,
-    func,
-    literal,
-    select,
-    text,
-    type_coerce,
-)
+from sqlalchemy import BigInteger, and_, delete, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from core.lineprotocol import timestamp_ns
 from server.access import Access, get, scoped
 from server.agents.models import Agent
 from server.history.base import Point
-from server.hosts.models import HistoryPoint, Host, LatestSeries
+from server.hosts import chunks
+from server.hosts.models import HistoryChunk, Host, LatestSeries
 from server.ingest.encode import SeriesLatest, series_key
 from server.ingest.models import ObservationRecord
 
@@ -55,13 +46,7 @@ def _upsert_latest_sql(dialect: str) -> Any:
     )
 
 
-def _append_history_sql(dialect: str) -> Any:
-    return text("INSERT INTO history_points (host_id, measurement, series_key, tags, fields, ts_ns) " + _ROWS_FROM_JSON[dialect])
-
-
-_STATEMENTS = {
-    dialect: {"latest": _upsert_latest_sql(dialect), "history": _append_history_sql(dialect)} for dialect in _ROWS_FROM_JSON
-}
+_STATEMENTS = {dialect: {"latest": _upsert_latest_sql(dialect)} for dialect in _ROWS_FROM_JSON}
 
 
 def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], SeriesLatest]) -> None:
@@ -75,38 +60,85 @@ def upsert_latest_rows(session: Session, latest: Mapping[tuple[int, str], Series
 
 
 def append_history_rows(session: Session, points: Sequence[tuple[int, Point]]) -> None:
-    """Add (host id, point) pairs to the embedded history (used when no TSDB is configured), in one statement."""
+    """Add (host id, point) pairs to the embedded history (used when no TSDB is configured): one row per host,
+    measurement and minute (server/hosts/chunks.py), in one statement."""
     if not points:
         return
-    rows = [[host_id, p.measurement, series_key(p.measurement, p.tags), p.tags, p.fields, p.ns] for host_id, p in points]
-    session.execute(_STATEMENTS[session.get_bind().dialect.name]["history"], {"rows": orjson.dumps(rows).decode()})
+    _insert_chunks(session, chunks.chunks_of(
+        (host_id, p.measurement, series_key(p.measurement, p.tags), p.tags, p.fields, p.ns) for host_id, p in points
+    ))
+
+
+def _insert_chunks(session: Session, rows: Sequence[chunks.Chunk]) -> None:
+    session.execute(insert(HistoryChunk), [
+        {"host_id": c.host_id, "measurement": c.measurement, "ts_ns": c.ts_ns, "ts_max_ns": c.ts_max_ns, "points": c.points,
+         "payload": c.payload} for c in rows
+    ])  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryPruned:
     """What one retention run did to the embedded history."""
 
-    deleted: int
+    deleted: int  # points
     oldest_ns: int | None  # the oldest point kept, None when empty
     capped: bool  # the point cap, not the retention time, decided what was kept
+
+
+def _delete_chunks(session: Session, condition: Any) -> int:
+    """Delete the chunks matching `condition`; the points they held."""
+    points = session.scalar(select(func.coalesce(func.sum(HistoryChunk.points), 0)).where(condition)) or 0
+    if points:
+        session.execute(delete(HistoryChunk).where(condition))
+    return int(points)
+
+
+def compact_history(session: Session, *, now: datetime, groups: int = 50) -> int:
+    """Merge the minute chunks of finished hours (the last three) into one chunk per host, measurement and hour,
+    at most `groups` of them; returns how many were merged. An hour's chunks compress about six times better
+    together than a minute at a time (series, tags and field names once, values side by side). Points that
+    arrive later for a merged hour (an agent's replay) make a new minute chunk, merged again on a later run."""
+    this_hour = timestamp_ns(now) // chunks.HOUR_NS * chunks.HOUR_NS
+    hour = (HistoryChunk.ts_ns // chunks.HOUR_NS).label("hour")
+    pending = session.execute(
+        select(HistoryChunk.host_id, HistoryChunk.measurement, hour)
+        .where(HistoryChunk.ts_max_ns >= this_hour - 3 * chunks.HOUR_NS, HistoryChunk.ts_max_ns < this_hour)
+        .group_by(HistoryChunk.host_id, HistoryChunk.measurement, hour).having(func.count() > 1).limit(groups)
+    ).all()  # fmt: skip
+    for host_id, measurement, number in pending:
+        start = int(number) * chunks.HOUR_NS
+        where = and_(HistoryChunk.host_id == host_id, HistoryChunk.measurement == measurement,
+                     HistoryChunk.ts_ns >= start, HistoryChunk.ts_ns < start + chunks.HOUR_NS)  # fmt: skip
+        points = [(host_id, measurement, p.series_key, p.tags, p.fields, p.ts_ns)
+                  for payload in session.scalars(select(HistoryChunk.payload).where(where)) for p in chunks.decode(payload)]  # fmt: skip
+        session.execute(delete(HistoryChunk).where(where))
+        _insert_chunks(session, chunks.chunks_of(points, chunks.HOUR_NS))
+    return len(pending)
 
 
 def prune_history(session: Session, *, older_than: datetime, max_points: int) -> HistoryPruned:
     """Delete embedded history older than `older_than`, then, beyond `max_points`, the oldest points by sample time.
 
-    Both cuts go by sample time (`ts_ns`), so what is kept is always "the newest
-    window": when the cap cuts, the window kept is shorter than the retention
-    promised, and `capped` says so.
+    Both cuts go by sample time, a chunk (a minute at most) at a time: a chunk goes once its newest point is
+    older than the retention, so what is kept is never less than promised. When the cap cuts, the window kept
+    is shorter than the retention promised, and `capped` says so.
     """
-    deleted = session.execute(delete(HistoryPoint).where(HistoryPoint.ts_ns < timestamp_ns(older_than))).rowcount
-    count = session.scalar(select(func.count()).select_from(HistoryPoint)) or 0
+    deleted = _delete_chunks(session, HistoryChunk.ts_max_ns < timestamp_ns(older_than))
+    count = session.scalar(select(func.coalesce(func.sum(HistoryChunk.points), 0))) or 0
     capped = False
     if count > max_points:
-        cutoff = session.scalar(select(HistoryPoint.ts_ns).order_by(HistoryPoint.ts_ns.desc()).offset(max_points).limit(1))
-        if cutoff is not None:
-            deleted += session.execute(delete(HistoryPoint).where(HistoryPoint.ts_ns <= cutoff)).rowcount
+        kept = func.sum(HistoryChunk.points).over(order_by=(HistoryChunk.ts_max_ns.desc(), HistoryChunk.id.desc()))
+        running = select(HistoryChunk.ts_max_ns, HistoryChunk.id, kept.label("kept")).subquery()
+        first_cut = session.execute(
+            select(running.c.ts_max_ns, running.c.id).where(running.c.kept > max_points)
+            .order_by(running.c.ts_max_ns.desc(), running.c.id.desc()).limit(1)
+        ).first()  # fmt: skip
+        if first_cut is not None:
+            cut_ts, cut_id = first_cut
+            deleted += _delete_chunks(session, or_(HistoryChunk.ts_max_ns < cut_ts,
+                                                   and_(HistoryChunk.ts_max_ns == cut_ts, HistoryChunk.id <= cut_id)))  # fmt: skip
             capped = True
-    oldest = session.scalar(select(func.min(HistoryPoint.ts_ns)))
+    oldest = session.scalar(select(func.min(HistoryChunk.ts_ns)))
     return HistoryPruned(deleted, oldest, capped)
 
 
@@ -140,22 +172,35 @@ def latest_values(session: Session, *, host_id: int, measurement: str | None = N
     return list(session.scalars(query))
 
 
+def _chunks_in(host_ids: Sequence[int], measurement: str, start_ns: int, end_ns: int) -> Any:
+    """The chunks of `host_ids`' `measurement` that may hold points in [start_ns, end_ns] (on the index)."""
+    return (select(HistoryChunk.payload).where(
+        HistoryChunk.host_id.in_(list(host_ids)) if len(host_ids) > 1 else HistoryChunk.host_id == host_ids[0],
+        HistoryChunk.measurement == measurement,
+        HistoryChunk.ts_ns > start_ns - chunks.MAX_SPAN_NS, HistoryChunk.ts_ns <= end_ns, HistoryChunk.ts_max_ns >= start_ns,
+    ))  # fmt: skip
+
+
+def _points_in(payloads: Iterable[bytes], start_ns: int, end_ns: int) -> list[chunks.StoredPoint]:
+    """The points of the chunks in [start_ns, end_ns], oldest first."""
+    points = [p for payload in payloads for p in chunks.decode(payload) if start_ns <= p.ts_ns <= end_ns]
+    points.sort(key=lambda p: p.ts_ns)
+    return points
+
+
 def history(
     session: Session, *, host_id: int, measurement: str, since: datetime, until: datetime, limit: int = 10_000
-) -> list[HistoryPoint]:
-    """Embedded history points of one host and measurement in [since, until], oldest first."""
-    query = (
-        select(HistoryPoint)
-        .where(
-            HistoryPoint.host_id == host_id,
-            HistoryPoint.measurement == measurement,
-            HistoryPoint.ts_ns >= timestamp_ns(since),
-            HistoryPoint.ts_ns <= timestamp_ns(until),
-        )
-        .order_by(HistoryPoint.ts_ns)
-        .limit(limit)
-    )
-    return list(session.scalars(query))
+) -> list[chunks.StoredPoint]:
+    """Embedded history points of one host and measurement in [since, until], oldest first, at most `limit`."""
+    start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
+    out: list[chunks.StoredPoint] = []
+    query = _chunks_in([host_id], measurement, start_ns, end_ns).add_columns(HistoryChunk.ts_ns).order_by(HistoryChunk.ts_ns)
+    for payload, first_ns in session.execute(query.execution_options(yield_per=256)):
+        if len(out) >= limit and first_ns > sorted(p.ts_ns for p in out)[limit - 1]:
+            break  # this chunk and every later one hold only points newer than the oldest `limit`
+        out.extend(_points_in([payload], start_ns, end_ns))
+    out.sort(key=lambda p: p.ts_ns)
+    return out[:limit]
 
 
 def observations(session: Session, *, host_id: int, kind: str | None = None, limit: int = 1000) -> list[ObservationRecord]:
@@ -178,14 +223,14 @@ MAX_SERIES_PER_QUERY = 256
 SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole and bucketed in Python
 
 
-def _more_rows_than(session: Session, query: Any, limit: int) -> bool:
-    """Whether `query` has more than `limit` rows, counting no further than that (on the index)."""
-    capped = query.with_only_columns(HistoryPoint.ts_ns).limit(limit + 1).subquery()
+def _more_points_than(session: Session, query: Any, limit: int) -> bool:
+    """Whether the chunks of `query` hold more than `limit` points, reading no further than that (on the index)."""
+    capped = query.with_only_columns(HistoryChunk.points).limit(limit + 1).subquery()
     # a host with more series of one measurement (a thousand mounts) shows the first ones
-    return (session.scalar(select(func.count()).select_from(capped)) or 0) > limit
+    return (session.scalar(select(func.sum(capped.c.points))) or 0) > limit
 
 
-Row = tuple[int, Any, Any]  # (ts_ns, tags, fields) as stored (JSON text on SQLite)
+Row = tuple[int, Any, Any]  # (ts_ns, tags, fields)
 
 
 def _read_buckets(session: Session, *, host_id: int, measurement: str, start_ns: int, end_ns: int, bucket_ns: int,
@@ -195,35 +240,35 @@ def _read_buckets(session: Session, *, host_id: int, measurement: str, start_ns:
 
     Dense data: only the first `window_ns` of each bucket is read. The windows are a join with the buckets' start
     times (a recursive CTE, SQLite and PostgreSQL alike), so the index is entered once per bucket and reads only the
-    window's rows: 7 days of 15-second points of 16 CPU series are about 7,700 rows instead of 645,000 index entries
-    filtered by `ts % bucket`. The buckets come first and the time range is only in the join, so the planner has no
-    range of the whole period to scan instead (SQLite took that, then scanned the buckets for every row).
+    chunks that reach into the window: 7 days of 15-second points of 16 CPU series are about 500 chunks of a minute
+    instead of 10,080. The buckets come first and the time range is only in the join, so the planner has no range
+    of the whole period to scan instead (SQLite took that, then scanned the buckets for every row).
     Sparse data (a few points, gaps) is read whole, else points outside every window would vanish from the chart.
     """
-    raw_tags, raw_fields = type_coerce(HistoryPoint.tags, Text), type_coerce(HistoryPoint.fields, Text)
-    columns = (HistoryPoint.series_key, raw_tags, raw_fields, HistoryPoint.ts_ns)
-    query = select(*columns).where(
-        HistoryPoint.host_id == host_id, HistoryPoint.measurement == measurement,
-        HistoryPoint.ts_ns >= start_ns, HistoryPoint.ts_ns <= end_ns,
-    )  # fmt: skip
-    if bucket_ns > window_ns and _more_rows_than(session, query, SMALL_RANGE_ROWS):
+    query = _chunks_in([host_id], measurement, start_ns, end_ns)
+    windowed = bucket_ns > window_ns and _more_points_than(session, query, SMALL_RANGE_ROWS)
+    if windowed:
         first = start_ns - start_ns % bucket_ns
         starts = select(literal(first, BigInteger).label("start")).cte("bucket_starts", recursive=True)
         starts = starts.union_all(select(starts.c.start + bucket_ns).where(starts.c.start + bucket_ns <= end_ns))
-        query = select(*columns).select_from(starts).join(
-            HistoryPoint, and_(HistoryPoint.host_id == host_id, HistoryPoint.measurement == measurement,
-                               HistoryPoint.ts_ns >= starts.c.start, HistoryPoint.ts_ns < starts.c.start + window_ns),
+        query = select(HistoryChunk.id, HistoryChunk.payload).select_from(starts).join(
+            HistoryChunk, and_(HistoryChunk.host_id == host_id, HistoryChunk.measurement == measurement,
+                               HistoryChunk.ts_ns > starts.c.start - chunks.MAX_SPAN_NS,
+                               HistoryChunk.ts_ns < starts.c.start + window_ns, HistoryChunk.ts_max_ns >= starts.c.start),
         ).where(starts.c.start <= end_ns)  # always true, but it makes SQLite's planner take the buckets as the outer loop
+        payloads = list({chunk_id: payload for chunk_id, payload in session.execute(query)}.values())  # a chunk may reach two windows
+    else:
+        payloads = list(session.scalars(query))
     out: dict[int, dict[str, Row]] = {}
     series: set[str] = set()
-    for key, tags, fields, ts_ns in session.execute(query.order_by(HistoryPoint.ts_ns)):
-        if not start_ns <= ts_ns <= end_ns:  # the first and last windows may reach past the range
+    for point in _points_in(payloads, start_ns, end_ns):
+        if windowed and point.ts_ns % bucket_ns >= window_ns:
             continue
-        if key not in series:
+        if point.series_key not in series:
             if len(series) >= MAX_SERIES_PER_QUERY:
                 continue
-            series.add(key)
-        out.setdefault(ts_ns // bucket_ns, {})[key] = (ts_ns, tags, fields)
+            series.add(point.series_key)
+        out.setdefault(point.ts_ns // bucket_ns, {})[point.series_key] = (point.ts_ns, point.tags, point.fields)
     return out
 
 
@@ -367,22 +412,22 @@ def windowed_history(
     MAX_WINDOW_ROWS, newest kept)."""
     if not host_ids:
         return {}
-    raw_tags = type_coerce(HistoryPoint.tags, Text)
-    query = (
-        select(HistoryPoint.host_id, HistoryPoint.series_key, raw_tags, HistoryPoint.fields, HistoryPoint.ts_ns)
-        .where(HistoryPoint.host_id.in_(list(host_ids)), HistoryPoint.measurement == measurement,
-               HistoryPoint.ts_ns >= timestamp_ns(since), HistoryPoint.ts_ns <= timestamp_ns(until))
-        .order_by(HistoryPoint.ts_ns.desc()).limit(MAX_WINDOW_ROWS)
-    )  # fmt: skip
+    start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
+    query = _chunks_in(host_ids, measurement, start_ns, end_ns).add_columns(HistoryChunk.host_id).order_by(HistoryChunk.ts_ns.desc())
     out: dict[tuple[int, str], SeriesHistory] = {}
-    for host_id, key, tags, fields, ts_ns in session.execute(query):
-        value = fields.get(field)
-        if not isinstance(value, (int, float)):
-            continue
-        series = out.get((host_id, key))
-        if series is None:
-            series = out[(host_id, key)] = SeriesHistory(_json(tags), [])
-        series.points.append((ts_ns / 1e9, {field: value}))
+    read = 0
+    for payload, host_id in session.execute(query.execution_options(yield_per=256)):
+        if read >= MAX_WINDOW_ROWS:
+            break
+        for point in reversed(_points_in([payload], start_ns, end_ns)):
+            read += 1
+            value = point.fields.get(field)
+            if not isinstance(value, (int, float)):
+                continue
+            series = out.get((host_id, point.series_key))
+            if series is None:
+                series = out[(host_id, point.series_key)] = SeriesHistory(point.tags, [])
+            series.points.append((point.ts_ns / 1e9, {field: value}))
     for series in out.values():
-        series.points.reverse()
+        series.points.sort(key=lambda p: p[0])  # chunks overlap by up to a minute: read newest first, shown oldest first
     return out

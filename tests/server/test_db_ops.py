@@ -163,6 +163,13 @@ def test_restore_refuses_a_file_that_is_not_a_backup_and_changes_nothing(tmp_pat
 
 
 OLD_RELEASE = "0010_per_agency_declaration_keys"
+OLD_HISTORY_START = int(datetime(2026, 11, 30, 8, 0, tzinfo=UTC).timestamp()) * 10**9
+OLD_HISTORY = [  # points of two measurements over three minutes, one minute holding two series
+    {"m": m, "key": f"{m},cpu={cpu}", "tags": json.dumps({"cpu": cpu}), "fields": json.dumps({"usage": i / 4, "busy": i % 2 == 0}),
+     "ts": OLD_HISTORY_START + i * 30 * 10**9}
+    for i, (m, cpu) in enumerate([("host_cpu", "0"), ("host_cpu", "1"), ("host_cpu", "0"), ("host_load", "all"), ("host_cpu", "0"),
+                                  ("host_cpu", "1")])
+]  # fmt: skip
 
 
 def _previous_release_with_data(url: str) -> None:
@@ -188,6 +195,8 @@ def _previous_release_with_data(url: str) -> None:
                 {"sources": json.dumps(["netstate"]), "evidence": json.dumps([{"host": "his-db-1", "agency": "health", "source": "netstate"}])})
             connection.execute(text(f"INSERT INTO ingested_batches (agent_id, batch_id, received_at, samples, observations) VALUES "
                                     f"(1, 'old-1', '{at}', 12, 3), (1, 'old-2', '{at}', 8, 0)"))
+            connection.execute(text("INSERT INTO history_points (host_id, measurement, series_key, tags, fields, ts_ns) "
+                                    "VALUES (1, :m, :key, :tags, :fields, :ts)"), OLD_HISTORY)  # one row per point, as it was
     finally:
         engine.dispose()
 
@@ -230,6 +239,13 @@ def test_upgrade_from_the_previous_release_keeps_the_data_and_the_server_starts(
         assert [(f["id"], f["subject"]) for f in findings.json()] == [(7, "192.168.1.0/24")]
         agencies = httpx.get(f"{server.url}/api/v1/agencies", headers=server.admin).json()
         assert sorted(a["code"] for a in agencies) == ["health", "police"]
+        window = {"since": "2026-11-30T07:59:00Z", "until": "2026-11-30T08:10:00Z"}
+        for measurement in ("host_cpu", "host_load"):  # the history of the old one-row-per-point table reads back the same
+            history = httpx.get(f"{server.url}/api/v1/hosts/1/history", params={"measurement": measurement, **window}, headers=server.admin)
+            assert history.status_code == 200, history.text
+            assert [(p["tags"], p["fields"], datetime.fromisoformat(p["timestamp"]).timestamp()) for p in history.json()] == [
+                (json.loads(r["tags"]), json.loads(r["fields"]), r["ts"] / 1e9) for r in OLD_HISTORY if r["m"] == measurement
+            ]
     finally:
         server.stop()
 
@@ -285,9 +301,9 @@ def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(tmp_path, d
     try:
         migrate(engine)
         with engine.begin() as connection:  # enough data that the cut falls in the data, after the table of contents
-            connection.execute(text("INSERT INTO history_points (host_id, measurement, series_key, tags, fields, ts_ns) "
-                                    "VALUES (1, 'cpu', 'cpu,cpu=cpu0', '{}', :fields, :ts)"),
-                               [{"fields": json.dumps({"usage": i / 7, "note": f"point {i} " * 8}), "ts": i} for i in range(20_000)])
+            connection.execute(text("INSERT INTO history_chunks (host_id, measurement, ts_ns, ts_max_ns, points, payload) "
+                                    "VALUES (1, 'cpu', :ts, :ts, 1, :payload)"),
+                               [{"payload": os.urandom(160), "ts": i} for i in range(20_000)])
     finally:
         engine.dispose()
     whole = tmp_path / "whole.bak"
@@ -297,9 +313,9 @@ def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(tmp_path, d
 
     target = write_config(tmp_path / "b", fresh_url)
     assert egovmon("db", "restore", whole, "--config", target).returncode == 0  # the database that must survive
-    before = rows(fresh_url, "SELECT count(*) FROM history_points")
+    before = rows(fresh_url, "SELECT count(*) FROM history_chunks WHERE measurement = 'cpu'")
     failed = egovmon("db", "restore", cut, "--config", target, "--lang", "en")
     assert failed.returncode == 1
     assert failed.stderr.startswith("failed, nothing changed:"), failed.stderr
-    assert rows(fresh_url, "SELECT count(*) FROM history_points") == before == [(20_000,)]
+    assert rows(fresh_url, "SELECT count(*) FROM history_chunks WHERE measurement = 'cpu'") == before == [(20_000,)]
     assert rows(fresh_url, "SELECT id, subject FROM findings") == [(7, "192.168.1.0/24")]
