@@ -538,7 +538,9 @@ class FlowListener:
                 )
             for sender, flows in result.exporters.items():
                 if len(flows.flows):
-                    current = self._exporter(sender)
+                    # Every sender got its row above; one missing now was folded into OTHER_EXPORTERS by a later
+                    # sender of this batch, and its packets go there too (making it a row again would fold another).
+                    current = stats.get(sender) or stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS)
                     exporter = current.exporter
                     stats[exporter] = replace(
                         current,
