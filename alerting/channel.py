@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting.message import AlertView
+from core.jsontypes import JsonObject, JsonValue
 
 
 class ReceiverBase(BaseModel):
@@ -43,7 +44,7 @@ class ReceiverBase(BaseModel):
 R = TypeVar("R", bound=ReceiverBase)
 
 # (receiver name, group labels, alerts, language, external URL) -> the body stored in the outbox
-Builder = Callable[[str, Mapping[str, str], Sequence[AlertView], str, str], dict[str, Any]]
+Builder = Callable[[str, Mapping[str, str], Sequence[AlertView], str, str], JsonObject]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,4 +59,4 @@ class Channel(Generic[R]):
     name: str
     receiver: type[R]
     build: Builder
-    send: Callable[[R, Mapping[str, Any], float], None]
+    send: Callable[[R, Mapping[str, JsonValue], float], None]

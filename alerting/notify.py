@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import httpx
 
@@ -45,10 +44,11 @@ from alerting.message import (
 from alerting.message import (
     text_lines as text_lines,
 )
+from core.jsontypes import JsonObject, JsonValue
 
 
 def build(kind: str, receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], *,
-          language: str = "zh", external_url: str = "") -> dict[str, Any]:
+          language: str = "zh", external_url: str = "") -> JsonObject:
     """The body to send for one group of alerts (JSON for HTTP kinds; subject/body for smtp; messages for syslog).
 
     Raises:
@@ -60,7 +60,7 @@ def build(kind: str, receiver: str, group_labels: Mapping[str, str], alerts: Seq
     return channel.build(receiver, group_labels, alerts, language, external_url)
 
 
-def deliver(receiver: ReceiverBase, body: Mapping[str, Any], *, timeout: float = 10.0) -> None:
+def deliver(receiver: ReceiverBase, body: Mapping[str, JsonValue], *, timeout: float = 10.0) -> None:
     """Send one built message to `receiver` through the channel of its kind.
 
     Raises:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, check_http, console_url, summary
+from core.jsontypes import JsonObject, JsonValue
 
 ALERTMANAGER_PATH = "/api/v2/alerts"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus label names; Alertmanager refuses others with 400
@@ -30,7 +31,7 @@ class AlertmanagerReceiver(ReceiverBase):
     )
 
 
-def postable_alert(alert: AlertView, external_url: str) -> dict[str, Any]:
+def postable_alert(alert: AlertView, external_url: str) -> JsonObject:
     """One alert as Alertmanager's v2 API takes it (`PostableAlert`).
 
     Labels keep only valid Prometheus label names with non-empty values (Alertmanager answers 400 to others;
@@ -38,13 +39,13 @@ def postable_alert(alert: AlertView, external_url: str) -> dict[str, Any]:
     `resolve_timeout` unless posted again, which the engine does every `resend_seconds`; a resolved one carries
     its `endsAt`. Annotations carry the summary in Chinese and English (`summary_zh`, `summary_en`, `summary`).
     """
-    labels = {k: str(v) for k, v in alert.labels.items() if _LABEL_NAME.match(k) and str(v) != ""}
-    annotations = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    labels: JsonObject = {k: str(v) for k, v in alert.labels.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    annotations: dict[str, str] = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
     annotations.update({"summary_zh": summary(alert, "zh"), "summary_en": summary(alert, "en")})
     annotations.setdefault("summary", annotations["summary_zh"])
     if alert.lacking_data:
         annotations["lacking_data"] = "true"
-    posted: dict[str, Any] = {"labels": labels, "annotations": annotations, "startsAt": alert.starts_at.isoformat()}
+    posted: JsonObject = {"labels": labels, "annotations": dict[str, JsonValue](annotations), "startsAt": alert.starts_at.isoformat()}
     if alert.status == "resolved":
         posted["endsAt"] = (alert.ends_at or alert.starts_at).isoformat()
     url = console_url(external_url, alert.fingerprint)
@@ -59,13 +60,16 @@ def alertmanager_url(url: str) -> str:
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     return {"alerts": [postable_alert(a, external_url) for a in alerts]}
 
 
-def send(receiver: AlertmanagerReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: AlertmanagerReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     url = str(receiver.url)
-    check_http("alertmanager", url, httpx.post(alertmanager_url(url), json=list(body["alerts"]), timeout=timeout))
+    alerts = body["alerts"]
+    if not isinstance(alerts, list):
+        raise TypeError(f"an alertmanager body holds a list of alerts, not {type(alerts).__name__}")
+    check_http("alertmanager", url, httpx.post(alertmanager_url(url), json=alerts, timeout=timeout))
 
 
 CHANNEL = Channel("alertmanager", AlertmanagerReceiver, build, send)

@@ -9,13 +9,14 @@ import hmac
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field, SecretStr
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, check_http, check_robot_answer, text_lines, title
+from core.jsontypes import JsonObject, JsonValue
 
 
 class DingtalkReceiver(ReceiverBase):
@@ -39,13 +40,13 @@ def dingtalk_url(url: str, secret: str | None, now_ms: int | None = None) -> str
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     heading = title(alerts, language)
     text = "\n\n".join(f"- {line}" for line in text_lines(alerts, language))
     return {"msgtype": "markdown", "markdown": {"title": heading[:64], "text": f"### {heading}\n\n{text}"}}
 
 
-def send(receiver: DingtalkReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: DingtalkReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     url = dingtalk_url(str(receiver.url), receiver.secret.get_secret_value() if receiver.secret else None)
     response = httpx.post(url, json=body, timeout=timeout)
     check_http("dingtalk", str(receiver.url), response)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, text_lines, title
+from core.jsontypes import JsonObject, JsonValue
 
 SMTP_PORT = 25
 
@@ -31,11 +32,11 @@ class SmtpReceiver(ReceiverBase):
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     return {"subject": title(alerts, language)[:200], "body": "\n".join(text_lines(alerts, language)) + "\n"}
 
 
-def send(receiver: SmtpReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: SmtpReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     message = EmailMessage()
     message["Subject"], message["From"], message["To"] = body["subject"], receiver.sender, ", ".join(receiver.to)
     message.set_content(body["body"], charset="utf-8")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, summary
+from core.jsontypes import JsonObject, JsonValue
 
 SYSLOG_SEVERITY = {"critical": 2, "warning": 4, "info": 6}  # RFC 5424: crit, warning, informational
 SYSLOG_FACILITY = 13  # log audit
@@ -30,21 +31,24 @@ class SyslogReceiver(ReceiverBase):
     hostname: str | None = Field(None, max_length=255, description="The HOSTNAME field (default: this machine's name)")
 
 
-def syslog_line(message: Mapping[str, Any], *, hostname: str, at: datetime) -> bytes:
+def syslog_line(message: Mapping[str, JsonValue], *, hostname: str, at: datetime) -> bytes:
     """One RFC 5424 message: <PRI>1 TIMESTAMP HOST egovmon - MSGID [egovmon@32473 k="v"...] BOM text."""
     pri = SYSLOG_FACILITY * 8 + SYSLOG_SEVERITY.get(str(message["severity"]), 4)
 
     def escape(value: str) -> str:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
-    params = " ".join(f'{k}="{escape(str(v))}"' for k, v in message["data"].items())
+    data = message["data"]
+    if not isinstance(data, dict):
+        raise TypeError(f"a syslog message's data is an object, not {type(data).__name__}")
+    params = " ".join(f'{k}="{escape(str(v))}"' for k, v in data.items())
     timestamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     head = f"<{pri}>1 {timestamp} {hostname or '-'} egovmon - {message['msgid']} [egovmon@{ENTERPRISE_ID} {params}] "
     return head.encode() + b"\xef\xbb\xbf" + str(message["text"]).encode()
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     return {"messages": [
         {"severity": a.labels.get("severity", "warning"), "msgid": "ALERT" if a.status == "firing" else "RESOLVED",
          "data": {"alertname": a.labels.get("alertname", ""), "fingerprint": a.fingerprint, "status": a.status,
@@ -54,10 +58,13 @@ def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[Alert
     ]}  # fmt: skip
 
 
-def send(receiver: SyslogReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: SyslogReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     address = (str(receiver.host), receiver.port or SYSLOG_PORT)
     hostname = receiver.hostname or socket.gethostname()
-    lines = [syslog_line(m, hostname=hostname, at=datetime.now(UTC)) for m in body["messages"]]
+    messages = body["messages"]
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise TypeError("a syslog body holds a list of message objects")
+    lines = [syslog_line(m, hostname=hostname, at=datetime.now(UTC)) for m in messages if isinstance(m, dict)]
     if receiver.protocol == "tcp":
         with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(b"".join(str(len(line)).encode() + b" " + line for line in lines))  # RFC 6587 octet counting

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, check_http, console_url, summary, text_lines, title
+from core.jsontypes import JsonObject, JsonValue
 
 _ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time: "not resolved" in the webhook payload
 
@@ -27,9 +28,9 @@ class WebhookReceiver(ReceiverBase):
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     firing = any(a.status == "firing" for a in alerts)
-    common = {k: v for k, v in alerts[0].labels.items() if all(a.labels.get(k) == v for a in alerts)} if alerts else {}
+    common: JsonObject = {k: v for k, v in alerts[0].labels.items() if all(a.labels.get(k) == v for a in alerts)} if alerts else {}
     return {
         "version": "4", "groupKey": json.dumps(dict(sorted(group_labels.items())), ensure_ascii=False),
         "truncatedAlerts": 0, "status": "firing" if firing else "resolved", "receiver": receiver,
@@ -47,7 +48,7 @@ def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[Alert
     }  # fmt: skip
 
 
-def send(receiver: WebhookReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: WebhookReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     url = str(receiver.url)
     check_http("webhook", url, httpx.post(url, json=body, timeout=timeout))
 

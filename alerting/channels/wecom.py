@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field
 
 from alerting.channel import Channel, ReceiverBase
 from alerting.message import AlertView, check_http, check_robot_answer, text_lines, title
+from core.jsontypes import JsonObject, JsonValue
 
 
 class WecomReceiver(ReceiverBase):
@@ -22,12 +23,12 @@ class WecomReceiver(ReceiverBase):
 
 
 def build(receiver: str, group_labels: Mapping[str, str], alerts: Sequence[AlertView], language: str,
-          external_url: str) -> dict[str, Any]:
+          external_url: str) -> JsonObject:
     lines = "\n".join(f"> {line}" for line in text_lines(alerts, language))
     return {"msgtype": "markdown", "markdown": {"content": f"**{title(alerts, language)}**\n" + lines}}
 
 
-def send(receiver: WecomReceiver, body: Mapping[str, Any], timeout: float) -> None:
+def send(receiver: WecomReceiver, body: Mapping[str, JsonValue], timeout: float) -> None:
     url = str(receiver.url)
     response = httpx.post(url, json=body, timeout=timeout)
     check_http("wecom", url, response)
