@@ -17,9 +17,10 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
+from core.jsontypes import JsonObject, JsonValue
 from inventory.prefixes import Network
 
 SUBNET: Final = "subnet"
@@ -50,7 +51,7 @@ class Fact:
     host: str  # the reporting agent's host
     agency: str  # the reporting agent's agency code
     observed_at: datetime
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, JsonValue] = field(default_factory=dict)
 
 
 def _network(text: str) -> Network | None:
@@ -84,10 +85,10 @@ def address_subnet(text: str) -> Network | None:
     return None if is_special(network) else network
 
 
-Extractor = Callable[[str, Mapping[str, Any]], Iterator[tuple[str, str, dict[str, Any]]]]
+Extractor = Callable[[str, Mapping[str, JsonValue]], Iterator[tuple[str, str, JsonObject]]]
 
 
-def _interface_address(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _interface_address(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     interface = str(attributes.get("interface", ""))
     network = _network(str(attributes.get("network") or subject))
     if network is None or is_special(network) or ignored_interface(interface):
@@ -101,7 +102,7 @@ def _interface_address(subject: str, attributes: Mapping[str, Any]) -> Iterator[
     yield HOST_ADDRESS, address, {"interface": interface, "network": str(network)}
 
 
-def _route(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _route(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     network = _network(subject)
     interface = str(attributes.get("interface", ""))
     if network is None or is_special(network) or ignored_interface(interface) or attributes.get("default"):
@@ -113,19 +114,19 @@ def _route(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, s
     yield SUBNET, str(network), {"interface": interface, "gateway": str(attributes.get("gateway", ""))}
 
 
-def _address_seen(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _address_seen(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     network = address_subnet(subject)
     if network is not None and not ignored_interface(str(attributes.get("interface", ""))):
         yield SUBNET, str(network), {"address": subject.split("/")[0]}
 
 
-def _flow_subnet(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _flow_subnet(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     network = _network(subject)
     if network is not None and not is_special(network):
         yield SUBNET, str(network), {"exporter": str(attributes.get("exporter", ""))}
 
 
-def _dhcp_offer(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _dhcp_offer(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     detail = {k: attributes.get(k) for k in ("interface", "network", "offered_address", "authorized") if k in attributes}
     yield DHCP_SERVER, subject, detail
     network = _network(str(attributes.get("network", "")))
@@ -133,8 +134,9 @@ def _dhcp_offer(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[s
         yield SUBNET, str(network), {"dhcp_server": subject}
 
 
-def _tunnel(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    endpoints = [str(attributes.get("remote", ""))] + [str(e) for e in attributes.get("peer_endpoints", []) or []]
+def _tunnel(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
+    peers = attributes.get("peer_endpoints")
+    endpoints = [str(attributes.get("remote", ""))] + [str(e) for e in (peers if isinstance(peers, list) else [])]
     for endpoint in endpoints:
         host = endpoint.rsplit(":", 1)[0].strip("[]") if endpoint.count(":") == 1 or endpoint.startswith("[") else endpoint
         try:
@@ -145,13 +147,13 @@ def _tunnel(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, 
             yield TUNNEL_ENDPOINT, str(address), {"interface": subject, "type": str(attributes.get("type", ""))}
 
 
-def _website(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _website(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     host = (urlsplit(subject).hostname or subject).lower()
     detail = {k: attributes.get(k) for k in ("title", "server", "cert_subject", "status") if k in attributes}
     yield WEB_SERVICE, host, {"url": subject, **detail}
 
 
-def _listening(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _listening(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     address = subject.rsplit(":", 1)[0].strip("[]").split("/")[-1]
     try:
         if ipaddress.ip_address(address).is_loopback:
@@ -161,12 +163,12 @@ def _listening(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[st
     yield HOST_SERVICE, subject, {"process": str(attributes.get("process", ""))}
 
 
-def _forwarding(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _forwarding(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     if attributes.get("enabled"):
         yield HOST_FORWARDING, f"ip_forwarding/{subject}", {}
 
 
-def _nat(subject: str, attributes: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _nat(subject: str, attributes: Mapping[str, JsonValue]) -> Iterator[tuple[str, str, JsonObject]]:
     if attributes.get("present"):
         yield HOST_FORWARDING, "nat", {"rule_source": str(attributes.get("source", ""))}
 
@@ -186,7 +188,7 @@ EXTRACTORS: Final[dict[str, Extractor]] = {
 HOST_FACTS: Final = frozenset({HOST_ADDRESS, HOST_SERVICE, HOST_FORWARDING})
 
 
-def facts(observation: Mapping[str, Any], *, host: str, agency: str) -> list[Fact]:
+def facts(observation: Mapping[str, object], *, host: str, agency: str) -> list[Fact]:
     """The facts in one observation (a dict shaped like core.models.Observation) from `host` of `agency`.
 
     Host-level facts (its addresses, services, forwarding) are keyed by the host
@@ -196,11 +198,12 @@ def facts(observation: Mapping[str, Any], *, host: str, agency: str) -> list[Fac
     if extractor is None:
         return []
     subject = str(observation["subject"])
-    observed_at = observation["observed_at"]
-    if isinstance(observed_at, str):
-        observed_at = datetime.fromisoformat(observed_at)
+    raw_time, attributes = observation["observed_at"], observation.get("attributes") or {}
+    observed_at = datetime.fromisoformat(raw_time) if isinstance(raw_time, str) else raw_time
+    if not isinstance(observed_at, datetime) or not isinstance(attributes, dict):
+        raise TypeError(f"an observation has a time and an attribute object, not {observed_at!r} and {type(attributes).__name__}")
     out = []
-    for kind, key, detail in extractor(subject, observation.get("attributes") or {}):
+    for kind, key, detail in extractor(subject, attributes):
         if kind in HOST_FACTS:
             key, detail = host, {"item": key, **detail}
         out.append(Fact(kind, key, str(observation["source"]), str(observation["kind"]), subject, host, agency, observed_at, detail))

@@ -25,8 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from core.jsontypes import JsonObject, JsonValue
 from inventory import rules as R  # noqa: N812 - R.<rule> reads as the rule table it is
 from inventory.observed import (
     DHCP_SERVER,
@@ -56,7 +56,7 @@ class FindingDraft:
     severity: str
     confidence: float
     evidence: tuple[Fact, ...]
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: JsonObject = field(default_factory=dict)
 
     @property
     def sources(self) -> list[str]:
@@ -68,7 +68,7 @@ def confidence(evidence: Iterable[Fact]) -> float:
     return round(1 - 0.5 ** len({f.source for f in evidence}), 4)
 
 
-def _draft(rule_id: str, subject: str, agency: str, evidence: Sequence[Fact], **detail: Any) -> FindingDraft:
+def _draft(rule_id: str, subject: str, agency: str, evidence: Sequence[Fact], **detail: JsonValue) -> FindingDraft:
     rule = R.RULES[rule_id]
     own = [f for f in evidence if f.agency == agency]  # callers pass one agency's facts; this keeps it so
     score = confidence(own)
@@ -180,6 +180,6 @@ def _data_centres(
                 members[place].add(host)
                 places[place].extend([fact, *services[:3]])
     return [
-        _draft(R.STANDALONE_DC, place, agency, evidence, hosts=sorted(members[(place, agency)]))
+        _draft(R.STANDALONE_DC, place, agency, evidence, hosts=[h for h in sorted(members[(place, agency)])])
         for (place, agency), evidence in sorted(places.items()) if len(members[(place, agency)]) >= thresholds.datacentre_min_hosts
     ]  # fmt: skip
