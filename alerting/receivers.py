@@ -15,7 +15,7 @@ from alerting.channel import ReceiverBase
 from alerting.channels import catalogue
 
 # One receiver: the model of the channel its `kind` names.
-ReceiverSettings: Any = Annotated[Union[tuple(channel.receiver for channel in catalogue().values())],  # noqa: UP007
+ReceiverSettings: Any = Annotated[Union[tuple(channel.receiver for channel in catalogue().values())],
                                   Field(discriminator="kind")]
 
 _ADAPTER: TypeAdapter[ReceiverBase] = TypeAdapter(ReceiverSettings)

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerting.evaluate import Alert, Evaluator, fingerprint  # noqa: E402
-from alerting.rules import Rule  # noqa: E402
+from alerting.evaluate import Alert, Evaluator, fingerprint
+from alerting.rules import Rule
 
 
 def main() -> None:

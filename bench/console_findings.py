@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from core.settings import load_settings  # noqa: E402
-from server.app import create_app  # noqa: E402
-from server.audit.models import AuditEvent  # noqa: E402
-from server.findings.models import Finding  # noqa: E402
+from core.settings import load_settings
+from server.app import create_app
+from server.audit.models import AuditEvent
+from server.findings.models import Finding
 
 PASSWORD = "correct-horse-battery"
 

@@ -72,7 +72,7 @@ def decode_rate(datagrams: list[bytes], repeat: int) -> tuple[float, float, int]
 
 
 def scapy_rate(datagrams: list[bytes], version: int, repeat: int) -> float:
-    from scapy.layers.netflow import NetflowHeader, NetflowHeaderV5, netflowv9_defragment  # noqa: F401
+    from scapy.layers.netflow import NetflowHeader, NetflowHeaderV5, netflowv9_defragment
 
     records = 0
     started = time.process_time()

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inventory.observed import facts  # noqa: E402
-from inventory.reconcile import reconcile  # noqa: E402
-from inventory.registry import PlanPrefix, Registry, Site  # noqa: E402
+from inventory.observed import facts
+from inventory.reconcile import reconcile
+from inventory.registry import PlanPrefix, Registry, Site
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -46,7 +46,7 @@ from server.inventory import service as inventory_service  # noqa: E402
 AGENCIES = 50
 
 
-def seed(sessions, *, hosts: int, netstate_share: float, now: datetime) -> None:  # noqa: ANN001
+def seed(sessions, *, hosts: int, netstate_share: float, now: datetime) -> None:
     samples = collect_host_samples()
     series = {}
     for s in samples:
@@ -70,7 +70,7 @@ def seed(sessions, *, hosts: int, netstate_share: float, now: datetime) -> None:
     print(f"seeded {hosts} hosts, {hosts * len(series)} latest series, {len(found)} observed facts")
 
 
-def timed(work, profile: bool = False):  # noqa: ANN001, ANN201
+def timed(work, profile: bool = False):
     profiler = cProfile.Profile() if profile else None
     cpu, wall = time.process_time(), time.perf_counter()
     result = profiler.runcall(work) if profiler else work()
@@ -94,7 +94,7 @@ def main() -> None:
         postgres = None
         url = None
         if args.store == "pg":
-            from tests.services import start_postgres  # noqa: PLC0415
+            from tests.services import start_postgres
 
             postgres = start_postgres(workdir)
             url = postgres.url()

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
 from core.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 admin_app = typer.Typer(help="Administer agencies, users, tokens and agents (on the state database).", no_args_is_help=True)
 agency_app = typer.Typer(help="Agencies.", no_args_is_help=True)
@@ -51,7 +54,7 @@ def _now() -> datetime:
 
 
 @contextmanager
-def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Any]:
+def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Session]:
     """A committed-on-success session on the configured, migrated state database; API errors exit 1."""
     from cli.db import schema_error_text
     from server.database import SchemaError, make_engine, make_sessionmaker, migrate
@@ -84,7 +87,7 @@ def state_session(config: Path | None, data_dir: Path | None) -> Iterator[Any]:
 
 
 @contextmanager
-def _session() -> Iterator[Any]:
+def _session() -> Iterator[Session]:
     with state_session(_state.get("config"), _state.get("data_dir")) as session:
         yield session
 

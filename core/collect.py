@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
+from core.jsontypes import JsonValue
 from core.models import Observation, Sample
 
 
@@ -28,7 +29,7 @@ class Target:
 
     name: str = "local"
     address: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, JsonValue] = field(default_factory=dict)
 
 
 LOCAL = Target()

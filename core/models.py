@@ -166,7 +166,7 @@ class Batch(BaseModel):
     observations: Annotated[list[Observation], Field(max_length=MAX_OBSERVATIONS_PER_BATCH)] = []
 
 
-def validation_context(now: datetime | None = None) -> dict[str, Any]:
+def validation_context(now: datetime | None = None) -> dict[str, datetime]:
     """The context that turns on the timestamp window, with `now` defaulting to the wall clock."""
     return {"now": now if now is not None else datetime.now(UTC)}
 

@@ -103,7 +103,7 @@ def supervised_thread(
                 try:
                     target()
                     return
-                except Exception as exc:  # noqa: BLE001 - the supervisor's whole job
+                except Exception as exc:
                     if stopping.is_set():
                         return
                     delay = backoff.next()
@@ -127,7 +127,7 @@ async def supervised_task(name: str, factory: Callable[[], Awaitable[None]], *, 
             try:
                 await factory()
                 return
-            except Exception as exc:  # noqa: BLE001 - the supervisor's whole job
+            except Exception as exc:
                 delay = backoff.next()
                 workers.restarted(name, exc)
                 log.exception("worker %s died; restarting it in %.1f s", name, delay)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from probes.kinds import catalogue
 
 # One check: the model of the kind its `kind` names (an unknown kind is refused with the list of known ones).
-ProbeCheck: Any = Annotated[Union[tuple(kind.check for kind in catalogue().values())],  # noqa: UP007
+ProbeCheck: Any = Annotated[Union[tuple(kind.check for kind in catalogue().values())],
                             Field(discriminator="kind")]
 
 

@@ -136,7 +136,7 @@ def test_durations_of_a_histogram_labelled_by_task() -> None:
 class _Slow(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.path == "/slow":
             import time

@@ -470,7 +470,7 @@ class FlowListener:
                 continue
             try:
                 result = decoder.decode(batch)
-            except Exception:  # noqa: BLE001 - hostile input must never stop the decoder thread
+            except Exception:
                 log.exception("decoding a batch of %d datagrams failed; the batch is dropped and counted", len(batch))
                 self._error("decoder_bug", len(batch))
                 for exporter in {exporter for exporter, _ in batch}:
@@ -488,7 +488,7 @@ class FlowListener:
             for flows in result.exporters.values():
                 try:
                     self._on_flows(flows)
-                except Exception:  # noqa: BLE001 - isolates the consumer: a bad callback must not stop the listener
+                except Exception:
                     log.exception("on_flows failed for records from %s", flows.exporter)
                     self._error("callback")
                     self._count(flows.exporter, callback_errors=1)

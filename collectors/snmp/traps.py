@@ -267,7 +267,7 @@ class TrapReceiver:
             _domain, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)
             plain = [(tuple(name), plain_value(value)) for name, value in varbinds]
             event = event_from_varbinds(str(address[0]).removeprefix("::ffff:"), plain, self._clock())
-        except Exception:  # noqa: BLE001 - a hostile notification must not end the receiver
+        except Exception:
             self.errors += 1
             log.exception("could not read a notification")
             return

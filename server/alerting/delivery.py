@@ -94,7 +94,7 @@ def _attempt(notification_id: int, kind: str, receiver: ReceiverSettings | None,
         deliver(receiver, body)
     except DeliveryError as exc:
         return str(exc)[:1000], isinstance(exc, PermanentDeliveryError)
-    except Exception as exc:  # noqa: BLE001 - isolation: a receiver's bug fails its delivery, never leaves the row `sending`
+    except Exception as exc:
         log.exception("notification %d to %s: unexpected error in the receiver", notification_id, receiver_name)
         return f"{kind}: unexpected {type(exc).__name__}: {exc}"[:1000], False
     return "", False

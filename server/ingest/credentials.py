@@ -171,12 +171,12 @@ class AgentCredentials:
     def _run(self) -> None:
         try:
             log.info("agent credentials preloaded: %d", self.preload())
-        except Exception:  # noqa: BLE001 - the cache then fills by loads
+        except Exception:
             log.exception("preloading agent credentials failed")
         while not self._stop.wait(self.check_seconds):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - the next round retries; stale entries stop being trusted meanwhile
+            except Exception:
                 self.refresh_failures += 1
                 log.exception("checking agent revocations failed")
 

@@ -97,6 +97,6 @@ class ObservationHandoff:
         for sink in self._hooks.observation_sinks:
             try:
                 sink.observations_received(batches)
-            except Exception:  # noqa: BLE001 - a sink's failure must not stop the others or the worker
+            except Exception:
                 log.exception("observation sink %s failed", sink.name)
                 self._metrics.hook_errors.labels(sink.name).inc()

@@ -90,5 +90,5 @@ class InventorySink:
         for sink in self._hooks.finding_sinks:
             try:
                 sink.findings_changed(changes)
-            except Exception:  # noqa: BLE001 - one consumer's failure must not lose the others' notifications
+            except Exception:
                 log.exception("finding sink %s failed", sink.name)

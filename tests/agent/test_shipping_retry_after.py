@@ -22,7 +22,7 @@ class _Shedding(BaseHTTPRequestHandler):
 
     answers: list[int] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         shed = len(self.answers) < 2
         self.answers.append(503 if shed else 200)

@@ -33,7 +33,7 @@ def http_receiver(port: int = 0, answer: dict[str, Any] | None = None, status: i
     received = HttpReceiver(0, host=host)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             received.posts.append((self.path, json.loads(self.rfile.read(length) or b"null")))
             payload = json.dumps(answer or {"errcode": 0, "errmsg": "ok"}).encode()

@@ -78,7 +78,7 @@ def speaking_first(payload: bytes) -> Iterator[int]:
         server.server_close()
 
 
-def run(port: int, expect: SmtpExpect = SmtpExpect(), allowed: AllowedRanges | None = None):  # noqa: ANN201, B008 - never mutated
+def run(port: int, expect: SmtpExpect = SmtpExpect(), allowed: AllowedRanges | None = None):  # noqa: B008 - never mutated
     return asyncio.run(probe_smtp("127.0.0.1", port, expect, timeout=5, allowed=allowed))
 
 

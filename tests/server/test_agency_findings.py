@@ -55,7 +55,7 @@ def test_two_agencies_on_the_same_subnet_get_one_finding_each_and_platform_roles
 
         name = "recorder"
 
-        def findings_changed(self, batch):  # noqa: ANN001, ANN202
+        def findings_changed(self, batch):
             changes.extend((c.rule_id, c.subject, c.agency_code, c.change) for c in batch)
 
     client.app.state.hooks.finding_sinks.append(Recorder())

@@ -181,7 +181,7 @@ def test_evidence_gone_for_the_window_remediates_and_its_return_reopens(client, 
 
         name = "recorder"
 
-        def findings_changed(self, batch):  # noqa: ANN001, ANN202
+        def findings_changed(self, batch):
             changes.extend((c.rule_id, c.subject, c.change, c.status) for c in batch)
 
     client.app.state.hooks.finding_sinks.append(Recorder())

@@ -13,14 +13,14 @@ from tests.services import wait_until
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, influxdb1) -> Settings:  # noqa: ANN001
+def settings(tmp_path: Path, database_url: str, influxdb1) -> Settings:
     influxdb1.query("DROP DATABASE state_export", method="POST")  # a database of this test's own
     influxdb1.query("CREATE DATABASE state_export", method="POST")
     return load_settings(None, data_dir=tmp_path / "data", server={"database_url": database_url},
                          tsdb={"kind": "influxdb1", "url": influxdb1.url, "database": "state_export"})
 
 
-def rows(influxdb1, q: str) -> list[dict]:  # noqa: ANN001
+def rows(influxdb1, q: str) -> list[dict]:
     return [{**dict(zip(s["columns"], v, strict=True)), "_series_tags": s.get("tags", {})}
             for r in influxdb1.query(q, database="state_export")["results"] for s in r.get("series", []) for v in s["values"]]
 

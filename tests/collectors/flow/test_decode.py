@@ -129,7 +129,7 @@ def test_record_counts(names: str, expected: tuple[int, int, int]) -> None:
 # Against scapy: NetFlow v5 and v9 ---------------------------------------------------------------
 
 
-def scapy_netflow():  # noqa: ANN201 - scapy types
+def scapy_netflow():
     """scapy's netflow layer; its v9 record class warns about duplicated field names on first use."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
