@@ -280,9 +280,13 @@ def test_a_custom_rule_file_keeps_the_default_pack(client, admin, clock: Clock):
     assert (alert["alertname"], alert["labels"]["device"], alert["severity"]) == ("SnmpDeviceDown", "core-sw-1", "critical")
 
 
-def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_sending(client, admin, clock: Clock):
-    """A stored message the receiver cannot handle (here a syslog message whose structured data is not a mapping, so
-    the formatter raises AttributeError, which is no DeliveryError) is a failed attempt with its error, and retried."""
+def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_sending(client, admin, clock: Clock, monkeypatch):
+    """A stored message the receiver cannot handle (a syslog message whose structured data is not a mapping: the
+    sender checks the body's shape) is a failed attempt with its error, and retried; so is a bug in a receiver (an
+    exception that is no DeliveryError, injected into the syslog channel's sender)."""
+    from dataclasses import replace
+
+    from alerting.channels import catalogue
     from alerting.receivers import parse_receiver
     from server.alerting.models import Notification
 
@@ -296,8 +300,20 @@ def test_an_unexpected_error_in_a_receiver_is_a_failed_attempt_never_a_row_left_
     with client.app.state.sessions() as session:
         (row,) = session.query(Notification).all()
         assert (row.status, row.attempts) == ("pending", 1)
-        assert row.last_error.startswith("syslog: unexpected AttributeError")
+        assert row.last_error == "syslog: TypeError: a syslog message's data is an object, not str"
     assert metric_value(client, "egovmon_notification_failures_total", reason="transient", receiver="siem") == 1
+
+    def buggy(receiver, body, timeout):
+        raise RuntimeError("receiver bug")
+
+    monkeypatch.setitem(catalogue(), "syslog", replace(catalogue()["syslog"], send=buggy))
+    clock.advance(hours=1)  # past the retry backoff
+    assert engine.dispatch() == 0
+    with client.app.state.sessions() as session:
+        (row,) = session.query(Notification).all()
+        assert (row.status, row.attempts) == ("pending", 2)
+        assert row.last_error == "syslog: unexpected RuntimeError: receiver bug"
+    assert metric_value(client, "egovmon_notification_failures_total", reason="transient", receiver="siem") == 2
 
 
 def test_retention_deletes_old_sent_and_failed_notifications_only(client, admin, clock: Clock):
