@@ -186,7 +186,7 @@ def get_owned(session: Session, model: type[T], ident: int | str, *, access: Acc
 
 def agency_id_of(session: Session, code: str, *, access: Access) -> int:
     """The id of the agency with `code`; for an agency user any other agency is unknown. Raises NotFoundError."""
-    found = session.scalar(scoped(Agency, access=access, query=select(Agency.id).where(Agency.code == code)))
+    found: int | None = session.scalar(scoped(Agency, access=access, query=select(Agency.id).where(Agency.code == code)))
     if found is None:
         raise NotFoundError(f"no agency {code!r}", reason="unknown_agency")
     return found

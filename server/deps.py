@@ -21,12 +21,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def get_clock(request: Request) -> Callable[[], datetime]:
-    return request.app.state.clock
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock
 
 
 def get_now(request: Request) -> datetime:
     """The time of this request, from the app's clock."""
-    return request.app.state.clock()
+    now: datetime = request.app.state.clock()
+    return now
 
 
 def remote_addr(request: Request) -> str | None:

@@ -79,7 +79,8 @@ def password_login(
     user = session.scalar(select(User).where(User.username == username))
     usable = user is not None and user.password_hash is not None and not user.disabled
     metrics.password_verifications.inc()
-    matches = verify_password(password, user.password_hash if usable and user.password_hash else DUMMY_PASSWORD_HASH)
+    stored = user.password_hash if user is not None and usable else None
+    matches = verify_password(password, stored or DUMMY_PASSWORD_HASH)
     if usable and matches and user is not None:
         throttle.reset(session, scope=throttle.USER, key=keys[throttle.USER])
         metrics.logins.labels("success").inc()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from server.auth.secrets import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from server.database import MAX_ID
 
 # The length policy is enforced by the service (one message for the API and the CLI);
 # the schema only documents it.
-_PASSWORD_DOC = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
+_PASSWORD_DOC: JsonDict = {"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}
 
 
 class UserCreate(BaseModel):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from server.access import MAX_ID
+from server.database import MAX_ID
 
 Kind = Literal["level_evaluation", "risk_assessment", "security_inspection", "emergency_drill", "restore_test"]
 MAX_FREQUENCY_DAYS = 10 * 366  # a duty recurs at least every ten years

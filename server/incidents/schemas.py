@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from server.access import MAX_ID
+from server.database import MAX_ID
 
 Severity = Literal["critical", "warning", "info"]
 Status = Literal["open", "investigating", "contained", "resolved", "closed"]

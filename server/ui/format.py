@@ -77,12 +77,11 @@ def format_time(value: Any, tz: ZoneInfo | None = None) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value  # not a time: show as given (escaped by Jinja)
+            return str(value)  # not a time: show as given (escaped by Jinja)
     if not isinstance(value, datetime):
         return str(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(tz or zone(None)).strftime("%Y-%m-%d %H:%M:%S")
+    moment: datetime = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return moment.astimezone(tz or zone(None)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _scaled(value: float, units: tuple[str, ...], base: float) -> str:
