@@ -40,12 +40,12 @@ def postable_alert(alert: AlertView, external_url: str) -> JsonObject:
     its `endsAt`. Annotations carry the summary in Chinese and English (`summary_zh`, `summary_en`, `summary`).
     """
     labels: JsonObject = {k: str(v) for k, v in alert.labels.items() if _LABEL_NAME.match(k) and str(v) != ""}
-    annotations: dict[str, str] = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    annotations: JsonObject = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
     annotations.update({"summary_zh": summary(alert, "zh"), "summary_en": summary(alert, "en")})
     annotations.setdefault("summary", annotations["summary_zh"])
     if alert.lacking_data:
         annotations["lacking_data"] = "true"
-    posted: JsonObject = {"labels": labels, "annotations": dict[str, JsonValue](annotations), "startsAt": alert.starts_at.isoformat()}
+    posted: JsonObject = {"labels": labels, "annotations": annotations, "startsAt": alert.starts_at.isoformat()}
     if alert.status == "resolved":
         posted["endsAt"] = (alert.ends_at or alert.starts_at).isoformat()
     url = console_url(external_url, alert.fingerprint)

@@ -62,9 +62,13 @@ def send(receiver: SyslogReceiver, body: Mapping[str, JsonValue], timeout: float
     address = (str(receiver.host), receiver.port or SYSLOG_PORT)
     hostname = receiver.hostname or socket.gethostname()
     messages = body["messages"]
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+    if not isinstance(messages, list):
         raise TypeError("a syslog body holds a list of message objects")
-    lines = [syslog_line(m, hostname=hostname, at=datetime.now(UTC)) for m in messages if isinstance(m, dict)]
+    lines = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise TypeError("a syslog body holds a list of message objects")
+        lines.append(syslog_line(message, hostname=hostname, at=datetime.now(UTC)))
     if receiver.protocol == "tcp":
         with socket.create_connection(address, timeout=timeout) as sock:
             sock.sendall(b"".join(str(len(line)).encode() + b" " + line for line in lines))  # RFC 6587 octet counting

@@ -196,11 +196,12 @@ def history(
     out: list[chunks.StoredPoint] = []
     query = _chunks_in([host_id], measurement, start_ns, end_ns).add_columns(HistoryChunk.ts_ns).order_by(HistoryChunk.ts_ns)
     for payload, first_ns in session.execute(query.execution_options(yield_per=256)):
-        if len(out) >= limit and first_ns > sorted(p.ts_ns for p in out)[limit - 1]:
+        if len(out) >= limit and first_ns > out[-1].ts_ns:
             break  # this chunk and every later one hold only points newer than the oldest `limit`
         out.extend(_points_in([payload], start_ns, end_ns))
-    out.sort(key=lambda p: p.ts_ns)
-    return out[:limit]
+        out.sort(key=lambda p: p.ts_ns)  # nearly in order already: linear
+        del out[limit:]  # only the oldest `limit` can be returned
+    return out
 
 
 def observations(session: Session, *, host_id: int, kind: str | None = None, limit: int = 1000) -> list[ObservationRecord]:
