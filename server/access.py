@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, TypeVarTuple, overload
 
 from fastapi import Depends, FastAPI, Path, Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from starlette.concurrency import run_in_threadpool
 
 from server.agencies.models import Agency
@@ -32,7 +33,7 @@ from server.alerting.models import AlertRecord, SilenceRecord
 from server.auth import service as auth
 from server.auth.models import Role
 from server.auth.principal import Principal
-from server.database import MAX_ID
+from server.database import MAX_ID, Base
 from server.deps import bearer, get_session
 from server.duties.models import Drill, Duty
 from server.errors import ForbiddenError, NotFoundError, OverloadedError, UnauthorizedError
@@ -50,7 +51,8 @@ from server.inventory.models import (
     WebsiteEntry,
 )
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Base)
+Row = TypeVarTuple("Row")
 CONSOLE_COOKIE = "egovmon_session"
 
 
@@ -100,7 +102,7 @@ class Owner:
     """How a table names its agency: the column, whether it holds the code rather than the id, and whether rows
     without an agency are shared reading for everybody (declared sites)."""
 
-    column: Any
+    column: InstrumentedAttribute[int | str | None]
     by_code: bool = False
     shared_when_null: bool = False
 
@@ -137,10 +139,19 @@ def _key(access: Access, owner: Owner) -> int | str | None:
     return access.agency_code if owner.by_code else access.agency_id
 
 
-def scoped(model: type[T], *, access: Access, query: Select[Any] | None = None) -> Select[Any]:
+@overload
+def scoped(model: type[T], *, access: Access, query: None = None) -> Select[T]: ...
+@overload
+def scoped(model: type[Base], *, access: Access, query: Select[*Row]) -> Select[*Row]: ...
+def scoped(model: type[Base], *, access: Access, query: Select[*Row] | None = None) -> Select[*Row] | Select[Base]:
     """`query` (default: every row of `model`) narrowed to what `access` may see."""
     owner = _owner(model)
-    query = select(model) if query is None else query
+    if query is None:
+        return _narrowed(select(model), owner, access)
+    return _narrowed(query, owner, access)
+
+
+def _narrowed(query: Select[*Row], owner: Owner, access: Access) -> Select[*Row]:
     if not access.scoped:
         return query
     condition = owner.column == _key(access, owner)
@@ -149,7 +160,7 @@ def scoped(model: type[T], *, access: Access, query: Select[Any] | None = None) 
     return query.where(condition)
 
 
-def visible(row: Any, *, access: Access) -> bool:
+def visible(row: Base, *, access: Access) -> bool:
     """Whether `access` may read `row`."""
     owner = _owner(type(row))
     if not access.scoped:
@@ -158,7 +169,7 @@ def visible(row: Any, *, access: Access) -> bool:
     return value == _key(access, owner) or (owner.shared_when_null and value is None)
 
 
-def owns(row: Any, *, access: Access) -> bool:
+def owns(row: Base, *, access: Access) -> bool:
     """Whether `access` may change `row`: its own agency's rows (shared rows only for unscoped callers)."""
     owner = _owner(type(row))
     return not access.scoped or getattr(row, owner.column.key) == _key(access, owner)
@@ -262,7 +273,7 @@ def policy(declared: Policy, *, console: bool = False) -> Callable[..., Access |
     return dependency
 
 
-def _declared(dependant: Any) -> Iterator[Policy]:
+def _declared(dependant: Dependant) -> Iterator[Policy]:
     for sub in dependant.dependencies:
         found = getattr(sub.call, "policy", None)
         if isinstance(found, Policy):

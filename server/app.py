@@ -43,7 +43,7 @@ from server.audit.views import router as audit_router
 from server.auth import service as auth_service
 from server.auth.views import router as auth_router
 from server.backup import hold_server_lock
-from server.database import make_engine, make_sessionmaker, migrate, transaction
+from server.database import make_engine, make_sessionmaker, migrate, rows_affected, transaction
 from server.duties.views import router as duties_router
 from server.errors import ERROR_RESPONSES, ApiError
 from server.findings.views import router as findings_router
@@ -132,7 +132,7 @@ async def _too_large(scope: Scope, send: Send, limit: int) -> None:
     response = JSONResponse(
         {"detail": f"body exceeds the limit of {limit} bytes", "reason": "too_large"}, status_code=413
     )
-    await response(scope, lambda: _empty(), send)  # type: ignore[arg-type]
+    await response(scope, _empty, send)
 
 
 async def _empty() -> Message:
@@ -207,7 +207,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                              "reason": "unstorable_value"}, status_code=422)  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         if any(e["loc"][:1] == ("path",) for e in exc.errors()):  # e.g. /hosts/9223372036854775808 names nothing
             if ui_views.wants_page(request):
                 return ui_views.error_page(request, status_code=404, reason="not_found", detail=f"nothing at {request.url.path}")
@@ -407,21 +407,21 @@ def prune(app: FastAPI) -> dict[str, int]:
             session, older_than=now - timedelta(hours=server.history_retention_hours), max_points=server.history_max_points
         )
         deleted = {
-            "ingested_batches": session.execute(
+            "ingested_batches": rows_affected(session.execute(
                 delete(IngestedBatch).where(IngestedBatch.received_at < now - timedelta(hours=server.batch_id_retention_hours))
-            ).rowcount,
-            "observations": session.execute(
+            )),
+            "observations": rows_affected(session.execute(
                 delete(ObservationRecord).where(
                     ObservationRecord.received_at < now - timedelta(hours=server.observation_retention_hours)
                 )
-            ).rowcount,
+            )),
             "history_points": history.deleted,
-            "notifications": session.execute(
+            "notifications": rows_affected(session.execute(
                 delete(Notification).where(
                     Notification.status.in_(("sent", "failed")),
                     Notification.created_at < now - timedelta(hours=settings.alerting.notification_retention_hours),
                 )
-            ).rowcount,
+            )),
         }
     for table, count in deleted.items():
         app.state.metrics.pruned.labels(table).inc(count)

@@ -11,12 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Connection, DateTime, Engine, create_engine, event, text
+from sqlalchemy import JSON, Connection, CursorResult, DateTime, Dialect, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from core.jsontypes import JsonObject
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MAX_ID = 2**63 - 1  # the largest BIGINT: a larger id names no row (and overflows the drivers)
 
@@ -30,14 +35,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -46,7 +51,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    # A JSON column is declared `Mapped[JsonObject]` (raw JSON: tags, details, bodies); `dict[str, Any]` still maps
+    # to JSON for the columns not yet typed.
+    type_annotation_map = {datetime: UTCDateTime, JsonObject: JSON, dict[str, Any]: JSON}
 
 
 def _json_dumps(value: Any) -> str:
@@ -87,6 +94,13 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def rows_affected(result: object) -> int:
+    """The row count of an UPDATE or DELETE (a DML statement always yields a CursorResult)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of a DML statement: {type(result).__name__}")
+    return result.rowcount
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
@@ -94,7 +108,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str) -> Config:
     """An Alembic Config pointing at our migrations and `url`."""
     from alembic.config import Config  # noqa: PLC0415 - alembic loads only when migrating
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -252,7 +253,13 @@ _HISTORY_COUNTERS = {
     "replayed_lines_total": ("egovmon_tsdb_replayed_lines", "Lines replayed from the spool"),
     "dropped_lines_total": ("egovmon_tsdb_dropped_lines", "Spooled lines the store refused on replay (logged)"),
 }
-_HISTORY_GAUGES = {
+def _returns(pid: int) -> Callable[[], int]:
+    """A ProcessCollector's `pid` argument: a callable naming one process."""
+    return lambda: pid
+
+
+_MultiprocessMode = Literal["livesum", "livemax"]
+_HISTORY_GAUGES: dict[str, tuple[str, str, _MultiprocessMode]] = {
     "pending_bytes": ("egovmon_tsdb_spool_bytes", "Bytes waiting in the on-disk spool", "livesum"),
     "pending_segments": ("egovmon_tsdb_spool_segments", "Files waiting in the on-disk spool", "livesum"),
     "oldest_pending_age_seconds": ("egovmon_tsdb_spool_age_seconds", "Age of the oldest data waiting in the on-disk spool", "livemax"),
@@ -311,7 +318,7 @@ class WorkerProcessCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         combined: dict[str, tuple[Metric, list[float]]] = {}
         for pid in self.pids():
-            for family in ProcessCollector(pid=lambda pid=pid: pid, proc=self._proc, registry=None).collect():
+            for family in ProcessCollector(pid=_returns(pid), proc=self._proc, registry=None).collect():
                 if not family.samples:
                     continue
                 known = combined.setdefault(family.name, (family, []))

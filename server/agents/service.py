@@ -12,6 +12,7 @@ from server.agencies.service import get_agency
 from server.agents.models import Agent, EnrollmentToken
 from server.audit import service as audit
 from server.auth.secrets import new_token, token_display_prefix, token_hash
+from server.database import rows_affected
 from server.errors import ConflictError, NotFoundError, UnauthorizedError
 from server.hosts.models import Host
 
@@ -111,7 +112,7 @@ def enroll(
         .where(EnrollmentToken.id == token.id, EnrollmentToken.used_at.is_(None))
         .values(used_at=now)
     )
-    if claimed.rowcount != 1:
+    if rows_affected(claimed) != 1:
         raise UnauthorizedError("this enrollment token has already been used", reason="used_credential")
     if host is None:
         host = Host(agency_id=token.agency_id, hostname=hostname, created_at=now)

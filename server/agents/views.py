@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 
 from server import access
 from server.access import AdminAccess, AgentAccess, Id, Public, Scoped
@@ -79,7 +80,7 @@ def list_agents(caller: Scoped, session: DbSession, request: Request) -> list[Ag
 @router.get("/agents/{agent_id}", response_model=AgentRead)
 def get_agent(agent_id: Id, caller: Scoped, session: DbSession, request: Request) -> AgentRead:
     agent = access.get(session, Agent, agent_id, access=caller, what="agent")
-    return _read(agent, session.get(Host, agent.host_id).hostname, _latest(request))
+    return _read(agent, _hostname(session, agent), _latest(request))
 
 
 @router.post("/agents/{agent_id}/revoke", response_model=AgentRead)
@@ -88,11 +89,18 @@ def revoke_agent(
 ) -> AgentRead:
     agent = service.revoke_agent(session, actor=caller.actor, agent_id=agent_id, remote_addr=addr, now=now)
     session.commit()
-    return _read(agent, session.get(Host, agent.host_id).hostname, _latest(request))
+    return _read(agent, _hostname(session, agent), _latest(request))
 
 
 def _latest(request: Request) -> str | None:
     return bundles.latest_version(bundles.bundle_dir(request.app.state.settings))
+
+
+def _hostname(session: Session, agent: Agent) -> str:
+    host = session.get(Host, agent.host_id)
+    if host is None:  # agents.host_id is a foreign key: the host row exists
+        raise LookupError(f"agent {agent.id} names host {agent.host_id}, which does not exist")
+    return host.hostname
 
 
 def _read(agent: Agent, hostname: str, latest: str | None) -> AgentRead:

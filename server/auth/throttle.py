@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from server.auth.models import LoginFailure
+from server.database import rows_affected
 
 USER = "user"
 ADDRESS = "address"
@@ -115,15 +116,9 @@ def record_failure(session: Session, *, scope: str, key: str, now: datetime) -> 
 
 def reset(session: Session, *, scope: str, key: str) -> int:
     """Forget the failures of `key` (after a successful login, or a new password); returns rows deleted."""
-    return _deleted(session.execute(delete(LoginFailure).where(LoginFailure.scope == scope, LoginFailure.key == key)))
+    return rows_affected(session.execute(delete(LoginFailure).where(LoginFailure.scope == scope, LoginFailure.key == key)))
 
 
 def prune(session: Session, *, older_than: datetime) -> int:
     """Delete failures that can no longer lock anything; returns rows deleted."""
-    return _deleted(session.execute(delete(LoginFailure).where(LoginFailure.at < older_than)))
-
-
-def _deleted(result: object) -> int:
-    """The row count of a DELETE (a DML statement always yields a CursorResult)."""
-    assert isinstance(result, CursorResult)
-    return result.rowcount
+    return rows_affected(session.execute(delete(LoginFailure).where(LoginFailure.at < older_than)))

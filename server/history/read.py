@@ -85,7 +85,7 @@ class _Http:
         self.url = settings.url.rstrip("/")
         self.client = httpx.Client(base_url=self.url, timeout=settings.timeout_seconds, headers=dict(headers), auth=auth)
 
-    def json(self, method: str, path: str, *, params: Mapping[str, str]) -> Any:
+    def json(self, method: str, path: str, *, params: Mapping[str, str]) -> object:
         try:
             with self.client.stream(method, path, params=params if method == "GET" else None,
                                     data=params if method == "POST" else None) as response:  # fmt: skip
@@ -127,7 +127,7 @@ def influxql_statement(*, measurement: str, tags: Mapping[str, str], since: date
             f"GROUP BY time({step_seconds(since, until, buckets)}s), * fill(none) SLIMIT {MAX_SERIES}")  # fmt: skip
 
 
-def parse_influxql(body: Any, *, buckets: int) -> tuple[dict[str, SeriesHistory], int]:
+def parse_influxql(body: object, *, buckets: int) -> tuple[dict[str, SeriesHistory], int]:
     """`SeriesHistory` per series of an InfluxQL answer (`epoch=ns`), and how many points were cut.
 
     Columns are `time` and `last_<field>`; a null is a field without a value in that bucket.
@@ -145,25 +145,30 @@ def parse_influxql(body: Any, *, buckets: int) -> tuple[dict[str, SeriesHistory]
         if result.get("error"):
             raise HistoryReadError(f"InfluxQL error: {str(result['error'])[:500]}")
         for series in result.get("series") or []:
-            try:
-                tags = {str(k): str(v) for k, v in (series.get("tags") or {}).items()}
-                columns = [str(c) for c in series["columns"]]
-                rows = series["values"]
-                if len(rows) > buckets:
-                    cut += len(rows) - buckets
-                    rows = rows[-buckets:]
-                points = []
-                for row in rows:
-                    fields = {name.removeprefix("last_"): value for name, value in zip(columns[1:], row[1:], strict=True)
-                              if value is not None and isinstance(value, (int, float, str, bool))}  # fmt: skip
-                    points.append((int(row[0]) / 1e9, fields))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise HistoryReadError(f"InfluxQL answer: malformed series ({exc})") from exc
+            tags, points, dropped = _influxql_series(series, buckets=buckets)
+            cut += dropped
             if len(out) >= MAX_SERIES:
                 cut += len(points)
                 continue
             out[series_key(tags)] = SeriesHistory(tags, points)
     return out, cut
+
+
+def _influxql_series(series: Any, *, buckets: int) -> tuple[dict[str, str], list[tuple[float, Mapping[str, Any]]], int]:
+    """One series of an InfluxQL answer: its tags, its newest `buckets` points, and how many older ones were cut."""
+    try:
+        tags = {str(k): str(v) for k, v in (series.get("tags") or {}).items()}
+        columns = [str(c) for c in series["columns"]]
+        rows = series["values"]
+        cut = max(len(rows) - buckets, 0)
+        points: list[tuple[float, Mapping[str, Any]]] = []
+        for row in rows[cut:]:
+            fields = {name.removeprefix("last_"): value for name, value in zip(columns[1:], row[1:], strict=True)
+                      if value is not None and isinstance(value, (int, float, str, bool))}  # fmt: skip
+            points.append((int(row[0]) / 1e9, fields))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HistoryReadError(f"InfluxQL answer: malformed series ({exc})") from exc
+    return tags, points, cut
 
 
 def _credentials(settings: TsdbSettings, *, token_scheme: str) -> tuple[dict[str, str], httpx.Auth | None]:
@@ -211,33 +216,19 @@ def promql_selector(*, measurement: str, tags: Mapping[str, str]) -> str:
     return "{" + ",".join(matchers) + "}"
 
 
-def parse_prometheus(body: Any, *, measurement: str, buckets: int) -> tuple[dict[str, SeriesHistory], int]:
+def parse_prometheus(body: object, *, measurement: str, buckets: int) -> tuple[dict[str, SeriesHistory], int]:
     """`SeriesHistory` per tag set of a `query_range` matrix: the metrics `<measurement>_<field>` of one tag set
     become one series whose points carry every field at that time. Returns also how many points were cut.
 
     Raises:
         HistoryReadError: the answer is an error or is not a matrix.
     """
-    if not isinstance(body, dict) or body.get("status") != "success":
-        error = body.get("error") if isinstance(body, dict) else None
-        raise HistoryReadError(f"query_range failed: {str(error)[:500] if error else 'unexpected answer'}")
-    data = body.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-        raise HistoryReadError("query_range answer is not a matrix")
     prefix = measurement + "_"
     merged: dict[str, tuple[dict[str, str], dict[float, dict[str, float]]]] = {}
     cut = 0
-    for item in data["result"]:
-        try:
-            labels = {str(k): str(v) for k, v in item["metric"].items()}
-            name = labels.pop("__name__", "")
-            values = item["values"]
-            if len(values) > buckets:
-                cut += len(values) - buckets
-                values = values[-buckets:]
-            parsed = [(float(ts), float(value)) for ts, value in values]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HistoryReadError(f"query_range answer: malformed series ({exc})") from exc
+    for item in _matrix(body):
+        labels, name, parsed, dropped = _matrix_series(item, buckets=buckets)
+        cut += dropped
         if not name.startswith(prefix):
             continue
         key = series_key(labels)
@@ -252,6 +243,31 @@ def parse_prometheus(body: Any, *, measurement: str, buckets: int) -> tuple[dict
                 by_time.setdefault(ts, {})[name.removeprefix(prefix)] = value
     out = {key: SeriesHistory(labels, sorted(by_time.items())) for key, (labels, by_time) in sorted(merged.items())}
     return out, cut
+
+
+def _matrix(body: object) -> list[object]:
+    """The result list of a successful `query_range` matrix answer."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        raise HistoryReadError(f"query_range failed: {str(error)[:500] if error else 'unexpected answer'}")
+    data = body.get("data")
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(result, list):
+        raise HistoryReadError("query_range answer is not a matrix")
+    return result
+
+
+def _matrix_series(item: Any, *, buckets: int) -> tuple[dict[str, str], str, list[tuple[float, float]], int]:
+    """One series of a `query_range` matrix: its labels without `__name__`, that name, its newest `buckets` points
+    and how many older ones were cut."""
+    try:
+        labels = {str(k): str(v) for k, v in item["metric"].items()}
+        name = labels.pop("__name__", "")
+        values = item["values"]
+        cut = max(len(values) - buckets, 0)
+        return labels, name, [(float(ts), float(value)) for ts, value in values[cut:]], cut
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HistoryReadError(f"query_range answer: malformed series ({exc})") from exc
 
 
 class PrometheusReader:
