@@ -224,6 +224,15 @@ def access_for(session: Session, principal: Principal) -> Access:
     return Access(principal, scope, code if code is not None else NO_AGENCY_CODE)
 
 
+# What a user needs beyond being a user, per policy: (test, message, reason) of the 403 otherwise.
+_ROLE_NEEDED: dict[Policy, tuple[Callable[[Principal], bool], str, str]] = {
+    Policy.ADMIN: (lambda p: p.is_admin, "this action needs the admin role", "admin_required"),
+    Policy.SECURITY: (lambda p: p.role in (Role.ADMIN, Role.SECURITY), "this needs the admin role or the security team",
+                      "security_role_required"),
+    Policy.PLATFORM: (lambda p: p.sees_all_agencies, "this is for the admin, security and noc roles", "platform_role_required"),
+}  # fmt: skip
+
+
 def _check(policy: Policy, principal: Principal) -> None:
     if policy is Policy.AGENT:
         if principal.kind != "agent" or principal.host_id is None:
@@ -231,12 +240,9 @@ def _check(policy: Policy, principal: Principal) -> None:
         return
     if principal.kind != "user":
         raise ForbiddenError("agent credentials can only send data", reason="agent_cannot_read")
-    if policy is Policy.ADMIN and not principal.is_admin:
-        raise ForbiddenError("this action needs the admin role", reason="admin_required")
-    if policy is Policy.SECURITY and principal.role not in (Role.ADMIN, Role.SECURITY):
-        raise ForbiddenError("this needs the admin role or the security team", reason="security_role_required")
-    if policy is Policy.PLATFORM and not principal.sees_all_agencies:
-        raise ForbiddenError("this is for the admin, security and noc roles", reason="platform_role_required")
+    needed = _ROLE_NEEDED.get(policy)
+    if needed is not None and not needed[0](principal):
+        raise ForbiddenError(needed[1], reason=needed[2])
 
 
 def _console_principal(request: Request, session: Session) -> Principal:

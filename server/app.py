@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.filemodes import make_private
 from core.settings import Settings
 from core.version import version
+from core.wire import SampleRecord
 from server.access import LoginRequiredError, Public, require_policies
 from server.agencies.views import router as agencies_router
 from server.agentdist.views import router as agentdist_router
@@ -45,7 +46,7 @@ from server.auth.views import router as auth_router
 from server.backup import hold_server_lock
 from server.database import make_engine, make_sessionmaker, migrate, rows_affected, transaction
 from server.duties.views import router as duties_router
-from server.errors import ERROR_RESPONSES, ApiError
+from server.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, field_errors
 from server.findings.views import router as findings_router
 from server.history.build import build_history
 from server.history.read import build_reader
@@ -139,12 +140,9 @@ async def _empty() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _error_body(exc: ApiError) -> dict[str, Any]:
-    body: dict[str, Any] = {"detail": exc.message, "reason": exc.reason}
-    errors = getattr(exc, "errors", None)
-    if errors:
-        body["errors"] = errors
-    return body
+def _error_body(exc: ApiError) -> dict[str, object]:
+    """`{"detail", "reason"}`, and `errors` when the error has per-field details."""
+    return ErrorBody(detail=exc.message, reason=exc.reason, errors=exc.errors or None).model_dump(exclude_none=True)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None, role: Role = "all") -> FastAPI:
@@ -212,10 +210,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             if ui_views.wants_page(request):
                 return ui_views.error_page(request, status_code=404, reason="not_found", detail=f"nothing at {request.url.path}")
             return JSONResponse({"detail": f"nothing at {request.url.path}", "reason": "not_found"}, status_code=404)
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:10]
-        ]
-        first = errors[0] if errors else {"loc": "", "msg": "invalid request"}
+        errors = field_errors(exc.errors(), limit=10)
+        first = errors[0] if errors else FieldError(loc="", msg="invalid request", type="")
         return JSONResponse(
             {"detail": f"invalid request: {first['loc']}: {first['msg']}", "reason": "validation", "errors": errors},
             status_code=422,
@@ -470,7 +466,8 @@ def export_state(app: FastAPI) -> int:
         samples = collect_state(session, since=getattr(app.state, "state_exported_at", None), now=now)
     app.state.state_exported_at = now
     if samples:
-        encoded, _ = encode_batch([s.model_dump() for s in samples], extra_tags={}, now=now, with_points=False, trusted=True)
+        records = [SampleRecord(measurement=s.measurement, tags=s.tags, fields=s.fields, timestamp=s.timestamp) for s in samples]
+        encoded, _ = encode_batch(records, extra_tags={}, now=now, with_points=False, trusted=True)
         history.write(encoded)
     return len(samples)
 

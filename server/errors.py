@@ -6,9 +6,25 @@ app's handler turns it into `{"detail": message, "reason": reason}`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_core import ErrorDetails
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
+
+
+class FieldError(TypedDict):
+    """One invalid field of a request: where (a dotted path), what is wrong, and pydantic's error type."""
+
+    loc: str
+    msg: str
+    type: str
+
+
+def field_errors(errors: Sequence[ErrorDetails], *, limit: int) -> list[FieldError]:
+    """The first `limit` of pydantic's errors, as the API reports them."""
+    return [{"loc": ".".join(str(part) for part in e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:limit]]
 
 
 class ErrorBody(BaseModel):
@@ -16,7 +32,9 @@ class ErrorBody(BaseModel):
 
     detail: str = Field(description="What went wrong, in English")
     reason: str = Field(description="A stable code, e.g. not_found, validation, admin_required")
-    errors: list[dict[str, Any]] | dict[str, Any] | None = Field(None, description="Validation errors, by field")
+    errors: list[FieldError] | dict[str, str] | None = Field(
+        None, description="Validation errors: a list of fields, or (inventory documents) `section[i].field` → message"
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -32,6 +50,7 @@ class ApiError(Exception):
 
     status_code = 400
     reason = "bad_request"
+    errors: list[FieldError] | dict[str, str] | None = None  # per-field details, answered as `errors`
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)

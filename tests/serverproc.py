@@ -90,7 +90,9 @@ def start_server(
             return False
 
     if not wrapper:
-        wait_until(ready, 30, "egovmon server")
+        # a condition, not a sleep: returns as soon as /healthz answers; the margin is for a loaded CI machine, where
+        # two workers and a jobs process importing the app took over 30 s (CI at 097819f)
+        wait_until(ready, 90, "egovmon server")
     return server
 
 

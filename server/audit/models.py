@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 
@@ -24,5 +24,5 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True, comment="e.g. agency.create, token.revoke")
     target_type: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))
-    details: Mapped[dict[str, Any]]
+    details: Mapped[JsonObject]
     remote_addr: Mapped[str | None] = mapped_column(String(64))

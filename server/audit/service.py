@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonValue
 from server.audit.models import AuditEvent
 
 
@@ -18,7 +19,7 @@ def record(
     action: str,
     target_type: str,
     target_id: str | int,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, JsonValue] | None = None,
     remote_addr: str | None = None,
     at: datetime | None = None,
 ) -> AuditEvent:
@@ -29,7 +30,7 @@ def record(
         action=action,
         target_type=target_type,
         target_id=str(target_id),
-        details=details or {},
+        details=dict(details or {}),
         remote_addr=remote_addr,
     )
     session.add(event)

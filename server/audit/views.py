@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
+from core.jsontypes import JsonObject
 from server.access import SecurityAccess
 from server.audit import service
 from server.deps import DbSession
@@ -24,7 +24,7 @@ class AuditEventRead(BaseModel):
     action: str
     target_type: str
     target_id: str
-    details: dict[str, Any]
+    details: JsonObject
     remote_addr: str | None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonValue
 from server.agencies.models import Agency
 from server.agents.models import Agent
 from server.audit import service as audit
@@ -152,7 +153,7 @@ def update_user(
     user = session.get(User, user_id)
     if user is None:
         raise NotFoundError(f"user {user_id} does not exist")
-    changes: dict[str, object] = {}
+    changes: dict[str, JsonValue] = {}
     if disabled is not None and disabled != user.disabled:
         user.disabled = disabled
         changes["disabled"] = disabled

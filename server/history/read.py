@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from core.jsontypes import JsonValue
 from core.settings import TsdbKind, TsdbReadApi, TsdbSettings
 from server.history.base import HistoryError
 from server.hosts.service import SeriesHistory
@@ -154,14 +155,14 @@ def parse_influxql(body: object, *, buckets: int) -> tuple[dict[str, SeriesHisto
     return out, cut
 
 
-def _influxql_series(series: Any, *, buckets: int) -> tuple[dict[str, str], list[tuple[float, Mapping[str, Any]]], int]:
+def _influxql_series(series: Any, *, buckets: int) -> tuple[dict[str, str], list[tuple[float, Mapping[str, JsonValue]]], int]:
     """One series of an InfluxQL answer: its tags, its newest `buckets` points, and how many older ones were cut."""
     try:
         tags = {str(k): str(v) for k, v in (series.get("tags") or {}).items()}
         columns = [str(c) for c in series["columns"]]
         rows = series["values"]
         cut = max(len(rows) - buckets, 0)
-        points: list[tuple[float, Mapping[str, Any]]] = []
+        points: list[tuple[float, Mapping[str, JsonValue]]] = []
         for row in rows[cut:]:
             fields = {name.removeprefix("last_"): value for name, value in zip(columns[1:], row[1:], strict=True)
                       if value is not None and isinstance(value, (int, float, str, bool))}  # fmt: skip

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 
@@ -31,8 +31,8 @@ class LatestSeries(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
     series_key: Mapped[str] = mapped_column(String(2048), primary_key=True, comment="measurement,k=v,... sorted")
     measurement: Mapped[str] = mapped_column(String(128))
-    tags: Mapped[dict[str, Any]]
-    fields: Mapped[dict[str, Any]]
+    tags: Mapped[JsonObject]
+    fields: Mapped[JsonObject]
     ts_ns: Mapped[int] = mapped_column(BigInteger, comment="Sample time, ns since the epoch")
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from core.jsontypes import JsonObject
 
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2262, 4, 11, tzinfo=UTC)  # nanoseconds since the epoch fit a signed 64-bit integer until here
@@ -39,13 +41,13 @@ class SeriesValue(BaseModel):
 
     measurement: str
     tags: dict[str, str]
-    fields: dict[str, Any]
+    fields: JsonObject
     timestamp: datetime
 
 
 class HistoryPointRead(BaseModel):
     tags: dict[str, str]
-    fields: dict[str, Any]
+    fields: JsonObject
     timestamp: datetime
 
 
@@ -55,6 +57,6 @@ class ObservationRead(BaseModel):
     kind: str
     subject: str
     source: str
-    attributes: dict[str, Any]
+    attributes: JsonObject
     observed_at: datetime
     received_at: datetime

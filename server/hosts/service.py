@@ -5,15 +5,28 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, and_, delete, func, insert, literal, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    TextClause,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonObject, JsonValue
 from core.lineprotocol import timestamp_ns
 from server.access import Access, get, scoped
 from server.agents.models import Agent
@@ -36,7 +49,7 @@ _ROWS_FROM_JSON = {
 }
 
 
-def _upsert_latest_sql(dialect: str) -> Any:
+def _upsert_latest_sql(dialect: str) -> TextClause:
     # The series key determines measurement and tags, so a conflict updates only fields and time.
     return text(
         "INSERT INTO latest_series (host_id, series_key, measurement, tags, fields, ts_ns) "
@@ -85,7 +98,7 @@ class HistoryPruned:
     capped: bool  # the point cap, not the retention time, decided what was kept
 
 
-def _delete_chunks(session: Session, condition: Any) -> int:
+def _delete_chunks(session: Session, condition: ColumnElement[bool]) -> int:
     """Delete the chunks matching `condition`; the points they held."""
     points = session.scalar(select(func.coalesce(func.sum(HistoryChunk.points), 0)).where(condition)) or 0
     if points:
@@ -172,7 +185,7 @@ def latest_values(session: Session, *, host_id: int, measurement: str | None = N
     return list(session.scalars(query))
 
 
-def _chunks_in(host_ids: Sequence[int], measurement: str, start_ns: int, end_ns: int) -> Any:
+def _chunks_in(host_ids: Sequence[int], measurement: str, start_ns: int, end_ns: int) -> Select[bytes]:
     """The chunks of `host_ids`' `measurement` that may hold points in [start_ns, end_ns] (on the index)."""
     return (select(HistoryChunk.payload).where(
         HistoryChunk.host_id.in_(list(host_ids)) if len(host_ids) > 1 else HistoryChunk.host_id == host_ids[0],
@@ -216,22 +229,23 @@ def observations(session: Session, *, host_id: int, kind: str | None = None, lim
 class SeriesHistory:
     """One series of a measurement over a time range: its tags and (seconds since the epoch, fields), oldest first."""
 
-    tags: Mapping[str, Any]
-    points: list[tuple[float, Mapping[str, Any]]]
+    tags: Mapping[str, JsonValue]
+    points: Sequence[tuple[float, Mapping[str, JsonValue]]]
 
 
 MAX_SERIES_PER_QUERY = 256
 SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole and bucketed in Python
 
 
-def _more_points_than(session: Session, query: Any, limit: int) -> bool:
+def _more_points_than(session: Session, query: Select[bytes], limit: int) -> bool:
     """Whether the chunks of `query` hold more than `limit` points, reading no further than that (on the index)."""
     capped = query.with_only_columns(HistoryChunk.points).limit(limit + 1).subquery()
     # a host with more series of one measurement (a thousand mounts) shows the first ones
     return (session.scalar(select(func.sum(capped.c.points))) or 0) > limit
 
 
-Row = tuple[int, Any, Any]  # (ts_ns, tags, fields)
+Row = tuple[int, JsonObject, JsonObject]  # (ts_ns, tags, fields)
+BucketKey = tuple[int, str, int, int]  # (host id, measurement, bucket ns, sample window ns)
 
 
 def _read_buckets(session: Session, *, host_id: int, measurement: str, start_ns: int, end_ns: int, bucket_ns: int,
@@ -252,12 +266,12 @@ def _read_buckets(session: Session, *, host_id: int, measurement: str, start_ns:
         first = start_ns - start_ns % bucket_ns
         starts = select(literal(first, BigInteger).label("start")).cte("bucket_starts", recursive=True)
         starts = starts.union_all(select(starts.c.start + bucket_ns).where(starts.c.start + bucket_ns <= end_ns))
-        query = select(HistoryChunk.id, HistoryChunk.payload).select_from(starts).join(
+        windows = select(HistoryChunk.id, HistoryChunk.payload).select_from(starts).join(
             HistoryChunk, and_(HistoryChunk.host_id == host_id, HistoryChunk.measurement == measurement,
                                HistoryChunk.ts_ns > starts.c.start - chunks.MAX_SPAN_NS,
                                HistoryChunk.ts_ns < starts.c.start + window_ns, HistoryChunk.ts_max_ns >= starts.c.start),
         ).where(starts.c.start <= end_ns)  # always true, but it makes SQLite's planner take the buckets as the outer loop
-        payloads = list({chunk_id: payload for chunk_id, payload in session.execute(query)}.values())  # a chunk may reach two windows
+        payloads = list({chunk_id: payload for chunk_id, payload in session.execute(windows)}.values())  # a chunk may reach two windows
     else:
         payloads = list(session.scalars(query))
     out: dict[int, dict[str, Row]] = {}
@@ -283,15 +297,15 @@ class BucketCache:
     """
 
     def __init__(self, *, max_rows: int = 200_000, ttl_seconds: float = 600.0, settle_seconds: float = 60.0,
-                 clock: Any = None) -> None:  # fmt: skip
+                 clock: Callable[[], float] | None = None) -> None:  # fmt: skip
         self.max_rows, self.ttl_seconds, self.settle_ns = max_rows, ttl_seconds, int(settle_seconds * 1e9)
         self._clock = clock or time.monotonic
-        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, dict[int, dict[str, Row]]]] = OrderedDict()
-        self._rows: dict[tuple[Any, ...], int] = {}
+        self._entries: OrderedDict[BucketKey, tuple[float, int, dict[int, dict[str, Row]]]] = OrderedDict()
+        self._rows: dict[BucketKey, int] = {}
         self._lock = threading.Lock()
         self.evicted = 0
 
-    def get(self, key: tuple[Any, ...]) -> tuple[int, dict[int, dict[str, Row]]] | None:
+    def get(self, key: BucketKey) -> tuple[int, dict[int, dict[str, Row]]] | None:
         """(the last complete bucket's number, the buckets) or None."""
         with self._lock:
             entry = self._entries.get(key)
@@ -303,7 +317,7 @@ class BucketCache:
             self._entries.move_to_end(key)
             return entry[1], entry[2]
 
-    def put(self, key: tuple[Any, ...], *, complete_through: int, buckets: dict[int, dict[str, Row]], created: float | None) -> None:
+    def put(self, key: BucketKey, *, complete_through: int, buckets: dict[int, dict[str, Row]], created: float | None) -> None:
         rows = sum(len(b) for b in buckets.values())
         with self._lock:
             self._drop(key)
@@ -316,12 +330,12 @@ class BucketCache:
                 self._drop(oldest)
                 self.evicted += 1
 
-    def created(self, key: tuple[Any, ...]) -> float | None:
+    def created(self, key: BucketKey) -> float | None:
         with self._lock:
             entry = self._entries.get(key)
             return entry[0] if entry else None
 
-    def _drop(self, key: tuple[Any, ...]) -> None:
+    def _drop(self, key: BucketKey) -> None:
         self._entries.pop(key, None)
         self._rows.pop(key, None)
 
@@ -356,10 +370,15 @@ def downsampled_history(
         complete_through = (end_ns - cache.settle_ns) // bucket_ns - 1  # the buckets that ended a while ago
         cache.put(key, complete_through=complete_through, buckets={n: b for n, b in kept.items() if n <= complete_through},
                   created=cache.created(key) if cached is not None else None)  # fmt: skip
+    return _series_of(kept, start_ns)
+
+
+def _series_of(buckets: Mapping[int, Mapping[str, Row]], start_ns: int) -> dict[str, SeriesHistory]:
+    """The bucketed rows from `start_ns` on as one SeriesHistory per series (the first MAX_SERIES_PER_QUERY)."""
     newest: dict[str, list[Row]] = {}
-    tags_of: dict[str, Any] = {}
-    for n in sorted(kept):
-        for name, row in kept[n].items():
+    tags_of: dict[str, JsonObject] = {}
+    for n in sorted(buckets):
+        for name, row in buckets[n].items():
             if row[0] < start_ns:  # a cached first bucket from a render that began earlier
                 continue
             if name not in newest:
@@ -369,13 +388,9 @@ def downsampled_history(
                 tags_of[name] = row[1]
             newest[name].append(row)
     return {
-        name: SeriesHistory(_json(tags_of[name]), [(ts_ns / 1e9, _json(fields)) for ts_ns, _, fields in rows])
+        name: SeriesHistory(tags_of[name], [(ts_ns / 1e9, fields) for ts_ns, _, fields in rows])
         for name, rows in sorted(newest.items())
     }
-
-
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def latest_observations(session: Session, *, host_id: int, kinds: Sequence[str], limit: int = 500) -> dict[str, list[ObservationRecord]]:
@@ -415,7 +430,8 @@ def windowed_history(
         return {}
     start_ns, end_ns = timestamp_ns(since), timestamp_ns(until)
     query = _chunks_in(host_ids, measurement, start_ns, end_ns).add_columns(HistoryChunk.host_id).order_by(HistoryChunk.ts_ns.desc())
-    out: dict[tuple[int, str], SeriesHistory] = {}
+    tags: dict[tuple[int, str], JsonObject] = {}
+    points: dict[tuple[int, str], list[tuple[float, Mapping[str, JsonValue]]]] = {}
     read = 0
     for payload, host_id in session.execute(query.execution_options(yield_per=256)):
         if read >= MAX_WINDOW_ROWS:
@@ -425,10 +441,8 @@ def windowed_history(
             value = point.fields.get(field)
             if not isinstance(value, (int, float)):
                 continue
-            series = out.get((host_id, point.series_key))
-            if series is None:
-                series = out[(host_id, point.series_key)] = SeriesHistory(point.tags, [])
-            series.points.append((point.ts_ns / 1e9, {field: value}))
-    for series in out.values():
-        series.points.sort(key=lambda p: p[0])  # chunks overlap by up to a minute: read newest first, shown oldest first
-    return out
+            key = (host_id, point.series_key)
+            tags.setdefault(key, point.tags)
+            points.setdefault(key, []).append((point.ts_ns / 1e9, {field: value}))
+    # chunks overlap by up to a minute: read newest first, shown oldest first
+    return {key: SeriesHistory(tags[key], sorted(found, key=lambda p: p[0])) for key, found in points.items()}

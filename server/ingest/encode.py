@@ -9,14 +9,20 @@ per-series work (escaping tags, building the series key) is done once per series
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from core.lineprotocol import LineEncoder, LineProtocolError, escape_key, format_field_value, timestamp_ns
-from core.models import MAX_FUTURE, MAX_PAST
-from core.wire import FLOAT_CHECK_LIMIT, NameChecks, UncheckedInputError, parse_timestamp
+from core.models import MAX_FUTURE, MAX_PAST, FieldValue
+from core.wire import (
+    FLOAT_CHECK_LIMIT,
+    FastSampleRecord,
+    NameChecks,
+    SampleRecord,
+    UncheckedInputError,
+    parse_timestamp,
+)
 from server.history.base import EncodedBatch, Point
 
 
@@ -31,9 +37,13 @@ class SeriesLatest:
     measurement: str
     tags: Mapping[str, str]
     ns: int
-    fields: Mapping[str, Any]
+    fields: Mapping[str, FieldValue]
     head: str
     key: str
+
+
+SeriesId = tuple[str | tuple[str, str], ...]  # (measurement, *sorted-as-sent tag items): one series of one batch
+CacheKey = tuple[Hashable, SeriesId]  # (sender, series): whose heads, of which series
 
 
 def series_key(measurement: str, tags: Mapping[str, str]) -> str:
@@ -53,13 +63,13 @@ class SeriesCache:
 
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
-        self._entries: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self._entries: dict[CacheKey, tuple[str, str]] = {}
         self.clears = 0  # times it was full and cleared (exported as egovmon_cache_clears_total{cache="series"})
 
-    def get(self, key: tuple[Any, ...]) -> tuple[str, str] | None:
+    def get(self, key: CacheKey) -> tuple[str, str] | None:
         return self._entries.get(key)
 
-    def put(self, key: tuple[Any, ...], value: tuple[str, str]) -> None:
+    def put(self, key: CacheKey, value: tuple[str, str]) -> None:
         if len(self._entries) >= self.limit:
             self._entries.clear()
             self.clears += 1
@@ -73,13 +83,13 @@ SERVER_TAGS = frozenset({"host", "agency", "site"})  # set by the server from th
 
 
 def encode_batch(
-    samples: Sequence[Mapping[str, Any]],
+    samples: Sequence[SampleRecord | FastSampleRecord],
     *,
     extra_tags: Mapping[str, str],
     now: datetime,
     with_points: bool = True,
     cache: SeriesCache | None = None,
-    sender: Any = None,
+    sender: Hashable = None,
     trusted: bool = False,
     checks: NameChecks | None = None,
 ) -> tuple[EncodedBatch, dict[str, SeriesLatest]]:
@@ -103,8 +113,8 @@ def encode_batch(
     encoder = LineEncoder(extra_tags)
     cache = cache if cache is not None else SeriesCache()
     reserved = frozenset(extra_tags) if trusted else frozenset(extra_tags) | SERVER_TAGS
-    times: dict[Any, tuple[int, str]] = {}  # timestamp (datetime, or text with `checks`) → (ns, " ns" as text)
-    series: dict[tuple[Any, ...], SeriesLatest] = {}
+    times: dict[datetime | str, tuple[int, str]] = {}  # timestamp (datetime, or text with `checks`) → (ns, " ns" as text)
+    series: dict[SeriesId, SeriesLatest] = {}
     points: list[Point] = []
     lines: list[str] = []
     append = lines.append
@@ -112,35 +122,21 @@ def encode_batch(
     prefixes = _CHECKED_FIELD_PREFIXES if checks is not None else None
     encode_fields = encoder.fields
     for index, sample in enumerate(samples):
-        at = sample["timestamp"]
+        at: datetime | str = sample["timestamp"]
         known_time = times.get(at)
         if known_time is None:
-            ns = timestamp_ns(parse_timestamp(at) if checks is not None else at)
-            if ns < oldest or ns > newest:
-                raise TimestampWindowError(
-                    f"samples.{index}.timestamp {at if isinstance(at, str) else at.isoformat()} is outside the accepted window "
-                    f"({MAX_PAST.days} days back to {int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the server clock)"
-                )
-            known_time = times[at] = (ns, f" {ns}")
+            known_time = times[at] = _checked_time(at, index, oldest, newest)
         ns, ns_text = known_time
         measurement = sample["measurement"]
         tags = sample.get("tags") or empty
         if tags and not reserved.isdisjoint(tags):
-            if checks is not None:  # the dropped tags are checked too: the strict model refuses a bad one
-                checks.series(measurement, tags)
-            # host and agency come from the credential, never from the payload
-            tags = {k: v for k, v in tags.items() if k not in reserved}
+            tags = _without_reserved(measurement, tags, reserved, checks)
         fields = sample["fields"]
-        key = (measurement, *tags.items())
+        key: SeriesId = (measurement, *tags.items())
         entry = series.get(key)
         if entry is None:
-            known = cache.get((sender, key))
-            if known is None:
-                if checks is not None:
-                    checks.series(measurement, tags)
-                known = (encoder.head(measurement, tags), series_key(measurement, tags))
-                cache.put((sender, key), known)
-            entry = series[key] = SeriesLatest(measurement, tags, ns, fields, *known)
+            head, text_key = cache.get((sender, key)) or _new_series(measurement, tags, (sender, key), encoder, cache, checks)
+            entry = series[key] = SeriesLatest(measurement, tags, ns, fields, head, text_key)
         elif ns > entry.ns:
             entry.ns, entry.fields = ns, fields
         elif ns == entry.ns:
@@ -151,10 +147,9 @@ def encode_batch(
             parts = []
             for name, value in fields.items():
                 prefix = prefixes.get(name) or _checked_prefix(name, checks)
-                kind = type(value)
-                if kind is int:
+                if type(value) is int:
                     parts.append(f"{prefix}{value}i")
-                elif kind is float and -FLOAT_CHECK_LIMIT < value < FLOAT_CHECK_LIMIT:
+                elif isinstance(value, float) and -FLOAT_CHECK_LIMIT < value < FLOAT_CHECK_LIMIT:
                     parts.append(prefix + repr(value))
                 else:
                     parts.append(_checked_value(name, prefix, value))
@@ -164,6 +159,36 @@ def encode_batch(
             points.append(Point(measurement, tags, fields, ns))
     latest = {e.key: e for e in series.values()}
     return EncodedBatch(points=points, lines=lines), latest
+
+
+def _checked_time(at: datetime | str, index: int, oldest: int, newest: int) -> tuple[int, str]:
+    """(ns, " ns" as text) of a sample's timestamp (text on the fast path), within [oldest, newest]."""
+    ns = timestamp_ns(parse_timestamp(at) if isinstance(at, str) else at)
+    if ns < oldest or ns > newest:
+        raise TimestampWindowError(
+            f"samples.{index}.timestamp {at if isinstance(at, str) else at.isoformat()} is outside the accepted window "
+            f"({MAX_PAST.days} days back to {int(MAX_FUTURE.total_seconds() // 60)} minutes ahead of the server clock)"
+        )
+    return ns, f" {ns}"
+
+
+def _without_reserved(measurement: str, tags: dict[str, str], reserved: frozenset[str],
+                      checks: NameChecks | None) -> dict[str, str]:  # fmt: skip
+    """The payload's tags without those the server sets: host and agency come from the credential, never from
+    the payload. On the fast path the dropped tags are checked too (the strict model refuses a bad one)."""
+    if checks is not None:
+        checks.series(measurement, tags)
+    return {k: v for k, v in tags.items() if k not in reserved}
+
+
+def _new_series(measurement: str, tags: dict[str, str], cache_key: CacheKey, encoder: LineEncoder, cache: SeriesCache,
+                checks: NameChecks | None) -> tuple[str, str]:  # fmt: skip
+    """(line head, series key) of a series not in `cache`, checked on the fast path, then put in `cache`."""
+    if checks is not None:
+        checks.series(measurement, tags)
+    known = (encoder.head(measurement, tags), series_key(measurement, tags))
+    cache.put(cache_key, known)
+    return known
 
 
 # `name=` per field name that passed `NameChecks.name`, shared by the fast path's encoders; bounded like
@@ -190,7 +215,7 @@ def _checked_prefix(name: str, checks: NameChecks | None) -> str:
     return prefix
 
 
-def _checked_value(name: str, prefix: str, value: Any) -> str:
+def _checked_value(name: str, prefix: str, value: FieldValue) -> str:
     """`name=value` for a fast-path field that is not a plain int or float: values come as pydantic validated
     them (exact bool, int within int64, finite float, bounded str); a float beyond the int64 range may have been
     an integer literal the strict model refuses, so it goes to the strict path."""

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -38,27 +38,40 @@ PROBE_BYTES = 64 << 10
 
 def classify(exc: BaseException) -> str | None:
     """Which storage fault `exc` (or an exception it was raised from) is; None when it is none of them."""
+    unavailable = False
+    for current in _chain(exc):
+        fault = _fault_of(current)
+        if fault is not None:
+            return fault
+        unavailable = unavailable or (isinstance(current, UnavailableError) and current.reason == DATABASE_UNAVAILABLE)
+    return DATABASE_UNAVAILABLE if unavailable else None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from (a driver's `orig`, `__cause__` or `__context__`), each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
-    unavailable = False
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
-            return DISK_FULL
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if sqlstate in _DISK_FULL_SQLSTATES:
-            return DISK_FULL
-        if sqlstate in _LOCKED_SQLSTATES:
-            return DATABASE_LOCKED
-        message = str(current).lower()
-        if "disk is full" in message or "no space left" in message:
-            return DISK_FULL
-        if "database is locked" in message or "database table is locked" in message:
-            return DATABASE_LOCKED
-        if isinstance(current, UnavailableError) and current.reason == DATABASE_UNAVAILABLE:
-            unavailable = True
+        yield current
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return DATABASE_UNAVAILABLE if unavailable else None
+
+
+def _fault_of(exc: BaseException) -> str | None:
+    """DISK_FULL or DATABASE_LOCKED when `exc` itself says so (errno, SQLSTATE or the driver's message)."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return DISK_FULL
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if sqlstate in _DISK_FULL_SQLSTATES:
+        return DISK_FULL
+    if sqlstate in _LOCKED_SQLSTATES:
+        return DATABASE_LOCKED
+    message = str(exc).lower()
+    if "disk is full" in message or "no space left" in message:
+        return DISK_FULL
+    if "database is locked" in message or "database table is locked" in message:
+        return DATABASE_LOCKED
+    return None
 
 
 def probe_write(sessions: sessionmaker[Session], data_dir: Path | None) -> None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from core.wire import ObservationRecord
 from server.ingest.hooks import IngestHooks, ObservedBatch, Origin
 from server.metrics import ServerMetrics
 
@@ -37,12 +37,12 @@ class ObservationHandoff:
     def __init__(self, hooks: IngestHooks, metrics: ServerMetrics, *, size: int) -> None:
         self._hooks = hooks
         self._metrics = metrics
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._queue: queue.Queue[ObservedBatch | object] = queue.Queue(maxsize=size)  # or _STOP
         self._overflowing = False
         self._thread = threading.Thread(target=self._run, name="observation-handoff", daemon=True)
         self._thread.start()
 
-    def offer(self, origin: Origin, observations: Sequence[Mapping[str, Any]]) -> bool:
+    def offer(self, origin: Origin, observations: Sequence[ObservationRecord]) -> bool:
         """Queue one batch's observations; False (counted) when the queue is full."""
         try:
             self._queue.put_nowait(ObservedBatch(origin, observations))

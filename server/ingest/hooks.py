@@ -7,11 +7,12 @@ packages (inventory, alerting) register their sinks in `create_app`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from core.wire import ObservationRecord
 from server.history.base import Point
 
 
@@ -31,7 +32,7 @@ class ObservedBatch:
     """The observations of one committed batch and who sent them."""
 
     origin: Origin
-    observations: Sequence[Mapping[str, Any]]
+    observations: Sequence[ObservationRecord]
 
 
 class ObservationSink(Protocol):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 
@@ -36,6 +36,6 @@ class ObservationRecord(Base):
     kind: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(String(64))
-    attributes: Mapped[dict[str, Any]]
+    attributes: Mapped[JsonObject]
     observed_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(index=True)

@@ -28,7 +28,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -36,8 +35,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.lineprotocol import field_keys_clears
 from core.models import MAX_FUTURE, MAX_PAST
-from core.wire import NameChecks, UncheckedInputError, batch_adapter, fast_batch_adapter
-from server.errors import ForbiddenError, UnprocessableError
+from core.wire import (
+    BatchRecord,
+    FastBatchRecord,
+    FastSampleRecord,
+    NameChecks,
+    ObservationRecord,
+    SampleRecord,
+    UncheckedInputError,
+    batch_adapter,
+    fast_batch_adapter,
+)
+from server.errors import FieldError, ForbiddenError, UnprocessableError, field_errors
 from server.history.base import EncodedBatch, HistoryWriter
 from server.ingest.encode import (
     LineProtocolError,
@@ -71,7 +80,7 @@ class PreparedBatch:
     batch_id: str
     encoded: EncodedBatch
     latest: Mapping[str, SeriesLatest]
-    observations: Sequence[dict[str, Any]]
+    observations: Sequence[ObservationRecord]
     samples: int
     received_at: datetime
 
@@ -85,7 +94,7 @@ class HostClaimError(Exception):
         self.claimed = claimed
 
 
-def describe_validation_error(exc: ValidationError) -> tuple[str, str, list[dict[str, Any]]]:
+def describe_validation_error(exc: ValidationError) -> tuple[str, str, list[FieldError]]:
     """(reason, message, first errors) for a batch that failed validation."""
     errors = exc.errors(include_url=False, include_input=False)
     if any(e["type"] == "json_invalid" for e in errors):
@@ -94,11 +103,8 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str, list[dict
         reason = "batch_too_large"
     else:
         reason = "validation"
-    details = [
-        {"loc": ".".join(str(part) for part in e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in errors[:MAX_REPORTED_ERRORS]
-    ]
-    first = details[0] if details else {"loc": "", "msg": "invalid"}
+    details = field_errors(errors, limit=MAX_REPORTED_ERRORS)
+    first = details[0] if details else FieldError(loc="", msg="invalid", type="")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"{first['loc']}: " if first["loc"] else ""
     return reason, f"invalid batch: {where}{first['msg']}{more}", details
@@ -184,7 +190,7 @@ class IngestPipeline:
         return self._prepared(origin, batch, encoded, latest, now)
 
     def _encode(
-        self, origin: Origin, samples: Sequence[Mapping[str, Any]], now: datetime, *, checks: NameChecks | None
+        self, origin: Origin, samples: Sequence[SampleRecord | FastSampleRecord], now: datetime, *, checks: NameChecks | None
     ) -> tuple[EncodedBatch, Mapping[str, SeriesLatest]]:
         extra_tags = {"host": origin.hostname, "agency": origin.agency_code}
         site = self._site(origin.agency_code, origin.hostname, now)
@@ -207,7 +213,7 @@ class IngestPipeline:
             raise HostClaimError(origin, claimed)
 
     def _prepared(
-        self, origin: Origin, batch: Mapping[str, Any], encoded: EncodedBatch, latest: Mapping[str, SeriesLatest], now: datetime
+        self, origin: Origin, batch: BatchRecord | FastBatchRecord, encoded: EncodedBatch, latest: Mapping[str, SeriesLatest], now: datetime
     ) -> PreparedBatch:
         observations = batch.get("observations", [])
         self._check_observation_times(observations, now)
@@ -247,7 +253,7 @@ class IngestPipeline:
         return self._sites.get((agency, hostname))
 
     @staticmethod
-    def _check_observation_times(observations: Sequence[dict[str, Any]], now: datetime) -> None:
+    def _check_observation_times(observations: Sequence[ObservationRecord], now: datetime) -> None:
         oldest, newest = now - MAX_PAST, now + MAX_FUTURE
         for index, obs in enumerate(observations):
             at = obs["observed_at"]
@@ -260,7 +266,7 @@ class IngestPipeline:
 class _ValidationApiError(UnprocessableError):
     """A 422 that carries the per-field errors."""
 
-    def __init__(self, message: str, *, reason: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, *, reason: str, errors: list[FieldError]) -> None:
         super().__init__(message, reason=reason)
         self.errors = errors
         if reason == "malformed_json":

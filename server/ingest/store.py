@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -110,14 +110,7 @@ class GroupStore:
             error = UnavailableError("the state database is unavailable; keep the batch and retry later", reason="database_unavailable")
             error.__cause__ = exc
             return [error] * len(group)
-        results: list[IngestResult | ApiError] = []
-        new = {(b.origin.agent_id, b.batch_id) for b in stored}
-        for index, batch in enumerate(group):
-            key = (batch.origin.agent_id, batch.batch_id)
-            if key in new and first[key] == index:
-                results.append(IngestResult(batch.batch_id, False, batch.samples, len(batch.observations)))
-            else:
-                results.append(IngestResult(batch.batch_id, True, 0, 0))
+        results = _results(group, first, stored)
         elapsed = time.perf_counter() - started
         self._count(results, elapsed)
         self._run_hooks(stored)
@@ -155,7 +148,12 @@ class GroupStore:
         except HistoryRejectedError as exc:
             if len(batches) == 1:
                 return [], {(batches[0].origin.agent_id, batches[0].batch_id): _rejected(exc)}
-        # Refused: which batch? Each alone (a TSDB write is idempotent, so lines written twice change nothing).
+        return self._write_each(batches)
+
+    def _write_each(self, batches: list[PreparedBatch]) -> tuple[list[PreparedBatch], dict[tuple[int, str], ApiError]]:
+        """The group was refused: which batch? Each alone (a TSDB write is idempotent, so lines written twice
+        change nothing). Returns (written, failed)."""
+        assert self._history is not None
         written: list[PreparedBatch] = []
         failed: dict[tuple[int, str], ApiError] = {}
         for b in batches:
@@ -171,15 +169,7 @@ class GroupStore:
 
     def _store_state(self, session: Session, batches: Sequence[PreparedBatch]) -> None:
         """Latest values (one upsert for the group), embedded history points and observations."""
-        latest: dict[tuple[int, str], SeriesLatest] = {}
-        for b in batches:
-            for key, series in b.latest.items():
-                have = latest.get((b.origin.host_id, key))
-                if have is None or series.ns > have.ns:
-                    latest[(b.origin.host_id, key)] = series
-                elif series.ns == have.ns:
-                    latest[(b.origin.host_id, key)] = _merged(have, series)
-        hosts.upsert_latest_rows(session, latest)
+        hosts.upsert_latest_rows(session, _newest_per_series(batches))
         if self._history is None:
             hosts.append_history_rows(session, [(b.origin.host_id, p) for b in batches for p in b.encoded.points])
         rows = [
@@ -254,6 +244,33 @@ def _touch_statement(model: type[Base]) -> Update:
 _TOUCH_AGENTS = _touch_statement(Agent)
 _TOUCH_HOSTS = _touch_statement(Host)
 _INSERT_OBSERVATIONS = _table(ObservationRecord).insert()
+
+
+def _results(group: Sequence[PreparedBatch], first: Mapping[tuple[int, str], int],
+             stored: Sequence[PreparedBatch]) -> list[IngestResult | ApiError]:  # fmt: skip
+    """One result per batch of `group`, in order: stored (the first of equal ids), or a duplicate."""
+    results: list[IngestResult | ApiError] = []
+    new = {(b.origin.agent_id, b.batch_id) for b in stored}
+    for index, batch in enumerate(group):
+        key = (batch.origin.agent_id, batch.batch_id)
+        if key in new and first[key] == index:
+            results.append(IngestResult(batch.batch_id, False, batch.samples, len(batch.observations)))
+        else:
+            results.append(IngestResult(batch.batch_id, True, 0, 0))
+    return results
+
+
+def _newest_per_series(batches: Sequence[PreparedBatch]) -> dict[tuple[int, str], SeriesLatest]:
+    """(host id, series key) → the newest point of the group's batches (fields of equal times merged)."""
+    latest: dict[tuple[int, str], SeriesLatest] = {}
+    for b in batches:
+        for key, series in b.latest.items():
+            have = latest.get((b.origin.host_id, key))
+            if have is None or series.ns > have.ns:
+                latest[(b.origin.host_id, key)] = series
+            elif series.ns == have.ns:
+                latest[(b.origin.host_id, key)] = _merged(have, series)
+    return latest
 
 
 def _merged(a: SeriesLatest, b: SeriesLatest) -> SeriesLatest:
