@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -201,6 +202,29 @@ def _site_of_hosts(session: Session, rows: list[dict[str, Any]]) -> dict[int, tu
     return out
 
 
+@dataclass(slots=True)
+class _SiteCounts:
+    """One site's line on the NOC wall."""
+
+    name: str
+    hosts: int = 0
+    silent: int = 0  # hosts not reporting within REPORTING_WINDOW
+    devices_up: int = 0
+    devices_down: int = 0
+    probes_failing: int = 0
+    critical: int = 0  # firing alerts by severity
+    warning: int = 0
+    info: int = 0
+
+    def add_alert(self, severity: str) -> None:
+        if severity == "critical":
+            self.critical += 1
+        elif severity == "warning":
+            self.warning += 1
+        else:
+            self.info += 1
+
+
 class _Wall:
     """The NOC wall's counts per site (by declared site code), a site's entry made when first counted."""
 
@@ -208,27 +232,28 @@ class _Wall:
 
     def __init__(self, site_of: dict[int, tuple[str, str]], undeclared: str) -> None:
         self._site_of, self._undeclared = site_of, undeclared
-        self.sites: dict[str, dict[str, Any]] = {}
+        self.sites: dict[str, _SiteCounts] = {}
 
-    def site(self, host_id: int) -> dict[str, Any]:
+    def site(self, host_id: int) -> _SiteCounts:
         code, name = self._site_of.get(host_id, ("", ""))
-        return self.sites.setdefault(code, {"name": name or self._undeclared, "hosts": 0, "silent": 0, "devices_up": 0,
-                                            "devices_down": 0, "probes_failing": 0, "critical": 0, "warning": 0, "info": 0})  # fmt: skip
+        return self.sites.setdefault(code, _SiteCounts(name or self._undeclared))
 
     def count_hosts(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             entry = self.site(row["id"])
-            entry["hosts"] += 1
-            entry["silent"] += int(not row["reporting"])
+            entry.hosts += 1
+            entry.silent += int(not row["reporting"])
 
     def count_devices_and_probes(self, found: list[tuple[LatestSeries, Host]]) -> None:
         """Devices up and down (newest `snmp_device`), probes failing (newest `probe` without success)."""
         for series, host in found:
             entry = self.site(host.id)
-            if series.measurement == "snmp_device":
-                entry["devices_up" if series.fields.get("up") else "devices_down"] += 1
-            elif not series.fields.get("success"):
-                entry["probes_failing"] += 1
+            if series.measurement != "snmp_device":
+                entry.probes_failing += int(not series.fields.get("success"))
+            elif series.fields.get("up"):
+                entry.devices_up += 1
+            else:
+                entry.devices_down += 1
 
     def count_alerts(self, firing: list[AlertRecord], host_ids: dict[str, int]) -> dict[str, int]:
         """Firing alerts by severity (an unknown one counts as info), on the wall and on the site of their host."""
@@ -238,7 +263,7 @@ class _Wall:
             by_severity[severity] += 1
             host_id = host_ids.get(str(alert.labels.get("host", "")))
             if host_id is not None:
-                self.site(host_id)[severity] += 1
+                self.site(host_id).add_alert(severity)
         return by_severity
 
 
@@ -264,7 +289,7 @@ def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScop
     by_severity = wall.count_alerts(firing, {row["hostname"]: row["id"] for row in rows})
     open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
     return _page(request, "overview.html", caller.principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
-                 sites=sorted(wall.sites.values(), key=lambda s: s["name"]), open_findings=len(open_findings), firing=len(firing),
+                 sites=sorted(wall.sites.values(), key=lambda s: s.name), open_findings=len(open_findings), firing=len(firing),
                  by_severity=by_severity, by_article=_by_article(open_findings, lang), refresh=30)  # fmt: skip
 
 
@@ -383,7 +408,7 @@ def _keep_highest(row: dict[str, Any], key: str, value: object) -> None:
         row[key] = max(row[key] or 0.0, float(value))
 
 
-def _duration(seconds: Any, t: dict[str, str]) -> str:
+def _duration(seconds: object, t: dict[str, str]) -> str:
     """Seconds as days, hours and minutes ("3 天 6 小时 12 分"); "—" when unknown."""
     if not isinstance(seconds, (int, float)) or seconds < 0:
         return "—"
