@@ -88,17 +88,29 @@ def humanize(value: float, unit: str) -> str:
     if unit == "%":
         return f"{value:.0f} %" if abs(value) >= 10 or value == 0 else f"{value:.1f} %"
     binary = unit == "B" or unit.startswith(("字节", "B/"))
-    base = 1024.0 if binary else 1000.0
-    prefixes = ("", "K", "M", "G", "T", "P")
+    scaled, magnitude = _scale(value, 1024.0 if binary else 1000.0)
+    prefix = SI_PREFIXES[magnitude] + ("i" if binary and magnitude else "")
+    return f"{_short_number(scaled)} {prefix}{unit}".strip()
+
+
+SI_PREFIXES = ("", "K", "M", "G", "T", "P")
+
+
+def _scale(value: float, base: float) -> tuple[float, int]:
+    """`value` divided by `base` until it is below `base` (at most up to P): (the scaled value, the power of `base`)."""
     magnitude = 0
     scaled = abs(value)
-    while scaled >= base and magnitude < len(prefixes) - 1:
+    while scaled >= base and magnitude < len(SI_PREFIXES) - 1:
         scaled /= base
         magnitude += 1
-    scaled = math.copysign(scaled, value)
-    number = f"{scaled:.0f}" if abs(scaled) >= 100 or scaled == int(scaled) else f"{scaled:.1f}" if abs(scaled) >= 10 else f"{scaled:.2f}"
-    prefix = prefixes[magnitude] + ("i" if binary and magnitude else "")
-    return f"{number} {prefix}{unit}".strip()
+    return math.copysign(scaled, value), magnitude
+
+
+def _short_number(scaled: float) -> str:
+    """Three significant digits at most: 512, 42, 1.5 → "1.50", 12.5 → "12.5"; whole numbers without decimals."""
+    if abs(scaled) >= 100 or scaled == int(scaled):
+        return f"{scaled:.0f}"
+    return f"{scaled:.1f}" if abs(scaled) >= 10 else f"{scaled:.2f}"
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -135,13 +147,31 @@ def _number(value: float) -> str:
 # -- SVG ----------------------------------------------------------------------------------
 
 
-def line_chart(chart: Chart, *, zone: tzinfo = DEFAULT_ZONE, width: int = 560, height: int = 220,
-               no_data: str = "无数据", more: Callable[[int], str] = lambda n: f"另有 {n} 条") -> str:
-    """The chart as an inline SVG document (a string of trusted markup: every text is escaped here)."""
-    left, right, top, bottom = 78, 12, 26, 62
-    plot_w, plot_h = width - left - right, height - top - bottom
-    series = [s for s in chart.series if s.points][:MAX_SERIES]
-    left_out = len([s for s in chart.series if s.points]) - len(series)
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 78, 12, 26, 62  # room for the y labels, title and legend
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """The plot area of a chart in SVG pixels, and how times and values map into it."""
+
+    left: int
+    top: int
+    plot_w: int
+    plot_h: int
+    start: float  # the time at the left edge (seconds since the epoch)
+    span_t: float  # seconds across the plot (at least 1)
+    y_low: float  # the value at the bottom edge (the lowest tick)
+    y_high: float  # the value at the top edge (the highest tick)
+
+    def x(self, ts: float) -> float:
+        return self.left + (ts - self.start) / self.span_t * self.plot_w
+
+    def y(self, value: float) -> float:
+        return self.top + self.plot_h - (value - self.y_low) / ((self.y_high - self.y_low) or 1.0) * self.plot_h
+
+
+def _value_ticks(chart: Chart, series: Sequence[Series]) -> list[float]:
+    """The y ticks: round values covering the finite values drawn, from 0 when `floor_zero`, up to `ceiling` at least."""
     values = [v for s in series for _, v in s.points if math.isfinite(v)]
     low = min(values, default=0.0)
     high = max(values, default=1.0)
@@ -149,53 +179,82 @@ def line_chart(chart: Chart, *, zone: tzinfo = DEFAULT_ZONE, width: int = 560, h
         low = min(low, 0.0)
     if chart.ceiling is not None:
         high = max(high, chart.ceiling) if high > chart.ceiling else chart.ceiling
-    ticks = nice_ticks(low, high)
-    y_low, y_high = ticks[0], ticks[-1]
-    span_t = max(chart.end - chart.start, 1.0)
+    return nice_ticks(low, high)
 
-    def x(ts: float) -> float:
-        return left + (ts - chart.start) / span_t * plot_w
 
-    def y(value: float) -> float:
-        return top + plot_h - (value - y_low) / ((y_high - y_low) or 1.0) * plot_h
-
+def _header(chart: Chart, width: int, height: int) -> list[str]:
+    """The opening `<svg>` tag and the title (with the unit in grey)."""
     esc = html.escape
     unit_text = f'<tspan font-weight="normal" fill="#666"> （{esc(chart.unit)}）</tspan>' if chart.unit else ""
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{esc(chart.chart_id)}" width="{width}" height="{height}"'
-            f' viewBox="0 0 {width} {height}" role="img" aria-label="{esc(chart.title)}" data-unit="{esc(chart.unit)}">'),
-           f'<text x="{left}" y="16" class="chart-title" font-size="13" font-weight="bold">{esc(chart.title)}{unit_text}</text>']  # fmt: skip
+    return [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{esc(chart.chart_id)}" width="{width}" height="{height}"'
+             f' viewBox="0 0 {width} {height}" role="img" aria-label="{esc(chart.title)}" data-unit="{esc(chart.unit)}">'),
+            f'<text x="{MARGIN_LEFT}" y="16" class="chart-title" font-size="13" font-weight="bold">{esc(chart.title)}{unit_text}</text>']  # fmt: skip
+
+
+def _grid(frame: _Frame, ticks: list[float], chart: Chart, zone: tzinfo) -> list[str]:
+    """Horizontal lines at the value ticks, vertical lines at the time ticks (with their labels) and the frame."""
+    esc = html.escape
+    left, top, plot_w, plot_h = frame.left, frame.top, frame.plot_w, frame.plot_h
+    out = []
     for tick in ticks:
-        ty = y(tick)
+        ty = frame.y(tick)
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#e5e5e5"/>'
                    f'<text x="{left - 4}" y="{ty + 4:.1f}" text-anchor="end" font-size="10" fill="#444">{esc(humanize(tick, chart.unit))}</text>')  # fmt: skip
     for ts, label in time_ticks(chart.start, chart.end, zone):
-        tx = x(ts)
+        tx = frame.x(ts)
         out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#f0f0f0"/>'
                    f'<text x="{tx:.1f}" y="{top + plot_h + 14}" text-anchor="middle" font-size="10" fill="#444">{esc(label)}</text>')  # fmt: skip
     out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>')
-    if not series:
-        out.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#888" class="no-data">{esc(no_data)}</text>')
+    return out
+
+
+def _line(frame: _Frame, s: Series, colour: str, unit: str) -> list[str]:
+    """One series as a `<path>` carrying its data (see the module docstring), dotted when it has few points."""
+    esc = html.escape
+    points = [(ts, v) for ts, v in s.points if math.isfinite(v)]
+    d = " ".join(f"{'M' if i == 0 else 'L'}{frame.x(ts):.1f},{frame.y(v):.1f}" for i, (ts, v) in enumerate(points))
+    out = [f'<path class="series" d="{d}" fill="none" stroke="{colour}" stroke-width="1.6" data-series="{esc(s.label)}"'
+           f' data-ts="{" ".join(_number(ts) for ts, _ in points)}" data-values="{" ".join(_number(v) for _, v in points)}">'
+           f'<title>{esc(s.label)}: {esc(humanize(points[-1][1], unit))}</title></path>']  # fmt: skip
+    if len(points) <= FEW_POINTS:  # a lone point or a short line would be invisible without a marker
+        out.extend(f'<circle cx="{frame.x(ts):.1f}" cy="{frame.y(v):.1f}" r="2.5" fill="{colour}"/>' for ts, v in points)
+    return out
+
+
+def _legend(series: Sequence[Series], unit: str, *, width: int, left: int, first_y: int) -> tuple[list[str], int]:
+    """A colour box and "label newest-value" per series, wrapping onto a new line at `width`: (markup, last line's y)."""
+    out = []
+    legend_y, cursor = first_y, left
     for index, s in enumerate(series):
-        colour = PALETTE[index % len(PALETTE)]
-        points = [(ts, v) for ts, v in s.points if math.isfinite(v)]
-        d = " ".join(f"{'M' if i == 0 else 'L'}{x(ts):.1f},{y(v):.1f}" for i, (ts, v) in enumerate(points))
-        out.append(f'<path class="series" d="{d}" fill="none" stroke="{colour}" stroke-width="1.6" data-series="{esc(s.label)}"'
-                   f' data-ts="{" ".join(_number(ts) for ts, _ in points)}" data-values="{" ".join(_number(v) for _, v in points)}">'
-                   f'<title>{esc(s.label)}: {esc(humanize(points[-1][1], chart.unit))}</title></path>')  # fmt: skip
-        if len(points) <= FEW_POINTS:  # a lone point or a short line would be invisible without a marker
-            out.extend(f'<circle cx="{x(ts):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"/>' for ts, v in points)
-    legend_y = top + plot_h + 30
-    cursor = left
-    for index, s in enumerate(series):
-        colour = PALETTE[index % len(PALETTE)]
-        text = f"{s.label} {humanize(s.points[-1][1], chart.unit)}"
+        text = f"{s.label} {humanize(s.points[-1][1], unit)}"
         if cursor + 12 + len(text) * 6.5 > width and cursor > left:
             cursor, legend_y = left, legend_y + 14
-        out.append(f'<rect x="{cursor}" y="{legend_y - 8}" width="10" height="10" fill="{colour}"/>'
-                   f'<text x="{cursor + 13}" y="{legend_y + 1}" font-size="10" class="legend">{esc(text)}</text>')  # fmt: skip
+        out.append(f'<rect x="{cursor}" y="{legend_y - 8}" width="10" height="10" fill="{PALETTE[index % len(PALETTE)]}"/>'
+                   f'<text x="{cursor + 13}" y="{legend_y + 1}" font-size="10" class="legend">{html.escape(text)}</text>')  # fmt: skip
         cursor += 24 + int(len(text) * 6.5)
+    return out, legend_y
+
+
+def line_chart(chart: Chart, *, zone: tzinfo = DEFAULT_ZONE, width: int = 560, height: int = 220,
+               no_data: str = "无数据", more: Callable[[int], str] = lambda n: f"另有 {n} 条") -> str:
+    """The chart as an inline SVG document (a string of trusted markup: every text is escaped here)."""
+    drawn = [s for s in chart.series if s.points]
+    series = drawn[:MAX_SERIES]
+    left_out = len(drawn) - len(series)
+    ticks = _value_ticks(chart, series)
+    left, top = MARGIN_LEFT, MARGIN_TOP
+    frame = _Frame(left=left, top=top, plot_w=width - left - MARGIN_RIGHT, plot_h=height - top - MARGIN_BOTTOM,
+                   start=chart.start, span_t=max(chart.end - chart.start, 1.0), y_low=ticks[0], y_high=ticks[-1])  # fmt: skip
+    out = _header(chart, width, height) + _grid(frame, ticks, chart, zone)
+    if not series:
+        out.append(f'<text x="{left + frame.plot_w / 2}" y="{top + frame.plot_h / 2}" text-anchor="middle" fill="#888"'
+                   f' class="no-data">{html.escape(no_data)}</text>')  # fmt: skip
+    for index, s in enumerate(series):
+        out.extend(_line(frame, s, PALETTE[index % len(PALETTE)], chart.unit))
+    legend, legend_y = _legend(series, chart.unit, width=width, left=left, first_y=top + frame.plot_h + 30)
+    out.extend(legend)
     if left_out > 0:
-        out.append(f'<text x="{left}" y="{legend_y + 14}" font-size="10" fill="#888">{esc(more(left_out))}</text>')
+        out.append(f'<text x="{left}" y="{legend_y + 14}" font-size="10" fill="#888">{html.escape(more(left_out))}</text>')
     out.append("</svg>")
     total = max(height, int(legend_y + (20 if left_out > 0 else 8)))  # the legend may wrap onto more lines
     out[0] = out[0].replace(f'height="{height}" viewBox="0 0 {width} {height}"', f'height="{total}" viewBox="0 0 {width} {total}"')

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, pass_context
+from jinja2 import Environment, Undefined, pass_context
 from jinja2.runtime import Context
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -56,6 +55,12 @@ SEVERITY_TEXT = {"zh": {"critical": "严重", "warning": "警告", "info": "提�
 # Every raw status word above, for tests that check a Chinese page shows none of them.
 RAW_STATUS_WORDS = frozenset(w for kinds in STATUS_TEXT["en"].values() for w in kinds) | {"false_positive"}
 
+# What the filters are given, as templates hold it. A missing attribute reaches a filter as Jinja's `Undefined`
+# (its text is ""); a measured value may still be the text it was stored as in a JSON field.
+Moment = datetime | str | Undefined | None  # a datetime, or ISO 8601 text (e.g. `observed_at` of evidence)
+Quantity = float | str | None  # int and bool are accepted as float; text is parsed, None is unknown
+Word = str | None  # a status or severity word
+
 BYTE_UNITS = {"zh": ("字节", "KiB", "MiB", "GiB", "TiB", "PiB"), "en": ("B", "KiB", "MiB", "GiB", "TiB", "PiB")}
 BPS_UNITS = {"zh": ("比特/秒", "千比特/秒", "兆比特/秒", "吉比特/秒", "太比特/秒"),
              "en": ("bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s")}  # fmt: skip
@@ -69,7 +74,7 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(DEFAULT_ZONE)
 
 
-def format_time(value: Any, tz: ZoneInfo | None = None) -> str:
+def format_time(value: Moment, tz: ZoneInfo | None = None) -> str:
     """`value` (datetime or ISO 8601 text) in `tz`, to the second. Naive datetimes are UTC (as the database keeps them)."""
     if value is None or value == "":
         return EMPTY
@@ -78,7 +83,7 @@ def format_time(value: Any, tz: ZoneInfo | None = None) -> str:
             value = datetime.fromisoformat(value)
         except ValueError:
             return str(value)  # not a time: show as given (escaped by Jinja)
-    if not isinstance(value, datetime):
+    if not isinstance(value, datetime):  # Undefined: its text, ""
         return str(value)
     moment: datetime = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return moment.astimezone(tz or zone(None)).strftime("%Y-%m-%d %H:%M:%S")
@@ -93,25 +98,28 @@ def _scaled(value: float, units: tuple[str, ...], base: float) -> str:
     return f"{text} {units[index]}"
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Quantity) -> float | None:
+    """`value` as a finite float; None when it is unknown, not a number, NaN or infinite."""
+    if value is None:
+        return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # text that is not a number (or an object a template passed)
         return None
     return number if math.isfinite(number) else None
 
 
-def format_bytes(value: Any, lang: str = "zh") -> str:
+def format_bytes(value: Quantity, lang: str = "zh") -> str:
     number = _number(value)
     return EMPTY if number is None else _scaled(number, BYTE_UNITS.get(lang, BYTE_UNITS["zh"]), 1024)
 
 
-def format_bps(value: Any, lang: str = "zh") -> str:
+def format_bps(value: Quantity, lang: str = "zh") -> str:
     number = _number(value)
     return EMPTY if number is None else _scaled(number, BPS_UNITS.get(lang, BPS_UNITS["zh"]), 1000)
 
 
-def format_number(value: Any, unit: str = "") -> str:
+def format_number(value: Quantity, unit: str = "") -> str:
     """Thousands separators for large values, three significant digits for small ones; `unit` appended."""
     number = _number(value)
     if number is None:
@@ -125,7 +133,7 @@ def format_number(value: Any, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
-def format_percent(value: Any, ratio: bool = True) -> str:
+def format_percent(value: Quantity, ratio: bool = True) -> str:
     number = _number(value)
     if number is None:
         return EMPTY
@@ -133,23 +141,31 @@ def format_percent(value: Any, ratio: bool = True) -> str:
     return f"{number:.0f}%" if number == int(number) or abs(number) >= 100 else f"{number:.1f}%"
 
 
-def format_seconds(value: Any, lang: str = "zh") -> str:
+SECOND_UNITS = {"zh": ("毫秒", "秒", "分", "小时"), "en": ("ms", "s", "min", "h")}
+
+
+def format_seconds(value: Quantity, lang: str = "zh") -> str:
+    """A duration: milliseconds below a second, seconds below a minute, else "1 小时 2 分 5 秒" (zero parts left out)."""
     number = _number(value)
     if number is None:
         return EMPTY
-    zh = lang == "zh"
+    ms, s, minute, hour = SECOND_UNITS["zh" if lang == "zh" else "en"]
     if 0 < abs(number) < 1:  # probe and poll durations: milliseconds, whole above 10 ms
-        ms = number * 1000
-        return f"{format_number(round(ms) if abs(ms) >= 10 else round(ms, 1))} {'毫秒' if zh else 'ms'}"
+        return f"{format_number(_milliseconds(number))} {ms}"
     if abs(number) < 60:
-        return f"{format_number(number)} {'秒' if zh else 's'}"
+        return f"{format_number(number)} {s}"
     minutes, secs = divmod(round(number), 60)
     hours, minutes = divmod(minutes, 60)
-    parts = [(hours, "小时" if zh else "h"), (minutes, "分" if zh else "min"), (secs, "秒" if zh else "s")]
-    return " ".join(f"{n} {u}" for n, u in parts if n) or f"0 {'秒' if zh else 's'}"
+    return " ".join(f"{n} {u}" for n, u in ((hours, hour), (minutes, minute), (secs, s)) if n) or f"0 {s}"
 
 
-def status_text(word: Any, kind: str = "", lang: str = "zh") -> str:
+def _milliseconds(seconds: float) -> float:
+    """`seconds` in milliseconds: whole from 10 ms, one decimal below."""
+    ms = seconds * 1000
+    return round(ms) if abs(ms) >= 10 else round(ms, 1)
+
+
+def status_text(word: Word, kind: str = "", lang: str = "zh") -> str:
     """The status `word` of a `kind` (finding, alert, incident, notification, request) in `lang`."""
     if word is None or word == "":
         return EMPTY
@@ -162,7 +178,7 @@ def status_text(word: Any, kind: str = "", lang: str = "zh") -> str:
     return str(word)
 
 
-def severity_text(word: Any, lang: str = "zh") -> str:
+def severity_text(word: Word, lang: str = "zh") -> str:
     return SEVERITY_TEXT.get(lang, SEVERITY_TEXT["zh"]).get(str(word), str(word))
 
 
@@ -174,27 +190,27 @@ def register(env: Environment) -> None:
     """Install the filters on the console's Jinja environment."""
 
     @pass_context
-    def when(context: Context, value: Any) -> str:
+    def when(context: Context, value: Moment) -> str:
         return format_time(value, context.get("tz"))
 
     @pass_context
-    def bytes_(context: Context, value: Any) -> str:
+    def bytes_(context: Context, value: Quantity) -> str:
         return format_bytes(value, _lang(context))
 
     @pass_context
-    def bps(context: Context, value: Any) -> str:
+    def bps(context: Context, value: Quantity) -> str:
         return format_bps(value, _lang(context))
 
     @pass_context
-    def seconds(context: Context, value: Any) -> str:
+    def seconds(context: Context, value: Quantity) -> str:
         return format_seconds(value, _lang(context))
 
     @pass_context
-    def status(context: Context, value: Any, kind: str = "") -> str:
+    def status(context: Context, value: Word, kind: str = "") -> str:
         return status_text(value, kind, _lang(context))
 
     @pass_context
-    def severity(context: Context, value: Any) -> str:
+    def severity(context: Context, value: Word) -> str:
         return severity_text(value, _lang(context))
 
     env.filters.update({"when": when, "bytes": bytes_, "bps": bps, "seconds": seconds, "status": status,

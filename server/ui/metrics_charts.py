@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from itertools import pairwise
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -68,8 +67,8 @@ class HostCharts:
         self._read, self.since, self.until, self.t = read, since, until, t
         self.start, self.end = since.timestamp(), until.timestamp()
 
-    def _chart(self, chart_id: str, title: str, unit: str, series: list[Series], **kw: Any) -> Chart:
-        return Chart(chart_id, title, unit, series, self.start, self.end, **kw)
+    def _chart(self, chart_id: str, title: str, unit: str, series: list[Series], *, ceiling: float | None = None) -> Chart:
+        return Chart(chart_id, title, unit, series, self.start, self.end, ceiling=ceiling)
 
     def cpu(self) -> Chart:
         """CPU time by mode, in % of all CPUs: the rate of each mode's seconds, summed over CPUs, over the CPU count."""
@@ -130,6 +129,9 @@ class HostCharts:
         return [self.cpu(), self.load(), *self.memory(), *self.filesystems(), self.disks(), *self.network()]
 
 
+INTERFACE_FAULTS = ("in_errors_total", "out_errors_total", "in_discards_total", "out_discards_total")
+
+
 def interface_charts(read: ReadHistory, *, device: str, since: datetime, until: datetime, t: Mapping[str, str]) -> list[Chart]:
     """A network device's interfaces (`read` of the host that polls it): in/out bits per second from the 64-bit
     octet counters, errors and discards per second."""
@@ -138,17 +140,29 @@ def interface_charts(read: ReadHistory, *, device: str, since: datetime, until: 
         if h.tags.get("device") != device:
             continue
         name = str(h.tags.get("if_name") or h.tags.get("if_index"))
-        for field, label in (("in_octets_total", t["in"]), ("out_octets_total", t["out"])):
-            points = rate(_octets(h, field))
-            if any(v > 0 for _, v in points):  # an idle interface would only crowd the legend
-                traffic.append(Series(f"{name} {label}", [(ts, v * 8) for ts, v in points]))
-        bad = _sum_by([rate(_field(h, f)) for f in ("in_errors_total", "out_errors_total", "in_discards_total", "out_discards_total")
-                       if any(f in p for _, p in h.points)])  # fmt: skip
+        traffic.extend(_interface_traffic(h, name, t))
+        bad = _interface_faults(h)
         if any(v > 0 for _, v in bad):
             faults.append(Series(name, bad))
     start, end = since.timestamp(), until.timestamp()
     return [Chart("chart-if-traffic", t["chart_if_traffic"], t["unit_bits_s"], traffic, start, end),
             Chart("chart-if-errors", t["chart_if_errors"], t["per_second"], faults, start, end)]  # fmt: skip
+
+
+def _interface_traffic(h: hosts.SeriesHistory, name: str, t: Mapping[str, str]) -> list[Series]:
+    """In and out bits per second of one interface; a direction that stayed idle is left out (it would only crowd
+    the legend)."""
+    out = []
+    for field, label in (("in_octets_total", t["in"]), ("out_octets_total", t["out"])):
+        points = rate(_octets(h, field))
+        if any(v > 0 for _, v in points):
+            out.append(Series(f"{name} {label}", [(ts, v * 8) for ts, v in points]))
+    return out
+
+
+def _interface_faults(h: hosts.SeriesHistory) -> list[tuple[float, float]]:
+    """Errors and discards per second of one interface, in and out added up (over the counters it reports)."""
+    return _sum_by([rate(_field(h, f)) for f in INTERFACE_FAULTS if any(f in p for _, p in h.points)])
 
 
 def window_rates(points: list[tuple[float, float]], bucket_seconds: float) -> list[tuple[float, float]]:

@@ -14,9 +14,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,6 +33,7 @@ from server.access import CONSOLE_COOKIE, ConsoleScoped, ConsoleSecurity, Id, Pu
 from server.agencies.service import codes_by_id
 from server.agentdist import service as bundles
 from server.alerting import service as alert_service
+from server.alerting.models import AlertRecord
 from server.audit import service as audit
 from server.auth import service as auth
 from server.auth.login import LoginError, LoginLockedError, password_login
@@ -45,7 +47,7 @@ from server.findings import service as findings
 from server.findings.models import Finding
 from server.history.read import HistoryReadError
 from server.hosts import service as hosts
-from server.hosts.models import Host
+from server.hosts.models import Host, LatestSeries
 from server.incidents import service as incidents
 from server.ingest.models import ObservationRecord
 from server.inventory import governance
@@ -140,11 +142,11 @@ def login(request: Request, session: DbSession, now: Now, remote: RemoteAddr,
     except LoginError as exc:
         session.commit()  # the failure counts and its audit events are kept
         locked = isinstance(exc, LoginLockedError)
-        response = _page(request, "login.html", None, error="login_locked" if locked else "bad_login")
-        response.status_code = exc.status_code
+        refused = _page(request, "login.html", None, error="login_locked" if locked else "bad_login")
+        refused.status_code = exc.status_code
         if isinstance(exc, LoginLockedError):
-            response.headers["Retry-After"] = str(exc.retry_after_seconds)
-        return response
+            refused.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return refused
     _, secret = auth.create_api_token(session, actor=f"user:{user.username}", user_id=user.id, name="console",
                                       ttl=SESSION_TTL, remote_addr=remote, now=now)  # fmt: skip
     session.commit()
@@ -200,48 +202,95 @@ def _site_of_hosts(session: Session, rows: list[dict[str, Any]]) -> dict[int, tu
     return out
 
 
+@dataclass(slots=True)
+class _SiteCounts:
+    """One site's line on the NOC wall."""
+
+    name: str
+    hosts: int = 0
+    silent: int = 0  # hosts not reporting within REPORTING_WINDOW
+    devices_up: int = 0
+    devices_down: int = 0
+    probes_failing: int = 0
+    critical: int = 0  # firing alerts by severity
+    warning: int = 0
+    info: int = 0
+
+    def add_alert(self, severity: str) -> None:
+        if severity == "critical":
+            self.critical += 1
+        elif severity == "warning":
+            self.warning += 1
+        else:
+            self.info += 1
+
+
+class _Wall:
+    """The NOC wall's counts per site (by declared site code), a site's entry made when first counted."""
+
+    SEVERITIES = ("critical", "warning", "info")
+
+    def __init__(self, site_of: dict[int, tuple[str, str]], undeclared: str) -> None:
+        self._site_of, self._undeclared = site_of, undeclared
+        self.sites: dict[str, _SiteCounts] = {}
+
+    def site(self, host_id: int) -> _SiteCounts:
+        code, name = self._site_of.get(host_id, ("", ""))
+        return self.sites.setdefault(code, _SiteCounts(name or self._undeclared))
+
+    def count_hosts(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            entry = self.site(row["id"])
+            entry.hosts += 1
+            entry.silent += int(not row["reporting"])
+
+    def count_devices_and_probes(self, found: list[tuple[LatestSeries, Host]]) -> None:
+        """Devices up and down (newest `snmp_device`), probes failing (newest `probe` without success)."""
+        for series, host in found:
+            entry = self.site(host.id)
+            if series.measurement != "snmp_device":
+                entry.probes_failing += int(not series.fields.get("success"))
+            elif series.fields.get("up"):
+                entry.devices_up += 1
+            else:
+                entry.devices_down += 1
+
+    def count_alerts(self, firing: list[AlertRecord], host_ids: dict[str, int]) -> dict[str, int]:
+        """Firing alerts by severity (an unknown one counts as info), on the wall and on the site of their host."""
+        by_severity = dict.fromkeys(self.SEVERITIES, 0)
+        for alert in firing:
+            severity = alert.severity if alert.severity in by_severity else "info"
+            by_severity[severity] += 1
+            host_id = host_ids.get(str(alert.labels.get("host", "")))
+            if host_id is not None:
+                self.site(host_id).add_alert(severity)
+        return by_severity
+
+
+def _by_article(open_findings: list[Finding], lang: str) -> list[tuple[str, int]]:
+    """How many of `open_findings` fall under each article of the rules, most first."""
+    by_article: dict[str, int] = {}
+    for f in open_findings:
+        article = findings.read(f, agency_code=None, language=lang)["article"]
+        by_article[article] = by_article.get(article, 0) + 1
+    return sorted(by_article.items(), key=lambda kv: -kv[1])
+
+
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, session: DbSession, now: Now, caller: ConsoleScoped) -> HTMLResponse:
     """The NOC wall: per site, hosts reporting and silent, devices up and down, probes failing, firing alerts by
     severity; open findings by article. Refreshes itself every 30 seconds."""
-    t = MESSAGES[_lang(request)]
-    rows = _host_rows(session, caller, now)
-    site_of = _site_of_hosts(session, rows)
-    sites: dict[str, dict[str, Any]] = {}
-
-    def site(host_id: int) -> dict[str, Any]:
-        code, name = site_of.get(host_id, ("", ""))
-        return sites.setdefault(code, {"name": name or t["site_undeclared"], "hosts": 0, "silent": 0, "devices_up": 0,
-                                       "devices_down": 0, "probes_failing": 0, "critical": 0, "warning": 0, "info": 0})  # fmt: skip
-
-    for row in rows:
-        entry = site(row["id"])
-        entry["hosts"] += 1
-        entry["silent"] += int(not row["reporting"])
-    for series, host in hosts.latest_of(session, access=caller, measurements=("snmp_device", "probe")):
-        entry = site(host.id)
-        if series.measurement == "snmp_device":
-            entry["devices_up" if series.fields.get("up") else "devices_down"] += 1
-        elif not series.fields.get("success"):
-            entry["probes_failing"] += 1
-    host_ids = {row["hostname"]: row["id"] for row in rows}
-    firing = alert_service.list_alerts(session, access=caller, status="firing")
-    by_severity = {"critical": 0, "warning": 0, "info": 0}
-    for alert in firing:
-        severity = alert.severity if alert.severity in by_severity else "info"
-        by_severity[severity] += 1
-        host_id = host_ids.get(str(alert.labels.get("host", "")))
-        if host_id is not None:
-            site(host_id)[severity] += 1
-    open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
-    by_article: dict[str, int] = {}
     lang = _lang(request)
-    for f in open_findings:
-        article = findings.read(f, agency_code=None, language=lang)["article"]
-        by_article[article] = by_article.get(article, 0) + 1
+    rows = _host_rows(session, caller, now)
+    wall = _Wall(_site_of_hosts(session, rows), MESSAGES[lang]["site_undeclared"])
+    wall.count_hosts(rows)
+    wall.count_devices_and_probes(hosts.latest_of(session, access=caller, measurements=("snmp_device", "probe")))
+    firing = alert_service.list_alerts(session, access=caller, status="firing")
+    by_severity = wall.count_alerts(firing, {row["hostname"]: row["id"] for row in rows})
+    open_findings = [f for f in findings.list_findings(session, access=caller) if f.status in ("open", "acknowledged")]
     return _page(request, "overview.html", caller.principal, hosts=rows, reporting=sum(r["reporting"] for r in rows),
-                 sites=sorted(sites.values(), key=lambda s: s["name"]), open_findings=len(open_findings), firing=len(firing),
-                 by_severity=by_severity, by_article=sorted(by_article.items(), key=lambda kv: -kv[1]), refresh=30)  # fmt: skip
+                 sites=sorted(wall.sites.values(), key=lambda s: s.name), open_findings=len(open_findings), firing=len(firing),
+                 by_severity=by_severity, by_article=_by_article(open_findings, lang), refresh=30)  # fmt: skip
 
 
 @router.get("/hosts", response_class=HTMLResponse)
@@ -278,16 +327,24 @@ def host_page(host_id: Id, request: Request, session: DbSession, now: Now, calle
     seen = hosts.latest_observations(session, host_id=host_id, kinds=HOST_OBSERVATIONS, limit=1000)
     # The host's own state (netstate); the devices it polls report addresses and routes too, shown on their pages.
     latest = {kind: [o for o in records if o.source != "snmp"][:200] for kind, records in seen.items()}
-    backups = [{"job": s.tags.get("job", "-"), "rpo_ok": s.fields.get("rpo_ok"), "age": _duration(s.fields.get("age_seconds"), t),
-                "rpo": _duration(s.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(s.ts_ns / 1e9, UTC))}
-               for s, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]  # fmt: skip
+    backups = [_backup_row(series, t) for series, _ in hosts.latest_of(session, access=caller, measurements=("backup",), host_id=host_id)]
     related = [findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-               for f in findings.list_findings(session, access=caller, agency_id=host.agency_id)
-               if any(e.get("host") == host.hostname for e in f.evidence)]  # fmt: skip
+               for f in findings.list_findings(session, access=caller, agency_id=host.agency_id) if _names_host(f, host)]  # fmt: skip
     alerts = [a for a in alert_service.list_alerts(session, access=caller, open_only=True) if a.labels.get("host") == host.hostname]
     return _page(request, "host.html", caller.principal, host=host, agency=codes.get(host.agency_id), charts=svgs,
                  range=range, ranges=list(ranges()), observations=latest, backups=backups, findings=related, alerts=alerts,
                  last_seen=_local(host.last_seen_at), history_error=history_error)  # fmt: skip
+
+
+def _backup_row(series: LatestSeries, t: dict[str, str]) -> dict[str, Any]:
+    """A backup job's newest state on the host page: within its RPO or not, its age and RPO as durations."""
+    return {"job": series.tags.get("job", "-"), "rpo_ok": series.fields.get("rpo_ok"), "age": _duration(series.fields.get("age_seconds"), t),
+            "rpo": _duration(series.fields.get("rpo_seconds"), t), "at": _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))}  # fmt: skip
+
+
+def _names_host(finding: Finding, host: Host) -> bool:
+    """Whether some evidence of `finding` was seen on `host` (by its host name)."""
+    return any(e.get("host") == host.hostname for e in finding.evidence)
 
 
 def _history_source(request: Request, session: Session, host: Host, *, since: datetime, until: datetime) -> ReadHistory:
@@ -308,36 +365,50 @@ def _charts(build: Callable[[], list[Chart]], t: dict[str, str]) -> tuple[list[s
         return [], str(exc)
 
 
+DEVICE_MEASUREMENTS = ("snmp_device", "snmp_system", "snmp_health", "snmp_processor")
+
+
 def _device_rows(session: Session, caller: access.Access) -> list[dict[str, Any]]:
     """Every SNMP device polled by a host `caller` sees: status, vendor, uptime, CPU and memory (newest values)."""
     codes = codes_by_id(session)
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
-    found = hosts.latest_of(session, access=caller, measurements=("snmp_device", "snmp_system", "snmp_health", "snmp_processor"))
-    for series, host in found:
-        if series.measurement != "snmp_device":
-            continue
-        name = str(series.tags.get("device", "-"))
-        rows[(host.id, name)] = {"device": name, "host_id": host.id, "up": bool(series.fields.get("up")),
-                                 "duration": series.fields.get("poll_duration_seconds"), "error": series.fields.get("last_error", ""),
-                                 "collector": host.hostname, "agency": codes.get(host.agency_id), "vendor": "", "uptime": None,
-                                 "cpu": None, "memory": None, "polled": _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))}  # fmt: skip
+    found = hosts.latest_of(session, access=caller, measurements=DEVICE_MEASUREMENTS)
+    rows = {(host.id, str(series.tags.get("device", "-"))): _device_row(series, host, codes)
+            for series, host in found if series.measurement == "snmp_device"}  # fmt: skip
     for series, host in found:
         row = rows.get((host.id, str(series.tags.get("device", "-"))))
-        if row is None:
-            continue
-        if series.measurement == "snmp_system":
-            row["uptime"] = series.fields.get("uptime_seconds")
-        elif series.measurement == "snmp_health":
-            row["vendor"] = row["vendor"] or str(series.tags.get("vendor", ""))
-            for key, target in (("cpu_percent", "cpu"), ("memory_percent", "memory")):
-                if isinstance(series.fields.get(key), (int, float)):
-                    row[target] = max(row[target] or 0.0, float(series.fields[key]))
-        elif series.measurement == "snmp_processor" and isinstance(series.fields.get("load_percent"), (int, float)):
-            row["cpu"] = max(row["cpu"] or 0.0, float(series.fields["load_percent"]))
+        if row is not None:
+            _add_device_detail(row, series)
     return sorted(rows.values(), key=lambda d: (d["device"], d["collector"]))
 
 
-def _duration(seconds: Any, t: dict[str, str]) -> str:
+def _device_row(series: LatestSeries, host: Host, codes: dict[int, str]) -> dict[str, Any]:
+    """A device's row from its newest `snmp_device` series (the poll's outcome); the details are filled in later."""
+    name = str(series.tags.get("device", "-"))
+    return {"device": name, "host_id": host.id, "up": bool(series.fields.get("up")),
+            "duration": series.fields.get("poll_duration_seconds"), "error": series.fields.get("last_error", ""),
+            "collector": host.hostname, "agency": codes.get(host.agency_id), "vendor": "", "uptime": None,
+            "cpu": None, "memory": None, "polled": _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))}  # fmt: skip
+
+
+def _add_device_detail(row: dict[str, Any], series: LatestSeries) -> None:
+    """Fill `row` from one more series of its device: uptime, vendor, and the busiest CPU and memory (in %)."""
+    if series.measurement == "snmp_system":
+        row["uptime"] = series.fields.get("uptime_seconds")
+    elif series.measurement == "snmp_health":
+        row["vendor"] = row["vendor"] or str(series.tags.get("vendor", ""))
+        for key, target in (("cpu_percent", "cpu"), ("memory_percent", "memory")):
+            _keep_highest(row, target, series.fields.get(key))
+    elif series.measurement == "snmp_processor":
+        _keep_highest(row, "cpu", series.fields.get("load_percent"))
+
+
+def _keep_highest(row: dict[str, Any], key: str, value: object) -> None:
+    """`row[key]` becomes `value` when it is a number higher than what it holds (or it holds nothing)."""
+    if isinstance(value, (int, float)):
+        row[key] = max(row[key] or 0.0, float(value))
+
+
+def _duration(seconds: object, t: dict[str, str]) -> str:
     """Seconds as days, hours and minutes ("3 天 6 小时 12 分"); "—" when unknown."""
     if not isinstance(seconds, (int, float)) or seconds < 0:
         return "—"
@@ -369,20 +440,7 @@ def device_page(host_id: Id, device: str, request: Request, session: DbSession, 
     lang = _lang(request)
     t = MESSAGES[lang]
     row["uptime_text"] = _duration(row["uptime"], t)
-    interfaces = []
-    for series, _ in hosts.latest_of(session, access=caller, measurements=("snmp_interface",), host_id=host.id):
-        if series.tags.get("device") != device:
-            continue
-        f = series.fields
-        interfaces.append({"index": int(series.tags.get("if_index", 0) or 0), "name": series.tags.get("if_name", ""),
-                           "oper_up": f.get("oper_up"), "admin_up": f.get("admin_up"), "speed": f.get("speed_bps"),
-                           "in_errors": f.get("in_errors_total"), "out_errors": f.get("out_errors_total"),
-                           "in_discards": f.get("in_discards_total"), "out_discards": f.get("out_discards_total"),
-                           "key": series.series_key})  # fmt: skip
-    interfaces.sort(key=lambda i: i["index"])
-    rates = _interface_rates(session, host_id=host.id, device=device, now=now)
-    for iface in interfaces:
-        iface["in_bps"], iface["out_bps"] = rates.get(iface["key"], (None, None))
+    interfaces = _interface_rows(session, caller, host_id=host.id, device=device, now=now)
     since = now - ranges()[range]
     read = _history_source(request, session, host, since=since, until=now)
     svgs, history_error = _charts(lambda: interface_charts(read, device=device, since=since, until=now, t=t), t)
@@ -390,6 +448,26 @@ def device_page(host_id: Id, device: str, request: Request, session: DbSession, 
     observed = {kind: [o for o in records if o.source == "snmp" and o.attributes.get("device") == device][:300] for kind, records in seen.items()}
     return _page(request, "device.html", caller.principal, d=row, interfaces=interfaces, charts=svgs, range=range, ranges=list(ranges()),
                  observations=observed, humanize=humanize, history_error=history_error)  # fmt: skip
+
+
+def _interface_rows(session: Session, caller: access.Access, *, host_id: int, device: str, now: datetime) -> list[dict[str, Any]]:
+    """The interfaces of `device` by index: their newest state, error and discard counters, and bits per second."""
+    interfaces = [_interface_row(series) for series, _ in hosts.latest_of(session, access=caller, measurements=("snmp_interface",),
+                                                                          host_id=host_id) if series.tags.get("device") == device]  # fmt: skip
+    interfaces.sort(key=lambda i: i["index"])
+    rates = _interface_rates(session, host_id=host_id, device=device, now=now)
+    for iface in interfaces:
+        iface["in_bps"], iface["out_bps"] = rates.get(iface["key"], (None, None))
+    return interfaces
+
+
+def _interface_row(series: LatestSeries) -> dict[str, Any]:
+    f = series.fields
+    return {"index": int(series.tags.get("if_index", 0) or 0), "name": series.tags.get("if_name", ""),
+            "oper_up": f.get("oper_up"), "admin_up": f.get("admin_up"), "speed": f.get("speed_bps"),
+            "in_errors": f.get("in_errors_total"), "out_errors": f.get("out_errors_total"),
+            "in_discards": f.get("in_discards_total"), "out_discards": f.get("out_discards_total"),
+            "key": series.series_key}  # fmt: skip
 
 
 def _interface_rates(session: Session, *, host_id: int, device: str, now: datetime) -> dict[str, tuple[float | None, float | None]]:
@@ -441,38 +519,17 @@ def probe_page(request: Request, session: DbSession, caller: ConsoleScoped) -> H
 UNPLANNED_LISTED = 200  # the newest observations of addresses outside the plan shown on the flows page
 
 
+FLOW_MEASUREMENTS = ("flow", "flow_interface", "flow_top", "flow_unplanned")
+
+
 @router.get("/flows", response_class=HTMLResponse)
 def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleScoped,
               range: RangeName = "1h") -> HTMLResponse:  # noqa: A002 - `range`: the query parameter's name
     """Flow aggregates (newest window of each exporter): traffic per interface, top conversations, and traffic to
     and from internal space outside the address plan."""
-    codes = codes_by_id(session)
-    exporters: dict[tuple[int, str], dict[str, Any]] = {}
-    found = hosts.latest_of(session, access=caller, measurements=("flow", "flow_interface", "flow_top", "flow_unplanned"))
-    for series, host in found:
-        name = str(series.tags.get("exporter", "-"))
-        entry = exporters.setdefault((host.id, name), {"exporter": name, "collector": host.hostname, "agency": codes.get(host.agency_id),
-                                                        "total": None, "interfaces": [], "top": [], "unplanned": []})  # fmt: skip
-        f, tags = series.fields, series.tags
-        at = _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))
-        if series.measurement == "flow":
-            entry["total"] = {"bytes": f.get("bytes"), "packets": f.get("packets"), "flows": f.get("flows"), "at": at}
-        elif series.measurement == "flow_interface":
-            entry["interfaces"].append({"interface": tags.get("interface_name") or tags.get("interface"), "direction": tags.get("direction"),
-                                        "bytes": f.get("bytes", 0), "packets": f.get("packets", 0), "flows": f.get("flows", 0)})  # fmt: skip
-        elif series.measurement == "flow_top":
-            entry["top"].append({"rank": int(tags.get("rank", 0) or 0), "src": tags.get("src_prefix"), "dst": tags.get("dst_prefix"),
-                                 "protocol": tags.get("protocol"), "port": tags.get("dst_port"), "bytes": f.get("bytes", 0),
-                                 "packets": f.get("packets", 0), "flows": f.get("flows", 0), "ts": series.ts_ns})  # fmt: skip
-        else:
-            entry["unplanned"].append({"direction": tags.get("direction"), "bytes": f.get("bytes", 0), "flows": f.get("flows", 0)})
-    for entry in exporters.values():
-        newest = max((r["ts"] for r in entry["top"]), default=0)
-        entry["top"] = sorted((r for r in entry["top"] if r["ts"] == newest), key=lambda r: r["rank"])  # the newest window's ranking
-        entry["interfaces"].sort(key=lambda r: -r["bytes"])
-    query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
-             .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(UNPLANNED_LISTED))
-    unplanned_subjects = list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
+    found = hosts.latest_of(session, access=caller, measurements=FLOW_MEASUREMENTS)
+    exporters = _exporters(found, codes_by_id(session))
+    unplanned_subjects = _unplanned_addresses(session, caller)
     svgs = []
     if request.app.state.history is None:
         t = MESSAGES[_lang(request)]
@@ -481,6 +538,46 @@ def flow_page(request: Request, session: DbSession, now: Now, caller: ConsoleSco
     return _page(request, "flows.html", caller.principal, charts=svgs, range=range, ranges=list(ranges()),
                  exporters=sorted(exporters.values(), key=lambda e: (e["exporter"], e["collector"])),
                  unplanned=unplanned_subjects, unplanned_capped=len(unplanned_subjects) >= UNPLANNED_LISTED, humanize=humanize)  # fmt: skip
+
+
+def _exporters(found: list[tuple[LatestSeries, Host]], codes: dict[int, str]) -> dict[tuple[int, str], dict[str, Any]]:
+    """(collector host id, exporter) → its newest flow aggregates: total, interfaces (busiest first), the newest
+    window's top conversations by rank, and traffic outside the address plan."""
+    exporters: dict[tuple[int, str], dict[str, Any]] = {}
+    for series, host in found:
+        name = str(series.tags.get("exporter", "-"))
+        entry = exporters.setdefault((host.id, name), {"exporter": name, "collector": host.hostname, "agency": codes.get(host.agency_id),
+                                                        "total": None, "interfaces": [], "top": [], "unplanned": []})  # fmt: skip
+        _add_flow_series(entry, series)
+    for entry in exporters.values():
+        newest = max((r["ts"] for r in entry["top"]), default=0)
+        entry["top"] = sorted((r for r in entry["top"] if r["ts"] == newest), key=lambda r: r["rank"])  # the newest window's ranking
+        entry["interfaces"].sort(key=lambda r: -r["bytes"])
+    return exporters
+
+
+def _add_flow_series(entry: dict[str, Any], series: LatestSeries) -> None:
+    """Put one flow series into its exporter's `entry`, by measurement."""
+    f, tags = series.fields, series.tags
+    if series.measurement == "flow":
+        at = _local(datetime.fromtimestamp(series.ts_ns / 1e9, UTC))
+        entry["total"] = {"bytes": f.get("bytes"), "packets": f.get("packets"), "flows": f.get("flows"), "at": at}
+    elif series.measurement == "flow_interface":
+        entry["interfaces"].append({"interface": tags.get("interface_name") or tags.get("interface"), "direction": tags.get("direction"),
+                                    "bytes": f.get("bytes", 0), "packets": f.get("packets", 0), "flows": f.get("flows", 0)})  # fmt: skip
+    elif series.measurement == "flow_top":
+        entry["top"].append({"rank": int(tags.get("rank", 0) or 0), "src": tags.get("src_prefix"), "dst": tags.get("dst_prefix"),
+                             "protocol": tags.get("protocol"), "port": tags.get("dst_port"), "bytes": f.get("bytes", 0),
+                             "packets": f.get("packets", 0), "flows": f.get("flows", 0), "ts": series.ts_ns})  # fmt: skip
+    else:
+        entry["unplanned"].append({"direction": tags.get("direction"), "bytes": f.get("bytes", 0), "flows": f.get("flows", 0)})
+
+
+def _unplanned_addresses(session: Session, caller: access.Access) -> list[ObservationRecord]:
+    """The newest observation of each address outside the plan, among the newest UNPLANNED_LISTED, newest first."""
+    query = (select(ObservationRecord).join(Host, Host.id == ObservationRecord.host_id)
+             .where(ObservationRecord.kind == "flow_unplanned_address").order_by(ObservationRecord.id.desc()).limit(UNPLANNED_LISTED))
+    return list({o.subject: o for o in reversed(list(session.scalars(access.scoped(Host, access=caller, query=query))))}.values())[::-1]
 
 
 # Findings triage -------------------------------------------------------------------------------------
@@ -530,27 +627,50 @@ def finding_list(
     codes = codes_by_id(session)
     lang = _lang(request)
     sites = _host_sites(session, caller)
-    agency_id = next((i for i, code in codes.items() if code == agency), -1) if agency and not caller.scoped else None
+    platform = not caller.scoped  # platform roles choose the agency and see subjects shared across agencies
+    agency_id = _agency_id(codes, agency) if agency and platform else None
+    statuses = OPEN_TAB if tab == "open" else CLOSED_TAB
+    listed = findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None, rule_id=rule or None,
+                                    statuses=statuses, limit=MAX_LISTED)  # fmt: skip
+    rows = _matching_rows(listed, codes=codes, lang=lang, min_confidence=min_confidence, article=article, q=q, site=site,
+                          sites=sites)  # fmt: skip
+    chosen = {"tab": tab, "status": status, "agency": agency, "rule": rule, "article": article, "q": q, "site": site,
+              "min_confidence": min_confidence}  # fmt: skip
+    return _page(request, "findings.html", caller.principal, findings=rows, chosen=chosen,
+                 shared=findings.shared_subjects(session, language=lang) if platform else None,
+                 agencies=sorted(codes.values()) if platform else [], rules=_rule_choices(lang), articles=_article_choices(lang),
+                 sites=sorted(set(sites.values())), statuses=statuses)  # fmt: skip
+
+
+def _agency_id(codes: dict[int, str], agency: str) -> int:
+    """The id of the agency with code `agency`; -1 (matches nothing) when there is none."""
+    return next((i for i, code in codes.items() if code == agency), -1)
+
+
+def _matching_rows(listed: list[Finding], *, codes: dict[int, str], lang: str, min_confidence: float, article: str, q: str,
+                   site: str, sites: dict[tuple[int, str], str]) -> list[dict[str, Any]]:
+    """The findings of `listed` that pass the page's other filters (confidence, article, search, site), as read."""
     rows = []
-    for f in findings.list_findings(session, access=caller, agency_id=agency_id, status=status or None, rule_id=rule or None,
-                                    statuses=OPEN_TAB if tab == "open" else CLOSED_TAB, limit=MAX_LISTED):  # fmt: skip
+    for f in listed:
         if f.confidence < min_confidence:
             continue
         row = findings.read(f, agency_code=codes.get(f.agency_id or -1), language=lang)
-        if article and row["article"] != article:
-            continue
-        if q and q.lower() not in f"{row['subject']} {row['title']}".lower():
-            continue
-        if site and not any(sites.get((f.agency_id, str(e.get("host")))) == site for e in f.evidence):
-            continue
-        rows.append(row)
-    shared = findings.shared_subjects(session, language=lang) if not caller.scoped else None  # platform roles only
-    agencies = sorted(codes.values()) if not caller.scoped else []
-    chosen = {"tab": tab, "status": status, "agency": agency, "rule": rule, "article": article, "q": q, "site": site,
-              "min_confidence": min_confidence}  # fmt: skip
-    return _page(request, "findings.html", caller.principal, findings=rows, shared=shared, chosen=chosen, agencies=agencies,
-                 rules=_rule_choices(lang), articles=_article_choices(lang), sites=sorted(set(sites.values())),
-                 statuses=OPEN_TAB if tab == "open" else CLOSED_TAB)  # fmt: skip
+        if _row_matches(row, article=article, q=q) and (not site or _at_site(f, site, sites)):
+            rows.append(row)
+    return rows
+
+
+def _row_matches(row: dict[str, Any], *, article: str, q: str) -> bool:
+    """Whether a finding as read passes the article filter and the search `q` over its subject and title."""
+    if article and row["article"] != article:
+        return False
+    return not q or q.lower() in f"{row['subject']} {row['title']}".lower()
+
+
+def _at_site(finding: Finding, site: str, sites: dict[tuple[int, str], str]) -> bool:
+    """Whether some evidence of `finding` names a host declared at `site` (a finding of no agency is at none)."""
+    agency_id = finding.agency_id
+    return agency_id is not None and any(sites.get((agency_id, str(e.get("host")))) == site for e in finding.evidence)
 
 
 def _evidence_by_source(evidence: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -571,16 +691,22 @@ def finding_page(finding_id: Id, request: Request, session: DbSession, caller: C
     found = access.get(session, Finding, finding_id, access=caller, what="finding")
     links = findings.related(session, [found]).get(found.id) if not caller.scoped else None
     row = findings.read(found, agency_code=codes_by_id(session).get(found.agency_id or -1), language=_lang(request), related=links)
-    role = caller.principal.role
+    history = [e for e in audit.list_events(session, target_type="finding", target_id=str(found.id), limit=100)]
+    return _page(request, "finding.html", caller.principal, f=row, evidence=_evidence_by_source(found.evidence),
+                 actions=_finding_actions(found, caller.principal.role), history=history,
+                 error=error if error in TRIAGE_ERRORS else "", done=done if done in get_args(FindingAction) else "")  # fmt: skip
+
+
+def _finding_actions(found: Finding, role: str) -> list[str]:
+    """The triage actions `role` may take on `found` in its status: the API's transitions, then declaring its
+    network (an agency's undeclared network) and opening an incident (while it is open)."""
     actions = [name for name in TRANSITION_ACTIONS
                if role in findings.TRANSITIONS[name][2] and found.status in findings.TRANSITIONS[name][0]]  # fmt: skip
-    if role in DECLARERS and found.rule_id in DECLARABLE_RULES and found.agency_id is not None and found.status in OPEN_TAB:
+    if found.status not in OPEN_TAB:
+        return actions
+    if role in DECLARERS and found.rule_id in DECLARABLE_RULES and found.agency_id is not None:
         actions.append("declare")
-    if found.status in OPEN_TAB:
-        actions.append("incident")
-    history = [e for e in audit.list_events(session, target_type="finding", target_id=str(found.id), limit=100)]
-    return _page(request, "finding.html", caller.principal, f=row, evidence=_evidence_by_source(found.evidence), actions=actions,
-                 history=history, error=error if error in TRIAGE_ERRORS else "", done=done if done in FindingAction.__args__ else "")
+    return [*actions, "incident"]
 
 
 @router.post("/findings/{finding_id}/{action}")
@@ -626,15 +752,19 @@ def alert_list(request: Request, session: DbSession, now: Now, caller: ConsoleSc
     deliveries = alert_service.latest_deliveries(session, {a.fingerprint for a in alerts})
     for a in alerts:
         summary = a.annotations.get("summary_zh" if lang == "zh" else "summary_en") or a.alertname
-        matchers = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items())
-                            if k in SILENCE_LABELS and v and not any(c.isspace() for c in str(v)))
         rows.append({"fingerprint": a.fingerprint, "summary": summary, "severity": a.severity, "agency": a.agency_code,
-                     "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": matchers,
+                     "fired_at": a.fired_at, "active_since": a.active_since, "status": a.status, "matchers": _silence_matchers(a),
                      "acknowledged_by": a.acknowledged_by, "lacking_data": a.lacking_data,
                      "deliveries": [{"receiver": n.receiver, "status": n.status, "attempts": n.attempts, "last_error": n.last_error}
                                     for n in deliveries.get(a.fingerprint, [])]})  # fmt: skip
     silences = alert_service.list_silences(session, access=caller, now=now)
     return _page(request, "alerts.html", caller.principal, alerts=rows, silences=silences, presets=SILENCE_PRESETS)
+
+
+def _silence_matchers(alert: AlertRecord) -> str:
+    """The silence form's preset matchers for `alert`: `label=value` of SILENCE_LABELS, space-separated."""
+    return " ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())
+                    if k in SILENCE_LABELS and v and not any(c.isspace() for c in str(v)))  # fmt: skip
 
 
 @router.post("/silences")
