@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.jsontypes import JsonObject
@@ -31,7 +31,7 @@ class LatestSeries(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id"), primary_key=True)
     series_key: Mapped[str] = mapped_column(String(2048), primary_key=True, comment="measurement,k=v,... sorted")
     measurement: Mapped[str] = mapped_column(String(128))
-    tags: Mapped[JsonObject]
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)  # tag values are text (checked at ingest)
     fields: Mapped[JsonObject]
     ts_ns: Mapped[int] = mapped_column(BigInteger, comment="Sample time, ns since the epoch")
 

@@ -233,6 +233,12 @@ class SeriesHistory:
     points: Sequence[tuple[float, Mapping[str, JsonValue]]]
 
 
+def number(fields: Mapping[str, JsonValue], name: str) -> float | None:
+    """A field's value when it is a number (fields come back as JSON from the store or a TSDB)."""
+    value = fields.get(name)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 MAX_SERIES_PER_QUERY = 256
 SMALL_RANGE_ROWS = 20_000  # up to this many points in the range are read whole and bucketed in Python
 

@@ -23,7 +23,19 @@ BUCKETS = 240  # points per series: one per 2.5 pixels of a 600-pixel chart
 
 
 def _field(history: hosts.SeriesHistory, name: str) -> list[tuple[float, float]]:
-    return [(ts, float(f[name])) for ts, f in history.points if isinstance(f.get(name), (int, float))]
+    return [(ts, value) for ts, f in history.points if (value := hosts.number(f, name)) is not None]
+
+
+def _used_percent(history: hosts.SeriesHistory, used: str, size: str) -> list[tuple[float, float]]:
+    """`used` as a percentage of `size` at each point that has both (and a size above 0)."""
+    return [(ts, part / whole * 100) for ts, f in history.points
+            if (whole := hosts.number(f, size)) and (part := hosts.number(f, used)) is not None]  # fmt: skip
+
+
+def _inodes_used_percent(history: hosts.SeriesHistory) -> list[tuple[float, float]]:
+    """Inodes in use (files - files_free) as a percentage of all (files) at each point that has both."""
+    return [(ts, (files - free) / files * 100) for ts, f in history.points
+            if (files := hosts.number(f, "files")) and (free := hosts.number(f, "files_free")) is not None]  # fmt: skip
 
 
 def _sum_by(histories: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
@@ -99,10 +111,8 @@ class HostCharts:
         use, inodes = [], []
         for h in self._read("host_filesystem").values():
             mount = str(h.tags.get("mountpoint", "?"))
-            use.append(Series(mount, [(ts, f["used_bytes"] / f["size_bytes"] * 100) for ts, f in h.points
-                                      if f.get("size_bytes") and isinstance(f.get("used_bytes"), (int, float))]))
-            inodes.append(Series(mount, [(ts, (f["files"] - f["files_free"]) / f["files"] * 100) for ts, f in h.points
-                                         if f.get("files") and isinstance(f.get("files_free"), (int, float))]))  # fmt: skip
+            use.append(Series(mount, _used_percent(h, "used_bytes", "size_bytes")))
+            inodes.append(Series(mount, _inodes_used_percent(h)))
         return [self._chart("chart-fs", self.t["chart_fs"], "%", use, ceiling=100),
                 self._chart("chart-inodes", self.t["chart_inodes"], "%", inodes, ceiling=100)]  # fmt: skip
 

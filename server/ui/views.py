@@ -482,7 +482,7 @@ def _interface_rates(session: Session, *, host_id: int, device: str, now: dateti
         values = []
         for field in ("in_octets_total", "out_octets_total"):
             name = f"hc_{field}" if f"hc_{field}" in pair[1][1] else field
-            got = rate([(ts, float(f[name])) for ts, f in pair if isinstance(f.get(name), (int, float))])
+            got = rate([(ts, value) for ts, f in pair if (value := hosts.number(f, name)) is not None])
             values.append(got[-1][1] * 8 if got else None)
         out[key] = (values[0], values[1])
     return out
@@ -604,7 +604,7 @@ MAX_LISTED = 1000  # findings read for one page; the filters narrow within these
 def _host_sites(session: Session, caller: access.Access) -> dict[tuple[int, str], str]:
     """(agency id, declared host name) → its site code, for the hosts `caller` may see (the site filter)."""
     query = access.scoped(HostEntry, access=caller).where(HostEntry.site.is_not(None)).limit(MAX_LISTED * 10)
-    return {(h.agency_id, h.name): h.site for h in session.scalars(query)}
+    return {(h.agency_id, h.name): h.site for h in session.scalars(query) if h.site is not None}
 
 
 def _rule_choices(lang: str) -> list[tuple[str, str]]:
