@@ -117,6 +117,32 @@ def test_the_host_page_charts_the_real_collector_batches_for_its_agency_only(cli
     assert "jw-app-1" not in client.get("/ui").text
 
 
+def test_text_where_a_chart_expects_a_number_leaves_the_point_out_instead_of_failing_the_page(
+    client: TestClient, admin, clock: Clock
+):
+    """Field values are JSON from an agent: a filesystem size or inode count sent as text is stored (the wire
+    allows text fields) but cannot be divided by. The page used to answer 500 for everyone who opened the host."""
+    health = make_agency(client, admin, "health")
+    agent = enroll(client, admin, health, "his-db-1")
+    at = clock.now - timedelta(minutes=4)  # 2 minutes apart: always in two 90-second buckets of 6 h
+    good = {"measurement": "host_filesystem", "tags": {"mountpoint": "/"}, "timestamp": at.isoformat(),
+            "fields": {"size_bytes": 1000, "used_bytes": 250, "files": 100, "files_free": 75}}
+    bad = {**good, "timestamp": (at + timedelta(minutes=2)).isoformat(),
+           "fields": {"size_bytes": "lots", "used_bytes": 500, "files": "many", "files_free": 50}}
+    for i, sample in enumerate((good, bad)):
+        response = client.post("/api/v1/ingest", headers=agent.headers, json={"batch_id": f"fs{i}", "samples": [sample]})
+        assert response.status_code == 200, response.text
+    client.app.state.ingest.drain()
+    _user(client, admin, "weijian", "agency", health)
+    _login(client, "weijian")
+    page = client.get(f"/ui/hosts/{agent.host_id}?range=6h")
+    assert page.status_code == 200, page.text[:500]
+    for chart in ("chart-fs", "chart-inodes"):
+        section = page.text[page.text.index(f'id="{chart}"'):]
+        values = re.search(r'data-series="/" data-ts="[^"]+" data-values="([^"]+)"', section)
+        assert values is not None and values.group(1).split() == ["25"], chart  # only the good point: 25 %
+
+
 def _interface(at: datetime, octets_in: int, octets_out: int, errors: int) -> dict:
     return {"measurement": "snmp_interface", "tags": {"device": "core-1", "if_index": "3", "if_name": "GE0/0/1"},
             "timestamp": at.isoformat(), "fields": {"hc_in_octets_total": octets_in, "hc_out_octets_total": octets_out,
