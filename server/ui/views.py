@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -461,9 +461,16 @@ def _interface_rows(session: Session, caller: access.Access, *, host_id: int, de
     return interfaces
 
 
+def _tag_number(tags: Mapping[str, str], name: str) -> int:
+    """A tag that counts (an interface index, a rank) as a number for sorting; 0 when absent or not a number (tag
+    values are text an agent chose: one that is not a number must not fail the page)."""
+    value = tags.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
+
+
 def _interface_row(series: LatestSeries) -> dict[str, Any]:
     f = series.fields
-    return {"index": int(series.tags.get("if_index", 0) or 0), "name": series.tags.get("if_name", ""),
+    return {"index": _tag_number(series.tags, "if_index"), "name": series.tags.get("if_name", ""),
             "oper_up": f.get("oper_up"), "admin_up": f.get("admin_up"), "speed": f.get("speed_bps"),
             "in_errors": f.get("in_errors_total"), "out_errors": f.get("out_errors_total"),
             "in_discards": f.get("in_discards_total"), "out_discards": f.get("out_discards_total"),
@@ -566,7 +573,7 @@ def _add_flow_series(entry: dict[str, Any], series: LatestSeries) -> None:
         entry["interfaces"].append({"interface": tags.get("interface_name") or tags.get("interface"), "direction": tags.get("direction"),
                                     "bytes": f.get("bytes", 0), "packets": f.get("packets", 0), "flows": f.get("flows", 0)})  # fmt: skip
     elif series.measurement == "flow_top":
-        entry["top"].append({"rank": int(tags.get("rank", 0) or 0), "src": tags.get("src_prefix"), "dst": tags.get("dst_prefix"),
+        entry["top"].append({"rank": _tag_number(tags, "rank"), "src": tags.get("src_prefix"), "dst": tags.get("dst_prefix"),
                              "protocol": tags.get("protocol"), "port": tags.get("dst_port"), "bytes": f.get("bytes", 0),
                              "packets": f.get("packets", 0), "flows": f.get("flows", 0), "ts": series.ts_ns})  # fmt: skip
     else:

@@ -182,6 +182,24 @@ def test_the_device_page_draws_bits_per_second_from_the_64_bit_counters(client: 
     assert "core-1" not in client.get("/ui/devices").text
 
 
+def test_an_interface_index_that_is_not_a_number_does_not_fail_the_device_page(client: TestClient, admin, clock: Clock):
+    """Tag values are text an agent chose; the page sorts interfaces by index and used to answer 500 (int('x9'))."""
+    health = make_agency(client, admin, "health")
+    collector = enroll(client, admin, health, "his-mon-1")
+    at = clock.now - timedelta(minutes=1)
+    odd = _interface(at, 1000, 1000, errors=0)
+    odd["tags"] = {**odd["tags"], "if_index": "x9", "if_name": "odd-0/9"}
+    samples = [{"measurement": "snmp_device", "tags": {"device": "core-1"}, "timestamp": at.isoformat(), "fields": {"up": 1}},
+               _interface(at, 2000, 2000, errors=0), odd]  # fmt: skip
+    assert client.post("/api/v1/ingest", headers=collector.headers, json={"batch_id": "snmp", "samples": samples}).status_code == 200
+    client.app.state.ingest.drain()
+    _user(client, admin, "weijian", "agency", health)
+    _login(client, "weijian")
+    page = client.get(f"/ui/devices/{collector.host_id}/core-1")
+    assert page.status_code == 200, page.text[:500]
+    assert page.text.index("odd-0/9") < page.text.index("GE0/0/1")  # no number sorts first
+
+
 def test_dense_history_reads_windows_and_the_bucket_cache_serves_complete_buckets(client: TestClient, admin, clock: Clock):
     """7 h of 15-second points, 40 buckets (630 s, more than 20,000 points: the windowed read): one point per bucket,
     the same with and without the cache; a later read with the cache takes the complete buckets from it (a point
