@@ -99,3 +99,17 @@ def test_duties_overdue_alert_and_the_scorecard(client, admin, clock: Clock):
     police = make_agency(client, admin, "police")
     forbidden = client.post("/api/v1/duties", headers=health_user, json={"agency": "police", "kind": "risk_assessment"})
     assert forbidden.status_code == 404 and police  # another agency is unknown to it
+
+def test_an_incident_described_by_hand_needs_a_severity_and_a_known_agency(client, admin):
+    health = make_agency(client, admin, "health")
+    no_severity = client.post("/api/v1/incidents", headers=admin, json={"title": "机房断电"})
+    assert (no_severity.status_code, no_severity.json()["reason"]) == (400, "bad_incident")
+    unknown = client.post("/api/v1/incidents", headers=admin, json={"title": "机房断电", "severity": "info", "agency_id": health + 99})
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "unknown_agency")
+    assert client.get("/api/v1/incidents", headers=admin).json() == []  # nothing stored
+    created = client.post("/api/v1/incidents", headers=admin,
+                          json={"title": "机房断电", "severity": "info", "agency_id": health, "systems": ["HIS"]})
+    assert created.status_code == 201, created.text
+    incident = created.json()
+    assert (incident["agency_id"], incident["affected_agencies"], incident["affected_systems"]) == (health, ["health"], ["HIS"])
+    assert [(e["kind"], e["data"]) for e in incident["timeline"]] == [("created", {"severity": "info", "agency": "health"})]
