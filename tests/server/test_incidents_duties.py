@@ -113,3 +113,23 @@ def test_an_incident_described_by_hand_needs_a_severity_and_a_known_agency(clien
     incident = created.json()
     assert (incident["agency_id"], incident["affected_agencies"], incident["affected_systems"]) == (health, ["health"], ["HIS"])
     assert [(e["kind"], e["data"]) for e in incident["timeline"]] == [("created", {"severity": "info", "agency": "health"})]
+
+
+def test_the_scorecard_ratios_and_an_agency_with_nothing_to_count(client, admin, clock: Clock):
+    health = make_agency(client, admin, "health")
+    make_agency(client, admin, "police")
+    enroll(client, admin, health, "his-db-1")
+    enroll(client, admin, health, "his-web-1")
+    client.post("/api/v1/duties", headers=admin, json={"agency": "health", "kind": "emergency_drill", "frequency_days": 30})
+    for kind in ("level_evaluation", "risk_assessment"):
+        client.post("/api/v1/duties", headers=admin, json={"agency": "health", "kind": kind})
+    clock.advance(days=31)
+    cards = {card["agency"]: card for card in client.get("/api/v1/scorecard", headers=admin).json()}
+    assert cards["health"] == {
+        "agency": "health", "name": "health 局", "duties": 3, "duties_overdue": 1, "duties_on_time_ratio": 0.6667,
+        "hosts_expected": 2, "hosts_reporting": 0, "monitoring_coverage_ratio": 0.0,
+        "backup_jobs": 0, "backup_jobs_within_rpo": 0, "backup_rpo_ratio": None, "open_findings": 0}
+    assert cards["police"] == {
+        "agency": "police", "name": "police 局", "duties": 0, "duties_overdue": 0, "duties_on_time_ratio": None,
+        "hosts_expected": 0, "hosts_reporting": 0, "monitoring_coverage_ratio": None,
+        "backup_jobs": 0, "backup_jobs_within_rpo": 0, "backup_rpo_ratio": None, "open_findings": 0}
