@@ -42,3 +42,27 @@ class FindingRead(BaseModel):
     sources: list[str]
     evidence: list[dict[str, JsonValue]]
     detail: dict[str, JsonValue]
+
+
+class SharedFindingRead(BaseModel):
+    """One agency's finding of a shared subject, with the hosts named in its evidence."""
+
+    id: int
+    agency: str | None
+    status: str
+    severity: str
+    last_seen_at: datetime
+    hosts: list[str]
+
+
+class SharedSubjectRead(BaseModel):
+    """A subject found in two or more agencies, with the rule's texts and each agency's finding."""
+
+    rule_id: str
+    subject: str
+    title: str
+    article: str
+    seen_by_agencies: int
+    agencies: list[str]
+    last_seen_at: datetime | None
+    findings: list[SharedFindingRead]

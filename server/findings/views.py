@@ -16,7 +16,7 @@ from server.agencies.service import codes_by_id
 from server.deps import DbSession, Now, RemoteAddr
 from server.findings import service
 from server.findings.models import Finding
-from server.findings.schemas import FindingAction, FindingRead
+from server.findings.schemas import FindingAction, FindingRead, SharedSubjectRead
 
 router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
 Language = Literal["zh", "en"]
@@ -35,7 +35,7 @@ def list_findings(caller: Scoped, session: DbSession, lang: Language = "zh", sta
     ]
 
 
-@router.get("/shared-subjects", response_model=None)  # the documented dicts as they are, not re-validated
+@router.get("/shared-subjects", response_model=list[SharedSubjectRead])
 def shared_subjects(caller: PlatformAccess, session: DbSession, lang: Language = "zh",
                     rule_id: str | None = Query(None, max_length=64), include_closed: bool = False,
                     limit: int = Query(1000, ge=1, le=10_000)) -> list[service.SharedSubject]:
