@@ -38,6 +38,19 @@ def combine(default: Sequence[Rule], custom: Sequence[tuple[str, Sequence[Rule]]
     Raises:
         RulesError: two custom files define the same alert name.
     """
+    seen = _custom_sources(custom)
+    defaults = {rule.alert for rule in default} if keep_default else set()
+    packed = [PackedRule(rule, DEFAULT_SOURCE) for rule in default if keep_default and rule.alert not in seen]
+    packed += [PackedRule(rule, source, rule.alert in defaults) for source, rules in custom for rule in rules]
+    return packed
+
+
+def _custom_sources(custom: Sequence[tuple[str, Sequence[Rule]]]) -> dict[str, str]:
+    """Alert name -> the custom file that defines it.
+
+    Raises:
+        RulesError: two custom files define the same alert name (every such clash is listed).
+    """
     seen: dict[str, str] = {}
     problems = []
     for source, rules in custom:
@@ -47,10 +60,7 @@ def combine(default: Sequence[Rule], custom: Sequence[tuple[str, Sequence[Rule]]
             seen.setdefault(rule.alert, source)
     if problems:
         raise RulesError(problems)
-    defaults = {rule.alert for rule in default} if keep_default else set()
-    packed = [PackedRule(rule, DEFAULT_SOURCE) for rule in default if keep_default and rule.alert not in seen]
-    packed += [PackedRule(rule, source, rule.alert in defaults) for source, rules in custom for rule in rules]
-    return packed
+    return seen
 
 
 def load_rule_pack(files: Sequence[Path], *, default_rules_too: bool = True) -> list[PackedRule]:

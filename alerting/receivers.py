@@ -21,6 +21,6 @@ ReceiverSettings: Any = Annotated[Union[tuple(channel.receiver for channel in ca
 _ADAPTER: TypeAdapter[ReceiverBase] = TypeAdapter(ReceiverSettings)
 
 
-def parse_receiver(data: Mapping[str, Any]) -> ReceiverBase:
+def parse_receiver(data: Mapping[str, object]) -> ReceiverBase:
     """One receiver from a mapping, validated by its channel's model. Raises pydantic.ValidationError."""
     return _ADAPTER.validate_python(dict(data))

@@ -32,8 +32,9 @@ from __future__ import annotations
 import functools
 import re
 import string
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -98,14 +99,19 @@ class Rule(BaseModel):
         if self.kind in ("threshold", "rate", "absence") and not self.measurement:
             raise ValueError(f"{self.kind} rule needs measurement")
         if self.kind in ("threshold", "rate"):
-            if self.field is None or self.threshold is None:
-                raise ValueError("threshold rule needs field and threshold")
-            clear = self.threshold if self.clear is None else self.clear
-            if (self.op in (">", ">=") and clear > self.threshold) or (self.op in ("<", "<=") and clear < self.threshold):
-                raise ValueError(f"clear {clear} is on the firing side of threshold {self.threshold}")
+            self._check_threshold()
         if self.labels.get("severity", "warning") not in SEVERITIES:
             raise ValueError(f"labels.severity must be one of {', '.join(SEVERITIES)}")
         return self
+
+    def _check_threshold(self) -> None:
+        """A threshold or rate rule names its field and threshold, and its clear value is not on the firing side."""
+        if self.field is None or self.threshold is None:
+            raise ValueError("threshold rule needs field and threshold")
+        clear = self.threshold if self.clear is None else self.clear
+        fires_above = self.op in (">", ">=")
+        if (fires_above and clear > self.threshold) or (not fires_above and clear < self.threshold):
+            raise ValueError(f"clear {clear} is on the firing side of threshold {self.threshold}")
 
     @property
     def hold(self) -> timedelta:
@@ -167,7 +173,7 @@ class _Keep(dict):  # type: ignore[type-arg]
         return "{" + key + "}"
 
 
-def render(template: str, values: dict[str, Any]) -> str:
+def render(template: str, values: Mapping[str, object]) -> str:
     """Fill a template; unknown names stay as `{name}` instead of failing (a template that cannot be filled
     at all, e.g. with positional fields, is returned as it is)."""
     try:

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
+
+if TYPE_CHECKING:
+    from alerting.pack import PackedRule
 
 rules_app = typer.Typer(help="Alert rule files.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts on a running server (REST API; token from --token or EGOVMON_TOKEN).", no_args_is_help=True)
@@ -27,20 +31,40 @@ def check(
 ) -> None:
     """Validate rule files like `promtool check rules`, then print the effective rule set the server would evaluate:
     the default pack plus the files (a file's rule with a default rule's name replaces it). Exits 1 on any problem."""
-    from alerting.pack import DEFAULT_SOURCE, load_rule_pack
-    from alerting.rules import RulesError, load_rules
+    from alerting.pack import load_rule_pack
+    from alerting.rules import RulesError
 
     paths = list(files or [])
     if config is not None:
-        from core.settings import SettingsError, load_settings
+        config_files, default_rules = _config_rules(config)
+        paths = [*config_files, *paths]
+    if not _each_file_loads(paths):
+        raise typer.Exit(1)
+    try:
+        packed = load_rule_pack(paths, default_rules_too=default_rules)
+    except RulesError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from exc
+    _print_pack(packed, default_rules=default_rules)
 
-        try:
-            alerting = load_settings(config).alerting
-        except SettingsError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
-        paths = [*alerting.rules_files, *paths]
-        default_rules = alerting.default_rules
+
+def _config_rules(config: Path) -> tuple[list[Path], bool]:
+    """The configuration's rules_files and default_rules; exits 2 when it does not load."""
+    from core.settings import SettingsError, load_settings
+
+    try:
+        alerting = load_settings(config).alerting
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return list(alerting.rules_files), alerting.default_rules
+
+
+def _each_file_loads(paths: Sequence[Path]) -> bool:
+    """Check each rule file on its own, printing SUCCESS with its rule count or FAILED with its problems."""
+    from alerting.rules import RulesError, load_rules
+
     failed = False
     for path in paths:
         try:
@@ -52,14 +76,13 @@ def check(
                 typer.echo(f"  {problem}", err=True)
             continue
         typer.echo(f"{path}: SUCCESS: {len(rules)} rules found")
-    if failed:
-        raise typer.Exit(1)
-    try:
-        packed = load_rule_pack(paths, default_rules_too=default_rules)
-    except RulesError as exc:
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(1) from exc
+    return not failed
+
+
+def _print_pack(packed: Sequence[PackedRule], *, default_rules: bool) -> None:
+    """One line per effective rule: name, kind, severity, and where it comes from."""
+    from alerting.pack import DEFAULT_SOURCE
+
     pack = "with the default pack" if default_rules else "without the default pack (default_rules: false)"
     typer.echo(f"effective rule set, {pack}: {len(packed)} rules")
     width = max((len(p.rule.alert) for p in packed), default=0)

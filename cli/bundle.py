@@ -168,11 +168,7 @@ def build_bundle(
     """Build the bundle for `arch` into `output` (tarball, its .sha256 and the .json description) and return its
     description. The tarball holds `egovmon-agent/`: `wheels/*.whl`, `install.sh`, `bundle.json` (the wheel list)
     and `SHA256SUMS` (sha256sum -c format, every other file). Raises BundleError."""
-    if arch not in ARCHES:
-        raise BundleError(f"unknown architecture {arch!r}; one of {', '.join(ARCHES)}")
-    bad = [v for v in python_versions if not re.fullmatch(r"3\.\d{1,2}", v)]
-    if bad or not python_versions:
-        raise BundleError(f"--python-version takes CPython versions such as 3.11, not {bad or 'nothing'}")
+    _check_request(arch, python_versions)
     pins = read_lock(lock.read_text(encoding="utf-8"))
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"egovmon-bundle-{arch}-") as work:
@@ -181,12 +177,7 @@ def build_bundle(
         own = build_own_wheel(source, Path(work) / "own")
         own_name = parse_wheel_name(own.name)
         for python_version in python_versions:
-            download_wheels(lock, arch=arch, python_version=python_version, cache=cache / arch, into=wheels_dir)
-            files = sorted(p.name for p in wheels_dir.glob("*.whl"))
-            chosen = [f for f in files if platform_problem(parse_wheel_name(f), arch=arch, python_version=python_version) is None]
-            problems = check_wheels(chosen, pins, arch=arch, python_version=python_version)
-            if problems:
-                raise BundleError(f"the {arch} wheels for Python {python_version} do not match the lock:\n" + "\n".join(problems))
+            _download_checked(lock, pins, arch=arch, python_version=python_version, cache=cache, into=wheels_dir)
         shutil.copy2(own, wheels_dir / own.name)
         wheels = tuple(
             WheelInfo(file=p.name, sha256=_sha256(p), size_bytes=p.stat().st_size) for p in sorted(wheels_dir.glob("*.whl"))
@@ -195,21 +186,8 @@ def build_bundle(
             "arch": arch, "version": own_name.version, "python_versions": list(python_versions),
             "platform": f"{MANYLINUX}_{arch}", "wheels": [w.model_dump() for w in wheels],
         }  # fmt: skip
-        inner_json = (json.dumps(inner, indent=2) + "\n").encode()
-        script = install_script()
-        sums = [f"{w.sha256}  wheels/{w.file}" for w in wheels]
-        sums += [f"{hashlib.sha256(script).hexdigest()}  install.sh", f"{hashlib.sha256(inner_json).hexdigest()}  bundle.json"]
         tarball = output / tarball_name(arch)
-        partial = tarball.with_suffix(".partial")
-        # gzip's header carries a time too: fixed, so identical inputs give an identical tarball (and checksum).
-        with partial.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as packed, \
-                tarfile.open(fileobj=packed, mode="w") as tar:
-            _add(tar, "egovmon-agent/install.sh", script, 0o755)
-            _add(tar, "egovmon-agent/bundle.json", inner_json)
-            _add(tar, "egovmon-agent/SHA256SUMS", ("\n".join(sums) + "\n").encode())
-            for wheel in wheels:
-                _add(tar, f"egovmon-agent/wheels/{wheel.file}", (wheels_dir / wheel.file).read_bytes())
-        os.replace(partial, tarball)
+        _write_tarball(tarball, wheels_dir, wheels, (json.dumps(inner, indent=2) + "\n").encode())
     digest = _sha256(tarball)
     info = BundleInfo(
         arch=arch, version=own_name.version, python_versions=tuple(python_versions), platform=f"{MANYLINUX}_{arch}",
@@ -219,6 +197,44 @@ def build_bundle(
     (output / f"{tarball.name}.sha256").write_text(f"{digest}  {tarball.name}\n", encoding="utf-8")
     (output / info_name(arch)).write_text(info.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return info
+
+
+def _check_request(arch: str, python_versions: Sequence[str]) -> None:
+    """Raises BundleError for an unknown architecture or a Python version that is not CPython 3.X."""
+    if arch not in ARCHES:
+        raise BundleError(f"unknown architecture {arch!r}; one of {', '.join(ARCHES)}")
+    bad = [v for v in python_versions if not re.fullmatch(r"3\.\d{1,2}", v)]
+    if bad or not python_versions:
+        raise BundleError(f"--python-version takes CPython versions such as 3.11, not {bad or 'nothing'}")
+
+
+def _download_checked(lock: Path, pins: dict[str, str], *, arch: Arch, python_version: str, cache: Path, into: Path) -> None:
+    """Download the lock's wheels for `arch` and `python_version` into `into` and check that the installable ones
+    match the lock. Raises BundleError."""
+    download_wheels(lock, arch=arch, python_version=python_version, cache=cache / arch, into=into)
+    files = sorted(p.name for p in into.glob("*.whl"))
+    chosen = [f for f in files if platform_problem(parse_wheel_name(f), arch=arch, python_version=python_version) is None]
+    problems = check_wheels(chosen, pins, arch=arch, python_version=python_version)
+    if problems:
+        raise BundleError(f"the {arch} wheels for Python {python_version} do not match the lock:\n" + "\n".join(problems))
+
+
+def _write_tarball(tarball: Path, wheels_dir: Path, wheels: Sequence[WheelInfo], inner_json: bytes) -> None:
+    """Write `egovmon-agent/` (install.sh, bundle.json, SHA256SUMS, the wheels) to `tarball`, byte-identical for
+    identical inputs, through a partial file renamed into place."""
+    script = install_script()
+    sums = [f"{w.sha256}  wheels/{w.file}" for w in wheels]
+    sums += [f"{hashlib.sha256(script).hexdigest()}  install.sh", f"{hashlib.sha256(inner_json).hexdigest()}  bundle.json"]
+    partial = tarball.with_suffix(".partial")
+    # gzip's header carries a time too: fixed, so identical inputs give an identical tarball (and checksum).
+    with partial.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w") as tar:
+        _add(tar, "egovmon-agent/install.sh", script, 0o755)
+        _add(tar, "egovmon-agent/bundle.json", inner_json)
+        _add(tar, "egovmon-agent/SHA256SUMS", ("\n".join(sums) + "\n").encode())
+        for wheel in wheels:
+            _add(tar, f"egovmon-agent/wheels/{wheel.file}", (wheels_dir / wheel.file).read_bytes())
+    os.replace(partial, tarball)
 
 
 @bundle_app.command("build")

@@ -56,7 +56,7 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Go ahead although a 
 Lang = Annotated[str, typer.Option("--lang", help="Output language: zh (default) or en")]
 
 
-def say(lang: str, key: str, **values: Any) -> str:
+def say(lang: str, key: str, **values: object) -> str:
     """The message `key` in `lang` (zh when unknown)."""
     return MESSAGES.get(lang, MESSAGES["zh"])[key].format(**values)
 

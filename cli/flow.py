@@ -11,9 +11,11 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
+
+from core.jsontypes import JsonObject
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,9 +40,16 @@ def _iso(unix_ms: int) -> str | None:
     return datetime.fromtimestamp(unix_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
-def _record(exporter: str, row: np.void) -> dict[str, Any]:
+class DecodedFile(TypedDict):
+    """What `decode_file` found: one JSON object per flow record, and the counts (TOTAL_FIELDS)."""
+
+    records: list[JsonObject]
+    totals: dict[str, int]
+
+
+def _record(exporter: str, row: np.void) -> JsonObject:
     """One FLOW_DTYPE record as JSON-ready values: addresses as text, times as ISO strings."""
-    out: dict[str, Any] = {"exporter": exporter}
+    out: JsonObject = {"exporter": exporter}
     for name in row.dtype.names or ():
         value = row[name]
         if name in ("src_addr", "dst_addr", "next_hop"):
@@ -52,7 +61,7 @@ def _record(exporter: str, row: np.void) -> dict[str, Any]:
     return out
 
 
-def decode_file(path: Path) -> dict[str, Any]:
+def decode_file(path: Path) -> DecodedFile:
     """Decode every datagram of a pcap or raw file: {"records": [...], "totals": {...}}.
 
     Templates are kept per exporter, learned in file order. Malformed
@@ -62,7 +71,7 @@ def decode_file(path: Path) -> dict[str, Any]:
     from collectors.flow.model import DecodeError
 
     caches: dict[str, TemplateCache] = {}
-    records: list[dict[str, Any]] = []
+    records: list[JsonObject] = []
     totals = dict.fromkeys(TOTAL_FIELDS, 0)
     for exporter, datagram in read_datagrams(path):
         totals["datagrams"] += 1
@@ -86,7 +95,7 @@ def decode_file(path: Path) -> dict[str, Any]:
     return {"records": records, "totals": totals}
 
 
-def _record_line(record: dict[str, Any]) -> str:
+def _record_line(record: JsonObject) -> str:
     return (
         f"{record['start_at'] or '-'} {record['end_at'] or '-'} proto {record['protocol']:>3} "
         f"{record['src_addr']}:{record['src_port']} -> {record['dst_addr']}:{record['dst_port']} "

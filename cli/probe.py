@@ -39,21 +39,27 @@ def _allowed(allow: list[str] | None, config: Path | None) -> Any:
 
 
 def _show(result: Any, as_json: bool, lang: str) -> None:
-    from probes.result import reason_text
-
+    """Print one probe result (JSON, or text in `lang`) and exit 0 when it succeeded, 1 when not."""
     if as_json:
         typer.echo(json.dumps(result.to_json(lang), ensure_ascii=False))
     else:
-        zh = lang == "zh"
-        state = ("正常" if zh else "UP") if result.success else ("异常" if zh else "DOWN")
-        typer.echo(f"{state}  {result.kind} {result.target}: {reason_text(result.reason, lang)} ({result.detail})")
-        typer.echo(f"  {'耗时' if zh else 'duration'}: {result.duration_seconds * 1000:.1f} ms")
-        for key, value in {**result.fields, **{f"phase_{k}_seconds": v for k, v in result.phases.items()}}.items():
-            typer.echo(f"  {key}: {value}")
-        for finding in result.findings:
-            attributes = ", ".join(f"{k}={v}" for k, v in finding.attributes.items())
-            typer.echo(f"  {finding.kind} {finding.subject}: {attributes}")
+        _print_text(result, lang)
     raise typer.Exit(0 if result.success else 1)
+
+
+def _print_text(result: Any, lang: str) -> None:
+    """State, reason and duration, then each field and phase time, then each finding with its attributes."""
+    from probes.result import reason_text
+
+    zh = lang == "zh"
+    state = ("正常" if zh else "UP") if result.success else ("异常" if zh else "DOWN")
+    typer.echo(f"{state}  {result.kind} {result.target}: {reason_text(result.reason, lang)} ({result.detail})")
+    typer.echo(f"  {'耗时' if zh else 'duration'}: {result.duration_seconds * 1000:.1f} ms")
+    for key, value in {**result.fields, **{f"phase_{k}_seconds": v for k, v in result.phases.items()}}.items():
+        typer.echo(f"  {key}: {value}")
+    for finding in result.findings:
+        attributes = ", ".join(f"{k}={v}" for k, v in finding.attributes.items())
+        typer.echo(f"  {finding.kind} {finding.subject}: {attributes}")
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, object]], as_json: bool, lang: str) -> None:

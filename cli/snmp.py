@@ -6,9 +6,13 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from collectors.snmp.engine import Device
+    from collectors.snmp.poller import PollResult
 
 snmp_app = typer.Typer(help="SNMP: poll a device (v2c/v3), receive traps.", no_args_is_help=True)
 
@@ -52,20 +56,10 @@ def poll(
 
     Exit status 1 when the device did not answer; the JSON then has `status.error`.
     """
-    from collectors.snmp.engine import Device, RoutingEngine, parse_hostport
-    from collectors.snmp.modules import DEFAULT_MODULES, MODULES
-    from collectors.snmp.poller import Poller
+    from collectors.snmp.engine import Device
 
-    try:
-        host, port = parse_hostport(target)
-    except ValueError as exc:
-        typer.echo(_say(lang, "bad_target", target=target), err=True)
-        raise typer.Exit(2) from exc
-    chosen = tuple(m.strip() for m in modules.split(",")) if modules else DEFAULT_MODULES
-    unknown = [m for m in chosen if m not in MODULES]
-    if unknown:
-        typer.echo(f"unknown modules {unknown}; known: {sorted(MODULES)}", err=True)
-        raise typer.Exit(2)
+    host, port = _target(target, lang)
+    chosen = _modules(modules)
     device = Device(
         name=host, host=host, port=port, version="3" if v3_user else "2c", community=community,
         user=v3_user or "", auth_protocol=auth_proto.upper().replace("-", ""),  # type: ignore[arg-type]
@@ -74,21 +68,57 @@ def poll(
     )
 
     logging.getLogger("collectors.snmp").addHandler(logging.NullHandler())  # the status says it, once
+    result = asyncio.run(_poll_once(device, chosen, max_repetitions=max_repetitions))
+    _print_result(result, f"{host}:{port}", host=host, as_json=as_json, lang=lang)
+    if not result.status.up:
+        if not as_json:
+            typer.echo(_say(lang, "down", error=result.status.error), err=True)
+        raise typer.Exit(1)
 
-    async def run() -> Any:
-        engine = RoutingEngine()
-        try:
-            return await Poller(engine, max_repetitions=max_repetitions).poll(device, chosen)
-        finally:
-            engine.close()
 
-    result = asyncio.run(run())
+def _target(target: str, lang: str) -> tuple[str, int]:
+    """HOST[:PORT] as (host, port); exits 2 when it is not an address."""
+    from collectors.snmp.engine import parse_hostport
+
+    try:
+        return parse_hostport(target)
+    except ValueError as exc:
+        typer.echo(_say(lang, "bad_target", target=target), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _modules(modules: str | None) -> tuple[str, ...]:
+    """The comma-separated module names, or the default set; exits 2 naming any unknown module."""
+    from collectors.snmp.modules import DEFAULT_MODULES, MODULES
+
+    chosen = tuple(m.strip() for m in modules.split(",")) if modules else DEFAULT_MODULES
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        typer.echo(f"unknown modules {unknown}; known: {sorted(MODULES)}", err=True)
+        raise typer.Exit(2)
+    return chosen
+
+
+async def _poll_once(device: Device, modules: tuple[str, ...], *, max_repetitions: int) -> PollResult:
+    """One poll of `device` on an engine of its own, closed afterwards."""
+    from collectors.snmp.engine import RoutingEngine
+    from collectors.snmp.poller import Poller
+
+    engine = RoutingEngine()
+    try:
+        return await Poller(engine, max_repetitions=max_repetitions).poll(device, modules)
+    finally:
+        engine.close()
+
+
+def _print_result(result: PollResult, device: str, *, host: str, as_json: bool, lang: str) -> None:
+    """The snapshot and status as JSON, or a one-paragraph summary when the device answered."""
     status = result.status
-    status_json = {"up": status.up, "error": status.error, "error_kind": status.error_kind,
-                   "poll_duration_seconds": round(status.duration_seconds, 6), "varbinds": status.varbinds,
-                   "polled_at": status.polled_at.isoformat()}
     if as_json:
-        typer.echo(json.dumps({"device": f"{host}:{port}", "status": status_json, **(result.snapshot or {})},
+        status_json = {"up": status.up, "error": status.error, "error_kind": status.error_kind,
+                       "poll_duration_seconds": round(status.duration_seconds, 6), "varbinds": status.varbinds,
+                       "polled_at": status.polled_at.isoformat()}  # fmt: skip
+        typer.echo(json.dumps({"device": device, "status": status_json, **(result.snapshot or {})},
                               ensure_ascii=False, indent=2))
     elif result.snapshot is not None:
         snap = result.snapshot
@@ -96,10 +126,6 @@ def poll(
                         interfaces=len(snap["interfaces"]), addresses=len(snap["addresses"]),
                         routes=len(snap["routes"]), arp=len(snap["arp"]), lldp=len(snap["lldp"]),
                         seconds=status.duration_seconds))
-    if not status.up:
-        if not as_json:
-            typer.echo(_say(lang, "down", error=status.error), err=True)
-        raise typer.Exit(1)
 
 
 @snmp_app.command("traps")

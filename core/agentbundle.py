@@ -124,6 +124,11 @@ def platform_problem(wheel: WheelName, *, arch: Arch, python_version: str, max_g
     needs = [_glibc(tag, arch) for tag in wheel.platform_tags]
     if not any(glibc is not None and glibc <= max_glibc for glibc in needs):
         return f"platform {'.'.join(sorted(wheel.platform_tags))} is not manylinux for {arch} with glibc <= {max_glibc[0]}.{max_glibc[1]}"
+    return _abi_problem(wheel, major, minor)
+
+
+def _abi_problem(wheel: WheelName, major: int, minor: int) -> str | None:
+    """Why a binary wheel does not fit CPython major.minor (neither its own ABI nor a usable abi3), or None."""
     if f"cp{major}{minor}" in wheel.abi_tags:
         return None
     if "abi3" in wheel.abi_tags and any(_stable_abi_ok(tag, major, minor) for tag in wheel.python_tags):

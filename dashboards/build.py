@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import stat, table, timeseries
@@ -33,6 +33,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.dashboard import VariableRefresh
 
+from core.jsontypes import JsonObject, JsonValue
 from dashboards import influxql, promql
 from dashboards.model import AnnotationSpec, DashboardSpec, PanelSpec
 from dashboards.panels import ANNOTATIONS, DASHBOARDS, FOLDERS, VARIABLES
@@ -113,8 +114,8 @@ def _panel(spec: PanelSpec, lang: str, flavour: Flavour) -> PanelBuilder:
     return builder
 
 
-def _annotation(a: AnnotationSpec, lang: str, flavour: Flavour) -> dict[str, Any]:
-    common = {"name": _text(lang, a.name_zh, a.name_en), "enable": True, "iconColor": a.color,
+def _annotation(a: AnnotationSpec, lang: str, flavour: Flavour) -> JsonObject:
+    common: JsonObject = {"name": _text(lang, a.name_zh, a.name_en), "enable": True, "iconColor": a.color,
               "datasource": {"type": flavour.datasource_type, "uid": flavour.datasource_uid}}  # fmt: skip
     if flavour.name == "influxql":
         return {**common, "query": influxql.render_annotation(a), "textColumn": a.text_field, "tagsColumn": ",".join(a.tags)}
@@ -123,7 +124,7 @@ def _annotation(a: AnnotationSpec, lang: str, flavour: Flavour) -> dict[str, Any
             "textFormat": " ".join(f"{{{{{t}}}}}" for t in others), "tagKeys": ",".join(a.tags), "useValueForTime": False}
 
 
-def build_dashboard(spec: DashboardSpec, lang: str = "zh", flavour: str = "influxql") -> dict[str, Any]:
+def build_dashboard(spec: DashboardSpec, lang: str = "zh", flavour: str = "influxql") -> JsonObject:
     """One dashboard as Grafana JSON, its queries in the flavour's language, for provisioning (datasource by uid)."""
     fl = FLAVOURS[flavour]
     ref = models.DataSourceRef(type_val=fl.datasource_type, uid=fl.datasource_uid)
@@ -148,25 +149,35 @@ def build_dashboard(spec: DashboardSpec, lang: str = "zh", flavour: str = "influ
     data = to_json(builder.build())
     if spec.annotations:
         # The SDK's AnnotationQuery has no field for a datasource query: annotations are added as Grafana stores them.
-        data["annotations"]["list"] += [_annotation(a, lang, fl) for a in ANNOTATIONS]
+        _append_annotations(data, [_annotation(a, lang, fl) for a in ANNOTATIONS])
     return data
 
 
-def for_import(data: dict[str, Any], flavour: str) -> dict[str, Any]:
+def _append_annotations(data: JsonObject, added: list[JsonObject]) -> None:
+    """Add `added` at the end of the dashboard's `annotations.list` (which `to_json` guarantees)."""
+    annotations = data["annotations"]
+    assert isinstance(annotations, dict) and isinstance(annotations["list"], list)  # to_json's {"list": [...]}
+    annotations["list"] += added
+
+
+def for_import(data: JsonObject, flavour: str) -> JsonObject:
     """The dashboard as Grafana exports it for sharing: `__inputs` names the datasource, every reference is `${DS_...}`."""
     fl = FLAVOURS[flavour]
     placeholder = "DS_" + fl.datasource_uid.upper().replace("-", "_")
 
-    def swap(node: Any) -> Any:
+    def swap_object(node: JsonObject) -> JsonObject:
+        if node.get("uid") == fl.datasource_uid and node.get("type") == fl.datasource_type:
+            return {**node, "uid": f"${{{placeholder}}}"}
+        return {k: swap(v) for k, v in node.items()}
+
+    def swap(node: JsonValue) -> JsonValue:
         if isinstance(node, dict):
-            if node.get("uid") == fl.datasource_uid and node.get("type") == fl.datasource_type:
-                return {**node, "uid": f"${{{placeholder}}}"}
-            return {k: swap(v) for k, v in node.items()}
+            return swap_object(node)
         if isinstance(node, list):
             return [swap(v) for v in node]
         return node
 
-    out = swap(data)
+    out = swap_object(data)
     out.pop("id", None)
     return {
         "__inputs": [{"name": placeholder, "label": fl.datasource_name, "description": "", "type": "datasource",
@@ -177,40 +188,43 @@ def for_import(data: dict[str, Any], flavour: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def to_json(model: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(model))
+def to_json(model: object) -> JsonObject:
+    """A grafana-foundation-sdk model as Grafana JSON, with empty `templating` and `annotations` as `{"list": []}`."""
+    data: JsonObject = json.loads(JSONEncoder(sort_keys=True).encode(model))
     for key in ("templating", "annotations"):
         if not data.get(key):
             data[key] = {"list": []}
     return data
 
 
-def datasource_model(flavour: str, url: str, database: str = "egovmon", auth: DatasourceAuth | None = None) -> dict[str, Any]:
+def datasource_model(flavour: str, url: str, database: str = "egovmon", auth: DatasourceAuth | None = None) -> JsonObject:
     """Grafana's datasource definition (provisioning file or `POST /api/datasources`), with auth fields when given."""
     fl = FLAVOURS[flavour]
     auth = auth or DatasourceAuth()
-    model: dict[str, Any] = {"name": fl.datasource_name, "uid": fl.datasource_uid, "type": fl.datasource_type, "access": "proxy",
+    model: JsonObject = {"name": fl.datasource_name, "uid": fl.datasource_uid, "type": fl.datasource_type, "access": "proxy",
                              "url": url}  # fmt: skip
-    secure: dict[str, str] = {}
+    secure: JsonObject = {}
+    json_data: JsonObject
     if fl.name == "influxql":
-        model["jsonData"] = {"dbName": database, "httpMode": "GET", "version": "InfluxQL"}
+        json_data = {"dbName": database, "httpMode": "GET", "version": "InfluxQL"}
         if auth.user:
             model["user"] = auth.user
             secure["password"] = auth.password or ""
     else:
-        model["jsonData"] = {"httpMethod": "POST", "timeInterval": "15s"}  # agents report every 15 s
+        json_data = {"httpMethod": "POST", "timeInterval": "15s"}  # agents report every 15 s
         if auth.user:
             model.update(basicAuth=True, basicAuthUser=auth.user)
             secure["basicAuthPassword"] = auth.password or ""
+    model["jsonData"] = json_data
     if auth.token:
-        model["jsonData"]["httpHeaderName1"] = "Authorization"
+        json_data["httpHeaderName1"] = "Authorization"
         secure["httpHeaderValue1"] = ("Token " if fl.name == "influxql" else "Bearer ") + auth.token
     if secure:
         model["secureJsonData"] = secure
     return model
 
 
-def _json_file(path: Path, content: Any) -> Path:
+def _json_file(path: Path, content: JsonValue) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
     return path
@@ -231,39 +245,81 @@ def write(
     Raises:
         ValueError: `grafana_path` is not absolute, or a flavour is unknown.
     """
+    _check_write_args(flavours, grafana_path)
+    file_auth = _file_auth(auth or DatasourceAuth())
+    root = grafana_path if grafana_path is not None else PurePosixPath(out.resolve().as_posix())
+    written = []
+    for name in flavours:
+        sub = name if len(flavours) > 1 else ""  # `path / ""` is `path`
+        url = (urls or {}).get(name) or FLAVOURS[name].default_url
+        written += _write_flavour(FLAVOURS[name], out / sub, root / sub, lang=lang, url=url, database=database, auth=file_auth)
+    return written
+
+
+def _file_auth(auth: DatasourceAuth) -> DatasourceAuth:
+    """`auth` as a provisioning file holds it: the user, and Grafana environment references for the secrets."""
+    return DatasourceAuth(user=auth.user, password=f"${PASSWORD_ENV}" if auth.user else None,
+                          token=f"${TOKEN_ENV}" if auth.token else None)  # fmt: skip
+
+
+def _check_write_args(flavours: tuple[str, ...], grafana_path: PurePosixPath | None) -> None:
+    """Raises ValueError: `grafana_path` is not absolute, or a flavour is unknown (or none is given)."""
     if grafana_path is not None and not grafana_path.is_absolute():
         raise ValueError(f"--grafana-path must be absolute, not {grafana_path}")
     unknown = [f for f in flavours if f not in FLAVOURS]
     if unknown or not flavours:
         raise ValueError(f"unknown flavour {unknown}; use {', '.join(FLAVOURS)}")
-    auth = auth or DatasourceAuth()
-    file_auth = DatasourceAuth(user=auth.user, password=f"${PASSWORD_ENV}" if auth.user else None,
-                               token=f"${TOKEN_ENV}" if auth.token else None)  # fmt: skip
-    root = grafana_path if grafana_path is not None else PurePosixPath(out.resolve().as_posix())
+
+
+def _write_flavour(fl: Flavour, base: Path, root: PurePosixPath, *, lang: str, url: str, database: str,
+                   auth: DatasourceAuth) -> list[Path]:  # fmt: skip
+    """One flavour's dashboards (provisioned and import files) under `base`, and its provisioning files whose
+    provider paths start at `root` (where Grafana sees `base`)."""
     written = []
-    for name in flavours:
-        fl = FLAVOURS[name]
-        sub = name if len(flavours) > 1 else ""
-        base = out / sub if sub else out
-        for spec in DASHBOARDS:
-            data = build_dashboard(spec, lang, name)
-            written.append(_json_file(base / "dashboards" / spec.folder / f"{data['uid']}.json", data))
-            written.append(_json_file(base / "import" / f"{data['uid']}.json", for_import(data, name)))
-        providers = {"apiVersion": 1, "providers": [
-            {"name": folder_uid(folder, fl), "folder": folder_title(folder, lang, fl), "folderUid": folder_uid(folder, fl),
-             "type": "file", "disableDeletion": False, "allowUiUpdates": False,
-             "options": {"path": str((root / sub if sub else root) / "dashboards" / folder)}}
-            for folder in sorted({s.folder for s in DASHBOARDS})
-        ]}  # fmt: skip
-        url = (urls or {}).get(name) or fl.default_url
-        datasources = {"apiVersion": 1, "datasources": [datasource_model(name, url, database, file_auth)]}
-        written.append(_json_file(base / "provisioning" / "dashboards.yaml", providers))  # JSON is valid YAML
-        written.append(_json_file(base / "provisioning" / "datasources.yaml", datasources))
+    for spec in DASHBOARDS:
+        data = build_dashboard(spec, lang, fl.name)
+        written.append(_json_file(base / "dashboards" / spec.folder / f"{data['uid']}.json", data))
+        written.append(_json_file(base / "import" / f"{data['uid']}.json", for_import(data, fl.name)))
+    providers: JsonObject = {"apiVersion": 1, "providers": [
+        {"name": folder_uid(folder, fl), "folder": folder_title(folder, lang, fl), "folderUid": folder_uid(folder, fl),
+         "type": "file", "disableDeletion": False, "allowUiUpdates": False,
+         "options": {"path": str(root / "dashboards" / folder)}}
+        for folder in sorted({s.folder for s in DASHBOARDS})
+    ]}  # fmt: skip
+    datasources: JsonObject = {"apiVersion": 1, "datasources": [datasource_model(fl.name, url, database, auth)]}
+    written.append(_json_file(base / "provisioning" / "dashboards.yaml", providers))  # JSON is valid YAML
+    written.append(_json_file(base / "provisioning" / "datasources.yaml", datasources))
     return written
 
 
+class _Datasources(Protocol):
+    def get_datasource_by_uid(self, datasource_uid: str, /) -> object: ...
+    def update_datasource_by_uid(self, datasource_uid: str, datasource: JsonObject, /) -> object: ...
+    def create_datasource(self, datasource: JsonObject, /) -> object: ...
+
+
+class _Folders(Protocol):
+    def get_folder(self, uid: str, /) -> object: ...
+    def create_folder(self, title: str, uid: str | None = None) -> object: ...
+
+
+class _Dashboards(Protocol):
+    def update_dashboard(self, dashboard: JsonObject, /) -> object: ...
+
+
+class GrafanaProvisioning(Protocol):
+    """The part of `grafana_client.GrafanaApi` that `push` calls (grafana-client's methods are not annotated)."""
+
+    @property
+    def datasource(self) -> _Datasources: ...
+    @property
+    def folder(self) -> _Folders: ...
+    @property
+    def dashboard(self) -> _Dashboards: ...
+
+
 def push(
-    api: Any, *, url: str, flavour: str = "influxql", lang: str = "zh", database: str = "egovmon", auth: DatasourceAuth | None = None,
+    api: GrafanaProvisioning, *, url: str, flavour: str = "influxql", lang: str = "zh", database: str = "egovmon", auth: DatasourceAuth | None = None,
 ) -> dict[str, int]:
     """Provision through a `grafana_client.GrafanaApi`: the datasource, folders and dashboards; safe to repeat.
 

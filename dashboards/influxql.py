@@ -15,11 +15,10 @@ Raises (the `render_*` functions):
 
 from __future__ import annotations
 
-from typing import Any
-
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants
 
+from core.jsontypes import JsonObject
 from dashboards.model import (
     AnnotationSpec,
     Arith,
@@ -87,16 +86,25 @@ def render_panel(panel: PanelSpec, lang: str = "zh") -> str:
     if nested:
         if len(exprs) > 1 or over_time:
             raise ValueError(f"{panel.title_en}: a nested aggregate must be the only target of a table or stat panel")
-        inner = nested[0]
-        return (f'SELECT {inner.outer}("v") FROM (SELECT {_select(inner.inner)} AS "v" FROM "{source.measurement}" '
-                f"WHERE {_where(source)}{_group_by(inner.inner_by, over_time=False)}){_group_by(panel.legend, over_time=False)}")
+        return _render_nested(nested[0], source, panel.legend)
+    return (f'SELECT {", ".join(_columns(panel, lang))} FROM "{source.measurement}" WHERE {_where(source)}'
+            f"{_group_by(panel.legend, over_time=over_time)}")
+
+
+def _render_nested(inner: Nested, source: Field, legend: tuple[str, ...]) -> str:
+    """An aggregate over a subquery's aggregate (e.g. a count of hosts over each host's last value)."""
+    return (f'SELECT {inner.outer}("v") FROM (SELECT {_select(inner.inner)} AS "v" FROM "{source.measurement}" '
+            f"WHERE {_where(source)}{_group_by(inner.inner_by, over_time=False)}){_group_by(legend, over_time=False)}")
+
+
+def _columns(panel: PanelSpec, lang: str) -> list[str]:
+    """One selected expression per target, aliased in `lang` when the panel has several."""
     columns = []
     for target in panel.targets:
-        assert not isinstance(target.expr, Nested)  # handled above
+        assert not isinstance(target.expr, Nested)  # a nested target is the panel's only one, rendered by _render_nested
         alias = target.alias_zh if lang == "zh" else target.alias_en
         columns.append(_select(target.expr) + (f' AS "{alias}"' if alias and len(panel.targets) > 1 else ""))
-    return (f'SELECT {", ".join(columns)} FROM "{source.measurement}" WHERE {_where(source)}'
-            f"{_group_by(panel.legend, over_time=over_time)}")
+    return columns
 
 
 def render_variable(variable: VariableSpec) -> str:
@@ -117,8 +125,8 @@ class InfluxQLQuery(variants.Dataquery):
         self.result_format = result_format
         self.alias = alias
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
             "refId": self.ref_id, "query": self.query, "rawQuery": True, "resultFormat": self.result_format,
             "datasource": {"type": "influxdb", "uid": self.datasource_uid},
         }  # fmt: skip

@@ -15,11 +15,10 @@ points per label set, one step per minute.
 
 from __future__ import annotations
 
-from typing import Any
-
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants
 
+from core.jsontypes import JsonObject
 from dashboards.model import (
     AnnotationSpec,
     Arith,
@@ -101,7 +100,7 @@ class PromQLQuery(variants.Dataquery):
         self.legend = legend
         self.instant = instant
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "refId": self.ref_id, "expr": self.expr, "legendFormat": self.legend or "__auto", "editorMode": "code",
             "range": not self.instant, "instant": self.instant, "format": "table" if self.instant else "time_series",

@@ -39,8 +39,8 @@ def postable_alert(alert: AlertView, external_url: str) -> JsonObject:
     `resolve_timeout` unless posted again, which the engine does every `resend_seconds`; a resolved one carries
     its `endsAt`. Annotations carry the summary in Chinese and English (`summary_zh`, `summary_en`, `summary`).
     """
-    labels: JsonObject = {k: str(v) for k, v in alert.labels.items() if _LABEL_NAME.match(k) and str(v) != ""}
-    annotations: JsonObject = {k: str(v) for k, v in alert.annotations.items() if _LABEL_NAME.match(k) and str(v) != ""}
+    labels = _label_set(alert.labels)
+    annotations = _label_set(alert.annotations)
     annotations.update({"summary_zh": summary(alert, "zh"), "summary_en": summary(alert, "en")})
     annotations.setdefault("summary", annotations["summary_zh"])
     if alert.lacking_data:
@@ -52,6 +52,11 @@ def postable_alert(alert: AlertView, external_url: str) -> JsonObject:
     if url:
         posted["generatorURL"] = url
     return posted
+
+
+def _label_set(values: Mapping[str, object]) -> JsonObject:
+    """The entries Alertmanager accepts as labels or annotations: valid label names with non-empty values, as text."""
+    return {k: str(v) for k, v in values.items() if _LABEL_NAME.match(k) and str(v) != ""}
 
 
 def alertmanager_url(url: str) -> str:

@@ -66,15 +66,7 @@ def password_login(
         LoginFailedError: wrong credentials, no password set, or a disabled user.
     """
     keys = {throttle.USER: throttle.user_key(username), throttle.ADDRESS: throttle.address_key(remote_addr)}
-    ends = [
-        end
-        for scope, key in keys.items()
-        if (end := throttle.locked_until(session, scope=scope, key=key, policy=policies.of(scope), now=now)) is not None
-    ]
-    if ends:
-        metrics.logins.labels("locked").inc()
-        retry = max(1, math.ceil((max(ends) - now).total_seconds()))
-        raise LoginLockedError("too many failed logins; try again later", retry_after_seconds=retry)
+    _refuse_if_locked(session, keys=keys, now=now, metrics=metrics, policies=policies)
 
     user = session.scalar(select(User).where(User.username == username))
     usable = user is not None and user.password_hash is not None and not user.disabled
@@ -87,26 +79,53 @@ def password_login(
         return user
 
     throttle.prune(session, older_than=now - policies.horizon)
-    reason = (
-        "unknown_user" if user is None
-        else "disabled_user" if user.disabled
-        else "no_password" if not user.password_hash
-        else "wrong_password"
-    )  # fmt: skip
     audit.record(
         session, actor="anonymous", action="login.failure", target_type="login", target_id=keys[throttle.USER],
-        details={"reason": reason}, remote_addr=remote_addr, at=now,
+        details={"reason": _failure_reason(user)}, remote_addr=remote_addr, at=now,
     )
     for scope, key in keys.items():
-        throttle.record_failure(session, scope=scope, key=key, now=now)
-        if throttle.locked_until(session, scope=scope, key=key, policy=policies.of(scope), now=now) is not None:
-            policy = policies.of(scope)
-            audit.record(
-                session, actor="system", action="login.lockout", target_type=f"login_{scope}", target_id=key,
-                details={"failures": policy.limit, "window_seconds": policy.window.total_seconds(),
-                         "lockout_seconds": policy.lockout.total_seconds()},
-                remote_addr=remote_addr, at=now,
-            )  # fmt: skip
-            metrics.lockouts.labels(scope).inc()
+        _count_failure(session, scope=scope, key=key, remote_addr=remote_addr, now=now, metrics=metrics, policies=policies)
     metrics.logins.labels("failure").inc()
     raise LoginFailedError("wrong user name or password")
+
+
+def _refuse_if_locked(session: Session, *, keys: dict[str, str], now: datetime, metrics: ServerMetrics,
+                      policies: throttle.LoginPolicies) -> None:  # fmt: skip
+    """Raise LoginLockedError, counted as a "locked" login, if any of `keys` (scope -> key) is locked at `now`;
+    the retry delay is the latest lock end, in whole seconds and at least 1."""
+    ends = [
+        end
+        for scope, key in keys.items()
+        if (end := throttle.locked_until(session, scope=scope, key=key, policy=policies.of(scope), now=now)) is not None
+    ]
+    if ends:
+        metrics.logins.labels("locked").inc()
+        retry = max(1, math.ceil((max(ends) - now).total_seconds()))
+        raise LoginLockedError("too many failed logins; try again later", retry_after_seconds=retry)
+
+
+def _failure_reason(user: User | None) -> str:
+    """Why a login failed, for the audit log only (the caller is never told)."""
+    if user is None:
+        return "unknown_user"
+    if user.disabled:
+        return "disabled_user"
+    if not user.password_hash:
+        return "no_password"
+    return "wrong_password"
+
+
+def _count_failure(session: Session, *, scope: str, key: str, remote_addr: str | None, now: datetime,
+                   metrics: ServerMetrics, policies: throttle.LoginPolicies) -> None:  # fmt: skip
+    """Record one failure against `key` in `scope`; if that locks it, audit `login.lockout` and count the lockout."""
+    throttle.record_failure(session, scope=scope, key=key, now=now)
+    policy = policies.of(scope)
+    if throttle.locked_until(session, scope=scope, key=key, policy=policy, now=now) is None:
+        return
+    audit.record(
+        session, actor="system", action="login.lockout", target_type=f"login_{scope}", target_id=key,
+        details={"failures": policy.limit, "window_seconds": policy.window.total_seconds(),
+                 "lockout_seconds": policy.lockout.total_seconds()},
+        remote_addr=remote_addr, at=now,
+    )  # fmt: skip
+    metrics.lockouts.labels(scope).inc()

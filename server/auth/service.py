@@ -37,12 +37,26 @@ def authenticate(session: Session, credential: str, *, now: datetime) -> Princip
     """
     digest = token_hash(credential)
     if credential.startswith("egva_"):
-        agent = session.scalar(select(Agent).where(Agent.credential_hash == digest))
-        if agent is None:
-            raise UnauthorizedError("unknown credential", reason="unknown_credential")
-        if agent.revoked_at is not None:
-            raise UnauthorizedError("this agent credential has been revoked", reason="revoked_credential")
-        return Principal("agent", agent.id, str(agent.id), "agent", agent.agency_id, agent.host_id)
+        return _agent_principal(session, digest)
+    return _user_principal(session, digest, now=now)
+
+
+def _agent_principal(session: Session, digest: str) -> Principal:
+    """The agent whose credential hashes to `digest`. Raises UnauthorizedError: unknown or revoked."""
+    agent = session.scalar(select(Agent).where(Agent.credential_hash == digest))
+    if agent is None:
+        raise UnauthorizedError("unknown credential", reason="unknown_credential")
+    if agent.revoked_at is not None:
+        raise UnauthorizedError("this agent credential has been revoked", reason="revoked_credential")
+    return Principal("agent", agent.id, str(agent.id), "agent", agent.agency_id, agent.host_id)
+
+
+def _user_principal(session: Session, digest: str, *, now: datetime) -> Principal:
+    """The user whose API token hashes to `digest`; notes the token's use at most once per minute.
+
+    Raises:
+        UnauthorizedError: unknown, revoked or expired token, or a disabled user.
+    """
     row = session.execute(
         select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
     ).first()
@@ -81,6 +95,23 @@ def check_password_policy(password: str) -> None:
         raise WeakPasswordError(problem)
 
 
+def _check_role_and_agency(session: Session, *, role: str, agency_id: int | None) -> None:
+    """A known role; an existing agency for an `agency` user, and none for the other roles.
+
+    Raises:
+        BadRequestError: unknown role, or agency given/missing against the role.
+        NotFoundError: the agency does not exist.
+    """
+    if role not in Role.ALL:
+        raise BadRequestError(f"unknown role {role!r}; choose one of {', '.join(Role.ALL)}", reason="bad_role")
+    if role == Role.AGENCY and agency_id is None:
+        raise BadRequestError("an agency user needs agency_id", reason="agency_required")
+    if role != Role.AGENCY and agency_id is not None:
+        raise BadRequestError(f"role {role} is not bound to an agency; omit agency_id", reason="agency_not_allowed")
+    if agency_id is not None and session.get(Agency, agency_id) is None:
+        raise NotFoundError(f"agency {agency_id} does not exist")
+
+
 def create_user(
     session: Session,
     *,
@@ -103,14 +134,7 @@ def create_user(
     """
     if password is not None:
         check_password_policy(password)
-    if role not in Role.ALL:
-        raise BadRequestError(f"unknown role {role!r}; choose one of {', '.join(Role.ALL)}", reason="bad_role")
-    if role == Role.AGENCY and agency_id is None:
-        raise BadRequestError("an agency user needs agency_id", reason="agency_required")
-    if role != Role.AGENCY and agency_id is not None:
-        raise BadRequestError(f"role {role} is not bound to an agency; omit agency_id", reason="agency_not_allowed")
-    if agency_id is not None and session.get(Agency, agency_id) is None:
-        raise NotFoundError(f"agency {agency_id} does not exist")
+    _check_role_and_agency(session, role=role, agency_id=agency_id)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ConflictError(f"user {username!r} already exists", reason="duplicate_user")
     user = User(

@@ -4,7 +4,7 @@ the time to acknowledge and to end it is measured and recorded against the agenc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,21 @@ from server.auth.principal import Principal
 from server.duties import service as duties
 from server.duties.models import Drill, Duty
 from server.errors import BadRequestError, ForbiddenError
+
+
+class DrillView(TypedDict):
+    """A drill as the API (`DrillRead`) shows it, with the measured times in seconds (None until known)."""
+
+    id: int
+    scenario: str
+    receiver: str
+    fingerprint: str
+    started_at: datetime
+    ended_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    time_to_acknowledge_seconds: float | None
+    time_to_resolve_seconds: float | None
 
 
 def start(session: Session, engine: AlertingEngine, *, access: Access, agency_code: str, scenario: str, receiver: str,
@@ -61,7 +76,7 @@ def get(session: Session, *, access: Access, drill_id: int) -> Drill:
     return scope.get(session, Drill, drill_id, access=access, what="drill")
 
 
-def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) -> dict[str, Any]:
+def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) -> DrillView:
     """End a drill: resolve its alert and record the measured times against its duty. Raises BadRequestError."""
     principal.require_user()
     if drill.ended_at is not None:
@@ -82,12 +97,12 @@ def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) 
     return read(drill, record)
 
 
-def describe(session: Session, drill: Drill) -> dict[str, Any]:
+def describe(session: Session, drill: Drill) -> DrillView:
     """A drill with its alert's acknowledgement and the measured times."""
     return read(drill, session.get(AlertRecord, drill.fingerprint))
 
 
-def read(drill: Drill, record: AlertRecord | None) -> dict[str, Any]:
+def read(drill: Drill, record: AlertRecord | None) -> DrillView:
     acknowledged = record.acknowledged_at if record else None
     return {
         "id": drill.id, "scenario": drill.scenario, "receiver": drill.receiver, "fingerprint": drill.fingerprint,

@@ -11,11 +11,12 @@ backup RPO compliance (latest `backup` samples with rpo_ok), and open findings.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonValue
 from server import access as scope
 from server.access import Access
 from server.agencies.models import Agency
@@ -51,7 +52,40 @@ def invalid(duty: Duty) -> str | None:
     return None
 
 
-def read(duty: Duty, codes: dict[int, str], now: datetime) -> dict[str, Any]:
+class DutyView(TypedDict):
+    """A duty as the API (`DutyRead`) and the console show it."""
+
+    id: int
+    agency: str | None
+    system: str | None
+    kind: str
+    name_zh: str
+    name_en: str
+    frequency_days: int
+    last_done_at: datetime | None
+    due_at: datetime
+    overdue: bool
+    overdue_seconds: float
+
+
+class ScorecardLine(TypedDict):
+    """One agency's compliance figures (`ScorecardRow` in the API); a ratio is None when there is nothing to count."""
+
+    agency: str
+    name: str
+    duties: int
+    duties_overdue: int
+    duties_on_time_ratio: float | None
+    hosts_expected: int
+    hosts_reporting: int
+    monitoring_coverage_ratio: float | None
+    backup_jobs: int
+    backup_jobs_within_rpo: int
+    backup_rpo_ratio: float | None
+    open_findings: int
+
+
+def read(duty: Duty, codes: dict[int, str], now: datetime) -> DutyView:
     zh, en, _ = KINDS.get(duty.kind, (duty.kind, duty.kind, 0))
     due = due_at(duty)
     return {"id": duty.id, "agency": codes.get(duty.agency_id), "system": duty.system, "kind": duty.kind, "name_zh": zh, "name_en": en,
@@ -100,31 +134,49 @@ def record(session: Session, duty: Duty, *, principal: Principal, done_at: datet
     return entry
 
 
-def scorecard(session: Session, *, now: datetime, access: Access) -> list[dict[str, Any]]:
+def scorecard(session: Session, *, now: datetime, access: Access) -> list[ScorecardLine]:
     """One row per agency `access` sees."""
     agencies = session.scalars(scope.scoped(Agency, access=access).order_by(Agency.code)).all()
-    out = []
-    for agency in agencies:
-        duties = session.scalars(select(Duty).where(Duty.agency_id == agency.id)).all()
-        overdue = sum(now >= due_at(d) for d in duties)
-        hosts = session.scalars(select(Host).where(Host.agency_id == agency.id)).all()
-        registered = set(session.scalars(select(HostEntry.name).where(HostEntry.agency_id == agency.id)))
-        reporting = {h.hostname for h in hosts if h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
-        expected = registered or {h.hostname for h in hosts}
-        backups = [
-            s.fields.get("rpo_ok") for s in session.scalars(
-                select(LatestSeries).join(Host, Host.id == LatestSeries.host_id)
-                .where(Host.agency_id == agency.id, LatestSeries.measurement == "backup"))
-        ]  # fmt: skip
-        open_findings = session.scalar(select(func.count()).select_from(Finding).where(Finding.agency_id == agency.id, Finding.status.in_(ACTIVE)))
-        out.append({
-            "agency": agency.code, "name": agency.name,
-            "duties": len(duties), "duties_overdue": overdue,
-            "duties_on_time_ratio": round((len(duties) - overdue) / len(duties), 4) if duties else None,
-            "hosts_expected": len(expected), "hosts_reporting": len(reporting & expected),
-            "monitoring_coverage_ratio": round(len(reporting & expected) / len(expected), 4) if expected else None,
-            "backup_jobs": len(backups), "backup_jobs_within_rpo": sum(1 for b in backups if b == 1),
-            "backup_rpo_ratio": round(sum(1 for b in backups if b == 1) / len(backups), 4) if backups else None,
-            "open_findings": int(open_findings or 0),
-        })  # fmt: skip
-    return out
+    return [_scorecard_line(session, agency, now=now) for agency in agencies]
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    """part / whole rounded to 4 places; None when there is nothing to count."""
+    return round(part / whole, 4) if whole else None
+
+
+def _scorecard_line(session: Session, agency: Agency, *, now: datetime) -> ScorecardLine:
+    duties = session.scalars(select(Duty).where(Duty.agency_id == agency.id)).all()
+    overdue = sum(now >= due_at(d) for d in duties)
+    expected, reporting = _hosts_expected_and_reporting(session, agency.id, now=now)
+    backups = _backup_rpo_flags(session, agency.id)
+    within_rpo = sum(1 for b in backups if b == 1)
+    open_findings = session.scalar(select(func.count()).select_from(Finding).where(Finding.agency_id == agency.id, Finding.status.in_(ACTIVE)))
+    return {
+        "agency": agency.code, "name": agency.name,
+        "duties": len(duties), "duties_overdue": overdue,
+        "duties_on_time_ratio": _ratio(len(duties) - overdue, len(duties)),
+        "hosts_expected": len(expected), "hosts_reporting": len(reporting & expected),
+        "monitoring_coverage_ratio": _ratio(len(reporting & expected), len(expected)),
+        "backup_jobs": len(backups), "backup_jobs_within_rpo": within_rpo,
+        "backup_rpo_ratio": _ratio(within_rpo, len(backups)),
+        "open_findings": int(open_findings or 0),
+    }  # fmt: skip
+
+
+def _hosts_expected_and_reporting(session: Session, agency_id: int, *, now: datetime) -> tuple[set[str], set[str]]:
+    """(the host names expected to report: the registered ones if the agency declared any, else all its hosts;
+    the names of its hosts seen within REPORTING_WINDOW)."""
+    hosts = session.scalars(select(Host).where(Host.agency_id == agency_id)).all()
+    registered = set(session.scalars(select(HostEntry.name).where(HostEntry.agency_id == agency_id)))
+    reporting = {h.hostname for h in hosts if h.last_seen_at is not None and now - h.last_seen_at <= REPORTING_WINDOW}
+    return registered or {h.hostname for h in hosts}, reporting
+
+
+def _backup_rpo_flags(session: Session, agency_id: int) -> list[JsonValue]:
+    """The `rpo_ok` field of the latest `backup` sample of each of the agency's backup series (1 when within RPO)."""
+    return [
+        s.fields.get("rpo_ok") for s in session.scalars(
+            select(LatestSeries).join(Host, Host.id == LatestSeries.host_id)
+            .where(Host.agency_id == agency_id, LatestSeries.measurement == "backup"))
+    ]  # fmt: skip

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 OPEN = "open"
@@ -38,5 +38,5 @@ class Finding(Base):
     approval_ref: Mapped[str | None] = mapped_column(String(200), comment="For exempted: the approval document")
     note: Mapped[str] = mapped_column(String(2000), default="")
     sources: Mapped[list[str]] = mapped_column(JSON)
-    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    detail: Mapped[dict[str, Any]]
+    evidence: Mapped[list[JsonObject]] = mapped_column(JSON)
+    detail: Mapped[JsonObject] = mapped_column(JSON)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 
 class FindingAction(BaseModel):
@@ -27,7 +26,7 @@ class FindingRead(BaseModel):
     subject: str
     agency: str | None
     severity: str
-    confidence: Any
+    confidence: float
     status: str
     article: str
     title: str
@@ -41,5 +40,29 @@ class FindingRead(BaseModel):
     approval_ref: str | None
     note: str
     sources: list[str]
-    evidence: list[dict[str, Any]]
-    detail: dict[str, Any]
+    evidence: list[dict[str, JsonValue]]
+    detail: dict[str, JsonValue]
+
+
+class SharedFindingRead(BaseModel):
+    """One agency's finding of a shared subject, with the hosts named in its evidence."""
+
+    id: int
+    agency: str | None
+    status: str
+    severity: str
+    last_seen_at: datetime
+    hosts: list[str]
+
+
+class SharedSubjectRead(BaseModel):
+    """A subject found in two or more agencies, with the rule's texts and each agency's finding."""
+
+    rule_id: str
+    subject: str
+    title: str
+    article: str
+    seen_by_agencies: int
+    agencies: list[str]
+    last_seen_at: datetime | None
+    findings: list[SharedFindingRead]

@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.jsontypes import JsonObject
 from inventory.reconcile import FindingDraft
 from inventory.rules import RULES, SEVERITIES
 from server.access import Access, scoped
@@ -49,7 +50,7 @@ from server.ingest.hooks import FindingChange
 MAX_EVIDENCE = 50
 
 
-def _evidence(draft: FindingDraft) -> list[dict[str, Any]]:
+def _evidence(draft: FindingDraft) -> list[JsonObject]:
     return [
         {"source": f.source, "kind": f.observation_kind, "subject": f.observation_subject, "host": f.host,
          "agency": f.agency, "observed_at": f.observed_at.isoformat(), "detail": dict(f.detail)}
@@ -70,7 +71,7 @@ def change_of(finding: Finding, change: str, agency_code: str | None) -> Finding
 LOOKUP_CHUNK = 200  # keys per query: 3 bound parameters each
 
 
-def _key_chunks(keys: Sequence[tuple[Any, ...]]) -> Iterator[ColumnElement[bool]]:
+def _key_chunks(keys: Sequence[tuple[str, str] | tuple[str, str, int | None]]) -> Iterator[ColumnElement[bool]]:
     """WHERE clauses matching findings by (rule_id, subject) or (rule_id, subject, agency_id) keys, a chunk at a time.
 
     OR-ed equality tuples rather than a row-value IN: SQLite answers the latter with a scan of the whole
@@ -108,34 +109,47 @@ def apply_drafts(session: Session, drafts: Sequence[FindingDraft], *, now: datet
     changes = []
     for key, draft in by_key.items():
         finding = existing.get(key)
-        last_seen = max(f.observed_at for f in draft.evidence)
         if finding is None:
-            finding = Finding(
-                rule_id=draft.rule_id, subject=draft.subject, agency_id=key[2],
-                severity=draft.severity, confidence=draft.confidence, status=OPEN,
-                first_seen_at=min(f.observed_at for f in draft.evidence), last_seen_at=last_seen,
-                status_changed_at=now, status_by="system", approval_ref=None, note="",
-                sources=draft.sources, evidence=_evidence(draft), detail=dict(draft.detail),
-            )  # fmt: skip
+            finding = _new_finding(draft, agency_id=key[2], now=now)
             session.add(finding)
             session.flush()
             changes.append(change_of(finding, "opened", draft.agency))
-            continue
-        escalated = SEVERITIES.index(draft.severity) > SEVERITIES.index(finding.severity)
-        finding.severity = draft.severity if escalated or finding.status not in ACTIVE else max(
-            finding.severity, draft.severity, key=SEVERITIES.index)
-        finding.confidence = max(finding.confidence, draft.confidence) if finding.status in ACTIVE else draft.confidence
-        finding.last_seen_at = max(finding.last_seen_at, last_seen)
-        finding.sources = sorted(set(finding.sources) | set(draft.sources)) if finding.status in ACTIVE else draft.sources
-        finding.evidence = _evidence(draft)
-        finding.detail = dict(draft.detail)
-        if finding.status == REMEDIATED:
-            finding.status, finding.status_changed_at, finding.status_by = OPEN, now, "system"
-            changes.append(change_of(finding, "opened", draft.agency))
-        elif escalated and finding.status in ACTIVE:
-            changes.append(change_of(finding, "escalated", draft.agency))
+        elif (change := _merge(finding, draft, now=now)) is not None:
+            changes.append(change_of(finding, change, draft.agency))
     session.flush()
     return changes
+
+
+def _new_finding(draft: FindingDraft, *, agency_id: int | None, now: datetime) -> Finding:
+    """An open finding made from its first draft."""
+    return Finding(
+        rule_id=draft.rule_id, subject=draft.subject, agency_id=agency_id,
+        severity=draft.severity, confidence=draft.confidence, status=OPEN,
+        first_seen_at=min(f.observed_at for f in draft.evidence), last_seen_at=max(f.observed_at for f in draft.evidence),
+        status_changed_at=now, status_by="system", approval_ref=None, note="",
+        sources=draft.sources, evidence=_evidence(draft), detail=dict(draft.detail),
+    )  # fmt: skip
+
+
+def _merge(finding: Finding, draft: FindingDraft, *, now: datetime) -> str | None:
+    """Fold a new draft into its stored finding; the change to report ("opened" for a remediated finding that came
+    back, "escalated" for an active one whose severity rose), or None.
+
+    An active finding keeps the highest severity and confidence and every source seen; a closed one takes the
+    draft's. The evidence and detail are always the draft's.
+    """
+    active = finding.status in ACTIVE
+    escalated = SEVERITIES.index(draft.severity) > SEVERITIES.index(finding.severity)
+    finding.severity = draft.severity if escalated or not active else max(finding.severity, draft.severity, key=SEVERITIES.index)
+    finding.confidence = max(finding.confidence, draft.confidence) if active else draft.confidence
+    finding.last_seen_at = max(finding.last_seen_at, max(f.observed_at for f in draft.evidence))
+    finding.sources = sorted(set(finding.sources) | set(draft.sources)) if active else draft.sources
+    finding.evidence = _evidence(draft)
+    finding.detail = dict(draft.detail)
+    if finding.status == REMEDIATED:
+        finding.status, finding.status_changed_at, finding.status_by = OPEN, now, "system"
+        return "opened"
+    return "escalated" if escalated and active else None
 
 
 def remediate_missing(session: Session, produced: Iterable[tuple[str, str, str]], *, now: datetime) -> list[FindingChange]:
@@ -205,7 +219,43 @@ def transition(
     return change_of(finding, "status", code)
 
 
-def read(finding: Finding, *, agency_code: str | None, language: str, related: Sequence[Link] | None = None) -> dict[str, Any]:
+class RelatedRead(TypedDict):
+    """Another agency's finding of the same rule and subject, as a platform role sees it."""
+
+    id: int
+    agency: str | None
+    status: str
+
+
+class FindingView(TypedDict):
+    """The API shape of a finding (`FindingRead`); the two cross-agency keys only for platform roles."""
+
+    id: int
+    rule_id: str
+    subject: str
+    agency: str | None
+    severity: str
+    confidence: float
+    status: str
+    article: str
+    title: str
+    hint: str
+    title_zh: str
+    title_en: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    status_changed_at: datetime
+    status_by: str
+    approval_ref: str | None
+    note: str
+    sources: list[str]
+    evidence: list[JsonObject]
+    detail: JsonObject
+    seen_by_agencies: NotRequired[int]
+    related: NotRequired[list[RelatedRead]]
+
+
+def read(finding: Finding, *, agency_code: str | None, language: str, related: Sequence[Link] | None = None) -> FindingView:
     """The API shape of a finding, with its rule's texts in `language` (zh or en) and both titles.
 
     `related` is for platform roles only: given, the shape also has `seen_by_agencies` (this agency and the
@@ -213,11 +263,7 @@ def read(finding: Finding, *, agency_code: str | None, language: str, related: S
     """
     rule = RULES[finding.rule_id]
     texts = rule.text(language, finding.subject)
-    links = {} if related is None else {
-        "seen_by_agencies": len({finding.agency_id} | {link.agency_id for link in related}),
-        "related": [{"id": link.id, "agency": link.agency, "status": link.status} for link in related],
-    }  # fmt: skip
-    return {
+    view: FindingView = {
         "id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "agency": agency_code,
         "severity": finding.severity, "confidence": finding.confidence, "status": finding.status,
         "article": texts["article"], "title": texts["title"], "hint": texts["hint"],
@@ -225,11 +271,39 @@ def read(finding: Finding, *, agency_code: str | None, language: str, related: S
         "first_seen_at": finding.first_seen_at, "last_seen_at": finding.last_seen_at,
         "status_changed_at": finding.status_changed_at, "status_by": finding.status_by,
         "approval_ref": finding.approval_ref, "note": finding.note, "sources": finding.sources,
-        "evidence": finding.evidence, "detail": finding.detail, **links,
+        "evidence": finding.evidence, "detail": finding.detail,
     }  # fmt: skip
+    if related is not None:
+        view["seen_by_agencies"] = len({finding.agency_id} | {link.agency_id for link in related})
+        view["related"] = [{"id": link.id, "agency": link.agency, "status": link.status} for link in related]
+    return view
 
 
 # The cross-agency view (platform roles only) ---------------------------------------------------
+
+
+class SharedFinding(TypedDict):
+    """One agency's finding of a shared subject, with the hosts in its evidence."""
+
+    id: int
+    agency: str | None
+    status: str
+    severity: str
+    last_seen_at: datetime
+    hosts: list[str]
+
+
+class SharedSubject(TypedDict):
+    """A subject found in several agencies (`shared_subjects`), with the rule's texts and each agency's finding."""
+
+    rule_id: str
+    subject: str
+    title: str
+    article: str
+    seen_by_agencies: int
+    agencies: list[str]
+    last_seen_at: datetime | None
+    findings: list[SharedFinding]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,13 +333,22 @@ def related(session: Session, findings: Sequence[Finding]) -> dict[int, list[Lin
 
 def shared_subjects(
     session: Session, *, language: str, rule_id: str | None = None, include_closed: bool = False, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[SharedSubject]:
     """Subjects with findings in at least two agencies: most agencies first, then the most recently seen.
 
     A subnet, tunnel endpoint or DHCP server seen by hosts of several agencies is evidence of an
     interconnection between them that nobody declared (Articles 9 and 25). Closed findings (exempted,
     remediated, false positive) count only with `include_closed`. Only for callers who see every agency.
     """
+    rows = session.execute(_shared_query(rule_id=rule_id, include_closed=include_closed, limit=limit)).all()
+    codes = codes_by_id(session)
+    members = _members(session, [(rule, subject) for rule, subject, _ in rows], include_closed=include_closed)
+    return [_shared_subject(rule, subject, count, members.get((rule, subject), []), codes=codes, language=language)
+            for rule, subject, count in rows]  # fmt: skip
+
+
+def _shared_query(*, rule_id: str | None, include_closed: bool, limit: int) -> Select[str, str, int]:
+    """(rule_id, subject, number of agencies) of the subjects found in two agencies or more, most agencies first."""
     considered = select(Finding.rule_id, Finding.subject).where(Finding.agency_id.is_not(None))
     if not include_closed:
         considered = considered.where(Finding.status.in_(ACTIVE))
@@ -273,26 +356,29 @@ def shared_subjects(
         considered = considered.where(Finding.rule_id == rule_id)
     agencies = func.count(func.distinct(Finding.agency_id))
     shared = considered.group_by(Finding.rule_id, Finding.subject).having(agencies >= 2).add_columns(agencies)
-    shared = shared.order_by(agencies.desc(), func.max(Finding.last_seen_at).desc()).limit(limit)
-    rows = session.execute(shared).all()
-    codes = codes_by_id(session)
+    return shared.order_by(agencies.desc(), func.max(Finding.last_seen_at).desc()).limit(limit)
+
+
+def _members(session: Session, pairs: Sequence[tuple[str, str]], *, include_closed: bool) -> dict[tuple[str, str], list[Finding]]:
+    """The agencies' findings of each (rule_id, subject), oldest first; closed ones only with `include_closed`."""
     members: dict[tuple[str, str], list[Finding]] = {}
-    for where in _key_chunks([(rule, subject) for rule, subject, _ in rows]):
+    for where in _key_chunks(pairs):
         query = select(Finding).where(where, Finding.agency_id.is_not(None)).order_by(Finding.id)
         if not include_closed:
             query = query.where(Finding.status.in_(ACTIVE))
         for finding in session.scalars(query):
             members.setdefault((finding.rule_id, finding.subject), []).append(finding)
-    out = []
-    for rule, subject, count in rows:
-        found = members.get((rule, subject), [])
-        texts = RULES[rule].text(language, subject)
-        out.append({
-            "rule_id": rule, "subject": subject, "title": texts["title"], "article": texts["article"],
-            "seen_by_agencies": count, "agencies": sorted({codes.get(f.agency_id or -1, "") for f in found}),
-            "last_seen_at": max(f.last_seen_at for f in found) if found else None,
-            "findings": [{"id": f.id, "agency": codes.get(f.agency_id or -1), "status": f.status, "severity": f.severity,
-                          "last_seen_at": f.last_seen_at, "hosts": sorted({str(e.get("host")) for e in f.evidence})}
-                         for f in found],
-        })  # fmt: skip
-    return out
+    return members
+
+
+def _shared_subject(rule: str, subject: str, count: int, found: list[Finding], *, codes: dict[int, str],
+                    language: str) -> SharedSubject:  # fmt: skip
+    texts = RULES[rule].text(language, subject)
+    return {
+        "rule_id": rule, "subject": subject, "title": texts["title"], "article": texts["article"],
+        "seen_by_agencies": count, "agencies": sorted({codes.get(f.agency_id or -1, "") for f in found}),
+        "last_seen_at": max(f.last_seen_at for f in found) if found else None,
+        "findings": [{"id": f.id, "agency": codes.get(f.agency_id or -1), "status": f.status, "severity": f.severity,
+                      "last_seen_at": f.last_seen_at, "hosts": sorted({str(e.get("host")) for e in f.evidence})}
+                     for f in found],
+    }  # fmt: skip

@@ -6,7 +6,7 @@ finding, and `GET /api/v1/findings/shared-subjects`. Agency users get neither (t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -16,7 +16,7 @@ from server.agencies.service import codes_by_id
 from server.deps import DbSession, Now, RemoteAddr
 from server.findings import service
 from server.findings.models import Finding
-from server.findings.schemas import FindingAction, FindingRead
+from server.findings.schemas import FindingAction, FindingRead, SharedSubjectRead
 
 router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
 Language = Literal["zh", "en"]
@@ -35,10 +35,10 @@ def list_findings(caller: Scoped, session: DbSession, lang: Language = "zh", sta
     ]
 
 
-@router.get("/shared-subjects")
+@router.get("/shared-subjects", response_model=list[SharedSubjectRead])
 def shared_subjects(caller: PlatformAccess, session: DbSession, lang: Language = "zh",
                     rule_id: str | None = Query(None, max_length=64), include_closed: bool = False,
-                    limit: int = Query(1000, ge=1, le=10_000)) -> list[dict[str, Any]]:
+                    limit: int = Query(1000, ge=1, le=10_000)) -> list[service.SharedSubject]:
     """Subjects (subnets, tunnel endpoints, DHCP servers...) with findings in two or more agencies; platform roles only.
 
     Each item: rule_id, subject, title, article, seen_by_agencies, agencies (codes), last_seen_at, and findings

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from server.database import MAX_ID
 
@@ -34,7 +34,7 @@ class EntryCreate(BaseModel):
 
     kind: Literal["note", "evidence"] = "note"
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class EntryCreated(BaseModel):
@@ -58,7 +58,7 @@ class EntryRead(BaseModel):
     actor: str
     kind: str
     text: str
-    data: dict[str, Any]
+    data: dict[str, JsonValue]
     hash: str
 
 

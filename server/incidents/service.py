@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonObject, JsonValue
 from server import access as scope
 from server.access import Access
 from server.agencies.models import Agency
@@ -34,19 +36,20 @@ STATUS_ZH = {"open": "已登记", "investigating": "调查中", "contained": "�
 KIND_ZH = {"created": "创建", "note": "记录", "evidence": "证据", "status": "状态变更", "alert": "告警", "finding": "发现"}
 
 
-def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, text: str, data: dict[str, Any]) -> str:
+def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, text: str, data: Mapping[str, JsonValue]) -> str:
     canonical = json.dumps({"seq": seq, "at": at.isoformat(), "actor": actor, "kind": kind, "text": text, "data": data},
                            ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)  # fmt: skip
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def append(session: Session, incident: Incident, *, actor: str, kind: str, text: str, data: dict[str, Any], at: datetime) -> TimelineEntry:
+def append(session: Session, incident: Incident, *, actor: str, kind: str, text: str, data: Mapping[str, JsonValue],
+           at: datetime) -> TimelineEntry:  # fmt: skip
     """Add one entry at the end of the chain (the only way entries are written)."""
     last = session.scalar(select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.seq.desc()).limit(1))
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    data = json.loads(json.dumps(data, default=str))
-    entry = TimelineEntry(incident_id=incident.id, seq=seq, at=at, actor=actor, kind=kind, text=text[:20000], data=data,
-                          prev_hash=prev, hash=entry_hash(prev, seq, at, actor, kind, text[:20000], data))  # fmt: skip
+    stored: JsonObject = json.loads(json.dumps(data, default=str))  # a copy, exactly as the database will give it back
+    entry = TimelineEntry(incident_id=incident.id, seq=seq, at=at, actor=actor, kind=kind, text=text[:20000], data=stored,
+                          prev_hash=prev, hash=entry_hash(prev, seq, at, actor, kind, text[:20000], stored))  # fmt: skip
     session.add(entry)
     session.flush()
     return entry
@@ -68,6 +71,99 @@ def verify(entries: list[TimelineEntry]) -> tuple[bool, int | None]:
     return True, None
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """The alert or finding an incident is opened from: the defaults it gives and the evidence entry it adds."""
+
+    title: str
+    severity: str
+    agency_code: str | None  # an alert names its agency by code
+    agency_id: int | None  # a finding by id
+    evidence_kind: str
+    evidence_text: str
+    evidence: JsonObject
+
+
+def _from_alert(session: Session, *, access: Access, fingerprint: str, title: str | None) -> _Origin:
+    """Raises NotFoundError, also for another agency's alert."""
+    record = scope.get(session, AlertRecord, fingerprint, access=access, what="alert")
+    title = title or record.annotations.get("summary_zh") or record.alertname
+    return _Origin(title=title, severity=record.severity, agency_code=record.agency_code or None, agency_id=None,
+                   evidence_kind="alert", evidence_text=f"由告警创建：{title}",
+                   evidence={"fingerprint": record.fingerprint, "labels": record.labels,
+                             "annotations": record.annotations, "fired_at": _text_of(record.fired_at)})  # fmt: skip
+
+
+def _text_of(at: datetime | None) -> str | None:
+    """A time as the timeline has always stored it (str(), as json.dumps(default=str) wrote it), or None."""
+    return None if at is None else str(at)
+
+
+def _from_finding(session: Session, *, access: Access, finding_id: int) -> _Origin:
+    """Raises NotFoundError, also for another agency's finding."""
+    finding = scope.get(session, Finding, finding_id, access=access, what="finding")
+    from inventory.rules import RULES  # noqa: PLC0415
+
+    texts = RULES[finding.rule_id].text("zh", finding.subject)
+    return _Origin(title=texts["title"], severity=finding.severity, agency_code=None, agency_id=finding.agency_id,
+                   evidence_kind="finding", evidence_text=f"由发现创建：{texts['title']}（{texts['article']}）",
+                   evidence={"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject,
+                             "evidence": list[JsonValue](finding.evidence)})  # fmt: skip
+
+
+def _origin(session: Session, *, access: Access, alert: str | None, finding_id: int | None,
+            title: str | None) -> _Origin | None:  # fmt: skip
+    """The alert (by fingerprint) or else the finding the incident is opened from; None when described by hand."""
+    if alert:
+        return _from_alert(session, access=access, fingerprint=alert, title=title)
+    if finding_id is not None:
+        return _from_finding(session, access=access, finding_id=finding_id)
+    return None
+
+
+def _owner(session: Session, *, access: Access, requested: int | None, origin: _Origin | None) -> tuple[int | None, str | None]:
+    """The agency an incident belongs to, as (id, code): an agency user's own; else the agency of the alert or
+    finding it is opened from, which a platform role's `requested` agency must match; else `requested`.
+    Raises NotFoundError (unknown agency), BadRequestError (agency_mismatch)."""
+    codes = dict(session.execute(select(Agency.code, Agency.id)).all())
+    agency_id = requested
+    if access.scoped:
+        agency_id = access.agency_id  # an agency user opens incidents for its own agency only
+    elif agency_id is not None and agency_id not in codes.values():
+        raise NotFoundError(f"no agency {agency_id}", reason="unknown_agency")
+    source_agency = _source_agency(origin, codes)
+    if source_agency is not None:
+        if agency_id is not None and agency_id != source_agency:  # its evidence would reach another agency
+            raise BadRequestError("an incident opened from an alert or a finding belongs to that one's agency", reason="agency_mismatch")
+        agency_id = source_agency
+    return agency_id, next((c for c, i in codes.items() if i == agency_id), None)
+
+
+def _source_agency(origin: _Origin | None, codes: dict[str, int]) -> int | None:
+    """The id of the agency of the alert or finding an incident is opened from (None if it has none)."""
+    if origin is None:
+        return None
+    if origin.agency_code:
+        return codes.get(origin.agency_code)
+    return origin.agency_id
+
+
+def _title_and_severity(title: str | None, severity: str | None, origin: _Origin | None) -> tuple[str, str]:
+    """The given title and severity, else the alert's or finding's. Raises BadRequestError when either is missing."""
+    if origin:
+        title = title or origin.title
+        severity = severity or origin.severity
+    if not title or severity is None or severity not in SEVERITY_ZH:
+        raise BadRequestError("an incident needs a title and a severity (critical, warning, info)", reason="bad_incident")
+    return title, severity
+
+
+def _affected_agencies(origin: _Origin | None, own_code: str | None) -> list[str]:
+    """The codes of the alert's agency and of the incident's own, sorted and without repeats."""
+    named = [origin.agency_code] if origin and origin.agency_code else []
+    return sorted(set(named + ([own_code] if own_code else [])))
+
+
 def create(session: Session, *, access: Access, now: datetime, title: str | None, severity: str | None,
            alert: str | None = None, finding_id: int | None = None, agency_id: int | None = None,
            systems: list[str] | None = None, assignee: str = "", remote_addr: str | None = None) -> Incident:
@@ -75,49 +171,19 @@ def create(session: Session, *, access: Access, now: datetime, title: str | None
     up through the access layer, so another agency's are unknown (Article 25). Raises BadRequestError, NotFoundError."""
     principal = access.principal
     principal.require_user()
-    evidence: tuple[str, str, dict[str, Any]] | None = None
-    agencies: list[str] = []
-    source_agency: int | None = None  # the agency of the alert or finding it is opened from
-    if alert:
-        record = scope.get(session, AlertRecord, alert, access=access, what="alert")
-        title = title or record.annotations.get("summary_zh") or record.alertname
-        severity = severity or record.severity
-        agencies = [record.agency_code] if record.agency_code else []
-        evidence = ("alert", f"由告警创建：{title}", {"fingerprint": record.fingerprint, "labels": record.labels,
-                                                    "annotations": record.annotations, "fired_at": record.fired_at})
-    elif finding_id is not None:
-        finding = scope.get(session, Finding, finding_id, access=access, what="finding")
-        from inventory.rules import RULES  # noqa: PLC0415
-
-        texts = RULES[finding.rule_id].text("zh", finding.subject)
-        title = title or texts["title"]
-        severity = severity or finding.severity
-        source_agency = finding.agency_id
-        evidence = ("finding", f"由发现创建：{texts['title']}（{texts['article']}）",
-                    {"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject, "evidence": finding.evidence})
-    if not title or severity not in SEVERITY_ZH:
-        raise BadRequestError("an incident needs a title and a severity (critical, warning, info)", reason="bad_incident")
-    codes = dict(session.execute(select(Agency.code, Agency.id)).all())
-    if agencies:
-        source_agency = codes.get(agencies[0])
-    if access.scoped:
-        agency_id = access.agency_id  # an agency user opens incidents for its own agency only
-    elif agency_id is not None and agency_id not in codes.values():
-        raise NotFoundError(f"no agency {agency_id}", reason="unknown_agency")
-    if source_agency is not None:
-        if agency_id is not None and agency_id != source_agency:  # its evidence would reach another agency
-            raise BadRequestError("an incident opened from an alert or a finding belongs to that one's agency", reason="agency_mismatch")
-        agency_id = source_agency
-    own_code = next((c for c, i in codes.items() if i == agency_id), None)
+    origin = _origin(session, access=access, alert=alert, finding_id=finding_id, title=title)
+    title, severity = _title_and_severity(title, severity, origin)
+    agency_id, own_code = _owner(session, access=access, requested=agency_id, origin=origin)
     incident = Incident(title=title[:300], severity=severity, status="open", agency_id=agency_id,
-                        affected_agencies=sorted(set(agencies + ([own_code] if own_code else []))), affected_systems=systems or [],
+                        affected_agencies=_affected_agencies(origin, own_code), affected_systems=systems or [],
                         assignee=assignee, created_at=now, created_by=principal.actor)  # fmt: skip
     session.add(incident)
     session.flush()
     append(session, incident, actor=principal.actor, kind="created", text=f"登记安全事件：{incident.title}",
            data={"severity": severity, "agency": own_code}, at=now)
-    if evidence:
-        append(session, incident, actor="system", kind=evidence[0], text=evidence[1], data=evidence[2], at=now)
+    if origin:
+        append(session, incident, actor="system", kind=origin.evidence_kind, text=origin.evidence_text,
+               data=origin.evidence, at=now)
     audit.record(session, actor=principal.actor, action="incident.create", target_type="incident", target_id=incident.id,
                  details={"title": incident.title, "severity": severity}, remote_addr=remote_addr, at=now)
     return incident

@@ -117,6 +117,9 @@ def test_findings_fire_by_rule_and_severity_and_resolve_with_their_status():
     [
         ("groups: [{name: g, rules: [{alert: A, measurement: m, field: f}]}]", "threshold rule needs field and threshold"),
         ("groups: [{name: g, rules: [{alert: A, measurement: m, field: f, threshold: 5, clear: 9}]}]", "firing side"),
+        ("groups: [{name: g, rules: [{alert: A, kind: rate, measurement: m, field: f, op: '<', threshold: 5, clear: 1}]}]",
+         "clear 1.0 is on the firing side of threshold 5.0"),
+        ("groups: [{name: g, rules: [{alert: A, kind: rate, field: f, threshold: 5}]}]", "rate rule needs measurement"),
         ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m, for: 5 minutes}]}]", "not a duration"),
         ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m}, {alert: A, kind: absence, measurement: n}]}]", "duplicate alert names: A"),
         ("groups: [{name: g, rules: [{alert: A, kind: absence, measurement: m, labels: {severity: urgent}}]}]", "labels.severity"),
@@ -127,6 +130,13 @@ def test_rule_files_are_checked_like_promtool(text, problem):
     with pytest.raises(RulesError) as raised:
         load_rules(text)
     assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize(("op", "clear"), [(">", 80), (">=", 90), ("<", 95), ("<=", 90)])
+def test_a_clear_value_on_the_resolving_side_or_at_the_threshold_is_accepted(op, clear):
+    (rule,) = load_rules(f"groups: [{{name: g, rules: [{{alert: A, measurement: m, field: f, op: '{op}', threshold: 90, "
+                         f"clear: {clear}}}]}}]").rules()  # fmt: skip
+    assert (rule.op, rule.clear_value) == (op, clear)
 
 
 def test_an_escalated_finding_replaces_its_alert_and_nothing_is_left_lacking_data():

@@ -197,3 +197,13 @@ def test_cli_text_is_chinese_by_default(closed_port: int) -> None:
                           capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert (done.returncode, done.stdout.splitlines()[0]) == (
         1, f"异常  tcp 127.0.0.1:{closed_port}: 连接被拒绝(RST) (connection refused (RST))")
+
+
+def test_cli_text_in_english_lists_the_duration_fields_and_phases(http_server: WebServer) -> None:
+    done = subprocess.run([sys.executable, "-m", "cli", "probe", "http", f"http://127.0.0.1:{http_server.port}/", "--lang", "en"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[0].startswith(f"UP  http http://127.0.0.1:{http_server.port}/: "), done.stdout
+    assert lines[1].startswith("  duration: ") and lines[1].endswith(" ms")
+    assert any(line.startswith("  http_status_code: 200") for line in lines[2:]), lines
+    assert any(line.startswith("  phase_") and "_seconds: " in line for line in lines[2:]), lines

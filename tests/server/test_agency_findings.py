@@ -154,3 +154,17 @@ def test_the_registry_is_read_once_per_declaration_change_not_per_batch(client, 
     assert cache.loads == 2
     subjects = {f["subject"] for f in listed(client, admin) if f["rule_id"] == "undeclared_network"}
     assert subjects == {"192.168.1.0/24"}  # 10.9.1.0/24 lies in the plan declared a moment ago
+
+
+def test_a_shared_subject_reads_with_its_keys_in_order_and_times_as_the_findings_api_writes_them(client, admin, clock: Clock):
+    health, police = make_agency(client, admin, "health"), make_agency(client, admin, "police")
+    ingest(client, enroll(client, admin, health, "his-db-1").headers, [lan(clock.now, "192.168.1.10")], "h1")
+    clock.advance(minutes=3)
+    ingest(client, enroll(client, admin, police, "jw-app-1").headers, [lan(clock.now, "192.168.1.20")], "p1")
+    by_agency = {f["agency"]: f for f in listed(client, admin)}
+    (shared,) = client.get("/api/v1/findings/shared-subjects", headers=admin).json()
+    assert list(shared) == ["rule_id", "subject", "title", "article", "seen_by_agencies", "agencies", "last_seen_at", "findings"]
+    assert shared["last_seen_at"] == by_agency["police"]["last_seen_at"]  # the newer one, in the same format
+    assert [(f["agency"], list(f), f["last_seen_at"]) for f in shared["findings"]] == [
+        (code, ["id", "agency", "status", "severity", "last_seen_at", "hosts"], by_agency[code]["last_seen_at"])
+        for code in ("health", "police")]

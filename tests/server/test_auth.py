@@ -73,6 +73,19 @@ def test_roles(client, admin):
     assert (bad.status_code, bad.json()["reason"]) == (400, "bad_role")
 
 
+def test_a_user_is_bound_to_an_existing_agency_exactly_when_its_role_says_so(client, admin):
+    health = make_agency(client, admin, "health")
+    bound = client.post("/api/v1/users", json={"username": "noc9", "role": "noc", "agency_id": health}, headers=admin)
+    assert (bound.status_code, bound.json()["reason"]) == (400, "agency_not_allowed")
+    missing = client.post("/api/v1/users", json={"username": "health9", "role": "agency", "agency_id": health + 99}, headers=admin)
+    assert missing.status_code == 404
+    assert client.post("/api/v1/users", json={"username": "health9", "role": "agency", "agency_id": health}, headers=admin).status_code == 201
+    again = client.post("/api/v1/users", json={"username": "health9", "role": "noc"}, headers=admin)
+    assert (again.status_code, again.json()["reason"]) == (409, "duplicate_user")
+    names = [u["username"] for u in client.get("/api/v1/users", headers=admin).json()]
+    assert names.count("health9") == 1 and "noc9" not in names  # nothing stored by a refusal
+
+
 def test_agency_user_sees_only_its_own_agency(client, admin, clock):
     health = make_agency(client, admin, "health")
     police = make_agency(client, admin, "police")

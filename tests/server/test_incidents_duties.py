@@ -99,3 +99,37 @@ def test_duties_overdue_alert_and_the_scorecard(client, admin, clock: Clock):
     police = make_agency(client, admin, "police")
     forbidden = client.post("/api/v1/duties", headers=health_user, json={"agency": "police", "kind": "risk_assessment"})
     assert forbidden.status_code == 404 and police  # another agency is unknown to it
+
+def test_an_incident_described_by_hand_needs_a_severity_and_a_known_agency(client, admin):
+    health = make_agency(client, admin, "health")
+    no_severity = client.post("/api/v1/incidents", headers=admin, json={"title": "机房断电"})
+    assert (no_severity.status_code, no_severity.json()["reason"]) == (400, "bad_incident")
+    unknown = client.post("/api/v1/incidents", headers=admin, json={"title": "机房断电", "severity": "info", "agency_id": health + 99})
+    assert (unknown.status_code, unknown.json()["reason"]) == (404, "unknown_agency")
+    assert client.get("/api/v1/incidents", headers=admin).json() == []  # nothing stored
+    created = client.post("/api/v1/incidents", headers=admin,
+                          json={"title": "机房断电", "severity": "info", "agency_id": health, "systems": ["HIS"]})
+    assert created.status_code == 201, created.text
+    incident = created.json()
+    assert (incident["agency_id"], incident["affected_agencies"], incident["affected_systems"]) == (health, ["health"], ["HIS"])
+    assert [(e["kind"], e["data"]) for e in incident["timeline"]] == [("created", {"severity": "info", "agency": "health"})]
+
+
+def test_the_scorecard_ratios_and_an_agency_with_nothing_to_count(client, admin, clock: Clock):
+    health = make_agency(client, admin, "health")
+    make_agency(client, admin, "police")
+    enroll(client, admin, health, "his-db-1")
+    enroll(client, admin, health, "his-web-1")
+    client.post("/api/v1/duties", headers=admin, json={"agency": "health", "kind": "emergency_drill", "frequency_days": 30})
+    for kind in ("level_evaluation", "risk_assessment"):
+        client.post("/api/v1/duties", headers=admin, json={"agency": "health", "kind": kind})
+    clock.advance(days=31)
+    cards = {card["agency"]: card for card in client.get("/api/v1/scorecard", headers=admin).json()}
+    assert cards["health"] == {
+        "agency": "health", "name": "health 局", "duties": 3, "duties_overdue": 1, "duties_on_time_ratio": 0.6667,
+        "hosts_expected": 2, "hosts_reporting": 0, "monitoring_coverage_ratio": 0.0,
+        "backup_jobs": 0, "backup_jobs_within_rpo": 0, "backup_rpo_ratio": None, "open_findings": 0}
+    assert cards["police"] == {
+        "agency": "police", "name": "police 局", "duties": 0, "duties_overdue": 0, "duties_on_time_ratio": None,
+        "hosts_expected": 0, "hosts_reporting": 0, "monitoring_coverage_ratio": None,
+        "backup_jobs": 0, "backup_jobs_within_rpo": 0, "backup_rpo_ratio": None, "open_findings": 0}

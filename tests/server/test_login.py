@@ -200,3 +200,19 @@ def test_root_leads_to_the_console_and_its_login(client):
     assert (root.status_code, root.headers["location"]) == (303, "/ui")
     page = client.get("/")
     assert page.status_code == 200 and str(page.url).endswith("/ui/login") and 'id="password"' in page.text
+
+
+def test_a_failed_login_is_audited_with_why_it_failed(client, admin):
+    _user(client, admin, "noc1")
+    _user(client, admin, "nopass", password=None)
+    gone = _user(client, admin, "gone")
+    client.patch(f"/api/v1/users/{gone}", headers=admin, json={"disabled": True})
+    for name in ("noc1", "ghost", "nopass", "gone"):
+        assert _login(client, name, "wrong-password-1") == 401
+    assert _login(client, "gone") == 401  # a disabled user is refused even with the right password
+    with client.app.state.sessions() as session:
+        events = [(e.target_id, e.details["reason"]) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "login.failure").order_by(AuditEvent.id))]  # fmt: skip
+    assert events == [("noc1", "wrong_password"), ("ghost", "unknown_user"), ("nopass", "no_password"),
+                      ("gone", "disabled_user"), ("gone", "disabled_user")]  # fmt: skip
+    assert metric_value(client, "egovmon_logins_total", result="failure") == 5
