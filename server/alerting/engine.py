@@ -16,7 +16,7 @@ import threading
 import time as time_module
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 class EngineMetrics(DeliveryMetrics, Protocol):
     """Where the engine reports its work (server.metrics.ServerMetrics implements it)."""
 
-    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None: ...
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str], evicted_series: int = 0) -> None: ...
 
 
 class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
@@ -48,23 +48,23 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
 
     name = "alerting"
 
-    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False,
-                 on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
+    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
+                 shared: bool = False, on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
         """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
         the latest values and findings in the database (which every worker writes), not over its own share of samples.
         `on_skip(kind)` counts a stored row (duty, silence) the cycle skipped because it is invalid."""
         self._on_skip = on_skip or (lambda kind: None)
         self.metrics = metrics
-        self._posted_at: dict[tuple[str, str], datetime] = {}  # (alertmanager receiver, fingerprint) → last post queued
-        self._skipped: set[tuple[str, Any]] = set()  # logged once per row
+        self._posted_at = {}
+        self._skipped = set()
         self.settings = settings
         self.shared = shared
         self._holder = lease_holder(self)
         self._leading = False
         self._fed_ns = 0
-        self._fed_findings_at: datetime | None = None
-        self._host_map: dict[int, tuple[str, str]] = {}
-        self._host_map_at: datetime | None = None
+        self._fed_findings_at = None
+        self._host_map = {}
+        self._host_map_at = None
         self._sessions = sessions
         self._clock = clock
         self.rules = [packed.rule for packed in load_rule_pack(settings.rules_files, default_rules_too=settings.default_rules)]
@@ -113,13 +113,6 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
             records = self._store(session, transitions, snapshot, now)
             queued = self._queue(session, transitions, records, now)
         return queued
-
-    def _skip(self, kind: str, ident: Any, exc: Exception) -> None:
-        """One invalid stored row is left out of this cycle; the others are evaluated. Logged once per row, counted."""
-        self._on_skip(kind)
-        if (kind, ident) not in self._skipped:
-            self._skipped.add((kind, ident))
-            log.error("alert evaluation skips %s %s, which is invalid: %s", kind, ident, exc)
 
     # delivery
 
