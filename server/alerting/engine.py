@@ -20,7 +20,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.evaluate import Alert, Evaluator
+from alerting.evaluate import Alert, Evaluator, Transition
 from alerting.pack import load_rule_pack
 from alerting.route import Inhibition, MaintenanceWindow, parse_matcher
 from core.settings import AlertingSettings
@@ -88,11 +88,22 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
     def cycle(self) -> int:
         """Evaluate, store, and queue notifications; returns how many notifications were queued."""
         now = self._clock()
+        if self.shared and not self._lead(now):
+            return 0
         if self.shared:
-            if not self._lead(now):
-                return 0
             self._feed_from_database(now)
         self._observe_duties(now)
+        transitions, snapshot = self._evaluate(now)
+        with self._sessions() as session, session.begin():
+            if self._lost_lease(session):
+                return 0
+            records = self._store(session, transitions, snapshot, now)
+            queued = self._queue(session, transitions, records, now)
+        return queued
+
+    def _evaluate(self, now: datetime) -> tuple[list[Transition], dict[str, Alert]]:
+        """One evaluation under the lock: the transitions, and a copy of the alerts as they are now (the resolved
+        ones are then forgotten by the evaluator: they are remembered in the database)."""
         started = time_module.perf_counter()
         with self._lock:
             transitions = self.evaluator.evaluate(now)
@@ -105,14 +116,16 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
-        with self._sessions() as session, session.begin():
-            if self.shared and not holds_lease(session, name=LEASE, holder=self._holder, now=self._clock()):
-                log.warning("alert evaluation lease lost during a cycle by %s: its results are not stored", self._holder)
-                self._leading = False  # taken over (this cycle outlived the lease): the new holder evaluates
-                return 0
-            records = self._store(session, transitions, snapshot, now)
-            queued = self._queue(session, transitions, records, now)
-        return queued
+        return transitions, snapshot
+
+    def _lost_lease(self, session: Session) -> bool:
+        """The fence (server.alerting.lease): True when this shared engine no longer holds the lease, so the cycle's
+        results must not be stored; the row stays locked until `session`'s transaction ends."""
+        if not self.shared or holds_lease(session, name=LEASE, holder=self._holder, now=self._clock()):
+            return False
+        log.warning("alert evaluation lease lost during a cycle by %s: its results are not stored", self._holder)
+        self._leading = False  # taken over (this cycle outlived the lease): the new holder evaluates
+        return True
 
     # delivery
 
