@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerting.channel import ReceiverBase
 from alerting.notify import DeliveryError, PermanentDeliveryError, deliver
-from core.settings import ReceiverSettings
+from core.jsontypes import JsonObject, JsonValue
 from server.alerting.models import Notification
 
 log = logging.getLogger(__name__)
@@ -39,52 +41,81 @@ class DeliveryMetrics(Protocol):
     def delivery_failed(self, receiver: str, reason: str) -> None: ...
 
 
-def deliver_due(*, sessions: sessionmaker[Session], receivers: Mapping[str, ReceiverSettings], clock: Callable[[], datetime],
+def deliver_due(*, sessions: sessionmaker[Session], receivers: Mapping[str, ReceiverBase], clock: Callable[[], datetime],
                 metrics: DeliveryMetrics | None = None) -> int:
     """Deliver the outbox rows due now (at most BATCH); returns how many were sent."""
     now = clock()
-    with sessions() as session, session.begin():
-        session.execute(update(Notification).where(Notification.status == "sending", Notification.next_attempt_at < now - STALE_CLAIM)
-                        .values(status="pending"))  # fmt: skip
-        due = list(session.scalars(select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                                   .order_by(Notification.id).limit(BATCH)))  # fmt: skip
     sent = 0
-    for notification_id in due:
-        with sessions() as session, session.begin():
-            claimed = session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "pending")
-                                      .values(status="sending", next_attempt_at=now)).rowcount  # fmt: skip
-            row = session.get(Notification, notification_id) if claimed else None
-            kind, receiver_name, body = (row.kind, row.receiver, dict(row.body)) if row else ("", "", {})
-        if row is None:
+    for notification_id in _due(sessions, now):
+        claimed = _claim(sessions, notification_id, now)
+        if claimed is None:
             continue  # another worker has it
         started = time.perf_counter()
-        error, permanent = _attempt(notification_id, kind, receivers.get(receiver_name), receiver_name, body)
+        error, permanent = _attempt(notification_id, claimed.kind, receivers.get(claimed.receiver), claimed.receiver, claimed.body)
         if metrics is not None:
-            metrics.delivery_attempted(receiver_name, time.perf_counter() - started)
+            metrics.delivery_attempted(claimed.receiver, time.perf_counter() - started)
         with sessions() as session, session.begin():
             row = session.get(Notification, notification_id)
             assert row is not None
             row.attempts += 1
-            if not error:
-                row.status, row.sent_at, row.last_error = "sent", clock(), ""
+            if error:
+                _failed(row, error, permanent, clock(), metrics)
+            else:
+                _sent(row, clock(), metrics)
                 sent += 1
-                if metrics is not None:
-                    metrics.delivered(receiver_name, max(0.0, (row.sent_at - row.created_at).total_seconds()))
-                continue
-            row.last_error = error
-            row.status = "failed" if permanent or row.attempts >= MAX_ATTEMPTS else "pending"
-            row.next_attempt_at = clock() + timedelta(seconds=min(5 * 2 ** (row.attempts - 1), 3600))
-            if metrics is not None:
-                metrics.delivery_failed(receiver_name, "permanent" if permanent else "transient")
-            if row.status == "failed":
-                log.error("notification %d to %s failed for good after %d attempt(s): %s", row.id, receiver_name, row.attempts, error)
-            elif row.attempts == 1:
-                log.warning("notification %d to %s failed, will retry: %s", row.id, receiver_name, error)
     return sent
 
 
-def _attempt(notification_id: int, kind: str, receiver: ReceiverSettings | None, receiver_name: str,
-             body: Mapping[str, object]) -> tuple[str, bool]:
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A row this worker claimed for sending: what `_attempt` needs, read in the claiming transaction."""
+
+    kind: str
+    receiver: str
+    body: JsonObject
+
+
+def _due(sessions: sessionmaker[Session], now: datetime) -> list[int]:
+    """Ids of the rows due now, oldest first (at most BATCH); a claim left `sending` by a crash is released first."""
+    with sessions() as session, session.begin():
+        session.execute(update(Notification).where(Notification.status == "sending", Notification.next_attempt_at < now - STALE_CLAIM)
+                        .values(status="pending"))  # fmt: skip
+        return list(session.scalars(select(Notification.id).where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                                    .order_by(Notification.id).limit(BATCH)))  # fmt: skip
+
+
+def _claim(sessions: sessionmaker[Session], notification_id: int, now: datetime) -> _Claimed | None:
+    """Mark the row `sending` when it is still `pending`; None when another worker claimed it first."""
+    with sessions() as session, session.begin():
+        result = session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "pending")
+                                 .values(status="sending", next_attempt_at=now))  # fmt: skip
+        assert isinstance(result, CursorResult)  # an UPDATE always yields one
+        row = session.get(Notification, notification_id) if result.rowcount else None
+        return _Claimed(row.kind, row.receiver, dict(row.body)) if row is not None else None
+
+
+def _sent(row: Notification, at: datetime, metrics: DeliveryMetrics | None) -> None:
+    row.status, row.sent_at, row.last_error = "sent", at, ""
+    if metrics is not None:
+        metrics.delivered(row.receiver, max(0.0, (at - row.created_at).total_seconds()))
+
+
+def _failed(row: Notification, error: str, permanent: bool, at: datetime, metrics: DeliveryMetrics | None) -> None:
+    """Store the error; retry with exponential backoff (5 s doubling, at most an hour) unless it is permanent or
+    the row has used MAX_ATTEMPTS. The failure is logged on the first attempt and when it is final."""
+    row.last_error = error
+    row.status = "failed" if permanent or row.attempts >= MAX_ATTEMPTS else "pending"
+    row.next_attempt_at = at + timedelta(seconds=min(5 * 2 ** (row.attempts - 1), 3600))
+    if metrics is not None:
+        metrics.delivery_failed(row.receiver, "permanent" if permanent else "transient")
+    if row.status == "failed":
+        log.error("notification %d to %s failed for good after %d attempt(s): %s", row.id, row.receiver, row.attempts, error)
+    elif row.attempts == 1:
+        log.warning("notification %d to %s failed, will retry: %s", row.id, row.receiver, error)
+
+
+def _attempt(notification_id: int, kind: str, receiver: ReceiverBase | None, receiver_name: str,
+             body: Mapping[str, JsonValue]) -> tuple[str, bool]:
     """Send one message; returns (error, permanent), ("", False) when it was delivered."""
     try:
         if receiver is None:

@@ -16,11 +16,11 @@ import threading
 import time as time_module
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerting.evaluate import Alert, Evaluator
+from alerting.evaluate import Alert, Evaluator, Transition
 from alerting.pack import load_rule_pack
 from alerting.route import Inhibition, MaintenanceWindow, parse_matcher
 from core.settings import AlertingSettings
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 class EngineMetrics(DeliveryMetrics, Protocol):
     """Where the engine reports its work (server.metrics.ServerMetrics implements it)."""
 
-    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str]) -> None: ...
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str], evicted_series: int = 0) -> None: ...
 
 
 class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
@@ -48,23 +48,23 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
 
     name = "alerting"
 
-    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Any, *, shared: bool = False,
-                 on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
+    def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
+                 shared: bool = False, on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
         """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
         the latest values and findings in the database (which every worker writes), not over its own share of samples.
         `on_skip(kind)` counts a stored row (duty, silence) the cycle skipped because it is invalid."""
         self._on_skip = on_skip or (lambda kind: None)
         self.metrics = metrics
-        self._posted_at: dict[tuple[str, str], datetime] = {}  # (alertmanager receiver, fingerprint) → last post queued
-        self._skipped: set[tuple[str, Any]] = set()  # logged once per row
+        self._posted_at = {}
+        self._skipped = set()
         self.settings = settings
         self.shared = shared
         self._holder = lease_holder(self)
         self._leading = False
         self._fed_ns = 0
-        self._fed_findings_at: datetime | None = None
-        self._host_map: dict[int, tuple[str, str]] = {}
-        self._host_map_at: datetime | None = None
+        self._fed_findings_at = None
+        self._host_map = {}
+        self._host_map_at = None
         self._sessions = sessions
         self._clock = clock
         self.rules = [packed.rule for packed in load_rule_pack(settings.rules_files, default_rules_too=settings.default_rules)]
@@ -88,11 +88,22 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
     def cycle(self) -> int:
         """Evaluate, store, and queue notifications; returns how many notifications were queued."""
         now = self._clock()
+        if self.shared and not self._lead(now):
+            return 0
         if self.shared:
-            if not self._lead(now):
-                return 0
             self._feed_from_database(now)
         self._observe_duties(now)
+        transitions, snapshot = self._evaluate(now)
+        with self._sessions() as session, session.begin():
+            if self._lost_lease(session):
+                return 0
+            records = self._store(session, transitions, snapshot, now)
+            queued = self._queue(session, transitions, records, now)
+        return queued
+
+    def _evaluate(self, now: datetime) -> tuple[list[Transition], dict[str, Alert]]:
+        """One evaluation under the lock: the transitions, and a copy of the alerts as they are now (the resolved
+        ones are then forgotten by the evaluator: they are remembered in the database)."""
         started = time_module.perf_counter()
         with self._lock:
             transitions = self.evaluator.evaluate(now)
@@ -105,21 +116,16 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
             snapshot = {fp: Alert(**vars(a)) for fp, a in self.evaluator.alerts.items()}
             for fp in [fp for fp, a in self.evaluator.alerts.items() if a.status == "resolved"]:
                 del self.evaluator.alerts[fp]  # remembered in the database, not in memory
-        with self._sessions() as session, session.begin():
-            if self.shared and not holds_lease(session, name=LEASE, holder=self._holder, now=self._clock()):
-                log.warning("alert evaluation lease lost during a cycle by %s: its results are not stored", self._holder)
-                self._leading = False  # taken over (this cycle outlived the lease): the new holder evaluates
-                return 0
-            records = self._store(session, transitions, snapshot, now)
-            queued = self._queue(session, transitions, records, now)
-        return queued
+        return transitions, snapshot
 
-    def _skip(self, kind: str, ident: Any, exc: Exception) -> None:
-        """One invalid stored row is left out of this cycle; the others are evaluated. Logged once per row, counted."""
-        self._on_skip(kind)
-        if (kind, ident) not in self._skipped:
-            self._skipped.add((kind, ident))
-            log.error("alert evaluation skips %s %s, which is invalid: %s", kind, ident, exc)
+    def _lost_lease(self, session: Session) -> bool:
+        """The fence (server.alerting.lease): True when this shared engine no longer holds the lease, so the cycle's
+        results must not be stored; the row stays locked until `session`'s transaction ends."""
+        if not self.shared or holds_lease(session, name=LEASE, holder=self._holder, now=self._clock()):
+            return False
+        log.warning("alert evaluation lease lost during a cycle by %s: its results are not stored", self._holder)
+        self._leading = False  # taken over (this cycle outlived the lease): the new holder evaluates
+        return True
 
     # delivery
 

@@ -10,11 +10,12 @@ import orjson
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from alerting.evaluate import Alert
+from alerting.evaluate import Alert, AlertStatus
 from inventory.rules import RULES
 from server.agencies.models import Agency
 from server.agencies.service import codes_by_id
 from server.alerting.models import AlertRecord
+from server.alerting.state import EngineState
 from server.duties.models import KINDS, Duty
 from server.duties.service import due_at, invalid
 from server.findings.models import ACTIVE, Finding
@@ -29,8 +30,13 @@ def _ns_to_datetime(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
-class FeedMixin:
+class FeedMixin(EngineState):
     """The engine's inputs (AlertingEngine in server.alerting.engine); the evaluator is fed under its lock."""
+
+    _fed_ns: int  # newest latest-value time fed from the shared database
+    _fed_findings_at: datetime | None  # newest finding change fed from it
+    _host_map: dict[int, tuple[str, str]]  # host id → (host name, agency code), see _hosts
+    _host_map_at: datetime | None  # when _host_map was started
 
     def samples_received(self, origin: Origin, points: Sequence[Point]) -> None:
         sender = {"host": origin.hostname, "agency": origin.agency_code}  # points carry the payload's tags only
@@ -52,7 +58,7 @@ class FeedMixin:
                 if record.labels.get("drill") == "true":
                     continue  # drill alerts are not the evaluator's: they end when the drill ends
                 self.evaluator.alerts[record.fingerprint] = Alert(
-                    record.fingerprint, dict(record.labels), dict(record.annotations), record.status, record.active_since,
+                    record.fingerprint, dict(record.labels), dict(record.annotations), AlertStatus(record.status), record.active_since,
                     record.fired_at, None, record.value, record.lacking_data,
                 )  # fmt: skip
             agencies = codes_by_id(session)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from alerting.evaluate import Evaluator
+from server.alerting.feed import FeedMixin
 from server.alerting.models import Lease
 
 log = logging.getLogger("server.alerting.engine")
@@ -53,8 +54,12 @@ def holder_died(holder: str) -> bool:
     return False
 
 
-class LeaseMixin:
-    """The engine's part that takes and renews the lease (AlertingEngine in server.alerting.engine)."""
+class LeaseMixin(FeedMixin):
+    """The engine's part that takes and renews the lease (AlertingEngine in server.alerting.engine); a new leader
+    restarts the feed (server.alerting.feed) from the stored alerts."""
+
+    _holder: str  # lease_holder(engine)
+    _leading: bool  # this engine held the lease at its last attempt
 
     def _lead(self, now: datetime) -> bool:
         """Take or renew the evaluation lease; a new leader starts from the stored alerts."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Float, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 
@@ -20,8 +20,8 @@ class AlertRecord(Base):
     alertname: Mapped[str] = mapped_column(String(128), index=True)
     agency_code: Mapped[str] = mapped_column(String(64), index=True, default="")
     severity: Mapped[str] = mapped_column(String(16))
-    labels: Mapped[dict[str, Any]]
-    annotations: Mapped[dict[str, Any]]
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True, comment="pending, firing, resolved")
     lacking_data: Mapped[bool] = mapped_column(default=False)
     value: Mapped[float | None] = mapped_column(Float)
@@ -56,7 +56,7 @@ class Notification(Base):
     receiver: Mapped[str] = mapped_column(String(64))
     group_key: Mapped[str] = mapped_column(String(512), default="", index=True, comment="receiver + group labels")
     kind: Mapped[str] = mapped_column(String(32))
-    body: Mapped[dict[str, Any]]
+    body: Mapped[JsonObject] = mapped_column(JSON)  # the message as built when queued (alerting.notify.build)
     fingerprints: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), comment="pending, sending, sent, failed")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,8 +16,8 @@ class AlertRead(BaseModel):
     severity: str
     status: str = Field(description="pending, firing or resolved")
     lacking_data: bool
-    labels: dict[str, Any]
-    annotations: dict[str, Any]
+    labels: dict[str, str]
+    annotations: dict[str, str]
     value: float | None
     active_since: datetime
     fired_at: datetime | None

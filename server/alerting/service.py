@@ -79,20 +79,13 @@ def create_silence(session: Session, *, access: Access, matchers: Sequence[str],
     """Raises BadRequestError (bad matchers, no comment, duration out of range) or ForbiddenError."""
     principal = access.principal
     principal.require_user()
-    texts = [str(m).strip() for m in matchers if str(m).strip()]
+    texts = _parsed_matchers(matchers)
     note = str(comment or "").strip()
-    try:
-        for text in texts:
-            parse_matcher(text)
-    except ValueError as exc:
-        raise BadRequestError(str(exc), reason="bad_silence") from exc
     if not texts or not note or not 0 < minutes <= MAX_SILENCE_MINUTES:
         raise BadRequestError(f"a silence needs matchers, a comment and 0 < duration_minutes <= {MAX_SILENCE_MINUTES}", reason="bad_silence")
     own = access.agency_code if access.scoped else None
     if own is not None:
-        if principal.role != "agency":
-            raise ForbiddenError("this role cannot silence", reason="role_required")
-        texts = [t for t in texts if not t.startswith("agency")] + [f"agency={own}"]  # an agency mutes only its own
+        texts = _own_agency_only(texts, own, role=principal.role)
     silence = SilenceRecord(matchers=texts, starts_at=now, ends_at=now + timedelta(minutes=minutes), created_by=principal.actor,
                             comment=note[:1000], agency_code=own)  # fmt: skip
     session.add(silence)
@@ -100,6 +93,25 @@ def create_silence(session: Session, *, access: Access, matchers: Sequence[str],
     audit.record(session, actor=principal.actor, action="silence.create", target_type="silence", target_id=silence.id,
                  details={"matchers": texts, "minutes": minutes, "comment": note[:200]}, remote_addr=remote_addr, at=now)
     return silence
+
+
+def _parsed_matchers(matchers: Sequence[str]) -> list[str]:
+    """The non-blank matchers, stripped; raises BadRequestError naming the first one that does not parse."""
+    texts = [str(m).strip() for m in matchers if str(m).strip()]
+    try:
+        for text in texts:
+            parse_matcher(text)
+    except ValueError as exc:
+        raise BadRequestError(str(exc), reason="bad_silence") from exc
+    return texts
+
+
+def _own_agency_only(texts: Sequence[str], own: str, *, role: str) -> list[str]:
+    """An agency user's silence mutes only its own agency's alerts: its `agency` matchers are replaced by
+    `agency=<own>`. Raises ForbiddenError for any other role scoped to an agency."""
+    if role != "agency":
+        raise ForbiddenError("this role cannot silence", reason="role_required")
+    return [t for t in texts if not t.startswith("agency")] + [f"agency={own}"]
 
 
 def expire_silence(session: Session, *, access: Access, silence_id: int, now: datetime, remote_addr: str | None = None) -> SilenceRecord:
