@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypeVar
 
 import yaml
 
+from core.jsontypes import JsonObject, JsonValue
 from inventory.registry import (
     CLASSIFICATIONS,
+    EXEMPT,
     SITE_KINDS,
     SITE_OTHER,
     Allotment,
+    Declaration,
     Exemption,
     PlanPrefix,
     RegisteredHost,
@@ -35,12 +39,37 @@ from inventory.registry import (
     validate_prefix,
 )
 
-SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type[Declaration]] = {
     "sites": Site, "address_plan": PlanPrefix, "exemptions": Exemption,
     "systems": System, "websites": Website, "hosts": RegisteredHost, "allotments": Allotment,
 }  # fmt: skip
 REGISTRY_FIELD = {"sites": "sites", "address_plan": "plan", "exemptions": "exemptions",
                   "systems": "systems", "websites": "websites", "hosts": "hosts", "allotments": "allotments"}  # fmt: skip
+
+
+D = TypeVar("D", Site, PlanPrefix, Exemption, System, Website, RegisteredHost, Allotment)
+
+
+def _of(entries: Iterable[Declaration], cls: type[D]) -> tuple[D, ...]:
+    return tuple(e for e in entries if isinstance(e, cls))
+
+
+def registry_of(sections: Mapping[str, Iterable[Declaration]]) -> Registry:
+    """The registry holding each document section's declarations (section name → entries of its kind)."""
+    def section(name: str, cls: type[D]) -> tuple[D, ...]:
+        return _of(sections.get(name, ()), cls)
+
+    return Registry(sites=section("sites", Site), plan=section("address_plan", PlanPrefix),
+                    exemptions=section("exemptions", Exemption), systems=section("systems", System),
+                    websites=section("websites", Website), hosts=section("hosts", RegisteredHost),
+                    allotments=section("allotments", Allotment))  # fmt: skip
+
+
+def sections_of(registry: Registry) -> dict[str, tuple[Declaration, ...]]:
+    """The registry's declarations per document section, in SECTIONS order."""
+    return {"sites": registry.sites, "address_plan": registry.plan, "exemptions": registry.exemptions,
+            "systems": registry.systems, "websites": registry.websites, "hosts": registry.hosts,
+            "allotments": registry.allotments}  # fmt: skip
 
 
 class DocumentError(ValueError):
@@ -63,7 +92,7 @@ class Document:
     registry: Registry
 
 
-def _expires(value: Any) -> datetime | None:
+def _expires(value: object) -> datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
@@ -74,7 +103,7 @@ def _expires(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _bool(value: Any) -> bool:
+def _bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -85,43 +114,106 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not true/false")
 
 
-def _entry(section: str, raw: dict[str, Any]) -> Any:
-    """One declaration from a mapping; raises ValueError naming the field."""
+def _prefix(value: object) -> str:
+    try:
+        return validate_prefix(str(value))
+    except ValueError as exc:
+        raise KeyError("prefix", str(exc)) from exc
+
+
+def _vlan(value: object) -> int | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str | int | float):  # a list or a mapping from YAML
+        raise ValueError(f"{value!r} is not a VLAN number")
+    return int(value)
+
+
+# Field → its conversion from document text, applied in this order (the first failure is the entry's error):
+# a KeyError(field, message) names the field, a ValueError the entry.
+CONVERSIONS: dict[str, Callable[[object], object]] = {
+    "prefix": _prefix, "expires_at": _expires, "approved_data_centre": _bool, "accepted": _bool, "on_platform": _bool,
+    "shared": _bool, "vlan": _vlan,
+}  # fmt: skip
+# Section → its field with a closed set of values, the value when absent, and the set.
+CHOICES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "sites": ("kind", SITE_OTHER, SITE_KINDS), "exemptions": ("classification", EXEMPT, CLASSIFICATIONS),
+}  # fmt: skip
+TEXT_FIELDS = ("purpose", "name", "note")  # where "" is a value; elsewhere "" means absent
+
+
+def _convert(values: dict[str, object]) -> None:
+    """Convert the fields of CONVERSIONS in place, in its order."""
+    for name, convert in CONVERSIONS.items():
+        if name in values:
+            values[name] = convert(values[name])
+
+
+def _check_choice(section: str, values: Mapping[str, object]) -> None:
+    """Raises KeyError(field, message) when the section's closed field holds another value."""
+    if section in CHOICES:
+        name, default, allowed = CHOICES[section]
+        if values.get(name, default) not in allowed:
+            raise KeyError(name, f"{values[name]!r} is not one of {', '.join(allowed)}")
+
+
+def _entry(section: str, raw: Mapping[str, object]) -> Declaration:
+    """One declaration from a mapping; raises KeyError(field, message) or ValueError."""
     cls = SECTIONS[section]
-    known = {f.name for f in fields(cls)}
     values = dict(raw)
     if section == "exemptions" and "expires" in values:
         values["expires_at"] = values.pop("expires")
-    unknown = set(values) - known
+    unknown = set(values) - {f.name for f in fields(cls)}
     if unknown:
         raise KeyError(f"unknown field(s) {sorted(unknown)}")
-    for name in ("prefix",):
-        if name in values:
-            try:
-                values[name] = validate_prefix(str(values[name]))
-            except ValueError as exc:
-                raise KeyError(name, str(exc)) from exc
-    if "expires_at" in values:
-        values["expires_at"] = _expires(values["expires_at"])
-    for flag in ("approved_data_centre", "accepted", "on_platform", "shared"):
-        if flag in values:
-            values[flag] = _bool(values[flag])
-    if "vlan" in values:
-        values["vlan"] = None if values["vlan"] in (None, "") else int(values["vlan"])
-    if section == "sites" and values.get("kind", SITE_OTHER) not in SITE_KINDS:
-        raise KeyError("kind", f"{values['kind']!r} is not one of {', '.join(SITE_KINDS)}")
-    if section == "exemptions" and values.get("classification", "exempt") not in CLASSIFICATIONS:
-        raise KeyError("classification", f"{values['classification']!r} is not one of {', '.join(CLASSIFICATIONS)}")
-    for key, value in list(values.items()):
-        if value == "" and key not in ("purpose", "name", "note"):
-            values[key] = None
+    _convert(values)
+    _check_choice(section, values)
+    make: Callable[..., Declaration] = cls  # the dataclass checks the names; the values were converted above
     try:
-        return cls(**values)
+        return make(**{key: None if value == "" and key not in TEXT_FIELDS else value for key, value in values.items()})
     except TypeError as exc:
         raise KeyError(f"missing field: {exc}") from exc
 
 
-def from_mapping(data: dict[str, Any]) -> Document:
+def _agencies(items: Iterable[object], errors: dict[str, str]) -> list[Agency]:
+    """The document's agencies; each bad one is added to `errors`."""
+    agencies = []
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict) or not raw.get("code") or not raw.get("name"):
+            errors[f"agencies[{i}]"] = "needs code and name"
+            continue
+        agencies.append(Agency(str(raw["code"]), str(raw["name"])))
+    return agencies
+
+
+def _section(section: str, items: Iterable[object], errors: dict[str, str]) -> list[Declaration]:
+    """The declarations of one section; each bad entry is added to `errors` as `section[i]` or `section[i].field`."""
+    entries = []
+    for i, raw in enumerate(items):
+        where = f"{section}[{i}]"
+        if not isinstance(raw, dict):
+            errors[where] = "expected a mapping"
+            continue
+        try:
+            entries.append(_entry(section, raw))
+        except KeyError as exc:
+            field, *message = exc.args
+            errors[f"{where}.{field}" if message else where] = message[0] if message else str(field)
+        except ValueError as exc:
+            errors[where] = str(exc)
+    return entries
+
+
+def _items(data: Mapping[object, object], section: str, errors: dict[str, str]) -> Iterable[object]:
+    """A section's entries (absent or empty: none); a scalar where a list belongs is an error."""
+    items = data.get(section) or []
+    if isinstance(items, Iterable):
+        return items
+    errors[section] = "expected a list"
+    return []
+
+
+def from_mapping(data: object) -> Document:
     """A document from parsed YAML/JSON. Raises DocumentError with every problem found."""
     if not isinstance(data, dict):
         raise DocumentError({"document": "expected a mapping of sections"})
@@ -129,30 +221,11 @@ def from_mapping(data: dict[str, Any]) -> Document:
     unknown = set(data) - set(SECTIONS) - {"agencies"}
     if unknown:
         errors["document"] = f"unknown section(s) {sorted(unknown)}"
-    agencies = []
-    for i, raw in enumerate(data.get("agencies") or []):
-        if not isinstance(raw, dict) or not raw.get("code") or not raw.get("name"):
-            errors[f"agencies[{i}]"] = "needs code and name"
-            continue
-        agencies.append(Agency(str(raw["code"]), str(raw["name"])))
-    sections: dict[str, list[Any]] = {name: [] for name in SECTIONS}
-    for section in SECTIONS:
-        for i, raw in enumerate(data.get(section) or []):
-            where = f"{section}[{i}]"
-            if not isinstance(raw, dict):
-                errors[where] = "expected a mapping"
-                continue
-            try:
-                sections[section].append(_entry(section, raw))
-            except KeyError as exc:
-                field, *message = exc.args
-                errors[f"{where}.{field}" if message else where] = message[0] if message else str(field)
-            except ValueError as exc:
-                errors[where] = str(exc)
+    agencies = _agencies(_items(data, "agencies", errors), errors)
+    sections = {section: _section(section, _items(data, section, errors), errors) for section in SECTIONS}
     if errors:
         raise DocumentError(errors)
-    registry = Registry(**{REGISTRY_FIELD[name]: tuple(items) for name, items in sections.items()})
-    return Document(tuple(agencies), registry)
+    return Document(tuple(agencies), registry_of(sections))
 
 
 def load_yaml(text: str) -> Document:
@@ -173,7 +246,7 @@ def load_csv(section: str, text: str) -> Document:
 
 def dump_yaml(document: Document) -> str:
     """The document as YAML that `load_yaml` reads back to the same document."""
-    out: dict[str, Any] = {"agencies": [asdict(a) for a in document.agencies]}
+    out: dict[str, list[dict[str, object]]] = {"agencies": [asdict(a) for a in document.agencies]}
     for section, name in REGISTRY_FIELD.items():
         items = []
         for entry in getattr(document.registry, name):
@@ -185,38 +258,89 @@ def dump_yaml(document: Document) -> str:
     return yaml.safe_dump(out, allow_unicode=True, sort_keys=False)
 
 
-def _results(data: Any) -> list[dict[str, Any]]:
+def _results(data: JsonValue, what: str) -> list[JsonObject]:
+    """The objects of a NetBox export: a list, or `{"results": [...]}` (other items are skipped)."""
     if isinstance(data, dict) and "results" in data:
         data = data["results"]
-    return [d for d in data or [] if isinstance(d, dict)]
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, str | dict) or not data:  # no objects in them
+        return []
+    raise DocumentError({what: "expected a list of objects or {results: [...]}"})
 
 
-def _slug(value: Any) -> str | None:
+def _slug(value: JsonValue) -> JsonValue:
+    """A NetBox reference (`{"slug": ...}`) or a plain value, as a code; None when empty."""
     return value.get("slug") if isinstance(value, dict) else (str(value) if value else None)
 
 
-def from_netbox(*, sites: Any = None, prefixes: Any = None, devices: Any = None, ip_addresses: Any = None,
-                default_agency: str) -> Document:
-    """A document from NetBox REST exports; entries without a tenant belong to `default_agency`."""
-    site_entries = [
-        {"code": s["slug"], "name": s.get("name", s["slug"]), "kind": SITE_OTHER, "agency": _slug(s.get("tenant"))}
-        for s in _results(sites)
-    ]
-    plan = [
-        {"prefix": p["prefix"], "agency": _slug(p.get("tenant")) or default_agency, "site": _slug(p.get("site")),
-         "purpose": p.get("description", "") or "", "vlan": (p.get("vlan") or {}).get("vid") if isinstance(p.get("vlan"), dict) else None}
-        for p in _results(prefixes) if (p.get("status") or {}).get("value", "active") in ("active", "reserved")
-    ]  # fmt: skip
-    hosts = [
+def _field(item: JsonObject, name: str, where: str) -> JsonValue:
+    """`item[name]`. Raises DocumentError naming `where` and the field."""
+    if name not in item:
+        raise DocumentError({f"{where}.{name}": "required"})
+    return item[name]
+
+
+def _object(item: JsonObject, name: str, where: str) -> JsonObject:
+    """The nested object `item[name]`; absent or empty: {}. Raises DocumentError for a scalar or a list."""
+    value = item.get(name) or {}
+    if not isinstance(value, dict):
+        raise DocumentError({f"{where}.{name}": "expected an object"})
+    return value
+
+
+def _netbox_sites(sites: JsonValue) -> list[JsonObject]:
+    found = []
+    for i, s in enumerate(_results(sites, "sites")):
+        slug = _field(s, "slug", f"sites[{i}]")
+        found.append({"code": slug, "name": s.get("name", slug), "kind": SITE_OTHER, "agency": _slug(s.get("tenant"))})
+    return found
+
+
+def _netbox_plan(prefixes: JsonValue, default_agency: str) -> list[JsonObject]:
+    """Active and reserved prefixes."""
+    found = []
+    for i, p in enumerate(_results(prefixes, "prefixes")):
+        where = f"prefixes[{i}]"
+        if _object(p, "status", where).get("value", "active") not in ("active", "reserved"):
+            continue
+        vlan = p.get("vlan")
+        found.append({"prefix": _field(p, "prefix", where), "agency": _slug(p.get("tenant")) or default_agency,
+                      "site": _slug(p.get("site")), "purpose": p.get("description", "") or "",
+                      "vlan": vlan.get("vid") if isinstance(vlan, dict) else None})  # fmt: skip
+    return found
+
+
+def _address(item: JsonObject, where: str) -> str | None:
+    """The address of NetBox's `primary_ip` object, without its prefix length. Raises DocumentError."""
+    address = _object(item, "primary_ip", where).get("address", "")
+    if not isinstance(address, str):
+        raise DocumentError({f"{where}.primary_ip.address": "expected text"})
+    return address.split("/")[0] or None
+
+
+def _netbox_hosts(devices: JsonValue, ip_addresses: JsonValue, default_agency: str) -> list[JsonObject]:
+    """Named devices, then the DNS names of IP addresses that name no device."""
+    hosts: list[JsonObject] = [
         {"name": d["name"], "agency": _slug(d.get("tenant")) or default_agency, "site": _slug(d.get("site")),
-         "address": (d.get("primary_ip") or {}).get("address", "").split("/")[0] or None}
-        for d in _results(devices) if d.get("name")
+         "address": _address(d, f"devices[{i}]")}
+        for i, d in enumerate(_results(devices, "devices")) if d.get("name")
     ]  # fmt: skip
-    known = {h["name"] for h in hosts}
-    for address in _results(ip_addresses):
+    known = {str(h["name"]) for h in hosts}
+    for address in _results(ip_addresses, "ip_addresses"):
         name = address.get("dns_name")
-        if name and name not in known:
+        if name and str(name) not in known:
             hosts.append({"name": name, "agency": _slug(address.get("tenant")) or default_agency,
                           "address": str(address.get("address", "")).split("/")[0] or None})
-            known.add(name)
-    return from_mapping({"sites": site_entries, "address_plan": plan, "hosts": hosts})
+            known.add(str(name))
+    return hosts
+
+
+def from_netbox(*, sites: JsonValue = None, prefixes: JsonValue = None, devices: JsonValue = None,
+                ip_addresses: JsonValue = None, default_agency: str) -> Document:
+    """A document from NetBox REST exports; entries without a tenant belong to `default_agency`.
+
+    Raises DocumentError for an export of the wrong shape or a declaration that is not valid.
+    """
+    return from_mapping({"sites": _netbox_sites(sites), "address_plan": _netbox_plan(prefixes, default_agency),
+                         "hosts": _netbox_hosts(devices, ip_addresses, default_agency)})  # fmt: skip

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from core.jsontypes import JsonObject, JsonValue
 from inventory import rules as R  # noqa: N812 - R.<rule> reads as the rule table it is
 from inventory.observed import (
     DHCP_SERVER,
     HOST_ADDRESS,
+    HOST_FACTS,
     HOST_FORWARDING,
     HOST_SERVICE,
     SUBNET,
@@ -39,7 +41,8 @@ from inventory.observed import (
     Fact,
     address_subnet,
 )
-from inventory.registry import PLATFORM_SITE_KINDS, Registry
+from inventory.prefixes import Address
+from inventory.registry import PLATFORM_SITE_KINDS, Registry, Site, System
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,40 @@ def _draft(rule_id: str, subject: str, agency: str, evidence: Sequence[Fact], **
                         tuple(sorted(own, key=lambda f: (f.observed_at, f.source, f.host))), detail)  # fmt: skip
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(text: str) -> Address | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+# Asset rules: a fact kind → the rule it may break and the test that says it does, on one agency's evidence.
+_AssetTest = Callable[[Registry, str, str, list[Fact], datetime], bool]
+
+
+def _undeclared_subnet(registry: Registry, key: str, agency: str, evidence: list[Fact], now: datetime) -> bool:
+    return not registry.declared_for(ipaddress.ip_network(key), agency, now)
+
+
+def _unauthorized_dhcp(registry: Registry, key: str, agency: str, evidence: list[Fact], now: datetime) -> bool:
+    return any(f.detail.get("authorized") is False for f in evidence)
+
+
+def _undeclared_tunnel(registry: Registry, key: str, agency: str, evidence: list[Fact], now: datetime) -> bool:
+    address = _ip(key)
+    return address is not None and not registry.declared_for(address, agency, now)
+
+
+def _unregistered_website(registry: Registry, key: str, agency: str, evidence: list[Fact], now: datetime) -> bool:
+    return not registry.website_registered(key, agency)
+
+
+_ASSET_RULES: Final[dict[str, tuple[str, _AssetTest]]] = {
+    SUBNET: (R.UNDECLARED_NETWORK, _undeclared_subnet),
+    DHCP_SERVER: (R.UNAUTHORIZED_DHCP, _unauthorized_dhcp),
+    TUNNEL_ENDPOINT: (R.UNDECLARED_TUNNEL, _undeclared_tunnel),
+    WEB_SERVICE: (R.UNREGISTERED_WEBSITE, _unregistered_website),
+}
 
 
 def reconcile(
@@ -94,63 +126,131 @@ def reconcile(
     for fact in facts:
         by_asset[(fact.kind, fact.key, fact.agency)].append(fact)
     drafts: list[FindingDraft] = []
-    hosts: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    hosts: dict[tuple[str, str], list[Fact]] = defaultdict(list)  # (host name, agency) → its host-level facts
     for (kind, key, agency), evidence in by_asset.items():
-        if kind == SUBNET:
-            if not registry.declared_for(ipaddress.ip_network(key), agency, now):
-                drafts.append(_draft(R.UNDECLARED_NETWORK, key, agency, evidence))
-        elif kind == DHCP_SERVER:
-            if any(f.detail.get("authorized") is False for f in evidence):
-                drafts.append(_draft(R.UNAUTHORIZED_DHCP, key, agency, evidence))
-        elif kind == TUNNEL_ENDPOINT:
-            address = _ip(key)
-            if address is not None and not registry.declared_for(address, agency, now):
-                drafts.append(_draft(R.UNDECLARED_TUNNEL, key, agency, evidence))
-        elif kind == WEB_SERVICE:
-            if not registry.website_registered(key, agency):
-                drafts.append(_draft(R.UNREGISTERED_WEBSITE, key, agency, evidence))
-        elif kind in (HOST_ADDRESS, HOST_SERVICE, HOST_FORWARDING):
+        if kind in HOST_FACTS:
             hosts[(key, agency)].extend(evidence)
+        elif (asset_rule := _ASSET_RULES.get(kind)) is not None:
+            rule_id, breaks = asset_rule
+            if breaks(registry, key, agency, evidence, now):
+                drafts.append(_draft(rule_id, key, agency, evidence))
     for (host, agency), evidence in hosts.items():
-        drafts.extend(_host_rules(registry, host, agency, evidence, now, thresholds))
+        drafts.extend(_host_rules(registry, host, agency, evidence, now))
     if full:
         drafts.extend(_data_centres(registry, hosts, thresholds))
     return drafts
 
 
-def _addresses(evidence: Iterable[Fact]) -> list[tuple[str, Fact]]:
-    return [(str(f.detail["item"]), f) for f in evidence if f.kind == HOST_ADDRESS]
+@dataclass(frozen=True, slots=True)
+class _HostAddress:
+    """One address a host reported: its text, the parsed address (None when unparsable) and the fact behind it."""
+
+    text: str
+    ip: Address | None
+    fact: Fact
 
 
-def _host_rules(
-    registry: Registry, host: str, agency: str, evidence: list[Fact], now: datetime, thresholds: Thresholds
-) -> list[FindingDraft]:
-    drafts = []
-    addresses = _addresses(evidence)
-    planned = [(a, f) for a, f in addresses if (ip := _ip(a)) is not None and registry.planned_for(ip, agency) is not None]
-    undeclared = [(a, f) for a, f in addresses if (ip := _ip(a)) is not None and not registry.declared_for(ip, agency, now)]
-    forwarding = [f for f in evidence if f.kind == HOST_FORWARDING]
-    if planned and undeclared and forwarding:
-        drafts.append(_draft(R.NAT_BRIDGE, host, agency, [f for _, f in planned + undeclared] + forwarding))
-    own = registry.own_prefixes(agency)
-    if own is not None and addresses:
-        if not any((ip := _ip(a)) is not None and own.covering(ip) is not None for a, _ in addresses):
-            drafts.append(_draft(R.AGENT_OUTSIDE_AGENCY, host, agency, [f for _, f in addresses]))
+def _addresses(evidence: Iterable[Fact]) -> list[_HostAddress]:
+    reported = [(str(f.detail["item"]), f) for f in evidence if f.kind == HOST_ADDRESS]
+    return [_HostAddress(text, _ip(text), f) for text, f in reported]
+
+
+def _site_of(registry: Registry, ip: Address | None, agency: str) -> Site | None:
+    """The site of the plan entry that counts for `agency` and holds `ip`, if any."""
+    plan = registry.planned_for(ip, agency) if ip is not None else None
+    return registry.site(plan.site) if plan is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Host:
+    """One agency's host as the host rules read it: its facts, its addresses and its registered system."""
+
+    registry: Registry
+    name: str
+    agency: str
+    now: datetime
+    evidence: list[Fact]
+    addresses: list[_HostAddress]
+    system: System | None  # the system the agency registered this host under, if any
+
+    def of_kind(self, kind: str) -> list[Fact]:
+        return [f for f in self.evidence if f.kind == kind]
+
+
+def _extranet_bridge(host: _Host) -> FindingDraft | None:
+    """A host on a planned network and on an undeclared one, with forwarding or NAT on."""
+    registry, agency = host.registry, host.agency
+    planned = [a.fact for a in host.addresses if a.ip is not None and registry.planned_for(a.ip, agency) is not None]
+    undeclared = [a.fact for a in host.addresses if a.ip is not None and not registry.declared_for(a.ip, agency, host.now)]
+    forwarding = host.of_kind(HOST_FORWARDING)
+    if not (planned and undeclared and forwarding):
+        return None
+    return _draft(R.NAT_BRIDGE, host.name, agency, planned + undeclared + forwarding)
+
+
+def _outside_agency(host: _Host) -> FindingDraft | None:
+    """A host none of whose addresses is in its agency's own prefixes (when the agency declared any)."""
+    own = host.registry.own_prefixes(host.agency)
+    if own is None or not host.addresses:
+        return None
+    if any(a.ip is not None and own.covering(a.ip) is not None for a in host.addresses):
+        return None
+    return _draft(R.AGENT_OUTSIDE_AGENCY, host.name, host.agency, [a.fact for a in host.addresses])
+
+
+def _off_platform(host: _Host) -> FindingDraft | None:
+    """A host of a system meant for the platform whose addresses are all outside the platform's sites."""
+    if host.system is None or not host.system.on_platform:
+        return None
+    off_site = [a.fact for a in host.addresses
+                if (site := _site_of(host.registry, a.ip, host.agency)) is None or site.kind not in PLATFORM_SITE_KINDS]  # fmt: skip
+    if not off_site or len(off_site) != len(host.addresses):
+        return None
+    return _draft(R.OFF_PLATFORM, host.name, host.agency, off_site, system=host.system.code)
+
+
+def _before_acceptance(host: _Host) -> FindingDraft | None:
+    """A host of a system not yet accepted that already listens for service."""
+    services = host.of_kind(HOST_SERVICE)
+    if host.system is None or host.system.accepted or not services:
+        return None
+    return _draft(R.BEFORE_ACCEPTANCE, host.system.code, host.agency, services, host=host.name)
+
+
+# The rules about one host, in the order their drafts are returned.
+_HOST_RULES: Final[tuple[Callable[[_Host], FindingDraft | None], ...]] = (
+    _extranet_bridge, _outside_agency, _off_platform, _before_acceptance,
+)
+
+
+def _host_rules(registry: Registry, host: str, agency: str, evidence: list[Fact], now: datetime) -> list[FindingDraft]:
     registered = registry.registered_host(host, agency)
     system = registry.system(registered.system, agency) if registered is not None else None
-    if system is not None:
-        off_site = []
-        for address, fact in addresses:
-            plan = registry.planned_for(ip, agency) if (ip := _ip(address)) is not None else None
-            site = registry.site(plan.site) if plan else None
-            if site is None or site.kind not in PLATFORM_SITE_KINDS:
-                off_site.append(fact)
-        if system.on_platform and off_site and len(off_site) == len(addresses):
-            drafts.append(_draft(R.OFF_PLATFORM, host, agency, off_site, system=system.code))
+    view = _Host(registry, host, agency, now, evidence, _addresses(evidence), system)
+    return [draft for rule in _HOST_RULES if (draft := rule(view)) is not None]
+
+
+def _dc_place(registry: Registry, address: _HostAddress, agency: str) -> str | None:
+    """Where a server-class host's address counts towards a standalone data centre: its plan site, or its /24 or
+    /64 outside the plan; None for an unparsable address or one in an approved or platform site."""
+    if address.ip is None:
+        return None
+    site = _site_of(registry, address.ip, agency)
+    if site is None:
+        return str(address_subnet(address.text))
+    if site.approved_data_centre or site.kind in PLATFORM_SITE_KINDS:
+        return None
+    return f"site:{site.code}"
+
+
+def _server_class(
+    hosts: dict[tuple[str, str], list[Fact]], thresholds: Thresholds
+) -> Iterator[tuple[str, str, list[Fact], list[Fact]]]:
+    """(host, agency, evidence, services) of each host listening on at least `server_min_services` services."""
+    for (host, agency), evidence in hosts.items():
         services = [f for f in evidence if f.kind == HOST_SERVICE]
-        if not system.accepted and services:
-            drafts.append(_draft(R.BEFORE_ACCEPTANCE, system.code, agency, services, host=host))
-    return drafts
+        if len(services) >= thresholds.server_min_services:
+            yield host, agency, evidence, services
 
 
 def _data_centres(
@@ -163,23 +263,13 @@ def _data_centres(
     """
     places: dict[tuple[str, str], list[Fact]] = defaultdict(list)
     members: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for (host, agency), evidence in hosts.items():
-        services = [f for f in evidence if f.kind == HOST_SERVICE]
-        if len(services) < thresholds.server_min_services:
-            continue
-        for address, fact in _addresses(evidence):
-            ip = _ip(address)
-            if ip is None:
-                continue
-            plan = registry.planned_for(ip, agency)
-            site = registry.site(plan.site) if plan else None
-            if site is not None and (site.approved_data_centre or site.kind in PLATFORM_SITE_KINDS):
-                continue
-            place = (f"site:{site.code}" if site is not None else str(address_subnet(address)), agency)
-            if host not in members[place]:
-                members[place].add(host)
-                places[place].extend([fact, *services[:3]])
-    return [
-        _draft(R.STANDALONE_DC, place, agency, evidence, hosts=[h for h in sorted(members[(place, agency)])])
-        for (place, agency), evidence in sorted(places.items()) if len(members[(place, agency)]) >= thresholds.datacentre_min_hosts
-    ]  # fmt: skip
+    for host, agency, evidence, services in _server_class(hosts, thresholds):
+        for address in _addresses(evidence):
+            place = _dc_place(registry, address, agency)
+            if place is not None and host not in members[(place, agency)]:
+                members[(place, agency)].add(host)
+                places[(place, agency)].extend([address.fact, *services[:3]])
+    crowded = [(key, evidence) for key, evidence in sorted(places.items())
+               if len(members[key]) >= thresholds.datacentre_min_hosts]  # fmt: skip
+    return [_draft(R.STANDALONE_DC, place, agency, evidence, hosts=list(sorted(members[(place, agency)])))
+            for (place, agency), evidence in crowded]  # fmt: skip

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from inventory.prefixes import Address, Network, PrefixTable
 
@@ -104,6 +104,30 @@ class RegisteredHost:
     system: str | None = None
 
 
+Owner = TypeVar("Owner", str, str | None)
+V = TypeVar("V")
+
+
+def _tables(entries: Iterable[tuple[Owner, str, V]]) -> dict[Owner, PrefixTable[V]]:
+    """One prefix table per owner from (owner, prefix, value), added in order (a repeated prefix: the last wins)."""
+    tables: dict[Owner, PrefixTable[V]] = {}
+    for owner, prefix, value in entries:
+        tables.setdefault(owner, PrefixTable()).add(prefix, value)
+    return tables
+
+
+def _website_hosts(websites: Iterable[Website]) -> dict[str | None, frozenset[str]]:
+    """Registered website hosts (lower case) per agency; None holds the shared (platform-wide) ones."""
+    hosts: dict[str | None, set[str]] = {}
+    for w in websites:
+        hosts.setdefault(None if w.shared else w.agency, set()).add(w.host.lower())
+    return {agency: frozenset(names) for agency, names in hosts.items()}
+
+
+# One declaration of any kind: an entry of a document section and of the API.
+Declaration = Site | PlanPrefix | Exemption | System | Website | RegisteredHost | Allotment
+
+
 @dataclass(frozen=True)
 class Registry:
     """Everything declared, with the prefix tables reconciliation needs built once."""
@@ -126,29 +150,7 @@ class Registry:
     _websites: dict[str | None, frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        own: dict[str, PrefixTable[str]] = {}
-        for prefix, agency in [(p.prefix, p.agency) for p in self.plan] + [(e.prefix, e.agency) for e in self.exemptions]:
-            own.setdefault(agency, PrefixTable()).add(prefix, prefix)
-        plan_of: dict[str | None, PrefixTable[PlanPrefix]] = {}  # None: the shared (platform-wide) entries
-        for p in self.plan:
-            plan_of.setdefault(None if p.shared else p.agency, PrefixTable()).add(p.prefix, p)
-        exemptions_of: dict[str, PrefixTable[Exemption]] = {}
-        for e in self.exemptions:
-            exemptions_of.setdefault(e.agency, PrefixTable()).add(e.prefix, e)
-        websites: dict[str | None, set[str]] = {}  # None: the shared (platform-wide) registrations
-        for w in self.websites:
-            websites.setdefault(None if w.shared else w.agency, set()).add(w.host.lower())
-        for name, value in (
-            ("_plan_of", plan_of),
-            ("_exemptions_of", exemptions_of),
-            ("plan_table", PrefixTable((p.prefix, p) for p in self.plan)),
-            ("exemption_table", PrefixTable((e.prefix, e) for e in self.exemptions)),
-            ("_own", own),
-            ("_sites", {s.code: s for s in self.sites}),
-            ("_hosts", {(h.name, h.agency): h for h in self.hosts}),
-            ("_systems", {(s.code, s.agency): s for s in self.systems}),
-            ("_websites", {agency: frozenset(hosts) for agency, hosts in websites.items()}),
-        ):
+        for name, value in (*_prefix_indexes(self.plan, self.exemptions).items(), *_key_indexes(self).items()):
             object.__setattr__(self, name, value)
 
     def site(self, code: str | None) -> Site | None:
@@ -210,6 +212,27 @@ class Registry:
         registration neither hides another's unregistered-website finding nor shows that it exists)."""
         host = host.lower()
         return any(host in self._websites.get(owner, frozenset()) for owner in (agency, None))
+
+
+def _prefix_indexes(plan: tuple[PlanPrefix, ...], exemptions: tuple[Exemption, ...]) -> dict[str, object]:
+    """The registry's prefix tables by field name: `None` owns the shared (platform-wide) plan entries."""
+    return {
+        "_own": _tables([(p.agency, p.prefix, p.prefix) for p in plan] + [(e.agency, e.prefix, e.prefix) for e in exemptions]),
+        "_plan_of": _tables((None if p.shared else p.agency, p.prefix, p) for p in plan),
+        "_exemptions_of": _tables((e.agency, e.prefix, e) for e in exemptions),
+        "plan_table": PrefixTable((p.prefix, p) for p in plan),
+        "exemption_table": PrefixTable((e.prefix, e) for e in exemptions),
+    }
+
+
+def _key_indexes(registry: Registry) -> dict[str, object]:
+    """The registry's lookups by key, by field name: sites by code, hosts and systems by (key, agency)."""
+    return {
+        "_sites": {s.code: s for s in registry.sites},
+        "_hosts": {(h.name, h.agency): h for h in registry.hosts},
+        "_systems": {(s.code, s.agency): s for s in registry.systems},
+        "_websites": _website_hosts(registry.websites),
+    }
 
 
 def validate_prefix(text: str) -> str:

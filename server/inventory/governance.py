@@ -10,10 +10,11 @@ Agency users see only their own agency's requests; another agency's answer 404.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Final, TypedDict
 
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonObject
 from inventory import documents
 from server.access import Access, scoped
 from server.agencies.service import codes_by_id
@@ -33,7 +34,27 @@ APPROVERS: Final = (Role.ADMIN, Role.SECURITY)
 GOVERNED_KINDS: Final = tuple(name for name, kind in service.KINDS.items() if kind.governed)
 
 
-def read(request: DeclarationRequest, codes: dict[int, str]) -> dict[str, Any]:
+class RequestFields(TypedDict):
+    """A request as the API (schemas.RequestRead) and the console show it."""
+
+    id: int
+    kind: str
+    prefix: str
+    agency: str | None
+    entry: JsonObject
+    reason: str
+    status: str
+    note: str
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    approval_ref: str | None
+    decision_note: str
+    entry_id: int | None
+
+
+def read(request: DeclarationRequest, codes: dict[int, str]) -> RequestFields:
     """The API shape of a request."""
     return {
         "id": request.id, "kind": request.kind, "prefix": request.prefix, "agency": codes.get(request.agency_id),
@@ -52,7 +73,7 @@ def list_requests(session: Session, *, access: Access, status: str | None = None
     return list(session.scalars(query))
 
 
-def submit(session: Session, *, kind_name: str, raw: dict[str, Any], note: str, principal: Principal, now: datetime,
+def submit(session: Session, *, kind_name: str, raw: JsonObject, note: str, principal: Principal, now: datetime,
            remote_addr: str | None = None) -> DeclarationRequest:
     """An explicit request for a plan entry or exemption of the caller's agency (admins may request for any).
 
@@ -78,7 +99,7 @@ def _decide(request: DeclarationRequest, principal: Principal) -> None:
 
 
 def approve(session: Session, *, request: DeclarationRequest, approval_ref: str, note: str, principal: Principal, now: datetime,
-            remote_addr: str | None = None) -> dict[str, Any]:
+            remote_addr: str | None = None) -> service.EntryDict:
     """Store the requested declaration for the requesting agency; returns it. An exemption carries `approval_ref`.
 
     Raises ForbiddenError, BadRequestError (not pending, no approval reference), ConflictError (already declared).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.jsontypes import JsonObject
 from server.database import Base
 
 
@@ -99,6 +99,10 @@ class AllotmentEntry(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
 
 
+# The table row of one declaration, of any kind (server/inventory/service.py KINDS maps each to its kind).
+DeclarationRow = DeclaredSite | PlanEntry | ExemptionEntry | SystemEntry | WebsiteEntry | HostEntry | AllotmentEntry
+
+
 class DeclarationRequest(Base):
     """A declaration an agency may not make alone (too wide, outside its allotment, shared): pending until decided."""
 
@@ -108,7 +112,7 @@ class DeclarationRequest(Base):
     kind: Mapped[str] = mapped_column(String(32), comment="address_plan or exemptions")
     prefix: Mapped[str] = mapped_column(String(64))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
-    entry: Mapped[dict[str, Any]] = mapped_column(comment="The declaration as requested")
+    entry: Mapped[JsonObject] = mapped_column(JSON, comment="The declaration as requested")
     reason: Mapped[str] = mapped_column(String(32), comment="too_wide, outside_allotment, shared, requested")
     status: Mapped[str] = mapped_column(String(16), index=True, comment="pending, approved, rejected")
     requested_by: Mapped[str] = mapped_column(String(100))
@@ -140,7 +144,7 @@ class ObservedFact(Base):
     agency_code: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
-    detail: Mapped[dict[str, Any]]
+    detail: Mapped[JsonObject] = mapped_column(JSON)
 
 
 class InventoryRevision(Base):

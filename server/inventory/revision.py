@@ -16,11 +16,10 @@ declaration made through any of them is seen by all at their next batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from inventory.registry import Registry
 from server.agencies.models import Agency
@@ -54,12 +53,12 @@ def bump(session: Session) -> None:
     changed = connection.execute(update(InventoryRevision).where(InventoryRevision.id == ROW)
                                  .values(value=InventoryRevision.value + 1)).rowcount
     if not changed:
-        connection.execute(InventoryRevision.__table__.insert().values(id=ROW, value=1))
+        connection.execute(insert(InventoryRevision).values(id=ROW, value=1))
     session.info[_BUMPED] = session.get_transaction()
 
 
 @event.listens_for(Session, "before_flush")
-def _declarations_flushed(session: Session, _context: Any, _instances: Any) -> None:
+def _declarations_flushed(session: Session, _context: UOWTransaction, _instances: Iterable[object] | None) -> None:
     if any(isinstance(o, WATCHED) for o in (*session.new, *session.dirty, *session.deleted)):
         bump(session)
 

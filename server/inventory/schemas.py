@@ -4,9 +4,9 @@ prefixes, references; these bound types and lengths so nothing reaches the datab
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 Code = Field(min_length=1, max_length=64)
 AgencyCode = Field(min_length=1, max_length=64, description="The agency's code (an agency user: its own)")
@@ -110,7 +110,7 @@ class RequestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["address_plan", "exemptions"] = Field(description="The declaration's kind")
-    entry: dict[str, Any] = Field(description='The declaration as for POST /api/v1/inventory/{kind}, e.g. {"prefix": "10.30.0.0/16", "agency": "health"}')
+    entry: dict[str, JsonValue] = Field(description='The declaration as for POST /api/v1/inventory/{kind}, e.g. {"prefix": "10.30.0.0/16", "agency": "health"}')
     note: str = Field("", max_length=1000, description="Why the agency needs it")
 
 
@@ -132,7 +132,7 @@ class RequestRead(BaseModel):
     kind: str
     prefix: str
     agency: str | None
-    entry: dict[str, Any]
+    entry: dict[str, JsonValue]
     reason: str = Field(description="too_wide, outside_allotment, shared or requested")
     status: str = Field(description="pending, approved or rejected")
     note: str

@@ -9,17 +9,28 @@ Admins declare directly; only admins allot prefixes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from core.jsontypes import JsonObject
 from inventory import documents
 from inventory.governance import approval_needed
 from inventory.observed import Fact
-from inventory.registry import Allotment, Exemption, PlanPrefix, RegisteredHost, Registry, Site, System, Website
+from inventory.registry import (
+    Allotment,
+    Declaration,
+    Exemption,
+    PlanPrefix,
+    RegisteredHost,
+    Registry,
+    Site,
+    System,
+    Website,
+)
 from server.agencies.models import Agency
 from server.agencies.service import codes_by_id
 from server.audit import service as audit
@@ -28,6 +39,7 @@ from server.errors import ConflictError, ForbiddenError, NotFoundError
 from server.inventory.models import (
     AllotmentEntry,
     DeclarationRequest,
+    DeclarationRow,
     DeclaredSite,
     ExemptionEntry,
     HostEntry,
@@ -43,9 +55,9 @@ class Kind:
     """One kind of declaration: its table, its natural key, the dataclass of the pure registry."""
 
     name: str  # the URL segment and the document section
-    model: type
-    key: str
-    entry: type
+    model: type[DeclarationRow]
+    key: str  # the field of the natural key, in the table and in the entry
+    entry: type[Declaration]
     agency_required: bool = True
     # The natural key is (key, agency): two agencies' rooms may use the same prefix, two agencies may each have a
     # system `oa`, a website `www.example.gov.cn` or a host `web-1`. Each agency's registry is its own namespace, so
@@ -85,8 +97,18 @@ def _agency_id(session: Session, code: str | None) -> int | None:
     return found
 
 
-def _to_entry(kind: Kind, row: Any, codes: dict[int, str]) -> Any:
-    values = {name: getattr(row, name) for name in kind.entry.__dataclass_fields__ if name != "agency"}
+# A declaration's fields as the API shows them: `id` and the fields of its kind.
+EntryValue = str | int | bool | datetime | None
+EntryDict = dict[str, EntryValue]
+
+
+def _select(kind: Kind) -> Select[DeclarationRow]:
+    """SELECT the rows of `kind` (SQLAlchemy types a select of a union of entities as one of `Base`)."""
+    return cast("Select[DeclarationRow]", select(kind.model))
+
+
+def _to_entry(kind: Kind, row: DeclarationRow, codes: dict[int, str]) -> Declaration:
+    values = {f.name: getattr(row, f.name) for f in fields(kind.entry) if f.name != "agency"}
     values["agency"] = codes.get(row.agency_id) if row.agency_id is not None else None
     return kind.entry(**values)
 
@@ -94,19 +116,18 @@ def _to_entry(kind: Kind, row: Any, codes: dict[int, str]) -> Any:
 def load_registry(session: Session) -> Registry:
     """Everything declared, as the pure registry reconciliation works on."""
     codes = codes_by_id(session)
-    sections = {
-        name: tuple(_to_entry(kind, row, codes) for row in session.scalars(select(kind.model).order_by(kind.model.id)))
+    return documents.registry_of({
+        name: [_to_entry(kind, row, codes) for row in session.scalars(_select(kind).order_by(kind.model.id))]
         for name, kind in KINDS.items()
-    }
-    return Registry(**{documents.REGISTRY_FIELD[name]: items for name, items in sections.items()})
+    })  # fmt: skip
 
 
-def entry_dict(kind: Kind, row: Any, codes: dict[int, str]) -> dict[str, Any]:
+def entry_dict(kind: Kind, row: DeclarationRow, codes: dict[int, str]) -> EntryDict:
     return {"id": row.id, **asdict(_to_entry(kind, row, codes))}
 
 
-def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list[dict[str, Any]]:
-    query = select(kind.model).order_by(kind.model.id)
+def list_entries(session: Session, *, kind: Kind, agency_id: int | None) -> list[EntryDict]:
+    query = _select(kind).order_by(kind.model.id)
     if agency_id is not None:
         query = query.where(or_(kind.model.agency_id == agency_id, kind.model.agency_id.is_(None)))
     codes = codes_by_id(session)
@@ -127,13 +148,13 @@ def _authorize(principal: Principal, agency_id: int | None, kind: Kind) -> None:
         raise ForbiddenError("an agency edits only its own declarations; admins edit everything", reason="not_your_declaration")
 
 
-def _authorize_shared(principal: Principal, entry: Any) -> None:
+def _authorize_shared(principal: Principal, entry: Declaration) -> None:
     """A shared website (registered for every agency) is declared by admins only. Raises ForbiddenError."""
     if isinstance(entry, Website) and entry.shared and not principal.is_admin:
         raise ForbiddenError("only admins register platform-wide (shared) websites", reason="admin_required")
 
 
-def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> None:
+def _refuse_existing(principal: Principal, row: DeclarationRow, kind: Kind, key: object) -> None:
     """A key that is already declared. Only whoever may see the declaration learns that it exists: an agency user
     gets the same answer for another agency's declaration as for anything it may not declare itself. (A per-agency
     kind finds only the agency's own declaration here: for those this is always `already_declared`.)
@@ -145,22 +166,22 @@ def _refuse_existing(principal: Principal, row: Any, kind: Kind, key: Any) -> No
     raise ConflictError("your agency cannot declare this; ask the e-government office (电子政务办公室)", reason="not_declarable")
 
 
-def _natural(kind: Kind, key: Any, agency_id: int | None) -> Any:
+def _natural(kind: Kind, key: object, agency_id: int | None) -> ColumnElement[bool]:
     """The WHERE clause of a declaration's natural key."""
-    clause = getattr(kind.model, kind.key) == key
+    clause: ColumnElement[bool] = getattr(kind.model, kind.key) == key
     return and_(clause, kind.model.agency_id == agency_id) if kind.per_agency else clause
 
 
-def parse_entry(kind: Kind, raw: dict[str, Any]) -> Any:
+def parse_entry(kind: Kind, raw: JsonObject) -> Declaration:
     """One declaration of `kind` from a mapping. Raises DocumentError keyed by `kind[0].field`."""
     document = documents.from_mapping({kind.name: [raw]})
-    entry = getattr(document.registry, documents.REGISTRY_FIELD[kind.name])[0]
+    entry: Declaration = getattr(document.registry, documents.REGISTRY_FIELD[kind.name])[0]
     if kind.agency_required and entry.agency is None:
         raise documents.DocumentError({f"{kind.name}[0].agency": "required"})
     return entry
 
 
-def authorized_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal) -> tuple[Any, int | None]:
+def authorized_entry(session: Session, *, kind: Kind, raw: JsonObject, principal: Principal) -> tuple[Declaration, int | None]:
     """The declaration in `raw` and its agency id, if `principal` may declare for that agency.
 
     Raises DocumentError (422), NotFoundError (unknown agency), ForbiddenError.
@@ -172,19 +193,29 @@ def authorized_entry(session: Session, *, kind: Kind, raw: dict[str, Any], princ
     return entry, agency_id
 
 
-def approval_reason(session: Session, *, kind: Kind, entry: Any, agency_id: int | None, principal: Principal) -> str | None:
+def _governed(entry: Declaration) -> PlanPrefix | Exemption:
+    """`entry` as a governed declaration (Article 9: only plan entries and exemptions). Raises TypeError."""
+    if not isinstance(entry, PlanPrefix | Exemption):
+        raise TypeError(f"only plan entries and exemptions are governed, not {type(entry).__name__}")
+    return entry
+
+
+def approval_reason(session: Session, *, kind: Kind, entry: Declaration, agency_id: int | None, principal: Principal) -> str | None:
     """Why `principal` may not store this declaration alone (inventory.governance reasons), or None."""
     if not kind.governed or principal.is_admin or agency_id is None:
         return None
-    allotted = [Allotment(prefix, entry.agency) for prefix in
+    governed = _governed(entry)
+    allotted = [Allotment(prefix, governed.agency) for prefix in
                 session.scalars(select(AllotmentEntry.prefix).where(AllotmentEntry.agency_id == agency_id))]  # fmt: skip
-    return approval_needed(entry.prefix, entry.agency, allotted, shared=bool(getattr(entry, "shared", False)))
+    shared = isinstance(governed, PlanPrefix) and governed.shared
+    return approval_needed(governed.prefix, governed.agency, allotted, shared=shared)
 
 
-def request_declaration(session: Session, *, kind: Kind, entry: Any, agency_id: int, reason: str, principal: Principal,
+def request_declaration(session: Session, *, kind: Kind, entry: Declaration, agency_id: int, reason: str, principal: Principal,
                         now: datetime, note: str = "", remote_addr: str | None = None) -> DeclarationRequest:
     """A pending request for a declaration (the same pending request again is returned, not duplicated)."""
-    values = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(entry).items()}
+    entry = _governed(entry)
+    values: JsonObject = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(entry).items()}
     pending = session.scalar(select(DeclarationRequest).where(
         DeclarationRequest.kind == kind.name, DeclarationRequest.prefix == entry.prefix,
         DeclarationRequest.agency_id == agency_id, DeclarationRequest.status == "pending"))  # fmt: skip
@@ -201,11 +232,11 @@ def request_declaration(session: Session, *, kind: Kind, entry: Any, agency_id: 
     return request
 
 
-def store_entry(session: Session, *, kind: Kind, entry: Any, agency_id: int | None, principal: Principal, now: datetime,
-                remote_addr: str | None = None, details: dict[str, str] | None = None) -> Any:
+def store_entry(session: Session, *, kind: Kind, entry: Declaration, agency_id: int | None, principal: Principal, now: datetime,
+                remote_addr: str | None = None, details: dict[str, str] | None = None) -> DeclarationRow:
     """Add one validated, authorized declaration; returns its row. Raises ConflictError (only the agency's own)."""
     key = getattr(entry, kind.key)
-    existing = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
+    existing = session.scalar(_select(kind).where(_natural(kind, key, agency_id)))
     if existing is not None:
         _refuse_existing(principal, existing, kind, key)
     values = {k: v for k, v in asdict(entry).items() if k != "agency"}
@@ -221,11 +252,11 @@ def store_entry(session: Session, *, kind: Kind, entry: Any, agency_id: int | No
 class Created(NamedTuple):
     """What a declaration became: stored (`entry`), or a pending request for approval (`request`)."""
 
-    entry: dict[str, Any] | None
+    entry: EntryDict | None
     request: DeclarationRequest | None
 
 
-def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal: Principal, now: datetime,
+def create_entry(session: Session, *, kind: Kind, raw: JsonObject, principal: Principal, now: datetime,
                  remote_addr: str | None = None) -> Created:
     """Validate and add one declaration, or request it when it needs approval (Article 9).
 
@@ -242,8 +273,8 @@ def create_entry(session: Session, *, kind: Kind, raw: dict[str, Any], principal
 
 
 def delete_entry(session: Session, *, kind: Kind, entry_id: int, principal: Principal, now: datetime,
-                 remote_addr: str | None = None) -> dict[str, Any]:
-    row = session.get(kind.model, entry_id)
+                 remote_addr: str | None = None) -> EntryDict:
+    row = cast(DeclarationRow | None, session.get(kind.model, entry_id))  # SQLAlchemy types a union entity as Base
     if row is None:
         raise NotFoundError(f"no {kind.name} entry {entry_id}", reason="not_found")
     _authorize(principal, row.agency_id, kind)
@@ -267,48 +298,68 @@ def import_document(session: Session, document: documents.Document, *, principal
         if session.scalar(select(Agency.id).where(Agency.code == agency.code)) is None:
             principal.require_admin()
             session.add(Agency(code=agency.code, name=agency.name, created_at=now))
-            counts["agencies_created"] = counts.get("agencies_created", 0) + 1
+            _count(counts, "agencies_created")
     session.flush()
     for name, kind in KINDS.items():
         for entry in getattr(document.registry, documents.REGISTRY_FIELD[name]):
-            agency_id = _agency_id(session, entry.agency)
-            key = getattr(entry, kind.key)
-            values = {k: v for k, v in asdict(entry).items() if k != "agency"}
-            row = session.scalar(select(kind.model).where(_natural(kind, key, agency_id)))
-            unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
-            # An agency re-imports its own export: its allotments, the shared sites it sees and its approved
-            # declarations come back unchanged, without an admin.
-            reimported = (unchanged and kind.admin_only and agency_id in (principal.agency_id, None)
-                          and row is not None and row.agency_id == agency_id)
-            if row is not None and not principal.is_admin and row.agency_id != principal.agency_id and not reimported:
-                # Naming another agency answers as for a free key.
-                _authorize(principal, agency_id, kind)
-                _refuse_existing(principal, row, kind, key)
-            if not reimported:
-                _authorize(principal, agency_id, kind)
-            if not unchanged:
-                _authorize_shared(principal, entry)
-            reason = None if unchanged else approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
-            if reason is not None and agency_id is not None:
-                request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
-                                    now=now, remote_addr=remote_addr)  # fmt: skip
-                counts[f"{name}_requested"] = counts.get(f"{name}_requested", 0) + 1
-                continue
-            if unchanged:
-                counts[f"{name}_updated"] = counts.get(f"{name}_updated", 0) + 1
-                continue
-            if row is None:
-                session.add(kind.model(agency_id=agency_id, **values))
-                counts[f"{name}_created"] = counts.get(f"{name}_created", 0) + 1
-            else:
-                _authorize(principal, row.agency_id, kind)
-                for field, value in values.items():
-                    setattr(row, field, value)
-                row.agency_id = agency_id
-                counts[f"{name}_updated"] = counts.get(f"{name}_updated", 0) + 1
+            outcome = _import_entry(session, kind, entry, principal=principal, now=now, remote_addr=remote_addr)
+            _count(counts, f"{name}_{outcome}")
     audit.record(session, actor=principal.actor, action="inventory.import", target_type="inventory", target_id="document",
                  details=counts, remote_addr=remote_addr, at=now)
     return counts
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _import_entry(session: Session, kind: Kind, entry: Declaration, *, principal: Principal, now: datetime,
+                  remote_addr: str | None) -> str:
+    """Import one declaration: "created", "updated" (an unchanged one counts as updated) or "requested"."""
+    agency_id = _agency_id(session, entry.agency)
+    key = getattr(entry, kind.key)
+    values = {k: v for k, v in asdict(entry).items() if k != "agency"}
+    row = session.scalar(_select(kind).where(_natural(kind, key, agency_id)))
+    unchanged = row is not None and all(getattr(row, field) == value for field, value in values.items())
+    _authorize_import(principal, kind, entry, row, agency_id, unchanged=unchanged)
+    if unchanged:
+        return "updated"
+    reason = approval_reason(session, kind=kind, entry=entry, agency_id=agency_id, principal=principal)
+    if reason is not None and agency_id is not None:
+        request_declaration(session, kind=kind, entry=entry, agency_id=agency_id, reason=reason, principal=principal,
+                            now=now, remote_addr=remote_addr)  # fmt: skip
+        return "requested"
+    if row is None:
+        session.add(kind.model(agency_id=agency_id, **values))
+        return "created"
+    _authorize(principal, row.agency_id, kind)
+    for field, value in values.items():
+        setattr(row, field, value)
+    row.agency_id = agency_id
+    return "updated"
+
+
+def _reimported(principal: Principal, kind: Kind, row: DeclarationRow | None, agency_id: int | None, *, unchanged: bool) -> bool:
+    """An agency re-imports its own export: its allotments, the shared sites it sees and its approved declarations
+    come back unchanged, without an admin."""
+    if not (unchanged and kind.admin_only and agency_id in (principal.agency_id, None)):
+        return False
+    return row is not None and row.agency_id == agency_id
+
+
+def _authorize_import(principal: Principal, kind: Kind, entry: Declaration, row: DeclarationRow | None,
+                      agency_id: int | None, *, unchanged: bool) -> None:
+    """Whether `principal` may import `entry` over `row` (its natural key's row, if any). Raises as _authorize,
+    _refuse_existing and _authorize_shared do."""
+    reimported = _reimported(principal, kind, row, agency_id, unchanged=unchanged)
+    if row is not None and not principal.is_admin and row.agency_id != principal.agency_id and not reimported:
+        # Naming another agency answers as for a free key.
+        _authorize(principal, agency_id, kind)
+        _refuse_existing(principal, row, kind, getattr(entry, kind.key))
+    if not reimported:
+        _authorize(principal, agency_id, kind)
+    if not unchanged:
+        _authorize_shared(principal, entry)
 
 
 def export_document(session: Session, *, agency_id: int | None) -> documents.Document:
@@ -318,9 +369,8 @@ def export_document(session: Session, *, agency_id: int | None) -> documents.Doc
     if agency_id is None:
         return documents.Document(tuple(documents.Agency(a.code, a.name) for a in agencies), registry)
     code = codes.get(agency_id)
-    mine = Registry(**{
-        field: tuple(e for e in getattr(registry, field) if getattr(e, "agency", None) in (code, None))
-        for field in documents.REGISTRY_FIELD.values()
+    mine = documents.registry_of({
+        section: [e for e in entries if e.agency in (code, None)] for section, entries in documents.sections_of(registry).items()
     })  # fmt: skip
     return documents.Document(tuple(documents.Agency(a.code, a.name) for a in agencies if a.id == agency_id), mine)
 
@@ -346,17 +396,17 @@ def record_facts(session: Session, facts: Sequence[Fact]) -> None:
         for row in rows:
             existing[(row.kind, row.key, row.source, row.observation_kind, row.observation_subject, row.host)] = row
     for key, fact in unique.items():
-        row = existing.get(key)
-        if row is None:
+        known = existing.get(key)
+        if known is None:
             session.add(ObservedFact(
                 kind=fact.kind, key=fact.key, source=fact.source, observation_kind=fact.observation_kind,
                 observation_subject=fact.observation_subject, host=fact.host, agency_code=fact.agency,
                 first_seen_at=fact.observed_at, last_seen_at=fact.observed_at, detail=dict(fact.detail),
             ))  # fmt: skip
-        elif fact.observed_at >= row.last_seen_at:
-            row.last_seen_at = fact.observed_at
-            row.detail = dict(fact.detail)
-            row.agency_code = fact.agency
+        elif fact.observed_at >= known.last_seen_at:
+            known.last_seen_at = fact.observed_at
+            known.detail = dict(fact.detail)
+            known.agency_code = fact.agency
     session.flush()
 
 

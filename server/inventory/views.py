@@ -10,9 +10,10 @@ An agency user's plan entry or exemption that needs approval (Article 9: outside
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal, get_args
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 
 from inventory import documents
 from server import access
@@ -36,7 +37,7 @@ router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
 requests_router = APIRouter(prefix="/api/v1/inventory/requests", tags=["inventory"])
 MAX_DOCUMENT_BYTES = 4 << 20
 KindName = Literal["sites", "address_plan", "exemptions", "systems", "websites", "hosts", "allotments"]
-assert set(KindName.__args__) == set(service.KINDS) == set(BODIES)  # type: ignore[attr-defined]
+assert set(get_args(KindName)) == set(service.KINDS) == set(BODIES)
 
 
 class InvalidDocumentError(UnprocessableError):
@@ -50,14 +51,14 @@ class InvalidDocumentError(UnprocessableError):
 
 
 @router.get("/{kind}", response_model=list[EntryRead])
-def list_entries(kind: KindName, caller: Scoped, session: DbSession) -> list[dict[str, Any]]:
+def list_entries(kind: KindName, caller: Scoped, session: DbSession) -> list[service.EntryDict]:
     return service.list_entries(session, kind=service.kind_of(kind), agency_id=caller.agency_id)
 
 
 def _create_route(name: str) -> None:
     body_model = BODIES[name]
 
-    def create_entry(body: Any, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr,
+    def create_entry(body: BaseModel, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr,
                      response: Response) -> EntryRead | RequestCreated:
         """201 with the declaration, or 202 with {"request": ...} when it needs approval (Article 9)."""
         try:
@@ -83,7 +84,7 @@ for _name in BODIES:
 
 
 @router.delete("/{kind}/{entry_id}", response_model=EntryRead)
-def delete_entry(kind: KindName, entry_id: Id, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr) -> dict[str, Any]:
+def delete_entry(kind: KindName, entry_id: Id, caller: Scoped, session: DbSession, now: Now, remote: RemoteAddr) -> service.EntryDict:
     declared = service.kind_of(kind)
     access.get_owned(session, declared.model, entry_id, access=caller, what=f"{kind} entry")  # another agency's: 404
     gone = service.delete_entry(session, kind=declared, entry_id=entry_id, principal=caller.principal, now=now, remote_addr=remote)

@@ -295,3 +295,26 @@ def test_server_class_hosts_are_counted_per_agency() -> None:
                   for d in drafts if d.rule_id == "standalone_data_centre") == [
         ("192.168.50.0/24", "health", ("health-s0", "health-s1", "health-s2"), True),
         ("192.168.50.0/24", "police", ("police-s0", "police-s1", "police-s2"), True)]
+
+
+@pytest.mark.parametrize(
+    ("exports", "errors"),
+    [
+        ({"sites": [{"name": "东区机房"}]}, {"sites[0].slug": "required"}),
+        ({"prefixes": {"results": [{"prefix": "10.30.0.0/16", "status": "active"}]}}, {"prefixes[0].status": "expected an object"}),
+        ({"prefixes": [{"description": "no prefix"}]}, {"prefixes[0].prefix": "required"}),
+        ({"devices": [{"name": "his-db-1", "primary_ip": "10.30.1.5/16"}]}, {"devices[0].primary_ip": "expected an object"}),
+        ({"devices": [{"name": "his-db-1", "primary_ip": {"address": None}}]}, {"devices[0].primary_ip.address": "expected text"}),
+        ({"devices": 7}, {"devices": "expected a list of objects or {results: [...]}"}),
+    ],
+)
+def test_a_netbox_export_of_the_wrong_shape_is_a_document_error_naming_the_field(exports: dict, errors: dict) -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.from_netbox(**exports, default_agency="egov")
+    assert raised.value.errors == errors
+
+
+def test_a_vlan_or_a_section_of_the_wrong_type_is_a_document_error() -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.load_yaml("address_plan: [{prefix: 10.30.0.0/16, agency: health, vlan: [30]}]\nhosts: 3\n")
+    assert raised.value.errors == {"address_plan[0]": "[30] is not a VLAN number", "hosts": "expected a list"}
