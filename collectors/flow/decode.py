@@ -96,28 +96,41 @@ class TemplateCache:
 
     def apply(self, decoded: Decoded) -> None:
         """Add the templates learned from `decoded` and drop those it withdrew (mapped to None)."""
-        templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
-                withdrawn = templates.pop(key, None)
-                if withdrawn is not None:
-                    self.fields -= len(withdrawn.fields)
-            elif key in templates:
-                self.fields += len(template.fields) - len(templates[key].fields)
-                templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
+                self._withdraw(key)
             else:
-                while templates and (len(templates) >= self.max_templates
-                                     or self.fields + len(template.fields) > self.max_fields):
-                    self.forget_oldest()
-                templates[key] = template
-                self.fields += len(template.fields)
+                self._add(key, template)
         if decoded.options:
             if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
-                oldest = next(iter(self._contexts))
-                del self._contexts[oldest]
-                self._intervals.pop(oldest, None)
-                self.evicted += 1
+                self._forget_oldest_domain()
             self._learn(decoded.domain, decoded.options)
+
+    def _withdraw(self, key: TemplateKey) -> None:
+        withdrawn = self._templates.pop(key, None)
+        if withdrawn is not None:
+            self.fields -= len(withdrawn.fields)
+
+    def _add(self, key: TemplateKey, template: Template) -> None:
+        """Learn `template`; a new one first makes room within `max_templates` and `max_fields`."""
+        templates = self._templates
+        if key in templates:
+            self.fields += len(template.fields) - len(templates[key].fields)
+            templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
+            return
+        while templates and (
+            len(templates) >= self.max_templates or self.fields + len(template.fields) > self.max_fields
+        ):
+            self.forget_oldest()
+        templates[key] = template
+        self.fields += len(template.fields)
+
+    def _forget_oldest_domain(self) -> None:
+        """Forget the context of the domain learned first (the domain bound was reached); counted in `evicted`."""
+        oldest = next(iter(self._contexts))
+        del self._contexts[oldest]
+        self._intervals.pop(oldest, None)
+        self.evicted += 1
 
     def forget_oldest(self) -> None:
         """Forget the oldest learned template (a bound was reached); counted in `evicted`."""
