@@ -112,29 +112,14 @@ class BatchDecoder:
         results: list[Decoded | DecodeError] = []
         options: dict[str, list[OptionsRecord]] = {}
         for exporter, datagram in datagrams:
-            cache = self.cache(exporter)
-            try:
-                decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts(), defer=True)
-            except DecodeError as exc:
-                results.append(exc)
+            decoded = self._decode_one(exporter, datagram)
+            results.append(decoded)
+            if isinstance(decoded, DecodeError):
                 continue
-            except Exception as exc:  # noqa: BLE001 - hostile input must not take the other datagrams down
-                bug = DecoderBugError(f"decoder failed: {exc!r}")
-                bug.__cause__ = exc
-                results.append(bug)
-                continue
-            if decoded.templates:
-                before = cache.fields
-                cache.apply(decoded)
-                self._fields += cache.fields - before
-                self._bound_fields(cache)
-            else:
-                cache.apply(decoded)
             for block in decoded.blocks:
                 sets.add(block, exporter)
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
-            results.append(decoded)
         parts: dict[str, list[np.ndarray]] = {}
         for exporter, flows in sets.decode():
             parts.setdefault(exporter, []).append(flows)
@@ -145,3 +130,23 @@ class BatchDecoder:
         }
         return BatchResult([exporter for exporter, _ in datagrams], results, exporters, failed)
 
+    def _decode_one(self, exporter: str, datagram: bytes) -> Decoded | DecodeError:
+        """Decode one datagram with `exporter`'s templates (flow sets deferred) and apply what it taught them;
+        a malformed datagram gives its DecodeError, a decoder bug a DecoderBugError."""
+        cache = self.cache(exporter)
+        try:
+            decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts(), defer=True)
+        except DecodeError as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - hostile input must not take the other datagrams down
+            bug = DecoderBugError(f"decoder failed: {exc!r}")
+            bug.__cause__ = exc
+            return bug
+        if decoded.templates:
+            before = cache.fields
+            cache.apply(decoded)
+            self._fields += cache.fields - before
+            self._bound_fields(cache)
+        else:
+            cache.apply(decoded)
+        return decoded

@@ -96,28 +96,41 @@ class TemplateCache:
 
     def apply(self, decoded: Decoded) -> None:
         """Add the templates learned from `decoded` and drop those it withdrew (mapped to None)."""
-        templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
-                withdrawn = templates.pop(key, None)
-                if withdrawn is not None:
-                    self.fields -= len(withdrawn.fields)
-            elif key in templates:
-                self.fields += len(template.fields) - len(templates[key].fields)
-                templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
+                self._withdraw(key)
             else:
-                while templates and (len(templates) >= self.max_templates
-                                     or self.fields + len(template.fields) > self.max_fields):
-                    self.forget_oldest()
-                templates[key] = template
-                self.fields += len(template.fields)
+                self._add(key, template)
         if decoded.options:
             if decoded.domain not in self._contexts and len(self._contexts) >= self.max_domains:
-                oldest = next(iter(self._contexts))
-                del self._contexts[oldest]
-                self._intervals.pop(oldest, None)
-                self.evicted += 1
+                self._forget_oldest_domain()
             self._learn(decoded.domain, decoded.options)
+
+    def _withdraw(self, key: TemplateKey) -> None:
+        withdrawn = self._templates.pop(key, None)
+        if withdrawn is not None:
+            self.fields -= len(withdrawn.fields)
+
+    def _add(self, key: TemplateKey, template: Template) -> None:
+        """Learn `template`; a new one first makes room within `max_templates` and `max_fields`."""
+        templates = self._templates
+        if key in templates:
+            self.fields += len(template.fields) - len(templates[key].fields)
+            templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
+            return
+        while templates and (
+            len(templates) >= self.max_templates or self.fields + len(template.fields) > self.max_fields
+        ):
+            self.forget_oldest()
+        templates[key] = template
+        self.fields += len(template.fields)
+
+    def _forget_oldest_domain(self) -> None:
+        """Forget the context of the domain learned first (the domain bound was reached); counted in `evicted`."""
+        oldest = next(iter(self._contexts))
+        del self._contexts[oldest]
+        self._intervals.pop(oldest, None)
+        self.evicted += 1
 
     def forget_oldest(self) -> None:
         """Forget the oldest learned template (a bound was reached); counted in `evicted`."""
@@ -206,39 +219,65 @@ def read_datagrams(path: Path | str, *, exporter: str = RAW_FILE_EXPORTER) -> It
             yield found
 
 
+# Bytes before the IP packet in a frame of each link type whose header has a fixed length.
+_FIXED_LINK_HEADERS = {LINKTYPE_LINUX_SLL: 16, LINKTYPE_LINUX_SLL2: 20, LINKTYPE_IPV4: 0, LINKTYPE_IPV6: 0}
+_FIXED_LINK_HEADERS.update(dict.fromkeys(LINKTYPE_RAW, 0))
+
+
+def _ethernet_payload(frame: bytes) -> bytes:
+    """What follows the Ethernet header (and any 802.1Q/802.1ad VLAN tags) of a frame."""
+    if len(frame) < 14:
+        return b""
+    pos = 12
+    (ethertype,) = struct.unpack_from(">H", frame, pos)
+    while ethertype in _VLAN_TYPES and len(frame) >= pos + 6:
+        pos += 4
+        (ethertype,) = struct.unpack_from(">H", frame, pos)
+    return frame[pos + 2 :]
+
+
+def _ip_packet(frame: bytes, linktype: int) -> bytes | None:
+    """The IP packet of one captured frame, or None for a link type we do not read or a frame too short for it."""
+    if linktype == LINKTYPE_ETHERNET:
+        return _ethernet_payload(frame)
+    header = _FIXED_LINK_HEADERS.get(linktype)
+    if header is None or len(frame) < header:
+        return None
+    return frame[header:]
+
+
+def _ipv4_udp(packet: bytes) -> tuple[str, bytes] | None:
+    """(source address, UDP datagram) of an IPv4 packet, or None if it is not an unfragmented UDP one."""
+    if len(packet) < 20:
+        return None
+    header = (packet[0] & 0x0F) * 4
+    flags_fragment = (packet[6] << 8) | packet[7]
+    if packet[9] != 17 or flags_fragment & 0x3FFF or len(packet) < header + 8:
+        return None
+    return str(ipaddress.IPv4Address(packet[12:16])), packet[header:]
+
+
+def _ipv6_udp(packet: bytes) -> tuple[str, bytes] | None:
+    """(source address, UDP datagram) of an IPv6 packet whose next header is UDP (extension headers are not
+    followed), or None."""
+    if len(packet) < 48 or packet[6] != 17:
+        return None
+    return str(ipaddress.IPv6Address(packet[8:24])), packet[40:]
+
+
+_IP_READERS = {4: _ipv4_udp, 6: _ipv6_udp}
+
+
 def _udp_payload(frame: bytes, linktype: int) -> tuple[str, bytes] | None:
     """Source address and UDP payload of one captured frame, or None if it is not unfragmented UDP."""
-    if linktype == LINKTYPE_ETHERNET:
-        pos, (ethertype,) = 12, struct.unpack_from(">H", frame, 12) if len(frame) >= 14 else (0, (0,))
-        while ethertype in _VLAN_TYPES and len(frame) >= pos + 6:
-            pos += 4
-            (ethertype,) = struct.unpack_from(">H", frame, pos)
-        packet = frame[pos + 2 :]
-    elif linktype == LINKTYPE_LINUX_SLL and len(frame) >= 16:
-        packet = frame[16:]
-    elif linktype == LINKTYPE_LINUX_SLL2 and len(frame) >= 20:
-        packet = frame[20:]
-    elif linktype in LINKTYPE_RAW or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
-        packet = frame
-    else:
-        return None
+    packet = _ip_packet(frame, linktype)
     if not packet:
         return None
-    ip_version = packet[0] >> 4
-    if ip_version == 4 and len(packet) >= 20:
-        header = (packet[0] & 0x0F) * 4
-        flags_fragment = (packet[6] << 8) | packet[7]
-        if packet[9] != 17 or flags_fragment & 0x3FFF or len(packet) < header + 8:
-            return None
-        source = str(ipaddress.IPv4Address(packet[12:16]))
-        udp = packet[header:]
-    elif ip_version == 6 and len(packet) >= 48:
-        if packet[6] != 17:
-            return None  # extension headers are not followed
-        source = str(ipaddress.IPv6Address(packet[8:24]))
-        udp = packet[40:]
-    else:
+    reader = _IP_READERS.get(packet[0] >> 4)
+    found = reader(packet) if reader is not None else None
+    if found is None:
         return None
+    source, udp = found
     length = (udp[4] << 8) | udp[5]
     end = length if 8 <= length <= len(udp) else len(udp)
     return source, udp[8:end]

@@ -24,12 +24,11 @@ from collectors.flow.model import (
     Decoded,
     DecodeError,
     ExporterContext,
-    OptionsRecord,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
 )
-from collectors.flow.records import FixedBlock, read_data_set, settle
+from collectors.flow.records import DataSets
 from collectors.flow.templates import Template, read_template
 
 HEADER = struct.Struct(">HHIII")
@@ -60,6 +59,28 @@ def decode_ipfix(
         BadTemplateError: zero or absurd field lengths, an options template without scope.
         DecodeError: a length field below its header size.
     """
+    end, export_time, sequence, domain = _header(datagram)
+    learned: dict[TemplateKey, Template | None] = {}
+    sets = DataSets(contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT, export_time * 1000, None)
+    pos = HEADER.size
+    while end - pos >= SET_HEADER.size:
+        set_id, set_end = _set_at(datagram, pos, end)
+        body = pos + SET_HEADER.size
+        if set_id == TEMPLATE_SET or set_id == OPTIONS_TEMPLATE_SET:
+            _templates(datagram, body, set_end, exporter, domain, learned, options=set_id == OPTIONS_TEMPLATE_SET)
+        elif set_id >= MIN_DATA_SET:
+            key = TemplateKey(exporter, domain, set_id)
+            sets.read(learned[key] if key in learned else templates.get(key), datagram, body, set_end)
+        pos = set_end
+    return sets.decoded(10, exporter, domain, learned, sequence, defer=defer)
+
+
+def _header(datagram: bytes) -> tuple[int, int, int, int]:
+    """(message length, export time in Unix seconds, sequence number, observation domain) of the header (§3.1).
+
+    Raises:
+        UnknownVersionError, TruncatedError, DecodeError: see `decode_ipfix`.
+    """
     if len(datagram) < HEADER.size:
         raise TruncatedError(f"IPFIX header needs {HEADER.size} bytes, got {len(datagram)}")
     version, end, export_time, sequence, domain = HEADER.unpack_from(datagram)
@@ -69,47 +90,23 @@ def decode_ipfix(
         raise DecodeError(f"IPFIX message length {end} below the header size")
     if end > len(datagram):
         raise TruncatedError(f"IPFIX message of {end} bytes, datagram has {len(datagram)}")
-    learned: dict[TemplateKey, Template | None] = {}
-    options: list[OptionsRecord] = []
-    skipped = 0
-    blocks: list[FixedBlock] = []
-    context = contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT
-    pos = HEADER.size
-    while end - pos >= SET_HEADER.size:
-        set_id, length = SET_HEADER.unpack_from(datagram, pos)
-        if length < SET_HEADER.size:
-            raise DecodeError(f"set {set_id} has length {length}")
-        set_end = pos + length
-        if set_end > end:
-            raise TruncatedError(f"set {set_id} of {length} bytes runs past the message ({end - pos} left)")
-        body = pos + SET_HEADER.size
-        if set_id == TEMPLATE_SET or set_id == OPTIONS_TEMPLATE_SET:
-            _templates(datagram, body, set_end, exporter, domain, learned, options=set_id == OPTIONS_TEMPLATE_SET)
-        elif set_id >= MIN_DATA_SET:
-            key = TemplateKey(exporter, domain, set_id)
-            template = learned[key] if key in learned else templates.get(key)
-            if template is None:
-                skipped += 1
-            else:
-                found = read_data_set(template, datagram, body, set_end, context, export_time * 1000, None)
-                if isinstance(found, FixedBlock):
-                    if found.record_count:
-                        blocks.append(found)
-                else:
-                    options.extend(found)
-        pos = set_end
-    flows, deferred = settle(blocks, defer)
-    return Decoded(
-        version=10,
-        exporter=exporter,
-        domain=domain,
-        flows=flows,
-        options=tuple(options),
-        templates=dict(learned),
-        skipped_sets=skipped,
-        sequence=sequence,
-        blocks=deferred,
-    )
+    return end, export_time, sequence, domain
+
+
+def _set_at(datagram: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(set id, end of the set) of the set header at `pos` of a message that ends at `end` (§3.3.2).
+
+    Raises:
+        DecodeError: a set length below the set header's size.
+        TruncatedError: the set runs past the message.
+    """
+    set_id, length = SET_HEADER.unpack_from(datagram, pos)
+    if length < SET_HEADER.size:
+        raise DecodeError(f"set {set_id} has length {length}")
+    set_end = pos + length
+    if set_end > end:
+        raise TruncatedError(f"set {set_id} of {length} bytes runs past the message ({end - pos} left)")
+    return set_id, set_end
 
 
 def _templates(
@@ -127,24 +124,33 @@ def _templates(
         template_id, count = SET_HEADER.unpack_from(data, pos)
         if template_id == 0 and count == 0 and not any(data[pos:end]):
             return  # padding
+        pos += 4
         if count == 0:
             if template_id >= MIN_DATA_SET:
                 learned[TemplateKey(exporter, domain, template_id)] = None
             # template_id equal to the set id withdraws all templates of the set (§8.1); the caller
             # sees nothing for it here, and templates simply get replaced when re-sent.
-            pos += 4
             continue
         if template_id < MIN_DATA_SET:
             raise BadTemplateError(f"template id {template_id} below 256")
         scope = 0
-        pos += 4
         if options:
-            if end - pos < 2:
-                raise TruncatedError("options template scope count past the end of the set")
-            (scope,) = struct.unpack_from(">H", data, pos)
-            pos += 2
-            if scope == 0 or scope > count:
-                raise BadTemplateError(f"options template {template_id}: scope count {scope} of {count} fields")
+            scope, pos = _scope_count(data, pos, end, template_id, count)
         learned[TemplateKey(exporter, domain, template_id)], pos = read_template(
             data, pos, end, template_id, count, ipfix=True, scope=scope, is_options=options, version=10
         )
+
+
+def _scope_count(data: bytes, pos: int, end: int, template_id: int, count: int) -> tuple[int, int]:
+    """(scope field count, position after it) of an options template record of `count` fields (§3.4.2.2).
+
+    Raises:
+        TruncatedError: the scope count runs past the set.
+        BadTemplateError: a scope count of 0 or above the field count.
+    """
+    if end - pos < 2:
+        raise TruncatedError("options template scope count past the end of the set")
+    (scope,) = struct.unpack_from(">H", data, pos)
+    if scope == 0 or scope > count:
+        raise BadTemplateError(f"options template {template_id}: scope count {scope} of {count} fields")
+    return scope, pos + 2

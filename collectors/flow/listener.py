@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING
 from core.supervise import WORKERS, Workers, supervised_thread
 
 if TYPE_CHECKING:
-    from collectors.flow.batch import BatchResult, ExporterFlows
+    from collectors.flow.batch import BatchDecoder, BatchResult, ExporterFlows
+    from collectors.flow.model import Decoded, DecodeError
 
 log = logging.getLogger(__name__)
 
@@ -408,36 +409,48 @@ class FlowListener:
         try:
             while not self._stopping.is_set():
                 selector.select()
-                while not self._stopping.is_set():
-                    if token is None:
-                        try:
-                            token = free.get_nowait()
-                        except queue.Empty:
-                            token = None
-                    try:
-                        size, address = sock.recvfrom_into(scratch)
-                    except BlockingIOError:
-                        break
-                    except OSError as exc:
-                        if exc.errno in (errno.EINTR, errno.ECONNREFUSED):
-                            continue
-                        raise
-                    exporter = _ip_of(address)
-                    charge = size + QUEUE_OVERHEAD_BYTES
-                    with self._queued_lock:
-                        fits = token is not None and self._queued_bytes + charge <= self._queue_bytes
-                        if fits:
-                            self._queued_bytes += charge
-                    if not fits:
-                        self._count(exporter, queue_drops=1)
-                    else:
-                        assert token is not None
-                        filled.put((token, bytes(scratch[:size]), exporter))
-                        token = None
+                token = self._drain_socket(sock, scratch, free, filled, token)
         finally:
             selector.close()
             if self._stopping.is_set():
                 filled.put(None)  # the decoder's end marker; after a crash the supervisor restarts this loop instead
+
+    def _drain_socket(
+        self,
+        sock: socket.socket,
+        scratch: memoryview,
+        free: queue.SimpleQueue[int],
+        filled: queue.SimpleQueue[tuple[int, bytes, str] | None],
+        token: int | None,
+    ) -> int | None:
+        """Queue every datagram the socket holds (until it would block, or the listener stops), each with a token
+        of the datagram bound; return the token taken but not yet used, if any."""
+        while not self._stopping.is_set():
+            if token is None:
+                token = _poll_token(free)
+            try:
+                size, address = sock.recvfrom_into(scratch)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in (errno.EINTR, errno.ECONNREFUSED):
+                    continue
+                raise
+            exporter = _ip_of(address)
+            if token is not None and self._reserve_bytes(size + QUEUE_OVERHEAD_BYTES):
+                filled.put((token, bytes(scratch[:size]), exporter))
+                token = None
+            else:
+                self._count(exporter, queue_drops=1)
+        return token
+
+    def _reserve_bytes(self, charge: int) -> bool:
+        """Charge `charge` bytes to the queue's byte bound if they fit; whether they did."""
+        with self._queued_lock:
+            if self._queued_bytes + charge > self._queue_bytes:
+                return False
+            self._queued_bytes += charge
+            return True
 
     def _decode(self, free: queue.SimpleQueue[int], filled: queue.SimpleQueue[tuple[int, bytes, str] | None]) -> None:
         """Decode queued datagrams, a drained batch at a time, until the receiver's end marker."""
@@ -448,105 +461,154 @@ class FlowListener:
         base = self._evictions  # after a restart (core.supervise) the counts go on from where they were
         done = False
         while not done:
-            item = filled.get()
-            batch: list[tuple[str, bytes]] = []
-            released = 0
-            while item is not None:
-                token, datagram, exporter = item
-                batch.append((exporter, datagram))
-                released += len(datagram) + QUEUE_OVERHEAD_BYTES
-                free.put(token)
-                if len(batch) >= MAX_BATCH_DATAGRAMS:
-                    break
-                try:
-                    item = filled.get_nowait()
-                except queue.Empty:
-                    break
-            done = item is None
-            if released:
-                with self._queued_lock:
-                    self._queued_bytes -= released
-            if not batch:
-                continue
+            batch, done = self._next_batch(free, filled)
+            if batch:
+                self._decode_batch(decoder, batch, expected, base)
+
+    def _next_batch(
+        self, free: queue.SimpleQueue[int], filled: queue.SimpleQueue[tuple[int, bytes, str] | None]
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        """Wait for one queued datagram, then take what else is queued, up to MAX_BATCH_DATAGRAMS, without waiting;
+        their tokens and bytes go back to the receiver. Returns ((exporter, datagram) pairs, end marker reached)."""
+        item = filled.get()
+        batch: list[tuple[str, bytes]] = []
+        released = 0
+        while item is not None:
+            token, datagram, exporter = item
+            batch.append((exporter, datagram))
+            released += len(datagram) + QUEUE_OVERHEAD_BYTES
+            free.put(token)
+            if len(batch) >= MAX_BATCH_DATAGRAMS:
+                break
             try:
-                result = decoder.decode(batch)
+                item = filled.get_nowait()
+            except queue.Empty:
+                break
+        if released:
+            with self._queued_lock:
+                self._queued_bytes -= released
+        return batch, item is None
+
+    def _decode_batch(
+        self,
+        decoder: BatchDecoder,
+        batch: list[tuple[str, bytes]],
+        expected: dict[tuple[str, int, int], int | None],
+        base: tuple[int, int],
+    ) -> None:
+        """Decode one batch, count it (evictions since `base`, failures, sequence gaps) and hand its flows on."""
+        try:
+            result = decoder.decode(batch)
+        except Exception:
+            log.exception("decoding a batch of %d datagrams failed; the batch is dropped and counted", len(batch))
+            self._error("decoder_bug", len(batch))
+            for exporter in {exporter for exporter, _ in batch}:
+                self._count(exporter, decoder_errors=1, malformed=1)
+            return
+        evictions = (base[0] + decoder.evicted_templates, base[1] + decoder.evicted_exporters)
+        if evictions != self._evictions:
+            with self._lock:
+                self._evictions = evictions
+        for exporter, error in result.failed_sets:
+            log.warning("records from %s left out: %s", exporter, error)
+            self._error("failed_set")
+            self._count(exporter, decoder_errors=1)
+        self._account(result, expected)
+        self._deliver(result)
+
+    def _deliver(self, result: BatchResult) -> None:
+        """Call `on_flows` once per exporter of the batch; a callback that raises is logged and counted."""
+        for flows in result.exporters.values():
+            try:
+                self._on_flows(flows)
             except Exception:
-                log.exception("decoding a batch of %d datagrams failed; the batch is dropped and counted", len(batch))
-                self._error("decoder_bug", len(batch))
-                for exporter in {exporter for exporter, _ in batch}:
-                    self._count(exporter, decoder_errors=1, malformed=1)
-                continue
-            evictions = (base[0] + decoder.evicted_templates, base[1] + decoder.evicted_exporters)
-            if evictions != self._evictions:
-                with self._lock:
-                    self._evictions = evictions
-            for exporter, error in result.failed_sets:
-                log.warning("records from %s left out: %s", exporter, error)
-                self._error("failed_set")
-                self._count(exporter, decoder_errors=1)
-            self._account(result, expected)
-            for flows in result.exporters.values():
-                try:
-                    self._on_flows(flows)
-                except Exception:
-                    log.exception("on_flows failed for records from %s", flows.exporter)
-                    self._error("callback")
-                    self._count(flows.exporter, callback_errors=1)
+                log.exception("on_flows failed for records from %s", flows.exporter)
+                self._error("callback")
+                self._count(flows.exporter, callback_errors=1)
 
     def _account(self, result: BatchResult, expected: dict[tuple[str, int, int], int | None]) -> None:
         """Add one decoded batch to its exporters' counters, sequence gaps included."""
-        from collectors.flow.batch import DecoderBugError  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
         from collectors.flow.model import DecodeError  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
 
         with self._lock:
             stats = self._stats
             for sender, item in zip(result.senders, result.datagrams, strict=True):
                 current = self._exporter(sender)
-                exporter = current.exporter
                 if isinstance(item, DecodeError):
-                    bug = isinstance(item, DecoderBugError)
-                    self._errors["decoder_bug" if bug else "malformed"] += 1
-                    if bug:
-                        log.error("decoder failed on a datagram from %s; counted as malformed", exporter, exc_info=item.__cause__)
-                    else:
-                        log.debug("malformed datagram from %s dropped: %s", exporter, item)
-                    stats[exporter] = replace(
-                        current, datagrams=current.datagrams + 1, malformed=current.malformed + 1,
-                        decoder_errors=current.decoder_errors + (1 if bug else 0),
-                    )  # fmt: skip
-                    continue
-                records = item.record_count
-                units = 0
-                if item.sequence is not None and exporter != OTHER_EXPORTERS:  # bounded: counted exporters only
-                    key = (exporter, item.version, item.domain)
-                    increment = sequence_increment(item.version, records, len(item.options))
-                    if item.version == 10 and item.skipped_sets:
-                        increment = None  # records in sets we cannot decode are invisible
-                    if key not in expected and len(expected) >= MAX_SEQUENCE_KEYS:
-                        del expected[next(iter(expected))]  # random domain ids must not grow this without end
-                    units, expected[key] = sequence_advance(expected.get(key), item.sequence, increment)
-                datagrams = current.datagrams + 1
-                total_records = current.records + records
-                stats[exporter] = replace(
+                    stats[current.exporter] = self._counted_malformed(current, item)
+                else:
+                    stats[current.exporter] = _counted_datagram(current, item, expected)
+            self._add_packets(result)
+
+    def _counted_malformed(self, current: ExporterStats, error: DecodeError) -> ExporterStats:
+        """`current` with one malformed datagram added (caller holds the lock); a decoder bug is logged as an error."""
+        from collectors.flow.batch import DecoderBugError  # noqa: PLC0415 - numpy (the flow extra) is loaded only once a listener runs
+
+        bug = isinstance(error, DecoderBugError)
+        self._errors["decoder_bug" if bug else "malformed"] += 1
+        if bug:
+            log.error("decoder failed on a datagram from %s; counted as malformed", current.exporter, exc_info=error.__cause__)
+        else:
+            log.debug("malformed datagram from %s dropped: %s", current.exporter, error)
+        return replace(
+            current, datagrams=current.datagrams + 1, malformed=current.malformed + 1,
+            decoder_errors=current.decoder_errors + (1 if bug else 0),
+        )  # fmt: skip
+
+    def _add_packets(self, result: BatchResult) -> None:
+        """Add the batch's packets and bytes to its exporters' rows (caller holds the lock)."""
+        stats = self._stats
+        for sender, flows in result.exporters.items():
+            if len(flows.flows):
+                # Every sender got its row in `_account`; one missing now was folded into OTHER_EXPORTERS by a later
+                # sender of this batch, and its packets go there too (making it a row again would fold another).
+                current = stats.get(sender) or stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS)
+                stats[current.exporter] = replace(
                     current,
-                    datagrams=datagrams,
-                    records=total_records,
-                    option_records=current.option_records + len(item.options),
-                    skipped_sets=current.skipped_sets + item.skipped_sets,
-                    sequence_gaps=current.sequence_gaps + (1 if units else 0),
-                    lost_records=current.lost_records + lost_records_estimate(item.version, units, total_records, datagrams),
+                    packets=current.packets + int(flows.flows["packets"].sum()),
+                    bytes=current.bytes + int(flows.flows["bytes"].sum()),
                 )
-            for sender, flows in result.exporters.items():
-                if len(flows.flows):
-                    # Every sender got its row above; one missing now was folded into OTHER_EXPORTERS by a later
-                    # sender of this batch, and its packets go there too (making it a row again would fold another).
-                    current = stats.get(sender) or stats.get(OTHER_EXPORTERS) or ExporterStats(OTHER_EXPORTERS)
-                    exporter = current.exporter
-                    stats[exporter] = replace(
-                        current,
-                        packets=current.packets + int(flows.flows["packets"].sum()),
-                        bytes=current.bytes + int(flows.flows["bytes"].sum()),
-                    )
+
+
+def _poll_token(free: queue.SimpleQueue[int]) -> int | None:
+    """A free token of the datagram bound, or None when every one is in use (the queue is full)."""
+    try:
+        return free.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _counted_datagram(current: ExporterStats, item: Decoded, expected: dict[tuple[str, int, int], int | None]) -> ExporterStats:
+    """`current` with one decoded datagram added: its records, options records, skipped sets and sequence gap."""
+    records = item.record_count
+    units = 0
+    if item.sequence is not None and current.exporter != OTHER_EXPORTERS:  # bounded: counted exporters only
+        units = _sequence_gap(expected, (current.exporter, item.version, item.domain), item.sequence, item)
+    datagrams = current.datagrams + 1
+    total_records = current.records + records
+    return replace(
+        current,
+        datagrams=datagrams,
+        records=total_records,
+        option_records=current.option_records + len(item.options),
+        skipped_sets=current.skipped_sets + item.skipped_sets,
+        sequence_gaps=current.sequence_gaps + (1 if units else 0),
+        lost_records=current.lost_records + lost_records_estimate(item.version, units, total_records, datagrams),
+    )
+
+
+def _sequence_gap(expected: dict[tuple[str, int, int], int | None], key: tuple[str, int, int], sequence: int,
+                  item: Decoded) -> int:
+    """Sequence units lost before `item` in its stream `key` (exporter, version, domain); `expected` is updated.
+
+    At most MAX_SEQUENCE_KEYS streams are followed: random domain ids must not grow `expected` without end."""
+    increment = sequence_increment(item.version, item.record_count, len(item.options))
+    if item.version == 10 and item.skipped_sets:
+        increment = None  # records in sets we cannot decode are invisible
+    if key not in expected and len(expected) >= MAX_SEQUENCE_KEYS:
+        del expected[next(iter(expected))]
+    units, expected[key] = sequence_advance(expected.get(key), sequence, increment)
+    return units
 
 
 def _grow_rcvbuf(sock: socket.socket, requested: int) -> int:

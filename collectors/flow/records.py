@@ -16,7 +16,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from collectors.flow.model import FLOW_COLUMNS, FLOW_DTYPE, ExporterContext, OptionsRecord, TruncatedError
+from collectors.flow.model import (
+    FLOW_COLUMNS,
+    FLOW_DTYPE,
+    Decoded,
+    ExporterContext,
+    OptionsRecord,
+    TemplateKey,
+    TruncatedError,
+)
 from collectors.flow.templates import (
     NTP_EPOCH_OFFSET_S,
     OPTION_NAMES,
@@ -168,6 +176,7 @@ class FixedSets:
 
 
 def _decode_blocks(blocks: list[FixedBlock]) -> np.ndarray:
+    """The records of blocks of one plan, decoded in one pass (two when only some know their sysUptime)."""
     first = blocks[0]
     plan = first.plan
     if len(blocks) == 1:
@@ -177,16 +186,24 @@ def _decode_blocks(blocks: list[FixedBlock]) -> np.ndarray:
         return concatenate_flows([_decode_blocks(anchored), _decode_blocks([b for b in blocks if b.uptime_ms is None])])
     length = plan.record_length
     packed = b"".join([memoryview(b.data)[b.pos : b.pos + b.record_count * length] for b in blocks])
-    unix: Anchor = first.unix_ms
-    uptime: Anchor | None = first.uptime_ms
-    sampling: Anchor = first.sampling
-    if any(b.unix_ms != unix or b.uptime_ms != uptime or b.sampling != sampling for b in blocks):
-        counts = [b.record_count for b in blocks]
-        unix = np.repeat(np.array([b.unix_ms for b in blocks], np.int64), counts)
-        sampling = np.repeat(np.array([b.sampling for b in blocks], np.uint32), counts)
-        if uptime is not None:
-            uptime = np.repeat(np.array([b.uptime_ms for b in blocks], np.int64), counts)
+    unix, uptime, sampling = _anchors(blocks)
     return decode_fixed(plan, packed, 0, len(packed) // length, unix, uptime, sampling)
+
+
+def _anchors(blocks: list[FixedBlock]) -> tuple[Anchor, Anchor | None, Anchor]:
+    """(unix_ms, uptime_ms, sampling) of blocks that all know their sysUptime or all do not: the first block's
+    when every block shares them, else one value per record."""
+    first = blocks[0]
+    unix, uptime, sampling = first.unix_ms, first.uptime_ms, first.sampling
+    if all(b.unix_ms == unix and b.uptime_ms == uptime and b.sampling == sampling for b in blocks):
+        return unix, uptime, sampling
+    counts = [b.record_count for b in blocks]
+    per_record_uptime = None if uptime is None else np.repeat(np.array([b.uptime_ms for b in blocks], np.int64), counts)
+    return (
+        np.repeat(np.array([b.unix_ms for b in blocks], np.int64), counts),
+        per_record_uptime,
+        np.repeat(np.array([b.sampling for b in blocks], np.uint32), counts),
+    )
 
 
 _NO_FLOWS = np.empty(0, FLOW_DTYPE)
@@ -313,3 +330,55 @@ def read_data_set(
         packed, count = repack_variable(template, data, pos, end)
         return FixedBlock(plan, packed, 0, count, unix_ms, uptime_ms, context.sampling_interval)
     return FixedBlock(plan, data, pos, (end - pos) // plan.record_length, unix_ms, uptime_ms, context.sampling_interval)
+
+
+class DataSets:
+    """The data sets of one v9 or IPFIX datagram, read set by set as its decoder walks it.
+
+    Collects what they hold: flow blocks (`blocks`, kept only when they have records), options records
+    (`options`), and the count of sets whose template is unknown or withdrawn (`skipped`, not an error).
+    """
+
+    __slots__ = ("_context", "_unix_ms", "_uptime_ms", "blocks", "options", "skipped")
+
+    def __init__(self, context: ExporterContext, unix_ms: int, uptime_ms: int | None) -> None:
+        self._context = context
+        self._unix_ms = unix_ms
+        self._uptime_ms = uptime_ms
+        self.blocks: list[FixedBlock] = []
+        self.options: list[OptionsRecord] = []
+        self.skipped = 0
+
+    def read(self, template: Template | None, data: bytes, pos: int, end: int) -> None:
+        """Read the data set whose body runs from `pos` to `end` with `template` (None: unknown, skipped).
+
+        Raises:
+            TruncatedError: a variable-length field runs past the set.
+        """
+        if template is None:
+            self.skipped += 1
+            return
+        found = read_data_set(template, data, pos, end, self._context, self._unix_ms, self._uptime_ms)
+        if isinstance(found, FixedBlock):
+            if found.record_count:
+                self.blocks.append(found)
+        else:
+            self.options.extend(found)
+
+    def decoded(
+        self, version: int, exporter: str, domain: int, learned: dict[TemplateKey, Template | None], sequence: int,
+        *, defer: bool,
+    ) -> Decoded:
+        """The datagram's `Decoded`: its flows decoded now, or left in `blocks` when `defer`."""
+        flows, deferred = settle(self.blocks, defer)
+        return Decoded(
+            version=version,
+            exporter=exporter,
+            domain=domain,
+            flows=flows,
+            options=tuple(self.options),
+            templates=dict(learned),
+            skipped_sets=self.skipped,
+            sequence=sequence,
+            blocks=deferred,
+        )

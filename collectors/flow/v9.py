@@ -18,12 +18,11 @@ from collectors.flow.model import (
     Decoded,
     DecodeError,
     ExporterContext,
-    OptionsRecord,
     TemplateKey,
     TruncatedError,
     UnknownVersionError,
 )
-from collectors.flow.records import FixedBlock, read_data_set, settle
+from collectors.flow.records import DataSets
 from collectors.flow.templates import Template, read_template
 
 HEADER = struct.Struct(">HHIIII")
@@ -60,22 +59,14 @@ def decode_v9(
     version, _count, uptime, secs, sequence, source_id = HEADER.unpack_from(datagram)
     if version != 9:
         raise UnknownVersionError(f"not NetFlow v9: version {version}")
-    unix_ms = secs * 1000
     learned: dict[TemplateKey, Template | None] = {}
-    options: list[OptionsRecord] = []
-    skipped = 0
-    blocks: list[FixedBlock] = []
-    context = contexts.get(source_id, NO_CONTEXT) if contexts else NO_CONTEXT
+    sets = DataSets(contexts.get(source_id, NO_CONTEXT) if contexts else NO_CONTEXT, secs * 1000, uptime)
     pos = HEADER.size
     while end - pos >= SET_HEADER.size:
-        set_id, length = SET_HEADER.unpack_from(datagram, pos)
-        if length < SET_HEADER.size:
-            if not any(datagram[pos:]):
-                break  # zero padding after the last flowset
-            raise DecodeError(f"flowset {set_id} has length {length}")
-        set_end = pos + length
-        if set_end > end:
-            raise TruncatedError(f"flowset {set_id} of {length} bytes runs past the packet ({end - pos} left)")
+        found = _flowset_at(datagram, pos, end)
+        if found is None:
+            break  # zero padding after the last flowset
+        set_id, set_end = found
         body = pos + SET_HEADER.size
         if set_id == TEMPLATE_SET:
             _templates(datagram, body, set_end, exporter, source_id, learned)
@@ -83,29 +74,28 @@ def decode_v9(
             _options_templates(datagram, body, set_end, exporter, source_id, learned)
         elif set_id >= MIN_DATA_SET:
             key = TemplateKey(exporter, source_id, set_id)
-            template = learned[key] if key in learned else templates.get(key)
-            if template is None:
-                skipped += 1
-            else:
-                found = read_data_set(template, datagram, body, set_end, context, unix_ms, uptime)
-                if isinstance(found, FixedBlock):
-                    if found.record_count:
-                        blocks.append(found)
-                else:
-                    options.extend(found)
+            sets.read(learned[key] if key in learned else templates.get(key), datagram, body, set_end)
         pos = set_end
-    flows, deferred = settle(blocks, defer)
-    return Decoded(
-        version=9,
-        exporter=exporter,
-        domain=source_id,
-        flows=flows,
-        options=tuple(options),
-        templates=dict(learned),
-        skipped_sets=skipped,
-        sequence=sequence,
-        blocks=deferred,
-    )
+    return sets.decoded(9, exporter, source_id, learned, sequence, defer=defer)
+
+
+def _flowset_at(datagram: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """(flowset id, end of the flowset) of the flowset header at `pos` (§5.3), or None when zero padding
+    follows the last flowset.
+
+    Raises:
+        DecodeError: a flowset length below the header's size (and not padding).
+        TruncatedError: the flowset runs past the packet.
+    """
+    set_id, length = SET_HEADER.unpack_from(datagram, pos)
+    if length < SET_HEADER.size:
+        if not any(datagram[pos:]):
+            return None
+        raise DecodeError(f"flowset {set_id} has length {length}")
+    set_end = pos + length
+    if set_end > end:
+        raise TruncatedError(f"flowset {set_id} of {length} bytes runs past the packet ({end - pos} left)")
+    return set_id, set_end
 
 
 def _templates(

@@ -30,7 +30,7 @@ from collectors.netstate.models import Forwarding, NetState, SysfsLink
 from collectors.netstate.nat import detect_nat
 from collectors.netstate.reading import observations, samples
 from collectors.netstate.routes import parse_forwarding, parse_ip_routes, parse_proc_ipv6_route, parse_proc_route
-from collectors.netstate.shell import gather, read_text, run_required
+from collectors.netstate.shell import first_failure_group, read_text, run_required
 from collectors.netstate.sockets import read_listening_sockets
 from collectors.netstate.tunnels import wireguard_peers
 from collectors.netstate.watch import rtnetlink_changes
@@ -127,13 +127,14 @@ class NetstateCollector:
         ip = self._tool("ip")
         commands = [(ip, "-d", "-j", "addr", "show"), (ip, "-4", "-d", "-j", "route", "show", "table", "all"),
                     (ip, "-6", "-d", "-j", "route", "show", "table", "all")] if ip else []
-        files, nat, sockets, peers, *outputs = await gather(
-            asyncio.to_thread(_read_files, self.root),
-            detect_nat(self.root, tool=self._tool, warn_once=self._warn_once),
-            asyncio.to_thread(read_listening_sockets) if self.live else _nothing(),
-            wireguard_peers(tool=self._tool, warn_once=self._warn_once),
-            *(run_required(argv) for argv in commands),
-        )
+        async with first_failure_group() as group:
+            reading_files = group.create_task(asyncio.to_thread(_read_files, self.root))
+            nat = group.create_task(detect_nat(self.root, tool=self._tool, warn_once=self._warn_once))
+            sockets = group.create_task(asyncio.to_thread(read_listening_sockets) if self.live else _nothing())
+            peers = group.create_task(wireguard_peers(tool=self._tool, warn_once=self._warn_once))
+            commands_run = [group.create_task(run_required(argv)) for argv in commands]
+        files = reading_files.result()
+        outputs = [task.result() for task in commands_run]
         if outputs:
             addr_text, route4, route6 = outputs
             with_device = frozenset(link.name for link in files.links if link.has_device)
@@ -144,7 +145,7 @@ class NetstateCollector:
             interfaces = tuple(link_from_sysfs(link) for link in files.links)
             addresses = addresses_from_ifaddrs(await asyncio.to_thread(psutil.net_if_addrs)) if self.live else ()
             routes = parse_proc_route(files.route) + parse_proc_ipv6_route(files.ipv6_route)
-        return NetState(interfaces, addresses, routes, files.forwarding, nat, sockets, peers)
+        return NetState(interfaces, addresses, routes, files.forwarding, nat.result(), sockets.result(), peers.result())
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Never, TypeVar
 
 from collectors.netstate.errors import CommandFailedError
+
+_T = TypeVar("_T")
 
 
 def read_text(path: Path) -> str:
@@ -61,11 +64,19 @@ async def run_required(argv: Sequence[str]) -> str:
     return done.stdout
 
 
-async def gather(*aws: Any) -> list[Any]:
-    """Await concurrently; on the first failure cancel the rest and raise that failure itself."""
+@asynccontextmanager
+async def first_failure_group() -> AsyncIterator[asyncio.TaskGroup]:
+    """An asyncio.TaskGroup that, when a task fails, cancels the rest and raises that failure itself (not an
+    ExceptionGroup): for tasks of different result types, each read with `task.result()` after the block."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(aw) for aw in aws]
+            yield group
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
+
+
+async def gather(*aws: Coroutine[object, Never, _T]) -> list[_T]:
+    """Await concurrently; on the first failure cancel the rest and raise that failure itself."""
+    async with first_failure_group() as group:
+        tasks = [group.create_task(aw) for aw in aws]
     return [task.result() for task in tasks]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 import psutil
 
@@ -13,7 +13,31 @@ from collectors.netstate.errors import NetstateError
 from collectors.netstate.models import ListeningSocket
 
 
-def _listening_protocol(conn: Any) -> Literal["tcp", "udp"] | None:
+class SocketAddress(Protocol):
+    """An (ip, port) of a connection as psutil reports it (its `addr` NamedTuple)."""
+
+    @property
+    def ip(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+class Connection(Protocol):
+    """What `listening_sockets` reads of one psutil.net_connections() entry (psutil's `sconn` NamedTuple)."""
+
+    @property
+    def type(self) -> int: ...  # socket.SOCK_STREAM or SOCK_DGRAM
+    @property
+    def status(self) -> str: ...  # psutil.CONN_LISTEN, ...
+    @property
+    def laddr(self) -> SocketAddress | tuple[()]: ...
+    @property
+    def raddr(self) -> SocketAddress | tuple[()]: ...  # () when not connected
+    @property
+    def pid(self) -> int | None: ...
+
+
+def _listening_protocol(conn: Connection) -> Literal["tcp", "udp"] | None:
     """"tcp" for a TCP socket in LISTEN, "udp" for a UDP socket without a peer; None for anything else."""
     if conn.type == socket.SOCK_STREAM and conn.status == psutil.CONN_LISTEN:
         return "tcp"
@@ -22,7 +46,7 @@ def _listening_protocol(conn: Any) -> Literal["tcp", "udp"] | None:
     return None
 
 
-def listening_sockets(connections: Iterable[Any], names: Mapping[int, str]) -> tuple[ListeningSocket, ...]:
+def listening_sockets(connections: Iterable[Connection], names: Mapping[int, str]) -> tuple[ListeningSocket, ...]:
     """Listening sockets from psutil.net_connections(kind="inet"): TCP in LISTEN, UDP without a peer.
 
     One socket per protocol, address and port; when several processes share it
@@ -31,11 +55,12 @@ def listening_sockets(connections: Iterable[Any], names: Mapping[int, str]) -> t
     chosen: dict[tuple[str, str, int], ListeningSocket] = {}
     for conn in connections:
         proto = _listening_protocol(conn)
-        if proto is None:
+        local = conn.laddr
+        if proto is None or not local:  # psutil gives () for a socket without a local address
             continue
-        address = ipaddress.ip_address(conn.laddr.ip.split("%", 1)[0])
-        found = ListeningSocket(proto, address, conn.laddr.port, conn.pid, names.get(conn.pid, "") if conn.pid else "")
-        key = (proto, str(address), conn.laddr.port)
+        address = ipaddress.ip_address(local.ip.split("%", 1)[0])
+        found = ListeningSocket(proto, address, local.port, conn.pid, names.get(conn.pid, "") if conn.pid else "")
+        key = (proto, str(address), local.port)
         old = chosen.get(key)
         if old is None or (found.pid is not None and (old.pid is None or found.pid < old.pid)):
             chosen[key] = found

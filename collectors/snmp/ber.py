@@ -117,6 +117,17 @@ def decode_oid(body: bytes) -> Oid:
     """
     if not body:
         raise SnmpDecodeError("empty OBJECT IDENTIFIER")
+    out = _subidentifiers(body)
+    if body[-1] & 0x80:
+        raise SnmpDecodeError("OBJECT IDENTIFIER ends inside a sub-identifier")
+    first = out[0]
+    head = (first // 40, first % 40) if first < 80 else (2, first - 80)
+    return head + tuple(out[1:])
+
+
+def _subidentifiers(body: bytes) -> list[int]:
+    """The base-128 sub-identifiers of an OID's contents (the first still holding the first two arcs); a trailing
+    unfinished one is left out. Raises SnmpDecodeError past the bounds of `decode_oid`."""
     out: list[int] = []
     value = 0
     octets = 0
@@ -135,11 +146,7 @@ def decode_oid(body: bytes) -> Oid:
                 raise SnmpDecodeError(f"OBJECT IDENTIFIER of more than {MAX_OID_SUBIDS} sub-identifiers")
             value = 0
             octets = 0
-    if body[-1] & 0x80:
-        raise SnmpDecodeError("OBJECT IDENTIFIER ends inside a sub-identifier")
-    first = out[0]
-    head = (first // 40, first % 40) if first < 80 else (2, first - 80)
-    return head + tuple(out[1:])
+    return out
 
 
 def _value(tag: int, body: bytes) -> Value:

@@ -29,9 +29,9 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, SupportsInt, cast
 
 from collectors.snmp import usm
 from collectors.snmp.ber import (
@@ -395,8 +395,17 @@ def _auth_data(device: Device) -> Any:
     )
 
 
-def plain_value(value: Any) -> Value:
-    """A pyasn1/pysnmp value as the plain Python values of `collectors.snmp.ber`."""
+class _Octets(Protocol):
+    """A pyasn1 OctetString-like value (OctetString, IpAddress, Opaque, Bits)."""
+
+    def asOctets(self) -> bytes: ...  # noqa: N802 - pyasn1's name
+
+
+def plain_value(value: object) -> Value:
+    """A pyasn1/pysnmp value as the plain Python values of `collectors.snmp.ber`.
+
+    pyasn1 ships no types, so its class name says what the value is; the casts state what that name implies.
+    """
     name = type(value).__name__
     if name == "EndOfMibView":
         return VarBindException.END_OF_MIB_VIEW
@@ -405,14 +414,14 @@ def plain_value(value: Any) -> Value:
     if name == "NoSuchInstance":
         return VarBindException.NO_SUCH_INSTANCE
     if name == "IpAddress":
-        return ipaddress.IPv4Address(bytes(value.asOctets()))
+        return ipaddress.IPv4Address(bytes(cast(_Octets, value).asOctets()))
     if name in ("OctetString", "Opaque", "DisplayString", "Bits"):
-        return bytes(value.asOctets())
+        return bytes(cast(_Octets, value).asOctets())
     if name in ("ObjectIdentifier", "ObjectName"):
-        return tuple(value)
+        return tuple(cast(Iterable[int], value))
     if name == "Null":
         return None
-    return int(value)
+    return int(cast(SupportsInt, value))
 
 
 def _version(data: bytes) -> int:

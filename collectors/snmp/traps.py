@@ -170,8 +170,30 @@ class TrapReceiver:
         from pysnmp.carrier.asyncio.dgram import udp, udp6  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
         from pysnmp.entity import config, engine  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
         from pysnmp.entity.rfc3413 import ntfrcv  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
-        from pysnmp.proto.api import v2c  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
 
+        sock = self._bind()
+        snmp_engine = engine.SnmpEngine()
+        module = udp6 if sock.family == socket.AF_INET6 else udp
+        transport = _screening(module.UdpTransport, self._gate)().open_server_mode(sock=sock)
+        config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
+        for number, community in enumerate(self._communities):
+            config.add_v1_system(snmp_engine, f"area-{number}", community)
+        for user in self._users:
+            _add_v3_user(snmp_engine, user)
+        ntfrcv.NotificationReceiver(snmp_engine, self._received)
+        self._engine = snmp_engine
+        self._transport = transport
+        if not await _attached(transport):
+            self.stop()
+            raise OSError("the trap socket was not attached to the event loop within 2 s")
+        log.info("SNMP trap receiver on %s:%d", *self.address)
+
+    def _bind(self) -> socket.socket:
+        """Bind a non-blocking UDP socket to the receiver's address (IPv6 when the host has a colon).
+
+        Raises:
+            OSError: the address cannot be bound (the socket is closed).
+        """
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -181,34 +203,7 @@ class TrapReceiver:
             raise
         sock.setblocking(False)
         self._sock = sock
-        snmp_engine = engine.SnmpEngine()
-        module = udp6 if family == socket.AF_INET6 else udp
-        transport = _screening(module.UdpTransport, self._gate)().open_server_mode(sock=sock)
-        config.add_transport(snmp_engine, module.DOMAIN_NAME, transport)
-        for number, community in enumerate(self._communities):
-            config.add_v1_system(snmp_engine, f"area-{number}", community)
-        auth = {"SHA": config.USM_AUTH_HMAC96_SHA, "SHA256": config.USM_AUTH_HMAC192_SHA256,
-                "SHA512": config.USM_AUTH_HMAC384_SHA512, "MD5": config.USM_AUTH_HMAC96_MD5}
-        priv = {"AES": config.USM_PRIV_CFB128_AES, "AES256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
-                "AES256C": config.USM_PRIV_CFB256_AES, "DES": config.USM_PRIV_CBC56_DES}
-        for user in self._users:
-            config.add_v3_user(
-                snmp_engine, user.user,
-                auth[user.auth_protocol] if user.auth_key else config.USM_AUTH_NONE, user.auth_key or None,
-                priv[user.priv_protocol] if user.priv_key else config.USM_PRIV_NONE, user.priv_key or None,
-                securityEngineId=v2c.OctetString(hexValue=user.engine_id) if user.engine_id else None,
-            )
-        ntfrcv.NotificationReceiver(snmp_engine, self._received)
-        self._engine = snmp_engine
-        self._transport = transport
-        for _ in range(200):  # let the transport's endpoint coroutine attach the socket (a few loop turns)
-            if transport.transport is not None:
-                break
-            await asyncio.sleep(0.01 if _ else 0)
-        else:
-            self.stop()
-            raise OSError("the trap socket was not attached to the event loop within 2 s")
-        log.info("SNMP trap receiver on %s:%d", *self.address)
+        return sock
 
     @property
     def alive(self) -> bool:
@@ -286,6 +281,32 @@ class TrapReceiver:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _add_v3_user(snmp_engine: Any, user: TrapUser) -> None:
+    """Register one SNMPv3 user with pysnmp's engine (protocols by the names TrapUser uses; no key: none)."""
+    from pysnmp.entity import config  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
+    from pysnmp.proto.api import v2c  # noqa: PLC0415 - pysnmp loads only when a trap receiver starts
+
+    auth = {"SHA": config.USM_AUTH_HMAC96_SHA, "SHA256": config.USM_AUTH_HMAC192_SHA256,
+            "SHA512": config.USM_AUTH_HMAC384_SHA512, "MD5": config.USM_AUTH_HMAC96_MD5}
+    priv = {"AES": config.USM_PRIV_CFB128_AES, "AES256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
+            "AES256C": config.USM_PRIV_CFB256_AES, "DES": config.USM_PRIV_CBC56_DES}
+    config.add_v3_user(
+        snmp_engine, user.user,
+        auth[user.auth_protocol] if user.auth_key else config.USM_AUTH_NONE, user.auth_key or None,
+        priv[user.priv_protocol] if user.priv_key else config.USM_PRIV_NONE, user.priv_key or None,
+        securityEngineId=v2c.OctetString(hexValue=user.engine_id) if user.engine_id else None,
+    )
+
+
+async def _attached(transport: Any) -> bool:
+    """Whether pysnmp's endpoint coroutine attached the socket to the event loop (a few loop turns) within 2 s."""
+    for turn in range(200):
+        if transport.transport is not None:
+            return True
+        await asyncio.sleep(0.01 if turn else 0)
+    return False
 
 
 def _screening(base: type, gate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type:

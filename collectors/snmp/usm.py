@@ -177,6 +177,19 @@ def peek_msg_id(data: bytes) -> int:
     return msg_id
 
 
+@dataclass(frozen=True, slots=True)
+class _SecurityParameters:
+    """What decode_response needs of msgSecurityParameters (RFC 3414 §2.4): the engine's identity and clock, where
+    msgAuthenticationParameters lies in the message (to check the digest over it zeroed), and the privacy salt."""
+
+    engine_id: bytes
+    boots: int
+    time: int
+    auth_start: int
+    auth_end: int
+    salt: bytes
+
+
 def decode_response(data: bytes, keys: UsmKeys | None) -> V3Response:
     """Verify, decrypt and decode an SNMPv3 answer; `keys` None accepts only an unauthenticated Report
     (engine discovery).
@@ -192,36 +205,76 @@ def decode_response(data: bytes, keys: UsmKeys | None) -> V3Response:
     version, pos = integer_at(data, pos, stop)
     if version != 3:
         raise SnmpDecodeError(f"version {version} is not SNMPv3")
+    msg_id, flags, pos = _global_data(data, pos, stop)
+    tag, sstart, pos = header(data, pos, stop)  # msgSecurityParameters OCTET STRING
+    usm = _security_parameters(data, sstart, pos)
+    if flags & FLAG_AUTH:
+        _authenticate(data, usm, keys)
+    scoped, s0, s1 = _scoped_pdu(data, pos, stop, flags, usm, keys)
+    tag, c0, cpos = header(scoped, s0, s1)  # contextEngineID
+    tag, n0, cpos = header(scoped, cpos, s1)  # contextName
+    pdu_type, request_id, error_status, error_index, varbinds = decode_pdu(scoped, cpos, s1)
+    if not flags & FLAG_AUTH and pdu_type != REPORT:
+        raise SnmpAuthError("unauthenticated answer to an authenticated request")
+    return V3Response(msg_id, usm.engine_id, usm.boots, usm.time, pdu_type, request_id, error_status, error_index,
+                      varbinds)
+
+
+def _global_data(data: bytes, pos: int, stop: int) -> tuple[int, int, int]:
+    """(msgID, msgFlags, position after it) of the msgGlobalData SEQUENCE at `pos` (RFC 3412 §6)."""
     tag, gpos, pos = header(data, pos, stop)
     msg_id, gpos = integer_at(data, gpos, pos)
     _max_size, gpos = integer_at(data, gpos, pos)
     tag, fstart, gpos = header(data, gpos, pos)
     flags = data[fstart] if gpos > fstart else 0
-    tag, sstart, pos = header(data, pos, stop)  # msgSecurityParameters OCTET STRING
-    tag, upos, uend = header(data, sstart, pos)
+    return msg_id, flags, pos
+
+
+def _security_parameters(data: bytes, start: int, end: int) -> _SecurityParameters:
+    """The UsmSecurityParameters SEQUENCE inside the msgSecurityParameters OCTET STRING from `start` to `end`."""
+    tag, upos, uend = header(data, start, end)
     if tag != 0x30:
         raise SnmpDecodeError("USM security parameters are not a SEQUENCE")
     tag, e0, upos = header(data, upos, uend)
     engine_id = data[e0:upos]
     boots, upos = integer_at(data, upos, uend)
     time, upos = integer_at(data, upos, uend)
-    tag, n0, upos = header(data, upos, uend)
+    tag, n0, upos = header(data, upos, uend)  # msgUserName
     tag, a0, a1 = header(data, upos, uend)
     tag, p0, p1 = header(data, a1, uend)
-    salt = data[p0:p1]
-    if flags & FLAG_AUTH:
-        if keys is None:
-            raise SnmpAuthError("authenticated answer before the keys are known")
-        got = data[a0:a1]
-        expected = hmac.new(keys.auth_key, data[:a0] + b"\x00" * (a1 - a0) + data[a1:],
-                            keys.hash_name).digest()[:keys.digest_bytes]
-        if not hmac.compare_digest(got, expected):
-            raise SnmpAuthError("answer failed authentication (wrong auth key?)")
+    return _SecurityParameters(engine_id, boots, time, a0, a1, data[p0:p1])
+
+
+def _authenticate(data: bytes, usm: _SecurityParameters, keys: UsmKeys | None) -> None:
+    """Check the HMAC of an authenticated message: computed over the whole message with its digest zeroed
+    (RFC 3414 §6.3.2, §7.3.2).
+
+    Raises:
+        SnmpAuthError: no keys yet, or the digest does not match.
+    """
+    if keys is None:
+        raise SnmpAuthError("authenticated answer before the keys are known")
+    a0, a1 = usm.auth_start, usm.auth_end
+    expected = hmac.new(keys.auth_key, data[:a0] + b"\x00" * (a1 - a0) + data[a1:],
+                        keys.hash_name).digest()[:keys.digest_bytes]
+    if not hmac.compare_digest(data[a0:a1], expected):
+        raise SnmpAuthError("answer failed authentication (wrong auth key?)")
+
+
+def _scoped_pdu(
+    data: bytes, pos: int, stop: int, flags: int, usm: _SecurityParameters, keys: UsmKeys | None
+) -> tuple[bytes, int, int]:
+    """(bytes, start, end) of the ScopedPDU's contents at `pos`, decrypted first when the message is encrypted
+    (AES-128-CFB, RFC 3826 §3.1.4).
+
+    Raises:
+        SnmpAuthError: an encrypted message that cannot be decrypted, or not a SEQUENCE (a wrong priv key).
+    """
     body_tag, b0, b1 = header(data, pos, stop)
     if flags & FLAG_PRIV:
-        if keys is None or not keys.priv_key or body_tag != 0x04 or len(salt) != 8:
+        if keys is None or not keys.priv_key or body_tag != 0x04 or len(usm.salt) != 8:
             raise SnmpAuthError("encrypted answer that cannot be decrypted")
-        iv = boots.to_bytes(4, "big") + time.to_bytes(4, "big") + salt
+        iv = usm.boots.to_bytes(4, "big") + usm.time.to_bytes(4, "big") + usm.salt
         scoped = _aes(keys.priv_key, iv, data[b0:b1], encrypt=False)
         tag, s0, s1 = header(scoped, 0, len(scoped))
     else:
@@ -229,9 +282,4 @@ def decode_response(data: bytes, keys: UsmKeys | None) -> V3Response:
         tag = body_tag
     if tag != 0x30:
         raise SnmpAuthError("scoped PDU is not a SEQUENCE (wrong priv key?)")
-    tag, c0, cpos = header(scoped, s0, s1)  # contextEngineID
-    tag, n0, cpos = header(scoped, cpos, s1)  # contextName
-    pdu_type, request_id, error_status, error_index, varbinds = decode_pdu(scoped, cpos, s1)
-    if not flags & FLAG_AUTH and pdu_type != REPORT:
-        raise SnmpAuthError("unauthenticated answer to an authenticated request")
-    return V3Response(msg_id, engine_id, boots, time, pdu_type, request_id, error_status, error_index, varbinds)
+    return scoped, s0, s1

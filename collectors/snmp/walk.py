@@ -118,18 +118,32 @@ async def walk_columns(
                 budget = max(1, budget // 2)
                 continue
             raise
-        width = len(columns)
-        for position, (root, last) in enumerate(columns):
-            mine = answer[position::width]
-            if not mine and answer:
-                continue  # a truncated answer (RFC 3416 §4.2.3) reached no varbind of this column: ask again
-            kept, following = advance(root, last, mine)
-            out[root].extend(kept)
-            total += len(kept)
-            if following is None:
-                del active[root]
-            else:
-                active[root] = following
+        total += _advance_columns(columns, answer, out, active)
         if total > max_varbinds:
             raise WalkTooLongError(f"walk of {len(roots)} columns on {device.name} passed {max_varbinds} varbinds")
     return out
+
+
+def _advance_columns(
+    columns: list[tuple[Oid, Oid]], answer: Sequence[VarBind], out: dict[Oid, list[VarBind]], active: dict[Oid, Oid]
+) -> int:
+    """Share one GETBULK answer out to the columns (root, last OID) asked for, in wire order: their varbinds go to
+    `out`, and `active` keeps each unfinished column's last OID (a finished one is removed). Returns varbinds kept.
+
+    Raises:
+        NonIncreasingOidError: as `advance`.
+    """
+    kept_total = 0
+    width = len(columns)
+    for position, (root, last) in enumerate(columns):
+        mine = answer[position::width]
+        if not mine and answer:
+            continue  # a truncated answer (RFC 3416 §4.2.3) reached no varbind of this column: ask again
+        kept, following = advance(root, last, mine)
+        out[root].extend(kept)
+        kept_total += len(kept)
+        if following is None:
+            del active[root]
+        else:
+            active[root] = following
+    return kept_total

@@ -479,3 +479,18 @@ def test_read_datagrams_splits_raw_files_and_pcaps() -> None:
     assert [len(d) for _, d in read_datagrams(HERE / "ipfix.dat")] == [484, 64, 240]
     pcap = list(read_datagrams(fixture("akvorado_netflow_nfv5.pcap")))
     assert [(e, len(d)) for e, d in pcap] == [("10.19.144.41", 24 + 48 * 29)]
+
+
+def test_read_datagrams_skips_an_ethernet_frame_too_short_for_its_header(tmp_path: Path) -> None:
+    # A 10-byte Ethernet frame used to raise ValueError out of the header unpacking; it is skipped like any
+    # other frame that holds no UDP datagram, and the frame after it is still read.
+    payload = (HERE / "netflow5_test_microtik.dat").read_bytes()[:24]
+    udp = struct.pack(">HHHH", 40000, 2055, 8 + len(payload), 0) + payload
+    ip = bytes([0x45, 0]) + struct.pack(">HHH", 20 + len(udp), 0, 0) + bytes([64, 17, 0, 0, 192, 0, 2, 7, 192, 0, 2, 9])
+    good = b"\0" * 12 + b"\x08\x00" + ip + udp
+    frames = [b"\0" * 10, good]
+    pcap = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    pcap += b"".join(struct.pack("<IIII", 0, 0, len(f), len(f)) + f for f in frames)
+    path = tmp_path / "short.pcap"
+    path.write_bytes(pcap)
+    assert list(read_datagrams(path)) == [("192.0.2.7", payload)]
