@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerting.route import parse_matcher
+from core.jsontypes import JsonValue
 from server import access as scope
 from server.access import Access
 from server.alerting.models import AlertRecord, Notification, SilenceRecord
@@ -91,7 +92,7 @@ def create_silence(session: Session, *, access: Access, matchers: Sequence[str],
     session.add(silence)
     session.flush()
     audit.record(session, actor=principal.actor, action="silence.create", target_type="silence", target_id=silence.id,
-                 details={"matchers": texts, "minutes": minutes, "comment": note[:200]}, remote_addr=remote_addr, at=now)
+                 details={"matchers": list[JsonValue](texts), "minutes": minutes, "comment": note[:200]}, remote_addr=remote_addr, at=now)
     return silence
 
 

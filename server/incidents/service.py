@@ -90,8 +90,8 @@ def _from_alert(session: Session, *, access: Access, fingerprint: str, title: st
     title = title or record.annotations.get("summary_zh") or record.alertname
     return _Origin(title=title, severity=record.severity, agency_code=record.agency_code or None, agency_id=None,
                    evidence_kind="alert", evidence_text=f"由告警创建：{title}",
-                   evidence={"fingerprint": record.fingerprint, "labels": record.labels,
-                             "annotations": record.annotations, "fired_at": _text_of(record.fired_at)})  # fmt: skip
+                   evidence={"fingerprint": record.fingerprint, "labels": dict[str, JsonValue](record.labels),
+                             "annotations": dict[str, JsonValue](record.annotations), "fired_at": _text_of(record.fired_at)})  # fmt: skip
 
 
 def _text_of(at: datetime | None) -> str | None:

@@ -655,7 +655,7 @@ def _agency_id(codes: dict[int, str], agency: str) -> int:
 
 
 def _matching_rows(listed: list[Finding], *, codes: dict[int, str], lang: str, min_confidence: float, article: str, q: str,
-                   site: str, sites: dict[tuple[int, str], str]) -> list[dict[str, Any]]:
+                   site: str, sites: dict[tuple[int, str], str]) -> list[findings.FindingView]:
     """The findings of `listed` that pass the page's other filters (confidence, article, search, site), as read."""
     rows = []
     for f in listed:
@@ -667,7 +667,7 @@ def _matching_rows(listed: list[Finding], *, codes: dict[int, str], lang: str, m
     return rows
 
 
-def _row_matches(row: dict[str, Any], *, article: str, q: str) -> bool:
+def _row_matches(row: findings.FindingView, *, article: str, q: str) -> bool:
     """Whether a finding as read passes the article filter and the search `q` over its subject and title."""
     if article and row["article"] != article:
         return False
