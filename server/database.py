@@ -51,9 +51,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
-    # A JSON column is declared `Mapped[JsonObject]` (raw JSON: tags, details, bodies); `dict[str, Any]` still maps
-    # to JSON for the columns not yet typed.
-    type_annotation_map = {datetime: UTCDateTime, JsonObject: JSON, dict[str, Any]: JSON}
+    # A JSON column is declared `Mapped[JsonObject]` (raw JSON: details, bodies); other JSON shapes name
+    # `mapped_column(JSON)` themselves.
+    type_annotation_map = {datetime: UTCDateTime, JsonObject: JSON}
 
 
 def _json_dumps(value: Any) -> str:

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import Sample
+
+if TYPE_CHECKING:  # the service is imported when collecting, not when the history package loads
+    from server.duties.service import ScorecardLine
 
 
 class FindingCount(TypedDict):
@@ -66,15 +69,11 @@ class FindingEvent(TypedDict):
     at: datetime
 
 
-_SCORECARD_RATIOS = ("monitoring_coverage_ratio", "backup_rpo_ratio", "duties_on_time_ratio")
-_SCORECARD_COUNTS = ("duties", "duties_overdue", "open_findings", "hosts_expected", "hosts_reporting")
-
-
 def state_samples(
     *,
     findings: Iterable[FindingCount],
     alerts: Iterable[AlertCount],
-    scorecard: Iterable[Mapping[str, Any]],
+    scorecard: Iterable[ScorecardLine],
     alert_events: Iterable[AlertEvent] = (),
     finding_events: Iterable[FindingEvent] = (),
     at: datetime,
@@ -123,14 +122,23 @@ def _alert_samples(alerts: Iterable[AlertCount], at: datetime) -> list[Sample]:
     ]  # fmt: skip
 
 
-def _scorecard_samples(scorecard: Iterable[Mapping[str, Any]], at: datetime) -> list[Sample]:
+def _scorecard_samples(scorecard: Iterable[ScorecardLine], at: datetime) -> list[Sample]:
     """`egovmon_scorecard`: each agency's ratios (-1 where there is nothing to measure) and counts."""
-    out: list[Sample] = []
-    for row in scorecard:
-        fields: dict[str, float | int] = {k: (float(row[k]) if row[k] is not None else -1.0) for k in _SCORECARD_RATIOS}
-        fields.update({k: int(row[k]) for k in _SCORECARD_COUNTS})
-        out.append(Sample(measurement="egovmon_scorecard", timestamp=at, tags={"agency": row["agency"]}, fields=fields))
-    return out
+    return [
+        Sample(measurement="egovmon_scorecard", timestamp=at, tags={"agency": row["agency"]}, fields={
+            "monitoring_coverage_ratio": _ratio(row["monitoring_coverage_ratio"]),
+            "backup_rpo_ratio": _ratio(row["backup_rpo_ratio"]),
+            "duties_on_time_ratio": _ratio(row["duties_on_time_ratio"]),
+            "duties": int(row["duties"]), "duties_overdue": int(row["duties_overdue"]),
+            "open_findings": int(row["open_findings"]),
+            "hosts_expected": int(row["hosts_expected"]), "hosts_reporting": int(row["hosts_reporting"]),
+        })
+        for row in scorecard
+    ]  # fmt: skip
+
+
+def _ratio(value: float | None) -> float:
+    return float(value) if value is not None else -1.0  # -1: nothing to measure
 
 
 def _alert_event_samples(events: Iterable[AlertEvent]) -> list[Sample]:
