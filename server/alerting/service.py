@@ -38,7 +38,8 @@ def read_silence(s: SilenceRecord) -> SilenceRead:
 
 def list_alerts(session: Session, *, access: Access, status: str | None = None, open_only: bool = False) -> list[AlertRecord]:
     """The alerts `access` sees, newest first; `open_only`: not resolved."""
-    query = scope.scoped(AlertRecord, access=access).order_by(AlertRecord.active_since.desc()).limit(MAX_ALERTS_LISTED)
+    query = scope.scoped(AlertRecord, access=access).order_by(AlertRecord.active_since.desc(), AlertRecord.fingerprint)
+    query = query.limit(MAX_ALERTS_LISTED)  # alerts fired in the same instant: by fingerprint, the same order every time
     if status:
         query = query.where(AlertRecord.status == status)
     if open_only:
