@@ -365,7 +365,7 @@ def downsampled_history(
     key = (host_id, measurement, bucket_ns, window_ns)
     cached = cache.get(key) if cache is not None else None
     kept: dict[int, dict[str, Row]] = {}
-    if cached is not None and cached[0] >= first:
+    if cached is not None and cached[0] >= first:  # complete buckets read before: read only the newer ones
         kept = {n: b for n, b in cached[1].items() if n >= first}
         read_from = max(start_ns, (cached[0] + 1) * bucket_ns)
     if read_from <= end_ns:
@@ -373,10 +373,16 @@ def downsampled_history(
                               bucket_ns=bucket_ns, window_ns=window_ns)  # fmt: skip
         kept.update(fresh)
     if cache is not None:
-        complete_through = (end_ns - cache.settle_ns) // bucket_ns - 1  # the buckets that ended a while ago
-        cache.put(key, complete_through=complete_through, buckets={n: b for n, b in kept.items() if n <= complete_through},
-                  created=cache.created(key) if cached is not None else None)  # fmt: skip
+        _remember(cache, key, kept, end_ns=end_ns, bucket_ns=bucket_ns, known=cached is not None)
     return _series_of(kept, start_ns)
+
+
+def _remember(cache: BucketCache, key: BucketKey, buckets: Mapping[int, dict[str, Row]], *, end_ns: int, bucket_ns: int,
+              known: bool) -> None:  # fmt: skip
+    """Keep the buckets that ended a while ago (complete: no late point will change them) for the next render."""
+    complete_through = (end_ns - cache.settle_ns) // bucket_ns - 1
+    cache.put(key, complete_through=complete_through, buckets={n: b for n, b in buckets.items() if n <= complete_through},
+              created=cache.created(key) if known else None)  # fmt: skip
 
 
 def _series_of(buckets: Mapping[int, Mapping[str, Row]], start_ns: int) -> dict[str, SeriesHistory]:

@@ -137,10 +137,8 @@ def encode_batch(
         if entry is None:
             head, text_key = cache.get((sender, key)) or _new_series(measurement, tags, (sender, key), encoder, cache, checks)
             entry = series[key] = SeriesLatest(measurement, tags, ns, fields, head, text_key)
-        elif ns > entry.ns:
-            entry.ns, entry.fields = ns, fields
-        elif ns == entry.ns:
-            entry.fields = {**entry.fields, **fields}
+        else:  # the series came earlier in this batch (rare: a batch holds a series once per snapshot)
+            _keep_newest(entry, ns, fields)
         if prefixes is None:
             text = encode_fields(fields)
         else:  # `_checked_fields` written out: this runs once per sample
@@ -159,6 +157,14 @@ def encode_batch(
             points.append(Point(measurement, tags, fields, ns))
     latest = {e.key: e for e in series.values()}
     return EncodedBatch(points=points, lines=lines), latest
+
+
+def _keep_newest(entry: SeriesLatest, ns: int, fields: Mapping[str, FieldValue]) -> None:
+    """A later point of a series replaces its fields; one of the same time adds to them."""
+    if ns > entry.ns:
+        entry.ns, entry.fields = ns, fields
+    elif ns == entry.ns:
+        entry.fields = {**entry.fields, **fields}
 
 
 def _checked_time(at: datetime | str, index: int, oldest: int, newest: int) -> tuple[int, str]:
