@@ -51,7 +51,8 @@ def deliver_due(*, sessions: sessionmaker[Session], receivers: Mapping[str, Rece
         if claimed is None:
             continue  # another worker has it
         started = time.perf_counter()
-        error, permanent = _attempt(notification_id, claimed.kind, receivers.get(claimed.receiver), claimed.receiver, claimed.body)
+        receiver = receivers.get(claimed.receiver)
+        error, permanent = _attempt(notification_id, claimed.kind, receiver, claimed.receiver, claimed.body)
         if metrics is not None:
             metrics.delivery_attempted(claimed.receiver, time.perf_counter() - started)
         with sessions() as session, session.begin():

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 class EngineMetrics(DeliveryMetrics, Protocol):
     """Where the engine reports its work (server.metrics.ServerMetrics implements it)."""
 
-    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str], evicted_series: int = 0) -> None: ...
+    def evaluated(self, *, seconds: float, rules: int, series: int, failed_rules: Sequence[str],
+                  evicted_series: int = 0) -> None: ...
 
 
 class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
@@ -49,7 +50,8 @@ class AlertingEngine(LeaseMixin, FeedMixin, OutboxMixin):
     name = "alerting"
 
     def __init__(self, settings: AlertingSettings, sessions: sessionmaker[Session], clock: Callable[[], datetime], *,
-                 shared: bool = False, on_skip: Callable[[str], None] | None = None, metrics: EngineMetrics | None = None) -> None:
+                 shared: bool = False, on_skip: Callable[[str], None] | None = None,
+                 metrics: EngineMetrics | None = None) -> None:
         """`shared`: several server workers ingest; this engine then evaluates only while it holds the lease, over
         the latest values and findings in the database (which every worker writes), not over its own share of samples.
         `on_skip(kind)` counts a stored row (duty, silence) the cycle skipped because it is invalid."""
