@@ -157,6 +157,14 @@ def _check_choice(section: str, values: Mapping[str, object]) -> None:
             raise KeyError(name, f"{values[name]!r} is not one of {', '.join(allowed)}")
 
 
+def _check_scalars(values: Mapping[str, object]) -> None:
+    """Raises KeyError(field, message) for a list or mapping left in a field: a declaration holds single values (a
+    mapping as a host name cannot even be looked up, and no column stores one)."""
+    for name, value in values.items():
+        if isinstance(value, list | dict | set | tuple):
+            raise KeyError(name, "expected a single value, not a list or mapping")
+
+
 def _entry(section: str, raw: Mapping[str, object]) -> Declaration:
     """One declaration from a mapping; raises KeyError(field, message) or ValueError."""
     cls = SECTIONS[section]
@@ -168,6 +176,7 @@ def _entry(section: str, raw: Mapping[str, object]) -> Declaration:
         raise KeyError(f"unknown field(s) {sorted(unknown)}")
     _convert(values)
     _check_choice(section, values)
+    _check_scalars(values)
     make: Callable[..., Declaration] = cls  # the dataclass checks the names; the values were converted above
     try:
         return make(**{key: None if value == "" and key not in TEXT_FIELDS else value for key, value in values.items()})

@@ -318,3 +318,11 @@ def test_a_vlan_or_a_section_of_the_wrong_type_is_a_document_error() -> None:
     with pytest.raises(documents.DocumentError) as raised:
         documents.load_yaml("address_plan: [{prefix: 10.30.0.0/16, agency: health, vlan: [30]}]\nhosts: 3\n")
     assert raised.value.errors == {"address_plan[0]": "[30] is not a VLAN number", "hosts": "expected a list"}
+
+
+def test_a_list_or_mapping_in_a_declarations_field_is_a_document_error_naming_it() -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.load_yaml("hosts: [{name: {web: 1}, agency: health}]\n"
+                            "address_plan: [{prefix: 10.30.0.0/16, agency: health, purpose: [a, b]}]\n")
+    assert raised.value.errors == {"address_plan[0].purpose": "expected a single value, not a list or mapping",
+                                   "hosts[0].name": "expected a single value, not a list or mapping"}
