@@ -32,7 +32,8 @@ def check(
 
     paths = list(files or [])
     if config is not None:
-        from core.settings import SettingsError, load_settings
+        from core.settings import SettingsError
+        from server.settings import load_settings
 
         try:
             alerting = load_settings(config).alerting

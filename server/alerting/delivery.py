@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.notify import DeliveryError, PermanentDeliveryError, deliver
-from core.settings import ReceiverSettings
+from alerting.receivers import ReceiverSettings
 from server.alerting.models import Notification
 
 log = logging.getLogger(__name__)
