@@ -35,6 +35,7 @@ class ScheduleSettings(BaseModel):
     jitter_seconds: float = Field(1, ge=0, le=300, description="Random delay added to each run, spreads load")
     timeout_seconds: float = Field(10, gt=0, le=3600, description="A run that takes longer is abandoned and reported")
 
+
 class CollectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +58,7 @@ class CollectorSettings(BaseModel):
         default_factory=lambda: ScheduleSettings(enabled=False, interval_seconds=5, jitter_seconds=0, timeout_seconds=120),
         description="Active checks and scans in `probes.checks`; the interval is the tick at which due checks start",
     )
+
 
 class ShipperSettings(BaseModel):
     """How batches travel to the server."""
@@ -91,10 +93,12 @@ class ShipperSettings(BaseModel):
             raise ValueError("must be the SHA-256 of the server certificate: 64 hex digits (colons allowed)")
         return digits
 
+
 class MetricsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     listen: str | None = Field("127.0.0.1:9108", description="host:port of the local /metrics; null turns it off")
+
 
 class AgentSettings(YamlFileSettings):
     """All of the agent's configuration."""
@@ -127,6 +131,7 @@ class AgentSettings(YamlFileSettings):
 
     def resolved_hostname(self) -> str:
         return self.hostname or socket.gethostname()
+
 
 def load_agent_settings(path: Path | None = None, **overrides: Any) -> AgentSettings:
     """Load agent settings (file, then `EGOVMON_AGENT_*`, then overrides). Raises SettingsError."""

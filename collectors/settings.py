@@ -1,4 +1,4 @@
-"""Settings of the collectors that are one module each: the `backup_jobs:` of the agent's settings (`collectors.backup`).
+"""Settings of the collectors that are one module each: the agent's `backup_jobs:` (`collectors.backup`).
 
 The flow and SNMP collectors keep theirs in `collectors/flow/settings.py` and
 `collectors/snmp/settings.py`, the probe kinds in `probes/settings.py`; how often

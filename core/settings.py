@@ -24,8 +24,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin", "token", "xxx"})
 
+
 class SettingsError(ValueError):
     """The configuration file or environment is unusable; the message names the key."""
+
 
 def real_secret(value: SecretStr | None, what: str) -> SecretStr | None:
     """`value` unless it is a known placeholder such as `changeme` (then ValueError naming `what`)."""
@@ -33,11 +35,13 @@ def real_secret(value: SecretStr | None, what: str) -> SecretStr | None:
         raise ValueError(f"{what} is a placeholder ({value.get_secret_value()!r}); set a real secret")
     return value
 
+
 class LogSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(False, description="One JSON object per log line")
+
 
 class YamlFileSettings(BaseSettings):
     """Base of settings loaded by `load_yaml_settings`: overrides, then the environment, then the YAML file."""
@@ -53,12 +57,15 @@ class YamlFileSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, yaml_source(settings_cls))
 
-_YAML_DATA: ContextVar[dict[str, Any]] = ContextVar("egovmon_yaml_data")
+
+# The top-level mapping of the YAML file being loaded; its values are checked by the settings class.
+_YAML_DATA: ContextVar[dict[str, object]] = ContextVar("egovmon_yaml_data")
+
 
 class _YamlSource(PydanticBaseSettingsSource):
     """The parsed YAML file as a settings source (below the environment)."""
 
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, object]) -> None:
         super().__init__(settings_cls)
         self._data = data
 
@@ -68,7 +75,8 @@ class _YamlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         return dict(self._data)
 
-def read_yaml_file(path: Path) -> dict[str, Any]:
+
+def read_yaml_file(path: Path) -> dict[str, object]:
     """The mapping at the top of a YAML file.
 
     Raises:
@@ -86,7 +94,9 @@ def read_yaml_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} must hold a mapping at the top level")
     return loaded
 
+
 S = TypeVar("S", bound=BaseSettings)
+
 
 def load_yaml_settings(cls: type[S], path: Path | None, overrides: dict[str, Any]) -> S:
     """Build settings class `cls` from a YAML file, its environment and overrides (highest first: overrides, env, file).
@@ -104,6 +114,7 @@ def load_yaml_settings(cls: type[S], path: Path | None, overrides: dict[str, Any
         raise SettingsError(str(exc)) from exc
     finally:
         _YAML_DATA.reset(reset)
+
 
 def yaml_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
     """The settings source holding the YAML file being loaded by `load_yaml_settings`."""

@@ -33,11 +33,13 @@ class TsdbKind(StrEnum):
     INFLUXDB2 = "influxdb2"  # InfluxDB 2.x/3.x or VictoriaMetrics: /api/v2/write (server/history/influx2.py)
     INFLUXDB1 = "influxdb1"  # InfluxDB 1.x: /write
 
+
 class TsdbReadApi(StrEnum):
     """How the console reads history back from the TSDB (server/history/read.py)."""
 
     INFLUXQL = "influxql"  # /query: InfluxDB 1.x, and 2.x/3.x through the v1 compatibility API
     PROMETHEUS = "prometheus"  # /api/v1/query_range: VictoriaMetrics (which answers no InfluxQL)
+
 
 class TsdbSettings(BaseModel):
     """The time-series database for history."""
@@ -73,6 +75,7 @@ class TsdbSettings(BaseModel):
         if self.kind is not TsdbKind.NONE and not self.url:
             raise ValueError(f"tsdb.url is required when tsdb.kind is {self.kind.value}")
         return self
+
 
 class ServerSettings(BaseModel):
     """The central server."""
@@ -135,6 +138,7 @@ class ServerSettings(BaseModel):
                              "(a SQLite file cannot be shared between machines)")
         return self
 
+
 class RouteSettings(BaseModel):
     """A node of the routing tree (Alertmanager-like)."""
 
@@ -151,12 +155,14 @@ class RouteSettings(BaseModel):
     escalate_to: str | None = None
     routes: list[RouteSettings] = Field(default_factory=list)
 
+
 class InhibitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: list[str]
     target: list[str]
     equal: list[str] = Field(default_factory=list)
+
 
 class MaintenanceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -168,6 +174,7 @@ class MaintenanceSettings(BaseModel):
     start: str = Field(pattern=r"^\d{2}:\d{2}$", description="Local start time HH:MM")
     duration_minutes: float = Field(gt=0, le=7 * 24 * 60)
     timezone: str = "Asia/Shanghai"
+
 
 class AlertingSettings(BaseModel):
     """Rules, receivers and routing of alerts."""
@@ -196,6 +203,7 @@ class AlertingSettings(BaseModel):
         if not self.default_rules and not self.rules_files:
             raise ValueError("alerting.default_rules is false but no rules_files are given: nothing would ever alert")
         return self
+
 
 class Settings(YamlFileSettings):
     """All of egovmon's configuration."""
@@ -234,6 +242,7 @@ class Settings(YamlFileSettings):
             return self.server.database_url
         return f"sqlite:///{(self.data_dir / 'egovmon.db').resolve()}"
 
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Load the server's settings from a YAML file (optional), the environment and explicit overrides.
 
@@ -244,6 +253,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         SettingsError: the file is missing or not YAML, or a value is invalid.
     """
     return load_yaml_settings(Settings, path, overrides)
+
 
 def settings_json_schema() -> str:
     """The JSON schema of the configuration file, as indented JSON text."""

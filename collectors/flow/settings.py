@@ -1,4 +1,4 @@
-"""The `flow:` section of the agent's settings: NetFlow/IPFIX reception and aggregation (`collectors.flow.collector`)."""
+"""The `flow:` section of the agent's settings: NetFlow/IPFIX reception and aggregation (`collectors.flow`)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 _DEFAULT_COMMUNITIES = frozenset({"public", "private"})
 
+
 class SnmpDeviceSettings(BaseModel):
     """One device to poll: v2c with a community, or v3 with a USM user (authPriv when both keys are given)."""
 
@@ -42,6 +43,7 @@ class SnmpDeviceSettings(BaseModel):
                 raise ValueError(f"snmp device {self.name}: v3 keys must be at least 8 characters (RFC 3414)")
         return self
 
+
 class SnmpTrapUser(BaseModel):
     """A v3 user whose traps are accepted (authPriv when both keys are given)."""
 
@@ -54,6 +56,7 @@ class SnmpTrapUser(BaseModel):
     priv_key: SecretStr | None = None
     engine_id: str | None = Field(None, description="Hex authoritative engine id of the sender (needed for v3 traps)")
 
+
 class SnmpTrapSettings(BaseModel):
     """The trap and inform receiver."""
 
@@ -64,6 +67,7 @@ class SnmpTrapSettings(BaseModel):
     listen_port: int = Field(162, ge=0, le=65535, description="UDP port (0: any free port)")
     communities: list[SecretStr] = Field(default_factory=list, description="v1/v2c communities accepted")
     users: list[SnmpTrapUser] = Field(default_factory=list)
+
 
 class SnmpSettings(BaseModel):
     """SNMP polling on a collector host next to the devices."""

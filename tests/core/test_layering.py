@@ -62,7 +62,8 @@ def test_a_package_imports_only_the_packages_below_it(package):
 def test_the_static_check_sees_imports_inside_functions_and_type_checking_blocks(tmp_path):
     module = tmp_path / "m.py"
     module.write_text(
-        "from typing import TYPE_CHECKING\nimport core.models\nif TYPE_CHECKING:\n    from server.settings import Settings\n"
+        "from typing import TYPE_CHECKING\nimport core.models\n"
+        "if TYPE_CHECKING:\n    from server.settings import Settings\n"
         "def f():\n    import agent.settings, json\n    from . import sibling\n",
         encoding="utf-8",
     )

@@ -1,4 +1,4 @@
-"""core.settings: YAML file, EGOVMON_* environment and explicit overrides, in that order of strength."""
+"""server.settings (loaded by core.settings): YAML file, EGOVMON_* environment and explicit overrides, by strength."""
 
 from __future__ import annotations
 
