@@ -139,6 +139,10 @@ class ServerSettings(BaseModel):
         return self
 
 
+# Routing, inhibition and maintenance windows are configured here rather than in the pure `alerting` package:
+# `alerting.route` works on its own frozen values (Route, Inhibition, MaintenanceWindow), and only the server
+# turns these settings into them (server/alerting/outbox.py, engine.py). Receivers differ: each channel's
+# settings live beside its sender, so they come from `alerting.receivers`.
 class RouteSettings(BaseModel):
     """A node of the routing tree (Alertmanager-like)."""
 
