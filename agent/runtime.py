@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from agent.metrics import AgentMetrics, FlowListenerStats, LatestReadings, SnmpCollectorStats
 from agent.queue import DiskQueue
 from agent.scheduler import Job, Scheduler
+from agent.settings import AgentSettings, ShipperSettings
 from agent.shipping import Batcher, Shipper
 from agent.transport import check_server_url, tls_context
-from core.agentconfig import AgentSettings, ShipperSettings
 from core.collect import Collector, Reading
 from core.filemodes import make_private
 from core.supervise import supervised_task

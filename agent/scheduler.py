@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.metrics import AgentMetrics
-from core.agentconfig import ScheduleSettings
+from agent.settings import ScheduleSettings
 from core.collect import LOCAL, ChangeWatcher, Collector, Reading, Target
 from core.supervise import supervised_task
 

@@ -26,7 +26,7 @@ import httpx
 
 from agent.metrics import AgentMetrics
 from agent.queue import DiskQueue, QueuedBatch
-from core.agentconfig import ShipperSettings
+from agent.settings import ShipperSettings
 from core.collect import Reading
 from core.models import MAX_OBSERVATIONS_PER_BATCH, Batch, Observation, Sample
 

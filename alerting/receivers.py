@@ -1,6 +1,6 @@
 """`alerting.receivers` of the configuration: a receiver is a discriminated union of the channels' models on `kind`.
 
-`core.settings` takes `ReceiverSettings` from here: each channel's settings live
+`server.settings` takes `ReceiverSettings` from here: each channel's settings live
 in its module in alerting/channels/ beside its builder and sender.
 """
 

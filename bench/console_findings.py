@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient
 
-from core.settings import load_settings
 from server.app import create_app
 from server.audit.models import AuditEvent
 from server.findings.models import Finding
+from server.settings import load_settings
 
 PASSWORD = "correct-horse-battery"
 

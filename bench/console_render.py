@@ -27,10 +27,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from collectors.host import host_samples, read_snapshot
-from core.settings import load_settings
 from server.app import create_app
 from server.history.base import Point
 from server.hosts import service as hosts
+from server.settings import load_settings
 from server.ui.views import COOKIE
 
 INTERVAL_SECONDS = 15

@@ -152,8 +152,8 @@ def _migrate(config: Path) -> None:
     Workers that all migrate a fresh PostgreSQL database at once race on creating
     `alembic_version` (UniqueViolation on pg_type), and the loser exits.
     """
-    from core.settings import load_settings
     from server.database import make_engine, migrate
+    from server.settings import load_settings
 
     settings = load_settings(config)
     engine = make_engine(settings.database_url)

@@ -179,8 +179,8 @@ def profile_pipeline(vm_url: str, workdir: Path, batches: list[list[dict]]) -> N
     """Run the pipeline in-process under cProfile with the real TSDB writer; print the top functions."""
     from fastapi.testclient import TestClient
 
-    from core.settings import load_settings
     from server.app import create_app
+    from server.settings import load_settings
 
     settings = load_settings(
         None, data_dir=workdir / "profile-data",

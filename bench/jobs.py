@@ -34,7 +34,6 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the project, not be
 from sqlalchemy import insert, update  # noqa: E402
 
 from bench.fleetbatch import collect_host_samples, host_networks, netstate_reading  # noqa: E402
-from core.settings import Settings  # noqa: E402
 from inventory.observed import facts  # noqa: E402
 from server.agencies.models import Agency  # noqa: E402
 from server.app import _start, create_app  # noqa: E402
@@ -42,6 +41,7 @@ from server.history.state import collect_state  # noqa: E402
 from server.hosts.models import Host, LatestSeries  # noqa: E402
 from server.ingest.encode import series_key  # noqa: E402
 from server.inventory import service as inventory_service  # noqa: E402
+from server.settings import Settings  # noqa: E402
 
 AGENCIES = 50
 

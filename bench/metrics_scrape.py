@@ -30,9 +30,9 @@ from tests.services import _spawn, free_port, wait_until  # noqa: E402
 
 
 def seed(data_dir: Path, notifications: int) -> None:
-    from core.settings import load_settings
     from server.alerting.models import AlertRecord, Notification
     from server.database import make_engine, make_sessionmaker, migrate
+    from server.settings import load_settings
 
     settings = load_settings(None, data_dir=data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

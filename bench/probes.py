@@ -29,11 +29,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.agentconfig import ProbesSettings  # noqa: E402 - after the sys.path line
 from core.collect import LOCAL  # noqa: E402
 from probes.collector import ProbesCollector  # noqa: E402
 from probes.http import HttpExpect, HttpProber  # noqa: E402
 from probes.icmp import probe_icmp  # noqa: E402
+from probes.settings import ProbesSettings  # noqa: E402 - after the sys.path line
 from tests.services import _spawn, free_port, wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
-from core.settings import SettingsError, load_settings
+from core.settings import SettingsError
+from server.settings import load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
+from agent.settings import AgentSettings, load_agent_settings
 from cli.bundle import bundle_app
-from core.agentconfig import AgentSettings, load_agent_settings
 from core.settings import SettingsError
 
 agent_app = typer.Typer(help="The host agent: enrol it, run it, install it as a service.", no_args_is_help=True)

@@ -51,7 +51,8 @@ def check(
 
 def _config_rules(config: Path) -> tuple[list[Path], bool]:
     """The configuration's rules_files and default_rules; exits 2 when it does not load."""
-    from core.settings import SettingsError, load_settings
+    from core.settings import SettingsError
+    from server.settings import load_settings
 
     try:
         alerting = load_settings(config).alerting

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from core.settings import Settings, SettingsError, load_settings
+from core.settings import SettingsError
+from server.settings import Settings, load_settings
 
 db_app = typer.Typer(help="State database: backup, restore, upgrade.", no_args_is_help=True)
 

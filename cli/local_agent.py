@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from core.agentconfig import load_agent_settings
-from core.settings import Settings
+from agent.settings import load_agent_settings
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from cli.flow import flow_app
 from cli.inventory import findings_app, inventory_app
 from cli.probe import probe_app
 from cli.snmp import snmp_app
-from core.settings import Settings, SettingsError, load_settings, settings_json_schema
+from core.settings import SettingsError
+from server.settings import Settings, load_settings, settings_json_schema
 
 app = typer.Typer(help="egovmon: operations and security monitor of the e-government platform.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration file tools.", no_args_is_help=True)

@@ -32,7 +32,7 @@ def _allowed(allow: list[str] | None, config: Path | None) -> Any:
 
     ranges = list(allow or [])
     if config is not None:
-        from core.agentconfig import load_agent_settings
+        from agent.settings import load_agent_settings
 
         ranges += load_agent_settings(config).probes.allowed_ranges
     return AllowedRanges.parse(ranges)

@@ -1,7 +1,7 @@
 """Backup and restore-test freshness: last success, age, size and RPO compliance per declared job.
 
 Each job of the agent's configuration is checked one of three ways (see
-`core.agentconfig.BackupJob`): the newest file under a path, a status file
+`collectors.settings.BackupJob`): the newest file under a path, a status file
 written by the backup script, or a command. Every job gives one `backup` sample
 (tags job, role, kind) and one `backup_status` observation whose `detail` keeps
 the reason in words, so an error is never reduced to a 0.
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal
 
-from core.agentconfig import BackupJob
+from collectors.settings import BackupJob
 from core.collect import CollectTimeoutError, Reading, Target
 from core.models import Observation, Sample
 

@@ -1,10 +1,9 @@
 """The `probes:` section of the agent's settings; a check is a discriminated union of the kinds' models on `kind`.
 
 The union is made from the catalogue (`probes.kinds`), so the published JSON
-schema lists each kind with only its own `expect` keys. `core.agentconfig`
-takes `ProbesSettings` from here: the one place where the agent's settings
-depend on a package above `core`, because each kind's settings live with its
-runner.
+schema lists each kind with only its own `expect` keys. `agent.settings`
+takes `ProbesSettings` from here, as it takes each collector's section from
+beside its collector: each kind's settings live with its runner.
 """
 
 from __future__ import annotations

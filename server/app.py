@@ -30,7 +30,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.filemodes import make_private
-from core.settings import Settings
 from core.version import version
 from core.wire import SampleRecord
 from server.access import LoginRequiredError, Public, require_policies
@@ -70,6 +69,7 @@ from server.inventory.views import requests_router as inventory_requests_router
 from server.inventory.views import router as inventory_router
 from server.metrics import ServerMetrics, StateCollector
 from server.metrics_state import count_state_rows
+from server.settings import Settings
 from server.ui import views as ui_views
 from server.ui.views import root_router as ui_root_router
 from server.ui.views import router as ui_router

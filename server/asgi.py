@@ -12,8 +12,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from core.settings import load_settings
 from server.app import create_app
+from server.settings import load_settings
 
 
 def app_from_environment() -> FastAPI:

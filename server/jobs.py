@@ -32,8 +32,8 @@ MAX_RESTART_PAUSE_SECONDS = 60.0
 
 def main() -> None:
     """Entry point of the jobs process: settings from the environment (as server/asgi.py), run until SIGTERM/SIGINT."""
-    from core.settings import load_settings  # noqa: PLC0415 - the child imports the server only here
     from server.app import create_app  # noqa: PLC0415
+    from server.settings import load_settings  # noqa: PLC0415 - the child imports the server only here
 
     path = os.environ.get("EGOVMON_CONFIG_FILE") or None
     settings = load_settings(Path(path) if path else None)

@@ -110,6 +110,7 @@ SLOW_TESTS = frozenset({
     "probes/test_checks_live.py::test_cli_text_is_chinese_by_default",
     "probes/test_checks_live.py::test_icmp_without_cap_net_raw_says_so",
     "core/test_version.py::test_openapi_document_carries_it",  # builds the server app
+    "core/test_layering.py::test_importing_all_of_core_loads_no_outer_project_package",  # a fresh interpreter
     "probes/test_kind_smtp.py::test_the_scheduler_and_the_cli_run_the_kind",
     "probes/test_kinds.py::test_cli_lists_the_kinds_and_runs_any_kind_as_configured",
     # pure but seconds of CPU each: batches of the maximum size, many generated examples

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from core.lineprotocol import encode_line
-from core.settings import TsdbSettings
 from server.history.base import EncodedBatch, HistoryRejectedError, HistoryWriteError, SpoolFullError
 from server.history.influx1 import InfluxV1Writer
 from server.history.influx2 import InfluxV2Writer
 from server.history.spool import SpooledWriter, backoff_seconds, decode_records, encode_record
+from server.settings import TsdbSettings
 from tests.services import InfluxDB1, VictoriaMetrics, free_port, start_influxdb1, start_victoriametrics, wait_until
 
 Labels = tuple[tuple[str, str], ...]

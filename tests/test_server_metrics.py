@@ -82,8 +82,8 @@ def test_two_workers_expose_combined_metrics_that_promtool_and_prometheus_accept
 def test_one_process_exposes_the_same_families_and_promtool_accepts_them(tmp_path: Path):
     from fastapi.testclient import TestClient
 
-    from core.settings import load_settings
     from server.app import create_app
+    from server.settings import load_settings
 
     promtool = require_program("promtool")
     with TestClient(create_app(load_settings(None, data_dir=tmp_path / "data"))) as client:

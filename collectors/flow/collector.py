@@ -18,7 +18,7 @@ from typing import ClassVar
 from collectors.flow.aggregate import AggregateSettings, FlowWindow, summarise
 from collectors.flow.batch import ExporterFlows
 from collectors.flow.listener import FlowListener
-from core.agentconfig import FlowSettings
+from collectors.flow.settings import FlowSettings
 from core.collect import Reading, Target
 from core.models import Sample
 

@@ -27,8 +27,8 @@ from collectors.snmp.engine import Device, RoutingEngine
 from collectors.snmp.modules import DEFAULT_MODULES, MODULES
 from collectors.snmp.poller import Poller
 from collectors.snmp.reading import observations, samples
+from collectors.snmp.settings import SnmpDeviceSettings, SnmpSettings
 from collectors.snmp.traps import Event, TrapReceiver, TrapUser
-from core.agentconfig import SnmpDeviceSettings, SnmpSettings
 from core.collect import CollectError, Reading, Target
 from core.models import Observation, Sample
 from core.supervise import WORKERS, Workers, supervised_task

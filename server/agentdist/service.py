@@ -21,7 +21,7 @@ from core.agentbundle import (
     newer,
     version_key,
 )
-from core.settings import Settings
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

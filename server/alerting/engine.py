@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerting.evaluate import Alert, Evaluator, Transition
 from alerting.pack import load_rule_pack
 from alerting.route import Inhibition, MaintenanceWindow, parse_matcher
-from core.settings import AlertingSettings
 from server.alerting.delivery import DeliveryMetrics, deliver_due
 from server.alerting.feed import HOST_MAP_SECONDS as HOST_MAP_SECONDS
 from server.alerting.feed import FeedMixin
@@ -32,6 +31,7 @@ from server.alerting.lease import LeaseMixin, holds_lease, lease_holder
 from server.alerting.lease import holder_died as holder_died
 from server.alerting.outbox import OutboxMixin, build_route
 from server.alerting.outbox import view as view
+from server.settings import AlertingSettings
 
 log = logging.getLogger(__name__)
 

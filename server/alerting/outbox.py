@@ -19,12 +19,12 @@ from alerting.evaluate import Alert, Transition, severity_of
 from alerting.notify import AlertView, build
 from alerting.route import Inhibition, MaintenanceWindow, Route, Silence, inhibited, parse_matcher, routes_for
 from core.jsontypes import JsonObject
-from core.settings import RouteSettings
 from server.agencies.service import codes_by_id
 from server.alerting.models import AlertRecord, Notification, SilenceRecord
 from server.alerting.state import EngineState
 from server.incidents import service as incidents
 from server.incidents.models import Incident, TimelineEntry
+from server.settings import RouteSettings
 
 log = logging.getLogger("server.alerting.engine")
 

@@ -17,7 +17,7 @@ from alerting.channel import ReceiverBase
 from alerting.evaluate import Evaluator
 from alerting.route import Inhibition, MaintenanceWindow, Route
 from alerting.rules import Rule
-from core.settings import AlertingSettings
+from server.settings import AlertingSettings
 
 log = logging.getLogger("server.alerting.engine")
 

@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from core.settings import Settings, TsdbKind, TsdbSettings
 from server.history.base import HistoryWriter
+from server.settings import Settings, TsdbKind, TsdbSettings
 
 
 def _influx2(tsdb: TsdbSettings) -> HistoryWriter:

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 
 import httpx
 
-from core.settings import TsdbSettings
 from server.history.base import EncodedBatch, HistoryError, HistoryRejectedError, HistoryWriteError
+from server.settings import TsdbSettings
 
 MAX_MESSAGE_CHARS = 500
 

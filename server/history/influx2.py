@@ -35,9 +35,9 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from core.settings import TsdbSettings
 from server.history.base import EncodedBatch, HistoryRejectedError, HistoryWriteError
 from server.history.influx1 import chunks, raise_rejections, translate_status
+from server.settings import TsdbSettings
 
 
 class InfluxV2Writer:

@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import httpx
 
 from core.jsontypes import JsonValue
-from core.settings import TsdbKind, TsdbReadApi, TsdbSettings
 from server.history.base import HistoryError
 from server.hosts.service import SeriesHistory
+from server.settings import TsdbKind, TsdbReadApi, TsdbSettings
 
 MAX_RESPONSE_BYTES = 8 << 20  # 256 series x 240 buckets x a dozen fields fit comfortably
 MAX_SERIES = 256  # as server.hosts.service.MAX_SERIES_PER_QUERY

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.settings import ServerSettings
 from server.ingest.body import InflationSlots
 from server.ingest.commit import GroupCommitter
 from server.ingest.credentials import AgentCredentials
@@ -13,6 +12,7 @@ from server.ingest.handoff import ObservationHandoff
 from server.ingest.pipeline import IngestPipeline, IngestResult, PreparedBatch
 from server.ingest.store import GroupStore
 from server.metrics import ServerMetrics
+from server.settings import ServerSettings
 
 
 @dataclass

@@ -17,7 +17,7 @@ import pytest
 
 from agent.runtime import Agent, build, enroll
 from agent.scheduler import Job
-from core.agentconfig import AgentSettings, ScheduleSettings, load_agent_settings
+from agent.settings import AgentSettings, ScheduleSettings, load_agent_settings
 from core.collect import Reading, Target
 from core.models import Sample
 from tests.serverproc import RunningServer, start_server

@@ -140,7 +140,7 @@ def test_install_writes_an_unprivileged_unit_and_a_config(tmp_path):
     unit = (tmp_path / "etc/systemd/system/egovmon-agent.service").read_text()
     assert "User=egovmon" in unit and "AmbientCapabilities=CAP_NET_RAW" in unit and "CapabilityBoundingSet=CAP_NET_RAW" in unit
     assert "NoNewPrivileges=yes" in unit and "agent run --config /etc/egovmon/agent.yaml" in unit
-    from core.agentconfig import load_agent_settings
+    from agent.settings import load_agent_settings
 
     settings = load_agent_settings(tmp_path / "etc/egovmon/agent.yaml")
     assert settings.state_dir == Path("/var/lib/egovmon-agent") and settings.collectors.host.interval_seconds == 15

@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 
 from agent.runtime import EnrollmentError, build, enroll
 from agent.scheduler import Job
+from agent.settings import AgentSettings, ScheduleSettings, load_agent_settings
 from agent.transport import CLEARTEXT_WARNING, InsecureServerError, check_server_url
 from cli.main import app as cli_app
-from core.agentconfig import AgentSettings, ScheduleSettings, load_agent_settings
 from tests.agent.test_agent import CountingCollector, running
 from tests.services import wait_until
 

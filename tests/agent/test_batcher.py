@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from agent.metrics import AgentMetrics
 from agent.queue import DiskQueue
+from agent.settings import ShipperSettings
 from agent.shipping import Batcher
-from core.agentconfig import ShipperSettings
 from core.collect import Reading
 from core.models import MAX_OBSERVATIONS_PER_BATCH, Batch, Observation, Sample
 

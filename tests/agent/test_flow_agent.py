@@ -21,8 +21,9 @@ import pytest
 
 from agent.runtime import build, enroll
 from agent.scheduler import Job
+from agent.settings import ScheduleSettings
 from collectors.flow.collector import FlowCollector
-from core.agentconfig import FlowSettings, ScheduleSettings
+from collectors.flow.settings import FlowSettings
 from tests.agent.test_agent import agent_settings, running
 from tests.flowtraffic import PACKETS, SOFTFLOWD_OPTIONS, Traffic, write_traffic
 from tests.serverproc import RunningServer, start_server

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from agent.metrics import AgentMetrics
 from agent.queue import DiskQueue
+from agent.settings import ShipperSettings
 from agent.shipping import Shipper, retry_after_seconds
-from core.agentconfig import ShipperSettings
 
 
 class _Shedding(BaseHTTPRequestHandler):

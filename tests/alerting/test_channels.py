@@ -15,7 +15,7 @@ from alerting.channel import Channel
 from alerting.channels import catalogue
 from alerting.notify import PermanentDeliveryError, build, deliver
 from alerting.receivers import parse_receiver
-from core.settings import Settings
+from server.settings import Settings
 
 # Receivers as configurations gave them before each channel had its own model (one flat model for every kind).
 OLD_STYLE_RECEIVERS = [

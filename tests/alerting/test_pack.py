@@ -8,7 +8,7 @@ import pytest
 
 from alerting.pack import DEFAULT_SOURCE, combine, default_rules, load_rule_pack
 from alerting.rules import RulesError, load_rules
-from core.settings import AlertingSettings
+from server.settings import AlertingSettings
 
 SITE = """
 groups:

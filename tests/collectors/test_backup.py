@@ -20,7 +20,7 @@ from collectors.backup import (
     parse_status_file,
     parse_time,
 )
-from core.agentconfig import BackupJob
+from collectors.settings import BackupJob
 from core.collect import LOCAL
 from core.models import validation_context
 

@@ -42,8 +42,10 @@ from collectors.flow.collector import FlowCollector
 from collectors.flow.decode import TemplateCache, decode, read_datagrams
 from collectors.flow.listener import FlowListener
 from collectors.flow.model import FLOW_DTYPE
+from collectors.flow.settings import FlowSettings
 from collectors.host import HostCollector
 from collectors.netstate import NetstateCollector
+from collectors.settings import BackupJob
 from collectors.snmp import snapshot as snmp_snapshot
 from collectors.snmp.discovery import propose
 from collectors.snmp.modules import SYSTEM, TABLES
@@ -51,7 +53,6 @@ from collectors.snmp.poller import DeviceStatus
 from collectors.snmp.reading import observations as snmp_observations
 from collectors.snmp.reading import samples as snmp_samples
 from collectors.snmp.traps import event_from_varbinds
-from core.agentconfig import BackupJob, FlowSettings, ProbesSettings
 from core.catalog import (
     AGENT_METRICS,
     MEASUREMENTS,
@@ -78,6 +79,7 @@ from probes.result import ProbeResult, StateTracker, transition_observation
 from probes.result import observations as probe_observations
 from probes.result import samples as probe_samples
 from probes.safety import AllowedRanges
+from probes.settings import ProbesSettings
 from probes.website import discover
 from server.history.state import state_samples
 from tests.collectors.snmp.snmprec import read, recordings, subtree

@@ -1,4 +1,4 @@
-"""core.settings: YAML file, EGOVMON_* environment and explicit overrides, in that order of strength."""
+"""server.settings (loaded by core.settings): YAML file, EGOVMON_* environment and explicit overrides, by strength."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, SettingsError, TsdbKind, load_settings, settings_json_schema
+from core.settings import SettingsError
+from server.settings import Settings, TsdbKind, load_settings, settings_json_schema
 
 FULL_CONFIG = """\
 data_dir: /var/lib/egovmon

@@ -33,8 +33,8 @@ def test_version_string_is_written_nowhere_else() -> None:
 
 
 def test_openapi_document_carries_it(tmp_path: Path) -> None:
-    from core.settings import Settings
     from server.app import create_app
+    from server.settings import Settings
 
     settings = Settings(data_dir=tmp_path)
     assert create_app(settings).openapi()["info"]["version"] == _declared()

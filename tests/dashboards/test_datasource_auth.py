@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from pydantic import SecretStr
 
-from core.settings import TsdbSettings
 from dashboards.build import DatasourceAuth, build_dashboard, datasource_model
 from dashboards.panels import DASHBOARDS
 from server.history.influx1 import InfluxV1Writer
+from server.settings import TsdbSettings
 from tests.dashboards import seed
 from tests.services import require_program, start_influxdb1
 

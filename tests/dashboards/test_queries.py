@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from core.settings import TsdbSettings
 from dashboards.build import build_dashboard
 from dashboards.panels import DASHBOARDS
 from server.history.influx1 import InfluxV1Writer
 from server.history.influx2 import InfluxV2Writer
+from server.settings import TsdbSettings
 from tests.dashboards import seed
 from tests.services import require_program, start_victoriametrics, wait_until
 

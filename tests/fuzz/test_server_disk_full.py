@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from agent.metrics import AgentMetrics
 from agent.queue import DiskQueue
+from agent.settings import ShipperSettings
 from agent.shipping import Shipper, encode_body
-from core.agentconfig import ShipperSettings
 from core.models import Sample
 from server.ingest.faults import DISK_FULL
 from tests.serverproc import start_server

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from core.agentconfig import AgentSettings, ProbesSettings
+from agent.settings import AgentSettings
 from core.collect import LOCAL
 from probes.collector import ProbesCollector
 from probes.errors import OutOfRangeError
 from probes.safety import AllowedRanges
+from probes.settings import ProbesSettings
 from probes.website import discover
 from tests.probes.conftest import CERT_NAME, Dns
 from tests.probes.servers import SERVER_HEADER, WebServer

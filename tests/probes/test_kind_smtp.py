@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 
-from core.agentconfig import AgentSettings, ProbesSettings
+from agent.settings import AgentSettings
 from core.collect import LOCAL
 from probes.collector import ProbesCollector
 from probes.kinds.smtp import (
@@ -34,6 +34,7 @@ from probes.kinds.smtp import (
 )
 from probes.result import reason_text
 from probes.safety import AllowedRanges
+from probes.settings import ProbesSettings
 from tests.probes.servers import make_cert
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,11 @@ import pytest
 from pydantic import ValidationError
 
 import probes.kinds
-from core.agentconfig import AgentSettings, ProbesSettings
+from agent.settings import AgentSettings
 from probes.kind import ProbeKind
 from probes.kinds import catalogue, reasons
 from probes.result import COMMON_REASONS, reason_text
+from probes.settings import ProbesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
 from server.app import create_app
+from server.settings import Settings, load_settings
 
 _db_names = itertools.count()
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.agentbundle import BundleInfo, WheelInfo, info_name, tarball_name
-from core.settings import Settings
 from server.agentdist.service import bundle_dir
+from server.settings import Settings
 from tests.server.conftest import enroll, make_agency, user_headers
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
+from server.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency, metric_value, user_headers
 from tests.server.test_agency_findings import console_login

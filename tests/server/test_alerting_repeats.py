@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
+from server.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_alerting import ingest, memory

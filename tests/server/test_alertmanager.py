@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from alerting.notify import PermanentDeliveryError, deliver
 from alerting.receivers import parse_receiver
-from core.settings import Settings, load_settings
+from server.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_alerting import ingest

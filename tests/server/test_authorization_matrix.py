@@ -20,9 +20,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings
 from server.access import CONSOLE_COOKIE, Policy, Public, UndeclaredPolicyError, require_policies, route_policies
 from server.app import create_app
+from server.settings import Settings
 from tests.server import world as w
 from tests.server.conftest import Clock
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
 from server.app import create_app
 from server.history.read import (
     MAX_SERIES,
@@ -24,6 +23,7 @@ from server.history.read import (
     parse_prometheus,
     promql_selector,
 )
+from server.settings import Settings, load_settings
 from server.ui.views import COOKIE
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_console import _login, _user

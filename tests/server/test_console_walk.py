@@ -28,17 +28,14 @@ from pathlib import Path
 import httpx
 
 from collectors.flow.collector import FlowCollector
+from collectors.flow.settings import FlowSettings
 from collectors.host import HostCollector
 from collectors.netstate.collector import NetstateCollector
 from collectors.snmp.collector import SnmpCollector
-from core.agentconfig import (
-    FlowSettings,
-    ProbesSettings,
-    SnmpDeviceSettings,
-    SnmpSettings,
-)
+from collectors.snmp.settings import SnmpDeviceSettings, SnmpSettings
 from core.collect import LOCAL, Reading
 from probes.collector import ProbesCollector
+from probes.settings import ProbesSettings
 from server.ui.views import router as console_router
 from tests.collectors.snmp.snmprec import SHARED
 from tests.flowtraffic import SOFTFLOWD_OPTIONS, write_traffic

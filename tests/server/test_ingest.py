@@ -18,13 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from core.settings import load_settings
 from server.app import create_app
 from server.hosts.models import HistoryChunk, LatestSeries
 from server.ingest.handoff import ObservationHandoff
 from server.ingest.hooks import IngestHooks, Origin
 from server.ingest.models import IngestedBatch, ObservationRecord
 from server.metrics import ServerMetrics
+from server.settings import load_settings
 from tests.server.conftest import Clock, Enrolled, enroll, make_agency, metric_value, sample, user_headers
 from tests.serverproc import start_server
 from tests.services import wait_until

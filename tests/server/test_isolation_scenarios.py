@@ -16,10 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from core.settings import Settings
 from server.access import operator
 from server.duties.models import Duty
 from server.incidents import service as incidents
+from server.settings import Settings
 from tests.server import world as w
 from tests.server.conftest import Clock, metric_value
 

@@ -37,9 +37,9 @@ from bench.fleetbatch import (
     netstate_reading,
 )
 from core.models import Sample
-from core.settings import Settings, load_settings
 from server.alerting.models import Lease, Notification
 from server.app import create_app
+from server.settings import Settings, load_settings
 from tests.alerting.receivers import HttpReceiver, http_receiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.services import (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, load_settings
 from server.app import export_state
+from server.settings import Settings, load_settings
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.services import wait_until
 

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from core.settings import load_settings
 from server.app import create_app
 from server.errors import UnavailableError
 from server.ingest.faults import DATABASE_LOCKED, DISK_FULL, StorageHealth, classify
+from server.settings import load_settings
 from tests.server.conftest import sample
 from tests.serverproc import start_server
 from tests.services import fill_disk, small_tmpfs, wait_until

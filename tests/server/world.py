@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from core.settings import Settings, load_settings
+from server.settings import Settings, load_settings
 from tests.server.conftest import Enrolled, enroll, make_agency
 
 MARK = "bmark9"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from collectors.flow.collector import FlowCollector
 from collectors.flow.decode import read_datagrams
-from core.agentconfig import FlowSettings
+from collectors.flow.settings import FlowSettings
 from core.collect import LOCAL
 from tests.services import wait_until
 

@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from agent.runtime import COLLECTORS
+from agent.settings import AgentSettings
 from cli.main import app
 from collectors.snmp.collector import SnmpCollector
-from core.agentconfig import AgentSettings, SnmpDeviceSettings, SnmpSettings
+from collectors.snmp.settings import SnmpDeviceSettings, SnmpSettings
 from core.collect import LOCAL, Reading
 from core.models import Batch
 from tests.services import Snmpd
