@@ -112,41 +112,47 @@ class BatchDecoder:
         results: list[Decoded | DecodeError] = []
         options: dict[str, list[OptionsRecord]] = {}
         for exporter, datagram in datagrams:
-            decoded = self._decode_one(exporter, datagram)
-            results.append(decoded)
-            if isinstance(decoded, DecodeError):
+            cache = self.cache(exporter)
+            try:
+                decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts(), defer=True)
+            except DecodeError as exc:
+                results.append(exc)
                 continue
+            except Exception as exc:  # noqa: BLE001 - hostile input must not take the other datagrams down
+                bug = DecoderBugError(f"decoder failed: {exc!r}")
+                bug.__cause__ = exc
+                results.append(bug)
+                continue
+            if decoded.templates:
+                self._learn(cache, decoded)
+            else:
+                cache.apply(decoded)
             for block in decoded.blocks:
                 sets.add(block, exporter)
             if decoded.options:
                 options.setdefault(exporter, []).extend(decoded.options)
-        parts: dict[str, list[np.ndarray]] = {}
-        for exporter, flows in sets.decode():
-            parts.setdefault(exporter, []).append(flows)
-        failed = tuple((exporter, f"decoder failed: {exc!r}") for exporter, exc in sets.failed)
-        exporters = {
-            exporter: ExporterFlows(exporter, concatenate_flows(parts.get(exporter, [])), tuple(options.get(exporter, ())))
-            for exporter in parts.keys() | options.keys()
-        }
-        return BatchResult([exporter for exporter, _ in datagrams], results, exporters, failed)
+            results.append(decoded)
+        return _batch_result(datagrams, results, sets, options)
 
-    def _decode_one(self, exporter: str, datagram: bytes) -> Decoded | DecodeError:
-        """Decode one datagram with `exporter`'s templates (flow sets deferred) and apply what it taught them;
-        a malformed datagram gives its DecodeError, a decoder bug a DecoderBugError."""
-        cache = self.cache(exporter)
-        try:
-            decoded = decode(datagram, exporter, cache.mapping(), contexts=cache.contexts(), defer=True)
-        except DecodeError as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - hostile input must not take the other datagrams down
-            bug = DecoderBugError(f"decoder failed: {exc!r}")
-            bug.__cause__ = exc
-            return bug
-        if decoded.templates:
-            before = cache.fields
-            cache.apply(decoded)
-            self._fields += cache.fields - before
-            self._bound_fields(cache)
-        else:
-            cache.apply(decoded)
-        return decoded
+    def _learn(self, cache: TemplateCache, decoded: Decoded) -> None:
+        """Apply a datagram that carries templates to its exporter's cache, within the bound on all caches' fields."""
+        before = cache.fields
+        cache.apply(decoded)
+        self._fields += cache.fields - before
+        self._bound_fields(cache)
+
+
+def _batch_result(
+    datagrams: Sequence[tuple[str, bytes]], results: list[Decoded | DecodeError], sets: FixedSets,
+    options: dict[str, list[OptionsRecord]],
+) -> BatchResult:
+    """Decode the collected flow sets in one pass per exporter and template and gather each exporter's records."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for exporter, flows in sets.decode():
+        parts.setdefault(exporter, []).append(flows)
+    failed = tuple((exporter, f"decoder failed: {exc!r}") for exporter, exc in sets.failed)
+    exporters = {
+        exporter: ExporterFlows(exporter, concatenate_flows(parts.get(exporter, [])), tuple(options.get(exporter, ())))
+        for exporter in parts.keys() | options.keys()
+    }
+    return BatchResult([exporter for exporter, _ in datagrams], results, exporters, failed)

@@ -86,6 +86,9 @@ class TemplateCache:
         self.max_fields = max_fields
         self._intervals: dict[int, set[int]] = {}
         self._contexts: dict[int, ExporterContext] = {}
+        # Read-only live views, made once: `decode` is handed them for every datagram.
+        self._templates_view = MappingProxyType(self._templates)
+        self._contexts_view = MappingProxyType(self._contexts)
         self.max_templates = max_templates
         self.max_domains = max_domains
         self.evicted = 0  # templates and domain contexts forgotten to stay within the bounds
@@ -96,9 +99,13 @@ class TemplateCache:
 
     def apply(self, decoded: Decoded) -> None:
         """Add the templates learned from `decoded` and drop those it withdrew (mapped to None)."""
+        templates = self._templates
         for key, template in decoded.templates.items():
             if template is None:
                 self._withdraw(key)
+            elif key in templates:
+                self.fields += len(template.fields) - len(templates[key].fields)
+                templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
             else:
                 self._add(key, template)
         if decoded.options:
@@ -112,12 +119,8 @@ class TemplateCache:
             self.fields -= len(withdrawn.fields)
 
     def _add(self, key: TemplateKey, template: Template) -> None:
-        """Learn `template`; a new one first makes room within `max_templates` and `max_fields`."""
+        """Learn a new template, first forgetting the oldest ones until it fits `max_templates` and `max_fields`."""
         templates = self._templates
-        if key in templates:
-            self.fields += len(template.fields) - len(templates[key].fields)
-            templates[key] = template  # a re-announcement (every few seconds): no reordering, no cost
-            return
         while templates and (
             len(templates) >= self.max_templates or self.fields + len(template.fields) > self.max_fields
         ):
@@ -155,11 +158,11 @@ class TemplateCache:
 
     def contexts(self) -> Mapping[int, ExporterContext]:
         """A read-only live view, domain → context, to pass to `decode`."""
-        return MappingProxyType(self._contexts)
+        return self._contexts_view
 
     def mapping(self) -> Mapping[TemplateKey, Template]:
         """A read-only live view to pass to `decode`."""
-        return MappingProxyType(self._templates)
+        return self._templates_view
 
     def __len__(self) -> int:
         return len(self._templates)

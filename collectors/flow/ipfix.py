@@ -19,7 +19,6 @@ import struct
 from collections.abc import Mapping
 
 from collectors.flow.model import (
-    NO_CONTEXT,
     BadTemplateError,
     Decoded,
     DecodeError,
@@ -60,19 +59,20 @@ def decode_ipfix(
         DecodeError: a length field below its header size.
     """
     end, export_time, sequence, domain = _header(datagram)
-    learned: dict[TemplateKey, Template | None] = {}
-    sets = DataSets(contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT, export_time * 1000, None)
+    sets = DataSets(templates, contexts, domain, export_time * 1000, None)
     pos = HEADER.size
     while end - pos >= SET_HEADER.size:
-        set_id, set_end = _set_at(datagram, pos, end)
-        body = pos + SET_HEADER.size
+        set_id, length = SET_HEADER.unpack_from(datagram, pos)
+        set_end = pos + length
+        if length < SET_HEADER.size or set_end > end:
+            raise _set_error(set_id, length, end - pos)
         if set_id == TEMPLATE_SET or set_id == OPTIONS_TEMPLATE_SET:
-            _templates(datagram, body, set_end, exporter, domain, learned, options=set_id == OPTIONS_TEMPLATE_SET)
+            _templates(datagram, pos + SET_HEADER.size, set_end, exporter, domain, sets.learned,
+                       options=set_id == OPTIONS_TEMPLATE_SET)
         elif set_id >= MIN_DATA_SET:
-            key = TemplateKey(exporter, domain, set_id)
-            sets.read(learned[key] if key in learned else templates.get(key), datagram, body, set_end)
+            sets.read(TemplateKey(exporter, domain, set_id), datagram, pos + SET_HEADER.size, set_end)
         pos = set_end
-    return sets.decoded(10, exporter, domain, learned, sequence, defer=defer)
+    return sets.decoded(10, exporter, domain, sequence, defer=defer)
 
 
 def _header(datagram: bytes) -> tuple[int, int, int, int]:
@@ -93,20 +93,11 @@ def _header(datagram: bytes) -> tuple[int, int, int, int]:
     return end, export_time, sequence, domain
 
 
-def _set_at(datagram: bytes, pos: int, end: int) -> tuple[int, int]:
-    """(set id, end of the set) of the set header at `pos` of a message that ends at `end` (§3.3.2).
-
-    Raises:
-        DecodeError: a set length below the set header's size.
-        TruncatedError: the set runs past the message.
-    """
-    set_id, length = SET_HEADER.unpack_from(datagram, pos)
+def _set_error(set_id: int, length: int, left: int) -> DecodeError:
+    """The error for a set header (§3.3.2) whose length is below its own size or runs past the `left` bytes."""
     if length < SET_HEADER.size:
-        raise DecodeError(f"set {set_id} has length {length}")
-    set_end = pos + length
-    if set_end > end:
-        raise TruncatedError(f"set {set_id} of {length} bytes runs past the message ({end - pos} left)")
-    return set_id, set_end
+        return DecodeError(f"set {set_id} has length {length}")
+    return TruncatedError(f"set {set_id} of {length} bytes runs past the message ({left} left)")
 
 
 def _templates(

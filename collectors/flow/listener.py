@@ -427,7 +427,10 @@ class FlowListener:
         of the datagram bound; return the token taken but not yet used, if any."""
         while not self._stopping.is_set():
             if token is None:
-                token = _poll_token(free)
+                try:
+                    token = free.get_nowait()
+                except queue.Empty:
+                    token = None
             try:
                 size, address = sock.recvfrom_into(scratch)
             except BlockingIOError:
@@ -570,20 +573,22 @@ class FlowListener:
                 )
 
 
-def _poll_token(free: queue.SimpleQueue[int]) -> int | None:
-    """A free token of the datagram bound, or None when every one is in use (the queue is full)."""
-    try:
-        return free.get_nowait()
-    except queue.Empty:
-        return None
-
-
 def _counted_datagram(current: ExporterStats, item: Decoded, expected: dict[tuple[str, int, int], int | None]) -> ExporterStats:
-    """`current` with one decoded datagram added: its records, options records, skipped sets and sequence gap."""
+    """`current` with one decoded datagram added: its records, options records, skipped sets and sequence gap.
+
+    `expected` holds the next sequence number of each (exporter, version, domain) stream, at most
+    MAX_SEQUENCE_KEYS of them (random domain ids must not grow it without end); counted exporters only.
+    """
     records = item.record_count
     units = 0
     if item.sequence is not None and current.exporter != OTHER_EXPORTERS:  # bounded: counted exporters only
-        units = _sequence_gap(expected, (current.exporter, item.version, item.domain), item.sequence, item)
+        key = (current.exporter, item.version, item.domain)
+        increment = sequence_increment(item.version, records, len(item.options))
+        if item.version == 10 and item.skipped_sets:
+            increment = None  # records in sets we cannot decode are invisible
+        if key not in expected and len(expected) >= MAX_SEQUENCE_KEYS:
+            del expected[next(iter(expected))]
+        units, expected[key] = sequence_advance(expected.get(key), item.sequence, increment)
     datagrams = current.datagrams + 1
     total_records = current.records + records
     return replace(
@@ -595,20 +600,6 @@ def _counted_datagram(current: ExporterStats, item: Decoded, expected: dict[tupl
         sequence_gaps=current.sequence_gaps + (1 if units else 0),
         lost_records=current.lost_records + lost_records_estimate(item.version, units, total_records, datagrams),
     )
-
-
-def _sequence_gap(expected: dict[tuple[str, int, int], int | None], key: tuple[str, int, int], sequence: int,
-                  item: Decoded) -> int:
-    """Sequence units lost before `item` in its stream `key` (exporter, version, domain); `expected` is updated.
-
-    At most MAX_SEQUENCE_KEYS streams are followed: random domain ids must not grow `expected` without end."""
-    increment = sequence_increment(item.version, item.record_count, len(item.options))
-    if item.version == 10 and item.skipped_sets:
-        increment = None  # records in sets we cannot decode are invisible
-    if key not in expected and len(expected) >= MAX_SEQUENCE_KEYS:
-        del expected[next(iter(expected))]
-    units, expected[key] = sequence_advance(expected.get(key), sequence, increment)
-    return units
 
 
 def _grow_rcvbuf(sock: socket.socket, requested: int) -> int:

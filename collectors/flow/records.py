@@ -12,6 +12,7 @@ template's fixed-length projection first (RFC 7011 §7).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from collectors.flow.model import (
     FLOW_COLUMNS,
     FLOW_DTYPE,
+    NO_CONTEXT,
     Decoded,
     ExporterContext,
     OptionsRecord,
@@ -302,73 +304,65 @@ def option_record(template: Template, values: list[bytes]) -> OptionsRecord:
     return record
 
 
-def read_data_set(
-    template: Template, data: bytes, pos: int, end: int, context: ExporterContext, unix_ms: int, uptime_ms: int | None
-) -> FixedBlock | list[OptionsRecord]:
-    """The records of one data set (body from `pos` to `end`): a block of flows to decode, or options dicts.
-
-    `context` is what earlier options data said about this domain: its sampling
-    interval, and for IPFIX the system init time that anchors sysUptime-relative
-    times (RFC 7011 has no sysUptime in its header). Trailing bytes too short for
-    one more record are padding (RFC 3954 §5.3, RFC 7011 §3.3.1).
-
-    Raises:
-        TruncatedError: a variable-length field runs past the set.
-    """
-    if template.is_options:
-        records: list[OptionsRecord] = []
-        minimum = template.min_record_length
-        while end - pos >= minimum:
-            values, pos = read_variable_record(template, data, pos, end)
-            records.append(option_record(template, values))
-        return records
-    plan = template.plan
-    assert plan is not None
-    if uptime_ms is None and context.system_init_ms is not None:
-        uptime_ms = (unix_ms - context.system_init_ms) % _WRAP
-    if template.fixed_length is None:
-        packed, count = repack_variable(template, data, pos, end)
-        return FixedBlock(plan, packed, 0, count, unix_ms, uptime_ms, context.sampling_interval)
-    return FixedBlock(plan, data, pos, (end - pos) // plan.record_length, unix_ms, uptime_ms, context.sampling_interval)
-
-
 class DataSets:
     """The data sets of one v9 or IPFIX datagram, read set by set as its decoder walks it.
 
-    Collects what they hold: flow blocks (`blocks`, kept only when they have records), options records
-    (`options`), and the count of sets whose template is unknown or withdrawn (`skipped`, not an error).
+    `learned` is what the datagram's template sets taught (withdrawals map to None); a data set's template is looked
+    up there first, then in the caller's `templates`. Collects what the data sets hold: flow blocks (`blocks`, kept
+    only when they have records), options records (`options`), and the count of sets whose template is unknown or
+    withdrawn (`skipped`, not an error).
+
+    `contexts` (domain → what its options data said) supplies the sampling interval and, for IPFIX, the system
+    init time that anchors sysUptime-relative times (RFC 7011 has no sysUptime in its header).
     """
 
-    __slots__ = ("_context", "_unix_ms", "_uptime_ms", "blocks", "options", "skipped")
+    __slots__ = ("_context", "_templates", "_unix_ms", "_uptime_ms", "blocks", "learned", "options", "skipped")
 
-    def __init__(self, context: ExporterContext, unix_ms: int, uptime_ms: int | None) -> None:
-        self._context = context
+    def __init__(
+        self, templates: Mapping[TemplateKey, Template], contexts: Mapping[int, ExporterContext] | None, domain: int,
+        unix_ms: int, uptime_ms: int | None,
+    ) -> None:
+        self._templates = templates
+        self._context = contexts.get(domain, NO_CONTEXT) if contexts else NO_CONTEXT
         self._unix_ms = unix_ms
         self._uptime_ms = uptime_ms
+        self.learned: dict[TemplateKey, Template | None] = {}
         self.blocks: list[FixedBlock] = []
         self.options: list[OptionsRecord] = []
         self.skipped = 0
 
-    def read(self, template: Template | None, data: bytes, pos: int, end: int) -> None:
-        """Read the data set whose body runs from `pos` to `end` with `template` (None: unknown, skipped).
+    def read(self, key: TemplateKey, data: bytes, pos: int, end: int) -> None:
+        """Read the data set of template `key` whose body runs from `pos` to `end`.
+
+        Trailing bytes too short for one more record are padding (RFC 3954 §5.3, RFC 7011 §3.3.1).
 
         Raises:
             TruncatedError: a variable-length field runs past the set.
         """
+        learned = self.learned
+        template = learned[key] if key in learned else self._templates.get(key)
         if template is None:
             self.skipped += 1
             return
-        found = read_data_set(template, data, pos, end, self._context, self._unix_ms, self._uptime_ms)
-        if isinstance(found, FixedBlock):
-            if found.record_count:
-                self.blocks.append(found)
+        if template.is_options:
+            self.options.extend(_option_records(template, data, pos, end))
+            return
+        plan = template.plan
+        assert plan is not None
+        context = self._context
+        uptime_ms = self._uptime_ms
+        if uptime_ms is None and context.system_init_ms is not None:
+            uptime_ms = (self._unix_ms - context.system_init_ms) % _WRAP
+        if template.fixed_length is None:
+            packed, count = repack_variable(template, data, pos, end)
+            block = FixedBlock(plan, packed, 0, count, self._unix_ms, uptime_ms, context.sampling_interval)
         else:
-            self.options.extend(found)
+            count = (end - pos) // plan.record_length
+            block = FixedBlock(plan, data, pos, count, self._unix_ms, uptime_ms, context.sampling_interval)
+        if count:
+            self.blocks.append(block)
 
-    def decoded(
-        self, version: int, exporter: str, domain: int, learned: dict[TemplateKey, Template | None], sequence: int,
-        *, defer: bool,
-    ) -> Decoded:
+    def decoded(self, version: int, exporter: str, domain: int, sequence: int, *, defer: bool) -> Decoded:
         """The datagram's `Decoded`: its flows decoded now, or left in `blocks` when `defer`."""
         flows, deferred = settle(self.blocks, defer)
         return Decoded(
@@ -377,8 +371,22 @@ class DataSets:
             domain=domain,
             flows=flows,
             options=tuple(self.options),
-            templates=dict(learned),
+            templates=self.learned,  # made for this datagram, handed over
             skipped_sets=self.skipped,
             sequence=sequence,
             blocks=deferred,
         )
+
+
+def _option_records(template: Template, data: bytes, pos: int, end: int) -> list[OptionsRecord]:
+    """The options records of one options data set.
+
+    Raises:
+        TruncatedError: a variable-length field runs past the set.
+    """
+    records: list[OptionsRecord] = []
+    minimum = template.min_record_length
+    while end - pos >= minimum:
+        values, pos = read_variable_record(template, data, pos, end)
+        records.append(option_record(template, values))
+    return records

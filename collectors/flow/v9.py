@@ -13,7 +13,6 @@ import struct
 from collections.abc import Mapping
 
 from collectors.flow.model import (
-    NO_CONTEXT,
     BadTemplateError,
     Decoded,
     DecodeError,
@@ -59,43 +58,35 @@ def decode_v9(
     version, _count, uptime, secs, sequence, source_id = HEADER.unpack_from(datagram)
     if version != 9:
         raise UnknownVersionError(f"not NetFlow v9: version {version}")
-    learned: dict[TemplateKey, Template | None] = {}
-    sets = DataSets(contexts.get(source_id, NO_CONTEXT) if contexts else NO_CONTEXT, secs * 1000, uptime)
+    sets = DataSets(templates, contexts, source_id, secs * 1000, uptime)
     pos = HEADER.size
     while end - pos >= SET_HEADER.size:
-        found = _flowset_at(datagram, pos, end)
-        if found is None:
-            break  # zero padding after the last flowset
-        set_id, set_end = found
+        set_id, length = SET_HEADER.unpack_from(datagram, pos)
+        set_end = pos + length
+        if length < SET_HEADER.size or set_end > end:
+            error = _flowset_error(datagram, pos, set_id, length, end)
+            if error is None:
+                break  # zero padding after the last flowset
+            raise error
         body = pos + SET_HEADER.size
         if set_id == TEMPLATE_SET:
-            _templates(datagram, body, set_end, exporter, source_id, learned)
+            _templates(datagram, body, set_end, exporter, source_id, sets.learned)
         elif set_id == OPTIONS_TEMPLATE_SET:
-            _options_templates(datagram, body, set_end, exporter, source_id, learned)
+            _options_templates(datagram, body, set_end, exporter, source_id, sets.learned)
         elif set_id >= MIN_DATA_SET:
-            key = TemplateKey(exporter, source_id, set_id)
-            sets.read(learned[key] if key in learned else templates.get(key), datagram, body, set_end)
+            sets.read(TemplateKey(exporter, source_id, set_id), datagram, body, set_end)
         pos = set_end
-    return sets.decoded(9, exporter, source_id, learned, sequence, defer=defer)
+    return sets.decoded(9, exporter, source_id, sequence, defer=defer)
 
 
-def _flowset_at(datagram: bytes, pos: int, end: int) -> tuple[int, int] | None:
-    """(flowset id, end of the flowset) of the flowset header at `pos` (§5.3), or None when zero padding
-    follows the last flowset.
-
-    Raises:
-        DecodeError: a flowset length below the header's size (and not padding).
-        TruncatedError: the flowset runs past the packet.
-    """
-    set_id, length = SET_HEADER.unpack_from(datagram, pos)
+def _flowset_error(datagram: bytes, pos: int, set_id: int, length: int, end: int) -> DecodeError | None:
+    """The error for the flowset header at `pos` (§5.3) whose length is below its own size or runs past `end`;
+    None when it is the zero padding after the last flowset."""
     if length < SET_HEADER.size:
         if not any(datagram[pos:]):
             return None
-        raise DecodeError(f"flowset {set_id} has length {length}")
-    set_end = pos + length
-    if set_end > end:
-        raise TruncatedError(f"flowset {set_id} of {length} bytes runs past the packet ({end - pos} left)")
-    return set_id, set_end
+        return DecodeError(f"flowset {set_id} has length {length}")
+    return TruncatedError(f"flowset {set_id} of {length} bytes runs past the packet ({end - pos} left)")
 
 
 def _templates(
