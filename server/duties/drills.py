@@ -4,7 +4,6 @@ the time to acknowledge and to end it is measured and recorded against the agenc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -18,22 +17,8 @@ from server.audit import service as audit
 from server.auth.principal import Principal
 from server.duties import service as duties
 from server.duties.models import Drill, Duty
+from server.duties.schemas import DrillRead
 from server.errors import BadRequestError, ForbiddenError
-
-
-class DrillView(TypedDict):
-    """A drill as the API (`DrillRead`) shows it, with the measured times in seconds (None until known)."""
-
-    id: int
-    scenario: str
-    receiver: str
-    fingerprint: str
-    started_at: datetime
-    ended_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    time_to_acknowledge_seconds: float | None
-    time_to_resolve_seconds: float | None
 
 
 def start(session: Session, engine: AlertingEngine, *, access: Access, agency_code: str, scenario: str, receiver: str,
@@ -76,7 +61,7 @@ def get(session: Session, *, access: Access, drill_id: int) -> Drill:
     return scope.get(session, Drill, drill_id, access=access, what="drill")
 
 
-def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) -> DrillView:
+def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) -> DrillRead:
     """End a drill: resolve its alert and record the measured times against its duty. Raises BadRequestError."""
     principal.require_user()
     if drill.ended_at is not None:
@@ -97,12 +82,12 @@ def end(session: Session, drill: Drill, *, principal: Principal, now: datetime) 
     return read(drill, record)
 
 
-def describe(session: Session, drill: Drill) -> DrillView:
+def describe(session: Session, drill: Drill) -> DrillRead:
     """A drill with its alert's acknowledgement and the measured times."""
     return read(drill, session.get(AlertRecord, drill.fingerprint))
 
 
-def read(drill: Drill, record: AlertRecord | None) -> DrillView:
+def read(drill: Drill, record: AlertRecord | None) -> DrillRead:
     acknowledged = record.acknowledged_at if record else None
     return {
         "id": drill.id, "scenario": drill.scenario, "receiver": drill.receiver, "fingerprint": drill.fingerprint,

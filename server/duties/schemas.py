@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
 from server.database import MAX_ID
 
@@ -35,7 +36,13 @@ class DutyRecordCreate(BaseModel):
     time_to_resolve_seconds: float | None = Field(None, ge=0, le=MAX_MEASURED_SECONDS, description="Drills: measured")
 
 
-class DutyRead(BaseModel):
+# The response shapes are TypedDicts, the single definition of each: the service builds them as plain dicts
+# (the console reads them with row["key"]) and FastAPI validates and documents them as the response model.
+
+
+class DutyRead(TypedDict):
+    """A recurring duty of an agency (or of one of its systems) and when it is next due."""
+
     id: int
     agency: str | None
     system: str | None
@@ -49,7 +56,9 @@ class DutyRead(BaseModel):
     overdue_seconds: float
 
 
-class ScorecardRow(BaseModel):
+class ScorecardRow(TypedDict):
+    """One agency's compliance figures; a ratio is None when there is nothing to count."""
+
     agency: str
     name: str
     duties: int
@@ -73,7 +82,9 @@ class DrillCreate(BaseModel):
     duty_id: int | None = Field(None, ge=1, le=MAX_ID, description="An emergency_drill duty of this agency")
 
 
-class DrillRead(BaseModel):
+class DrillRead(TypedDict):
+    """A drill with the measured times in seconds (None until known)."""
+
     id: int
     scenario: str
     receiver: str

@@ -11,7 +11,6 @@ backup RPO compliance (latest `backup` samples with rpo_ok), and open findings.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,7 +21,7 @@ from server.access import Access
 from server.agencies.models import Agency
 from server.auth.principal import Principal
 from server.duties.models import KINDS, Duty, DutyRecord
-from server.duties.schemas import MAX_FREQUENCY_DAYS
+from server.duties.schemas import MAX_FREQUENCY_DAYS, DutyRead, ScorecardRow
 from server.errors import BadRequestError, ForbiddenError, UnprocessableError
 from server.findings.models import ACTIVE, Finding
 from server.hosts.models import Host, LatestSeries
@@ -52,40 +51,10 @@ def invalid(duty: Duty) -> str | None:
     return None
 
 
-class DutyView(TypedDict):
-    """A duty as the API (`DutyRead`) and the console show it."""
-
-    id: int
-    agency: str | None
-    system: str | None
-    kind: str
-    name_zh: str
-    name_en: str
-    frequency_days: int
-    last_done_at: datetime | None
-    due_at: datetime
-    overdue: bool
-    overdue_seconds: float
+ScorecardLine = ScorecardRow  # the name server/history/state.py imports; one definition, in schemas
 
 
-class ScorecardLine(TypedDict):
-    """One agency's compliance figures (`ScorecardRow` in the API); a ratio is None when there is nothing to count."""
-
-    agency: str
-    name: str
-    duties: int
-    duties_overdue: int
-    duties_on_time_ratio: float | None
-    hosts_expected: int
-    hosts_reporting: int
-    monitoring_coverage_ratio: float | None
-    backup_jobs: int
-    backup_jobs_within_rpo: int
-    backup_rpo_ratio: float | None
-    open_findings: int
-
-
-def read(duty: Duty, codes: dict[int, str], now: datetime) -> DutyView:
+def read(duty: Duty, codes: dict[int, str], now: datetime) -> DutyRead:
     zh, en, _ = KINDS.get(duty.kind, (duty.kind, duty.kind, 0))
     due = due_at(duty)
     return {"id": duty.id, "agency": codes.get(duty.agency_id), "system": duty.system, "kind": duty.kind, "name_zh": zh, "name_en": en,
@@ -134,7 +103,7 @@ def record(session: Session, duty: Duty, *, principal: Principal, done_at: datet
     return entry
 
 
-def scorecard(session: Session, *, now: datetime, access: Access) -> list[ScorecardLine]:
+def scorecard(session: Session, *, now: datetime, access: Access) -> list[ScorecardRow]:
     """One row per agency `access` sees."""
     agencies = session.scalars(scope.scoped(Agency, access=access).order_by(Agency.code)).all()
     return [_scorecard_line(session, agency, now=now) for agency in agencies]
@@ -145,7 +114,7 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _scorecard_line(session: Session, agency: Agency, *, now: datetime) -> ScorecardLine:
+def _scorecard_line(session: Session, agency: Agency, *, now: datetime) -> ScorecardRow:
     duties = session.scalars(select(Duty).where(Duty.agency_id == agency.id)).all()
     overdue = sum(now >= due_at(d) for d in duties)
     expected, reporting = _hosts_expected_and_reporting(session, agency.id, now=now)

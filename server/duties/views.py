@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["duties"])
 @router.get("/duties", response_model=list[DutyRead])
 def list_duties(caller: Scoped, session: DbSession, now: Now) -> list[DutyRead]:
     codes = codes_by_id(session)
-    return [DutyRead(**service.read(d, codes, now)) for d in service.list_duties(session, access=caller)]
+    return [service.read(d, codes, now) for d in service.list_duties(session, access=caller)]
 
 
 @router.post("/duties", status_code=201, response_model=DutyRead)
@@ -26,7 +26,7 @@ def create_duty(body: DutyCreate, caller: Scoped, session: DbSession, now: Now, 
                           frequency_days=body.frequency_days, now=now)  # fmt: skip
     audit.record(session, actor=caller.actor, action="duty.create", target_type="duty", target_id=duty.id,
                  details={"kind": duty.kind, "agency": body.agency}, remote_addr=remote, at=now)
-    out = DutyRead(**service.read(duty, codes_by_id(session), now))
+    out = service.read(duty, codes_by_id(session), now)
     session.commit()
     return out
 
@@ -41,21 +41,21 @@ def add_record(duty_id: Id, body: DutyRecordCreate, caller: Scoped, session: DbS
                    time_to_resolve_seconds=body.time_to_resolve_seconds, now=now)  # fmt: skip
     audit.record(session, actor=caller.actor, action="duty.record", target_type="duty", target_id=duty.id,
                  details={"done_at": done_at.isoformat()}, remote_addr=remote, at=now)
-    out = DutyRead(**service.read(duty, codes_by_id(session), now))
+    out = service.read(duty, codes_by_id(session), now)
     session.commit()
     return out
 
 
 @router.get("/scorecard", response_model=list[ScorecardRow])
 def scorecard(caller: Scoped, session: DbSession, now: Now) -> list[ScorecardRow]:
-    return [ScorecardRow(**row) for row in service.scorecard(session, now=now, access=caller)]
+    return service.scorecard(session, now=now, access=caller)
 
 
 @router.post("/drills", status_code=201, response_model=DrillRead)
 def start_drill(body: DrillCreate, request: Request, caller: Scoped, session: DbSession, now: Now) -> DrillRead:
     drill = drills.start(session, request.app.state.alerting, access=caller, agency_code=body.agency, scenario=body.scenario,
                          receiver=body.receiver, duty_id=body.duty_id, now=now)  # fmt: skip
-    out = DrillRead(**drills.describe(session, drill))
+    out = drills.describe(session, drill)
     session.commit()
     return out
 
@@ -63,6 +63,6 @@ def start_drill(body: DrillCreate, request: Request, caller: Scoped, session: Db
 @router.post("/drills/{drill_id}/end", response_model=DrillRead)
 def end_drill(drill_id: Id, caller: Scoped, session: DbSession, now: Now) -> DrillRead:
     drill = drills.get(session, access=caller, drill_id=drill_id)
-    out = DrillRead(**drills.end(session, drill, principal=caller.principal, now=now))
+    out = drills.end(session, drill, principal=caller.principal, now=now)
     session.commit()
     return out

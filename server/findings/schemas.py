@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, with_config
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
 
 class FindingAction(BaseModel):
@@ -16,10 +17,21 @@ class FindingAction(BaseModel):
     note: str = Field("", max_length=2000)
 
 
-class FindingRead(BaseModel):
-    """A finding with its rule's texts (in the requested language) and its evidence."""
+# The response shapes are TypedDicts, the single definition of each: the service builds them as plain dicts
+# (the console reads them with row["key"]) and FastAPI validates and documents them as the response model.
 
-    model_config = ConfigDict(extra="allow")  # the findings domain may add fields; they pass through
+
+class RelatedRead(TypedDict):
+    """Another agency's finding of the same rule and subject, as a platform role sees it."""
+
+    id: int
+    agency: str | None
+    status: str
+
+
+@with_config(ConfigDict(extra="allow"))  # the findings domain may add fields; they pass through
+class FindingRead(TypedDict):
+    """A finding with its rule's texts (in the requested language) and its evidence."""
 
     id: int
     rule_id: str
@@ -44,7 +56,7 @@ class FindingRead(BaseModel):
     detail: dict[str, JsonValue]
 
 
-class SharedFindingRead(BaseModel):
+class SharedFindingRead(TypedDict):
     """One agency's finding of a shared subject, with the hosts named in its evidence."""
 
     id: int
@@ -55,7 +67,7 @@ class SharedFindingRead(BaseModel):
     hosts: list[str]
 
 
-class SharedSubjectRead(BaseModel):
+class SharedSubjectRead(TypedDict):
     """A subject found in two or more agencies, with the rule's texts and each agency's finding."""
 
     rule_id: str

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NotRequired, TypedDict
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -45,6 +44,7 @@ from server.findings.models import (
     REMEDIATED,
     Finding,
 )
+from server.findings.schemas import FindingRead, RelatedRead, SharedSubjectRead
 from server.ingest.hooks import FindingChange
 
 MAX_EVIDENCE = 50
@@ -219,40 +219,14 @@ def transition(
     return change_of(finding, "status", code)
 
 
-class RelatedRead(TypedDict):
-    """Another agency's finding of the same rule and subject, as a platform role sees it."""
+class FindingView(FindingRead, total=False):
+    """A finding as the service builds it: `FindingRead`, plus the two cross-agency keys for platform roles only.
 
-    id: int
-    agency: str | None
-    status: str
+    The API documents `FindingRead`; these two keys pass through its extra="allow" (the answer is unchanged).
+    """
 
-
-class FindingView(TypedDict):
-    """The API shape of a finding (`FindingRead`); the two cross-agency keys only for platform roles."""
-
-    id: int
-    rule_id: str
-    subject: str
-    agency: str | None
-    severity: str
-    confidence: float
-    status: str
-    article: str
-    title: str
-    hint: str
-    title_zh: str
-    title_en: str
-    first_seen_at: datetime
-    last_seen_at: datetime
-    status_changed_at: datetime
-    status_by: str
-    approval_ref: str | None
-    note: str
-    sources: list[str]
-    evidence: list[JsonObject]
-    detail: JsonObject
-    seen_by_agencies: NotRequired[int]
-    related: NotRequired[list[RelatedRead]]
+    seen_by_agencies: int
+    related: list[RelatedRead]
 
 
 def read(finding: Finding, *, agency_code: str | None, language: str, related: Sequence[Link] | None = None) -> FindingView:
@@ -282,30 +256,6 @@ def read(finding: Finding, *, agency_code: str | None, language: str, related: S
 # The cross-agency view (platform roles only) ---------------------------------------------------
 
 
-class SharedFinding(TypedDict):
-    """One agency's finding of a shared subject, with the hosts in its evidence."""
-
-    id: int
-    agency: str | None
-    status: str
-    severity: str
-    last_seen_at: datetime
-    hosts: list[str]
-
-
-class SharedSubject(TypedDict):
-    """A subject found in several agencies (`shared_subjects`), with the rule's texts and each agency's finding."""
-
-    rule_id: str
-    subject: str
-    title: str
-    article: str
-    seen_by_agencies: int
-    agencies: list[str]
-    last_seen_at: datetime | None
-    findings: list[SharedFinding]
-
-
 @dataclass(frozen=True, slots=True)
 class Link:
     """Another agency's finding of the same rule and subject."""
@@ -333,7 +283,7 @@ def related(session: Session, findings: Sequence[Finding]) -> dict[int, list[Lin
 
 def shared_subjects(
     session: Session, *, language: str, rule_id: str | None = None, include_closed: bool = False, limit: int = 1000
-) -> list[SharedSubject]:
+) -> list[SharedSubjectRead]:
     """Subjects with findings in at least two agencies: most agencies first, then the most recently seen.
 
     A subnet, tunnel endpoint or DHCP server seen by hosts of several agencies is evidence of an
@@ -372,7 +322,7 @@ def _members(session: Session, pairs: Sequence[tuple[str, str]], *, include_clos
 
 
 def _shared_subject(rule: str, subject: str, count: int, found: list[Finding], *, codes: dict[int, str],
-                    language: str) -> SharedSubject:  # fmt: skip
+                    language: str) -> SharedSubjectRead:  # fmt: skip
     texts = RULES[rule].text(language, subject)
     return {
         "rule_id": rule, "subject": subject, "title": texts["title"], "article": texts["article"],

@@ -29,16 +29,13 @@ def list_findings(caller: Scoped, session: DbSession, lang: Language = "zh", sta
     codes = codes_by_id(session)
     rows = service.list_findings(session, access=caller, status=status, rule_id=rule_id, limit=limit)
     links = service.related(session, rows) if not caller.scoped else {}
-    return [
-        FindingRead(**service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang, related=links.get(f.id)))
-        for f in rows
-    ]
+    return [service.read(f, agency_code=codes.get(f.agency_id or -1), language=lang, related=links.get(f.id)) for f in rows]
 
 
 @router.get("/shared-subjects", response_model=list[SharedSubjectRead])
 def shared_subjects(caller: PlatformAccess, session: DbSession, lang: Language = "zh",
                     rule_id: str | None = Query(None, max_length=64), include_closed: bool = False,
-                    limit: int = Query(1000, ge=1, le=10_000)) -> list[service.SharedSubject]:
+                    limit: int = Query(1000, ge=1, le=10_000)) -> list[SharedSubjectRead]:
     """Subjects (subnets, tunnel endpoints, DHCP servers...) with findings in two or more agencies; platform roles only.
 
     Each item: rule_id, subject, title, article, seen_by_agencies, agencies (codes), last_seen_at, and findings
@@ -51,8 +48,7 @@ def shared_subjects(caller: PlatformAccess, session: DbSession, lang: Language =
 def get_finding(finding_id: Id, caller: Scoped, session: DbSession, lang: Language = "zh") -> FindingRead:
     finding = access.get(session, Finding, finding_id, access=caller, what="finding")
     links = service.related(session, [finding]).get(finding.id) if not caller.scoped else None
-    return FindingRead(**service.read(
-        finding, agency_code=codes_by_id(session).get(finding.agency_id or -1), language=lang, related=links))
+    return service.read(finding, agency_code=codes_by_id(session).get(finding.agency_id or -1), language=lang, related=links)
 
 
 @router.post("/{finding_id}/{action}", response_model=FindingRead)
@@ -67,7 +63,7 @@ def change_status(
         session, finding=finding, action=action, principal=caller.principal, now=now,
         approval_ref=body.approval_ref or None, note=body.note, remote_addr=remote,
     )  # fmt: skip
-    out = FindingRead(**service.read(finding, agency_code=change.agency_code, language="zh"))
+    out = service.read(finding, agency_code=change.agency_code, language="zh")
     session.commit()
     for sink in request.app.state.hooks.finding_sinks:
         sink.findings_changed([change])

@@ -10,7 +10,7 @@ Agency users see only their own agency's requests; another agency's answer 404.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, TypedDict
+from typing import Final
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from server.auth.principal import Principal
 from server.errors import BadRequestError, ForbiddenError, NotFoundError
 from server.inventory import service
 from server.inventory.models import DeclarationRequest
+from server.inventory.schemas import RequestRead
 
 PENDING: Final = "pending"
 APPROVED: Final = "approved"
@@ -34,27 +35,7 @@ APPROVERS: Final = (Role.ADMIN, Role.SECURITY)
 GOVERNED_KINDS: Final = tuple(name for name, kind in service.KINDS.items() if kind.governed)
 
 
-class RequestFields(TypedDict):
-    """A request as the API (schemas.RequestRead) and the console show it."""
-
-    id: int
-    kind: str
-    prefix: str
-    agency: str | None
-    entry: JsonObject
-    reason: str
-    status: str
-    note: str
-    requested_by: str
-    requested_at: datetime
-    decided_by: str | None
-    decided_at: datetime | None
-    approval_ref: str | None
-    decision_note: str
-    entry_id: int | None
-
-
-def read(request: DeclarationRequest, codes: dict[int, str]) -> RequestFields:
+def read(request: DeclarationRequest, codes: dict[int, str]) -> RequestRead:
     """The API shape of a request."""
     return {
         "id": request.id, "kind": request.kind, "prefix": request.prefix, "agency": codes.get(request.agency_id),

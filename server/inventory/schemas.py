@@ -4,9 +4,10 @@ prefixes, references; these bound types and lengths so nothing reaches the datab
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before Python 3.12
 
 Code = Field(min_length=1, max_length=64)
 AgencyCode = Field(min_length=1, max_length=64, description="The agency's code (an agency user: its own)")
@@ -127,14 +128,16 @@ class RequestReject(BaseModel):
     note: str = Field("", max_length=1000, description="Why it was rejected")
 
 
-class RequestRead(BaseModel):
+class RequestRead(TypedDict):
+    """A declaration request (Article 9): what was asked, by whom and why, and the decision."""
+
     id: int
     kind: str
     prefix: str
     agency: str | None
     entry: dict[str, JsonValue]
-    reason: str = Field(description="too_wide, outside_allotment, shared or requested")
-    status: str = Field(description="pending, approved or rejected")
+    reason: Annotated[str, Field(description="too_wide, outside_allotment, shared or requested")]
+    status: Annotated[str, Field(description="pending, approved or rejected")]
     note: str
     requested_by: str
     requested_at: datetime
@@ -142,7 +145,7 @@ class RequestRead(BaseModel):
     decided_at: datetime | None
     approval_ref: str | None
     decision_note: str
-    entry_id: int | None = Field(description="The declaration created on approval")
+    entry_id: Annotated[int | None, Field(description="The declaration created on approval")]
 
 
 class RequestCreated(BaseModel):

@@ -69,7 +69,7 @@ def _create_route(name: str) -> None:
         session.commit()
         if created.request is not None:
             response.status_code = 202
-            return RequestCreated(request=RequestRead(**governance.read(created.request, codes_by_id(session))))
+            return RequestCreated(request=governance.read(created.request, codes_by_id(session)))
         return EntryRead(**(created.entry or {}))
 
     create_entry.__annotations__["body"] = body_model
@@ -133,7 +133,7 @@ def list_requests(caller: Scoped, session: DbSession, status: Literal["pending",
     """Requests, newest first; an agency user sees its own agency's only."""
     codes = codes_by_id(session)
     rows = governance.list_requests(session, access=caller, status=status, limit=limit)
-    return [RequestRead(**governance.read(r, codes)) for r in rows]
+    return [governance.read(r, codes) for r in rows]
 
 
 @requests_router.post("", status_code=202)
@@ -145,13 +145,13 @@ def submit_request(body: RequestCreate, caller: Scoped, session: DbSession, now:
     except documents.DocumentError as exc:
         raise InvalidDocumentError(exc) from exc
     session.commit()
-    return RequestCreated(request=RequestRead(**governance.read(request, codes_by_id(session))))
+    return RequestCreated(request=governance.read(request, codes_by_id(session)))
 
 
 @requests_router.get("/{request_id}")
 def get_request(request_id: Id, caller: Scoped, session: DbSession) -> RequestRead:
     request = access.get(session, DeclarationRequest, request_id, access=caller, what="request")
-    return RequestRead(**governance.read(request, codes_by_id(session)))
+    return governance.read(request, codes_by_id(session))
 
 
 @requests_router.post("/{request_id}/approve")
@@ -162,7 +162,7 @@ def approve_request(request_id: Id, body: RequestApprove, caller: SecurityAccess
     governance.approve(session, request=request, approval_ref=body.approval_ref, note=body.note, principal=caller.principal, now=now,
                        remote_addr=remote)  # fmt: skip
     session.commit()
-    return RequestRead(**governance.read(request, codes_by_id(session)))
+    return governance.read(request, codes_by_id(session))
 
 
 @requests_router.post("/{request_id}/reject")
@@ -172,4 +172,4 @@ def reject_request(request_id: Id, body: RequestReject, caller: SecurityAccess, 
     request = access.get(session, DeclarationRequest, request_id, access=caller, what="request")
     governance.reject(session, request=request, note=body.note, principal=caller.principal, now=now, remote_addr=remote)
     session.commit()
-    return RequestRead(**governance.read(request, codes_by_id(session)))
+    return governance.read(request, codes_by_id(session))
