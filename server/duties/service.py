@@ -51,9 +51,6 @@ def invalid(duty: Duty) -> str | None:
     return None
 
 
-ScorecardLine = ScorecardRow  # the name server/history/state.py imports; one definition, in schemas
-
-
 def read(duty: Duty, codes: dict[int, str], now: datetime) -> DutyRead:
     zh, en, _ = KINDS.get(duty.kind, (duty.kind, duty.kind, 0))
     due = due_at(duty)

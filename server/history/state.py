@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.models import Sample
 
 if TYPE_CHECKING:  # the service is imported when collecting, not when the history package loads
-    from server.duties.service import ScorecardLine
+    from server.duties.schemas import ScorecardRow
 
 
 class FindingCount(TypedDict):
@@ -73,7 +73,7 @@ def state_samples(
     *,
     findings: Iterable[FindingCount],
     alerts: Iterable[AlertCount],
-    scorecard: Iterable[ScorecardLine],
+    scorecard: Iterable[ScorecardRow],
     alert_events: Iterable[AlertEvent] = (),
     finding_events: Iterable[FindingEvent] = (),
     at: datetime,
@@ -122,7 +122,7 @@ def _alert_samples(alerts: Iterable[AlertCount], at: datetime) -> list[Sample]:
     ]  # fmt: skip
 
 
-def _scorecard_samples(scorecard: Iterable[ScorecardLine], at: datetime) -> list[Sample]:
+def _scorecard_samples(scorecard: Iterable[ScorecardRow], at: datetime) -> list[Sample]:
     """`egovmon_scorecard`: each agency's ratios (-1 where there is nothing to measure) and counts."""
     return [
         Sample(measurement="egovmon_scorecard", timestamp=at, tags={"agency": row["agency"]}, fields={
