@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -58,6 +59,15 @@ class RunningServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        _kill_group(self.process.pid)  # workers or a jobs process the server left behind
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a server's process group (it leads its own session: see start_server)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def start_server(
@@ -73,11 +83,13 @@ def start_server(
     process = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "cli", "server", "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
+        start_new_session=True,  # its own process group: stop() ends the workers and the jobs process with it
     )
     line = process.stdout.readline()
     match = re.search(rf"http://{re.escape(host)}:\d+", line)
     if not match:
         process.kill()
+        _kill_group(process.pid)
         raise AssertionError(f"no URL in {line!r}; stderr: {process.stderr.read()}")
     server = RunningServer(match.group(0), data_dir, process)
 
@@ -92,7 +104,11 @@ def start_server(
     if not wrapper:
         # a condition, not a sleep: returns as soon as /healthz answers; the margin is for a loaded CI machine, where
         # two workers and a jobs process importing the app took over 30 s (CI at 097819f)
-        wait_until(ready, 90, "egovmon server")
+        try:
+            wait_until(ready, 90, "egovmon server")
+        except BaseException:
+            server.stop()  # a server that did not come up must not run on under later tests (it did, after CI at 097819f)
+            raise
     return server
 
 
