@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings, load_settings
+from tests.alerting.receivers import HttpReceiver, http_receiver
 
 _db_names = itertools.count()
 
@@ -111,3 +112,10 @@ def metric_value(client: TestClient, name: str, **labels: str) -> float:
         if line.startswith(want + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    """A real HTTP server recording what the alert channels post to it (tests.alerting.receivers)."""
+    with http_receiver() as running:
+        yield running

@@ -38,12 +38,6 @@ groups:
 
 
 @pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    with http_receiver() as running:
-        yield running
-
-
-@pytest.fixture
 def settings(tmp_path: Path, database_url: str, receiver: HttpReceiver) -> Settings:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")

@@ -4,14 +4,13 @@ Samples go through the real ingest API and messages to a real HTTP receiver; the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from server.settings import Settings, load_settings
-from tests.alerting.receivers import HttpReceiver, http_receiver
+from tests.alerting.receivers import HttpReceiver
 from tests.server.conftest import Clock, enroll, make_agency
 from tests.server.test_alerting import ingest, memory
 
@@ -38,12 +37,6 @@ groups:
         labels: {severity: warning}
         annotations: {summary_zh: "主机 {host} 内存偏紧", summary_en: "{host}: memory tight"}
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    with http_receiver() as running:
-        yield running
 
 
 @pytest.fixture

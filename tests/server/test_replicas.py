@@ -70,12 +70,6 @@ groups:
 """
 
 
-@pytest.fixture
-def receiver() -> Iterator[HttpReceiver]:
-    with http_receiver() as running:
-        yield running
-
-
 def replica_settings(tmp_path: Path, name: str, database_url: str, receiver_url: str) -> Settings:
     """One replica's settings: its own data directory, the shared database, loops driven by hand (hour intervals)."""
     rules = tmp_path / "rules.yaml"
