@@ -16,12 +16,13 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-from collectors.netstate.errors import ParseError, load_json
+from collectors.netstate.errors import json_int, json_object, json_objects, json_text, load_json
 from collectors.netstate.models import Interface, InterfaceAddress, IPAddress, SysfsLink, TunnelEndpoints
 from collectors.netstate.shell import read_int, read_text
 from collectors.netstate.tunnels import TUNNEL_KINDS
+from core.jsontypes import JsonObject, JsonValue
 
 # Kernel link kinds (IFLA_INFO_KIND, `ip -d link` linkinfo.info_kind) -> our interface kind.
 INFO_KIND: Final[Mapping[str, str]] = {
@@ -48,7 +49,7 @@ def _mac(value: str) -> str:
     return value if _MAC.match(value) else ""
 
 
-def _endpoint(value: Any) -> IPAddress | None:
+def _endpoint(value: JsonValue) -> IPAddress | None:
     """A tunnel endpoint from iproute2: an address, or None for `any`, absent or unparsable."""
     if not isinstance(value, str):
         return None
@@ -58,7 +59,7 @@ def _endpoint(value: Any) -> IPAddress | None:
         return None
 
 
-def _link_kind(entry: dict[str, Any], link_kind: str, data: dict[str, Any], with_device: frozenset[str]) -> str:
+def _link_kind(entry: JsonObject, name: str, link_kind: str, data: JsonObject, with_device: frozenset[str]) -> str:
     """Our kind of one `ip -d -j` link: tun/tap, the INFO_KIND of its linkinfo, loopback, physical or other."""
     if link_kind == "tun":
         return "tap" if data.get("type") == "tap" else "tun"
@@ -66,12 +67,12 @@ def _link_kind(entry: dict[str, Any], link_kind: str, data: dict[str, Any], with
         return INFO_KIND.get(link_kind, "other")
     if entry.get("link_type") == "loopback":
         return "loopback"
-    if "parentbus" in entry or entry["ifname"] in with_device:
+    if "parentbus" in entry or name in with_device:
         return "physical"
     return "other"
 
 
-def _tunnel_endpoints(kind: str, data: dict[str, Any]) -> TunnelEndpoints:
+def _tunnel_endpoints(kind: str, data: JsonObject) -> TunnelEndpoints:
     """A tunnel's ends from its linkinfo data (VXLAN: unicast remote or multicast group, and its id)."""
     remote = data.get("remote", data.get("group"))
     vni = data.get("id") if kind == "vxlan" else None
@@ -88,24 +89,22 @@ def parse_ip_links(text: str, *, with_device: frozenset[str] = frozenset()) -> t
     Raises:
         ParseError: the text is not iproute2's JSON list of links.
     """
-    doc = load_json(text, "ip -d -j addr")
-    if not isinstance(doc, list):
-        raise ParseError("ip -d -j addr: expected a JSON list")
     interfaces = []
-    for entry in doc:
-        if not isinstance(entry, dict) or "ifname" not in entry:
+    for entry in json_objects(load_json(text, "ip -d -j addr"), "ip -d -j addr"):
+        if "ifname" not in entry:
             continue  # iproute2 prints {} placeholders for filtered links
-        info = entry.get("linkinfo") or {}
+        name = json_text(entry, "ifname", "ip -d -j addr")
+        info = json_object(entry.get("linkinfo"), "ip -d -j addr linkinfo")
         link_kind = str(info.get("info_kind", ""))
-        data = info.get("info_data") or {}
-        kind = _link_kind(entry, link_kind, data, with_device)
+        data = json_object(info.get("info_data"), "ip -d -j addr info_data")
+        kind = _link_kind(entry, name, link_kind, data, with_device)
         tunnel = _tunnel_endpoints(kind, data) if kind in TUNNEL_KINDS else None
         flags = entry.get("flags", [])
         operstate = str(entry.get("operstate", "UNKNOWN"))
         interfaces.append(Interface(
-            name=entry["ifname"], kind=kind, link_kind=link_kind, mac=_mac(str(entry.get("address", ""))),
-            up=operstate == "UP" or (operstate == "UNKNOWN" and "UP" in flags),
-            mtu=int(entry.get("mtu", 0)), master=str(entry.get("master", "")), tunnel=tunnel,
+            name=name, kind=kind, link_kind=link_kind, mac=_mac(str(entry.get("address", ""))),
+            up=operstate == "UP" or (operstate == "UNKNOWN" and isinstance(flags, list) and "UP" in flags),
+            mtu=json_int(entry, "mtu", 0, "ip -d -j addr"), master=str(entry.get("master", "")), tunnel=tunnel,
         ))
     return tuple(interfaces)
 
@@ -116,21 +115,19 @@ def parse_ip_addresses(text: str) -> tuple[InterfaceAddress, ...]:
     Raises:
         ParseError: the text is not iproute2's JSON list of links.
     """
-    doc = load_json(text, "ip -j addr")
-    if not isinstance(doc, list):
-        raise ParseError("ip -j addr: expected a JSON list")
     addresses = []
-    for entry in doc:
-        if not isinstance(entry, dict) or "ifname" not in entry:
+    for entry in json_objects(load_json(text, "ip -j addr"), "ip -j addr"):
+        if "ifname" not in entry:
             continue
-        for info in entry.get("addr_info", []):
+        name = json_text(entry, "ifname", "ip -j addr")
+        for info in json_objects(entry.get("addr_info", []), "ip -j addr addr_info"):
             if info.get("family") not in ("inet", "inet6") or "local" not in info:
                 continue
-            prefix = int(info["prefixlen"])
-            address = ipaddress.ip_interface(f"{info['local']}/{prefix}")
+            prefix = json_int(info, "prefixlen", None, "ip -j addr")
+            address = ipaddress.ip_interface(f"{json_text(info, 'local', 'ip -j addr')}/{prefix}")
             peer = info.get("address")  # point-to-point: `local` is ours, `address` the peer's
             network = ipaddress.ip_network(f"{peer}/{prefix}", strict=False) if peer else address.network
-            addresses.append(InterfaceAddress(entry["ifname"], address, network, str(info.get("scope", ""))))
+            addresses.append(InterfaceAddress(name, address, network, str(info.get("scope", ""))))
     return tuple(addresses)
 
 

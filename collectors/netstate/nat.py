@@ -14,11 +14,12 @@ import itertools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from collectors.netstate.errors import ParseError, load_json
 from collectors.netstate.models import Nat
 from collectors.netstate.shell import gather, run
+from core.jsontypes import JsonValue
 
 MAX_CONNTRACK_LINES: Final = 200_000  # a busy gateway's table is far larger; no proof in these stays inconclusive
 # Listing commands for NAT rules, in order of preference: (argv, source name, parser name).
@@ -31,7 +32,7 @@ NAT_COMMANDS: Final = (
 )
 
 
-def _has_snat_expr(node: Any) -> bool:
+def _has_snat_expr(node: JsonValue) -> bool:
     if isinstance(node, dict):
         if "masquerade" in node or "snat" in node:
             return True
@@ -51,10 +52,11 @@ def nft_has_source_nat(text: str) -> bool:
         ParseError: the text is not nft's JSON.
     """
     doc = load_json(text, "nft -j list ruleset")
-    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
         raise ParseError("nft -j list ruleset: expected {\"nftables\": [...]}")
-    return any(isinstance(item, dict) and "rule" in item and _has_snat_expr(item["rule"].get("expr"))
-               for item in doc["nftables"])
+    return any(isinstance(item, dict) and isinstance(rule := item.get("rule"), dict) and _has_snat_expr(rule.get("expr"))
+               for item in items)
 
 
 _IPTABLES_SNAT = re.compile(r"\s-j\s+(MASQUERADE|SNAT)(\s|$)")

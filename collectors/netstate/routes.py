@@ -12,7 +12,7 @@ import ipaddress
 import sys
 from typing import Final, Literal
 
-from collectors.netstate.errors import ParseError, load_json
+from collectors.netstate.errors import ParseError, json_int, json_objects, json_text, load_json
 from collectors.netstate.models import Family, Forwarding, Route
 
 # /proc/net/route and /proc/net/ipv6_route flags (linux/route.h, linux/ipv6_route.h)
@@ -34,20 +34,20 @@ def parse_ip_routes(text: str, family: Family) -> tuple[Route, ...]:
     Raises:
         ParseError: the text is not iproute2's JSON list of routes.
     """
-    doc = load_json(text, "ip -j route")
-    if not isinstance(doc, list):
-        raise ParseError("ip -j route: expected a JSON list")
+    entries = json_objects(load_json(text, "ip -j route"), "ip -j route")
     default = "0.0.0.0/0" if family == "ipv4" else "::/0"
     routes = []
-    for entry in doc:
+    for entry in entries:
         if entry.get("type", "unicast") != "unicast" or entry.get("table", "main") == "local":
             continue
-        destination = ipaddress.ip_network(default if entry["dst"] == "default" else entry["dst"], strict=False)
+        dst = json_text(entry, "dst", "ip -j route")
+        destination = ipaddress.ip_network(default if dst == "default" else dst, strict=False)
         table = str(entry.get("table", "main"))
-        metric = int(entry.get("metric", 0))
-        for hop in entry.get("nexthops") or [entry]:
+        metric = json_int(entry, "metric", 0, "ip -j route")
+        hops = entry.get("nexthops") or [entry]
+        for hop in json_objects(hops, "ip -j route nexthops"):
             gateway = hop.get("gateway")
-            routes.append(Route(destination, ipaddress.ip_address(gateway) if gateway else None,
+            routes.append(Route(destination, ipaddress.ip_address(json_text(hop, "gateway", "ip -j route")) if gateway else None,
                                 str(hop.get("dev", "")), metric, table))
     return tuple(routes)
 

@@ -184,6 +184,27 @@ def test_ip_output_that_is_not_a_link_list_is_a_parse_error(text: str) -> None:
         parse_ip_links(text)
 
 
+@pytest.mark.parametrize(("parse", "text", "what"), [
+    (parse_ip_links, '[{"ifname": {"a": 1}}]', "ifname"),
+    (parse_ip_links, '[{"ifname": "eth0", "mtu": [1500]}]', "mtu"),
+    (parse_ip_links, '[{"ifname": "eth0", "linkinfo": ["vxlan"]}]', "linkinfo"),
+    (parse_ip_links, '["eth0"]', "list of JSON objects"),
+    (parse_ip_addresses, '[{"ifname": "eth0", "addr_info": {"local": "10.0.0.1"}}]', "addr_info"),
+    (parse_ip_addresses, '[{"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.0.1"}]}]', "prefixlen"),
+    (parse_ip_addresses, '[{"ifname": "eth0", "addr_info": [{"family": "inet", "local": 7, "prefixlen": 8}]}]', "local"),
+    (lambda text: parse_ip_routes(text, "ipv4"), '[{"type": "unicast"}]', "dst"),
+    (lambda text: parse_ip_routes(text, "ipv4"), '[{"dst": "default", "metric": {"x": 1}}]', "metric"),
+    (lambda text: parse_ip_routes(text, "ipv4"), '[{"dst": "default", "nexthops": [5]}]', "nexthops"),
+    (lambda text: parse_ip_routes(text, "ipv4"), '[{"dst": "default", "gateway": 17}]', "gateway"),
+])
+def test_iproute2_json_of_an_unexpected_shape_is_a_parse_error_naming_the_key(
+    parse: Callable[[str], object], text: str, what: str
+) -> None:
+    """Before, these raised TypeError, AttributeError or KeyError out of the collector instead of a ParseError."""
+    with pytest.raises(ParseError, match=what):
+        parse(text)
+
+
 # -- sysfs -------------------------------------------------------------------------------
 
 def test_sysfs_tree_of_the_lab_namespace() -> None:
