@@ -45,7 +45,7 @@ from server.auth.views import router as auth_router
 from server.backup import hold_server_lock
 from server.database import make_engine, make_sessionmaker, migrate, rows_affected, transaction
 from server.duties.views import router as duties_router
-from server.errors import ERROR_RESPONSES, ApiError, ErrorBody, FieldError, field_errors
+from server.errors import ERROR_RESPONSES, ApiError, FieldError, field_errors
 from server.findings.views import router as findings_router
 from server.history.build import build_history
 from server.history.read import build_reader
@@ -141,8 +141,12 @@ async def _empty() -> Message:
 
 
 def _error_body(exc: ApiError) -> dict[str, object]:
-    """`{"detail", "reason"}`, and `errors` when the error has per-field details."""
-    return ErrorBody(detail=exc.message, reason=exc.reason, errors=exc.errors or None).model_dump(exclude_none=True)
+    """`{"detail", "reason"}` (the shape `ErrorBody` documents), and `errors` when the error has per-field details.
+    A plain dict: the 503s that shed load are built here, when the server has the least time to spare."""
+    body: dict[str, object] = {"detail": exc.message, "reason": exc.reason}
+    if exc.errors:
+        body["errors"] = exc.errors
+    return body
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None, role: Role = "all") -> FastAPI:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerting.channel import ReceiverBase
 from alerting.notify import DeliveryError, PermanentDeliveryError, deliver
 from core.jsontypes import JsonObject, JsonValue
 from server.alerting.models import Notification
+from server.database import rows_affected
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ def _claim(sessions: sessionmaker[Session], notification_id: int, now: datetime)
     with sessions() as session, session.begin():
         result = session.execute(update(Notification).where(Notification.id == notification_id, Notification.status == "pending")
                                  .values(status="sending", next_attempt_at=now))  # fmt: skip
-        assert isinstance(result, CursorResult)  # an UPDATE always yields one
-        row = session.get(Notification, notification_id) if result.rowcount else None
+        row = session.get(Notification, notification_id) if rows_affected(result) else None
         return _Claimed(row.kind, row.receiver, dict(row.body)) if row is not None else None
 
 

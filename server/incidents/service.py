@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.jsontypes import JsonObject, JsonValue
+from core.jsontypes import JsonObject
 from server import access as scope
 from server.access import Access
 from server.agencies.models import Agency
@@ -36,15 +36,16 @@ STATUS_ZH = {"open": "已登记", "investigating": "调查中", "contained": "�
 KIND_ZH = {"created": "创建", "note": "记录", "evidence": "证据", "status": "状态变更", "alert": "告警", "finding": "发现"}
 
 
-def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, text: str, data: Mapping[str, JsonValue]) -> str:
+def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, text: str, data: Mapping[str, object]) -> str:
     canonical = json.dumps({"seq": seq, "at": at.isoformat(), "actor": actor, "kind": kind, "text": text, "data": data},
                            ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)  # fmt: skip
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def append(session: Session, incident: Incident, *, actor: str, kind: str, text: str, data: Mapping[str, JsonValue],
+def append(session: Session, incident: Incident, *, actor: str, kind: str, text: str, data: Mapping[str, object],
            at: datetime) -> TimelineEntry:  # fmt: skip
-    """Add one entry at the end of the chain (the only way entries are written)."""
+    """Add one entry at the end of the chain (the only way entries are written). `data` is stored as JSON; a value
+    JSON cannot hold (a time) as its str()."""
     last = session.scalar(select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.seq.desc()).limit(1))
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     stored: JsonObject = json.loads(json.dumps(data, default=str))  # a copy, exactly as the database will give it back
@@ -81,7 +82,7 @@ class _Origin:
     agency_id: int | None  # a finding by id
     evidence_kind: str
     evidence_text: str
-    evidence: JsonObject
+    evidence: dict[str, object]
 
 
 def _from_alert(session: Session, *, access: Access, fingerprint: str, title: str | None) -> _Origin:
@@ -90,13 +91,8 @@ def _from_alert(session: Session, *, access: Access, fingerprint: str, title: st
     title = title or record.annotations.get("summary_zh") or record.alertname
     return _Origin(title=title, severity=record.severity, agency_code=record.agency_code or None, agency_id=None,
                    evidence_kind="alert", evidence_text=f"由告警创建：{title}",
-                   evidence={"fingerprint": record.fingerprint, "labels": dict[str, JsonValue](record.labels),
-                             "annotations": dict[str, JsonValue](record.annotations), "fired_at": _text_of(record.fired_at)})  # fmt: skip
-
-
-def _text_of(at: datetime | None) -> str | None:
-    """A time as the timeline has always stored it (str(), as json.dumps(default=str) wrote it), or None."""
-    return None if at is None else str(at)
+                   evidence={"fingerprint": record.fingerprint, "labels": record.labels, "annotations": record.annotations,
+                             "fired_at": record.fired_at})  # fmt: skip
 
 
 def _from_finding(session: Session, *, access: Access, finding_id: int) -> _Origin:
@@ -108,7 +104,7 @@ def _from_finding(session: Session, *, access: Access, finding_id: int) -> _Orig
     return _Origin(title=texts["title"], severity=finding.severity, agency_code=None, agency_id=finding.agency_id,
                    evidence_kind="finding", evidence_text=f"由发现创建：{texts['title']}（{texts['article']}）",
                    evidence={"finding_id": finding.id, "rule_id": finding.rule_id, "subject": finding.subject,
-                             "evidence": list[JsonValue](finding.evidence)})  # fmt: skip
+                             "evidence": finding.evidence})  # fmt: skip
 
 
 def _origin(session: Session, *, access: Access, alert: str | None, finding_id: int | None,
