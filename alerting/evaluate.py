@@ -191,7 +191,7 @@ class Evaluator:
     # unless an open alert's series is away: see _held); absence rules, group → fingerprint (bounded by NODATA_FP_LIMIT).
     _index: dict[RuleKey, dict[Any, str]] = field(default_factory=dict)
     _nodata_fps: dict[tuple[str, str, SeriesKey], str] = field(default_factory=dict)  # (rule, severity, series) → NoData fp
-    _tag_names: dict[str, set[str]] = field(default_factory=dict)  # per measurement, every tag name its series had
+    _tag_names: dict[str, set[str]] = field(default_factory=dict)  # per measurement, every tag name its series have
     max_series: int = MAX_SERIES
     evicted_series: int = 0  # series forgotten to stay within max_series
     forgotten_findings: int = 0  # closed findings dropped once their alerts were evaluated
@@ -232,6 +232,8 @@ class Evaluator:
             del self._series[measurement][key]
         self._series_total -= len(oldest)
         self.evicted_series += len(oldest)
+        # the tag names of the series kept (agents choose tag names: the forgotten series' names go with them)
+        self._tag_names = {m: {name for key in by_key for name, _ in key} for m, by_key in self._series.items() if by_key}
         self.drop_caches()
 
     def drop_caches(self) -> None:

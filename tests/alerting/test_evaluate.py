@@ -269,6 +269,17 @@ def test_series_are_bounded_least_recently_updated_first_and_a_firing_alert_is_n
     assert states(ev)[("HostCpuHigh", "h-hot")][0] == "firing"  # forgotten or not: missing data never resolves it
 
 
+def test_tag_names_of_forgotten_series_are_forgotten_with_them():
+    """The tag names seen per measurement (whether a rule's labels override a tag) are bounded by the series kept:
+    agents choose tag names, and a stream of new ones must not grow the evaluator past `max_series`."""
+    ev = Evaluator(load_rules(RULES).rules(), max_series=20)
+    for n in range(200):
+        ev.observe("host_cpu", {"host": "h", f"tag{n}": "x"}, {"usage_percent": 10.0}, T0 + timedelta(seconds=n))
+    assert ev.series_count <= 20
+    names = ev._tag_names["host_cpu"]  # noqa: SLF001 - the bounded state itself is what is tested
+    assert "tag0" not in names and "tag199" in names and len(names) <= ev.series_count + 1  # + "host"
+
+
 def test_closed_findings_are_forgotten_once_their_alerts_resolved():
     ev = Evaluator(load_rules(RULES).rules())
     common = {"rule_id": "undeclared_network", "subject": "192.168.77.0/24", "agency": "health", "article": "第九条",
