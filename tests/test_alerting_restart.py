@@ -139,7 +139,8 @@ def test_with_two_workers_one_evaluates_everything_and_notifies_once(tmp_path: P
                     sample = {"measurement": "test_disk", "fields": {"free_ratio": 0.01}, "timestamp": datetime.now(UTC).isoformat()}
                     response = httpx.post(f"{server.url}/api/v1/ingest", json={"batch_id": f"b{i}-{attempt}", "samples": [sample]}, headers=agent)
                     assert response.status_code == 200, response.text
-            wait_until(lambda: receiver.posts, 30, "the grouped notification")
+            # a condition: group_wait (10 s) after the jobs process, which starts beside the workers, took the lease
+            wait_until(lambda: receiver.posts, 60, "the grouped notification")
             _wait_for_more_rounds(server, 3)  # nothing is sent twice
             assert len(receiver.posts) == 1
             hosts = sorted(a["labels"]["host"] for a in receiver.posts[0][1]["alerts"])

@@ -67,10 +67,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _nothing() -> tuple[()]:
-    return ()
-
-
 class NetstateCollector:
     """Observes the network of the host (its network namespace) the agent runs on.
 
@@ -130,9 +126,11 @@ class NetstateCollector:
         async with first_failure_group() as group:
             reading_files = group.create_task(asyncio.to_thread(_read_files, self.root))
             nat = group.create_task(detect_nat(self.root, tool=self._tool, warn_once=self._warn_once))
-            sockets = group.create_task(asyncio.to_thread(read_listening_sockets) if self.live else _nothing())
             peers = group.create_task(wireguard_peers(tool=self._tool, warn_once=self._warn_once))
             commands_run = [group.create_task(run_required(argv)) for argv in commands]
+        # After the commands: a child of ours between fork and exec holds this process's sockets too, and psutil
+        # may name it (no process name) as their owner (CI at b880966 saw the listener's socket under such a pid).
+        sockets = await asyncio.to_thread(read_listening_sockets) if self.live else ()
         files = reading_files.result()
         outputs = [task.result() for task in commands_run]
         if outputs:
@@ -145,7 +143,7 @@ class NetstateCollector:
             interfaces = tuple(link_from_sysfs(link) for link in files.links)
             addresses = addresses_from_ifaddrs(await asyncio.to_thread(psutil.net_if_addrs)) if self.live else ()
             routes = parse_proc_route(files.route) + parse_proc_ipv6_route(files.ipv6_route)
-        return NetState(interfaces, addresses, routes, files.forwarding, nat.result(), sockets.result(), peers.result())
+        return NetState(interfaces, addresses, routes, files.forwarding, nat.result(), sockets, peers.result())
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
